@@ -1,0 +1,1 @@
+"""The ``provkit`` command line: a thin shell over the library API."""

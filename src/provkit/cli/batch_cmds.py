@@ -1,0 +1,246 @@
+"""``provkit batch prepare | inject | verify | run``: provisioning many devices.
+
+The commands are thin: options become :class:`~provkit.line.batch.BatchOptions`, the
+library does the work, and this module draws the progress bar (stderr) and the summary
+table, and points at the JSON report.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from provkit.cli._state import CliState
+from provkit.errors import BatchError
+from provkit.line.batch import Batch, BatchOptions
+from provkit.line.inject import InjectSettings
+from provkit.line.outcome import BatchReport, DeviceOutcome
+from provkit.registry import IdentityPattern, Registry, parse_identity_csv
+
+
+def default_registry(state: CliState | None) -> str:
+    """The SQLite registry in the FCU home (``<home>/registry.sqlite``)."""
+    from provkit.factory.paths import FcuPaths
+
+    home = FcuPaths.resolve(state.home_dir if state else None).home
+    return str(home / "registry.sqlite")
+
+
+def open_registry(ctx: click.Context, url: str | None, station: str | None) -> Registry:
+    """Open ``--registry`` (or the default) for this command; closed when the command ends."""
+    state = ctx.find_object(CliState)
+    registry = Registry.open(url or default_registry(state), station_id=station)
+    ctx.call_on_close(registry.close)
+    return registry
+
+
+registry_option = click.option(
+    "--registry",
+    "registry_url",
+    metavar="URL|PATH",
+    envvar="PROVKIT_REGISTRY",
+    help="Registry: SQLite file or postgresql://… (default: <home>/registry.sqlite).",
+)
+station_option = click.option(
+    "--station", envvar="PROVKIT_STATION_ID", help="Station id recorded on attempts (default: host name)."
+)
+
+
+class _RateColumn(ProgressColumn):
+    """Devices per second."""
+
+    def render(self, task: Task) -> Text:
+        """Render the task's speed."""
+        speed = task.finished_speed or task.speed
+        return Text("-- dev/s" if speed is None else f"{speed:,.1f} dev/s", style="progress.data.speed")
+
+
+class RichProgress:
+    """A :class:`~provkit.line.outcome.Progress` drawn with rich on stderr."""
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description:<8}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not enabled,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def start(self, step: str, total: int) -> None:
+        """Add a bar for ``step``."""
+        self.tasks[step] = self.progress.add_task(step, total=total)
+
+    def advance(self, step: str, outcome: DeviceOutcome | None = None) -> None:
+        """Advance ``step``'s bar by one device."""
+        if step in self.tasks:
+            self.progress.advance(self.tasks[step])
+
+
+def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every batch command."""
+    decorators = [
+        click.option(
+            "--out",
+            "out_dir",
+            required=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Batch directory (bundles, journal copy, report.json).",
+        ),
+        click.option(
+            "--devices",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="devices.csv: address[,endpoint_name,serial_number] (needed to create the batch).",
+        ),
+        registry_option,
+        station_option,
+        click.option("--endpoint-pattern", help="Allocate endpoint names, e.g. '{prefix}-{seq:06d}'."),
+        click.option("--serial-pattern", help="Allocate serial numbers (default: the endpoint pattern)."),
+        click.option("--prefix", default="", help="Value of {prefix} in the patterns."),
+        click.option(
+            "--identities",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Allocate from this CSV of endpoint_name,serial_number instead of a pattern.",
+        ),
+        click.option(
+            "--workers", type=click.IntRange(0), default=0, help="Prepare processes (0: one per core)."
+        ),
+        click.option("--concurrency", type=click.IntRange(1), default=16, show_default=True),
+        click.option(
+            "--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, help="Seconds."
+        ),
+        click.option("--connect-timeout", type=click.FloatRange(0.1), default=5.0, show_default=True),
+        click.option("--retries", type=click.IntRange(0), default=2, show_default=True),
+        click.option("--reprovision", is_flag=True, help="Replace devices already recorded as provisioned."),
+        click.option(
+            "--report",
+            "report_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Also write the JSON report here.",
+        ),
+        click.option("--no-progress", is_flag=True, help="Do not draw the progress bar."),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return click.pass_context(command)
+
+
+def _run_step(ctx: click.Context, step: str, **opts: Any) -> None:
+    state = ctx.find_object(CliState) or CliState()
+    registry = open_registry(ctx, opts["registry_url"], opts["station"])
+    pattern = None
+    if opts["endpoint_pattern"]:
+        pattern = IdentityPattern(
+            opts["endpoint_pattern"], opts["serial_pattern"] or "", prefix=opts["prefix"]
+        )
+    pool = None
+    if opts["identities"] is not None:
+        identities_file: Path = opts["identities"]
+        pool = f"csv:{identities_file.name}"[:128]
+        registry.load_pool(pool, parse_identity_csv(identities_file.read_text(encoding="utf-8-sig")))
+    options = BatchOptions(
+        home_dir=state.home_dir,
+        config_file=state.config_file,
+        pattern=pattern,
+        pool=pool,
+        workers=opts["workers"],
+        concurrency=opts["concurrency"],
+        inject=InjectSettings(
+            timeout_s=opts["timeout"], connect_timeout_s=opts["connect_timeout"], retries=opts["retries"]
+        ),
+        reprovision=opts["reprovision"],
+    )
+    console = Console(stderr=True)
+    progress = RichProgress(console, enabled=not opts["no_progress"])
+    batch = Batch.open(opts["out_dir"], registry, opts["devices"], options, progress)
+    with progress.progress:
+        report = {
+            "prepare": batch.prepare,
+            "inject": batch.inject,
+            "verify": batch.verify,
+            "run": batch.run,
+        }[step]()
+    if opts["report_path"] is not None:
+        try:
+            shutil.copyfile(batch.layout.report, opts["report_path"])
+        except OSError as exc:
+            raise BatchError(f"cannot write report {opts['report_path']}: {exc}") from exc
+    print_summary(console, report)
+    click.echo(f"report: {batch.layout.report}")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+def print_summary(console: Console, report: BatchReport, max_failures: int = 20) -> None:
+    """Counts per status, then the failed devices with their reasons."""
+    table = Table(title=f"batch {report.batch_id[:12]} · {report.step}")
+    table.add_column("status")
+    table.add_column("devices", justify="right")
+    for status, count in sorted(report.counts().items()):
+        table.add_row(status, str(count))
+    console.print(table)
+    failed = [d for d in report.devices if d.status in {"failed", "rejected", "interrupted"}]
+    if not failed:
+        return
+    # Plain lines rather than a table: reasons are long and must stay greppable in logs.
+    console.print("[bold]not provisioned:[/bold]")
+    for device in failed[:max_failures]:
+        code = "" if device.code is None else f"[{device.code}] "
+        who = " ".join(part for part in (device.address, device.endpoint_name or "") if part)
+        console.print(f"  line {device.line} {who}: {code}{device.reason}", markup=False, highlight=False)
+    if len(failed) > max_failures:
+        console.print(f"… and {len(failed) - max_failures} more in the JSON report")
+
+
+@click.group("batch")
+def batch_group() -> None:
+    """Provision many devices: prepare bundles, inject them, verify the answers."""
+
+
+@batch_group.command("prepare")
+@batch_options
+def prepare_cmd(ctx: click.Context, **opts: Any) -> None:
+    """Prepare bundles for every device (in parallel over CPU cores)."""
+    _run_step(ctx, "prepare", **opts)
+
+
+@batch_group.command("inject")
+@batch_options
+def inject_cmd(ctx: click.Context, **opts: Any) -> None:
+    """Send prepared bundles to the devices over TCP (--concurrency at once)."""
+    _run_step(ctx, "inject", **opts)
+
+
+@batch_group.command("verify")
+@batch_options
+def verify_cmd(ctx: click.Context, **opts: Any) -> None:
+    """Check the devices' answers and record the provisioned devices."""
+    _run_step(ctx, "verify", **opts)
+
+
+@batch_group.command("run")
+@batch_options
+def run_cmd(ctx: click.Context, **opts: Any) -> None:
+    """Prepare, inject and verify; run it again to resume after an interruption."""
+    _run_step(ctx, "run", **opts)

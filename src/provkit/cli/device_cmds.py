@@ -1,0 +1,250 @@
+"""``provkit device …``: run a device agent, or inspect and manage a device's storage.
+
+``serve`` is the factory client example's role (FTCD): it listens on TCP (or a serial
+line), prints ``Factory Client IP Address and Port : IP:PORT`` and feeds every bundle to
+FCC. The other commands work on the same storage offline.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+import click
+
+from provkit.wire.framing import DEFAULT_MAX_MESSAGE_BYTES
+
+STORAGE_HELP = "Device storage: an SQLite file path, or :memory: for a virtual device."
+
+
+@dataclass
+class _Device:
+    storage: Any
+    kcm: Any
+    fcc: Any
+
+
+@contextmanager
+def open_device(spec: str) -> Iterator[_Device]:
+    """Open the storage named by ``spec`` with its KCM and FCC; close it afterwards."""
+    # Imported here so that `provkit --help` and the factory commands never load the device side.
+    from provkit.device.fcc import FactoryConfiguratorClient
+    from provkit.device.kcm import Kcm
+    from provkit.device.storage import open_storage
+
+    storage = open_storage(spec)
+    try:
+        kcm = Kcm(storage)
+        yield _Device(storage, kcm, FactoryConfiguratorClient(kcm))
+    finally:
+        close = getattr(storage, "close", None)
+        if callable(close):
+            close()
+
+
+@click.group("device")
+def device_group() -> None:
+    """Run or inspect a device agent (the factory client side)."""
+
+
+storage_option = click.option("--storage", "storage", required=True, help=STORAGE_HELP)
+
+
+@device_group.command("serve")
+@click.option("--ip", default="127.0.0.1", show_default=True, help="IPv4 address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=7777, show_default=True, help="TCP port; 0 picks one."
+)
+@click.option("--storage", default=":memory:", show_default=True, help=STORAGE_HELP)
+@click.option("--serial", "serial_port", metavar="DEVICE", help="Serve on this serial port instead of TCP.")
+@click.option("--baud-rate", type=click.IntRange(1), default=115200, show_default=True, help="Serial speed.")
+@click.option("--once", is_flag=True, help="Exit after the first connection, like the C example.")
+@click.option("--wipe-on-first", is_flag=True, help="Delete all storage before the first bundle of this run.")
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds a frame may take before status 12 (network timeout) is answered.",
+)
+@click.option(
+    "--max-message-bytes",
+    type=click.IntRange(1, 0xFFFF_FFFF),
+    default=DEFAULT_MAX_MESSAGE_BYTES,
+    show_default=True,
+    help="Larger frames are refused with status 5.",
+)
+def serve_cmd(
+    ip: str,
+    port: int,
+    storage: str,
+    serial_port: str | None,
+    baud_rate: int,
+    once: bool,
+    wipe_on_first: bool,
+    read_timeout: float,
+    max_message_bytes: int,
+) -> None:
+    """Serve factory tool connections, feeding each bundle to FCC."""
+    from provkit.transport.agent import DeviceAgent
+    from provkit.transport.handlers import device_handlers
+    from provkit.transport.servers import SerialAgentServer, TcpAgentServer
+
+    with open_device(storage) as device:
+        agent = DeviceAgent(
+            device_handlers(device.fcc, device.kcm, wipe_on_first=wipe_on_first),
+            max_message_bytes=max_message_bytes,
+            read_timeout_s=read_timeout,
+        )
+        server: TcpAgentServer | SerialAgentServer
+        if serial_port is not None:
+            server = SerialAgentServer(agent, serial_port, baud_rate=baud_rate)
+        else:
+            server = TcpAgentServer(agent, ip, port, once=once)
+        try:
+            with _stop_on_signals(server.shutdown):
+                # The factory tool (and scripts) wait for this exact line: flush it at once.
+                click.echo(server.ready_line)
+                click.echo("Factory Client is waiting for incoming connection...")
+                sys.stdout.flush()
+                server.serve_forever()
+        finally:
+            server.close()
+        click.echo(f"Factory Client stopped after {agent.frames_served} message(s).")
+
+
+@contextmanager
+def _stop_on_signals(stop: Any) -> Iterator[None]:
+    """Call ``stop`` on SIGINT/SIGTERM while the block runs, then restore the old handlers."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _describe_certificate(data: bytes) -> dict[str, str]:
+    """Subject and validity of a DER certificate ({} when it does not parse)."""
+    from provkit.crypto.x509 import load_certificate
+    from provkit.errors import ProvkitError
+
+    try:
+        cert = load_certificate(data)
+    except (ProvkitError, ValueError):
+        return {}
+    return {
+        "subject": cert.subject.rfc4514_string(),
+        "not_before": _iso(cert.not_valid_before_utc),
+        "not_after": _iso(cert.not_valid_after_utc),
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _item_rows(device: _Device) -> list[dict[str, Any]]:
+    """One row per stored item; certificates get subject/validity, keys only their size."""
+    from provkit.device.kcm import ItemType
+
+    rows = []
+    for info in device.kcm.list_items():
+        item_type = ItemType(info.type)
+        row: dict[str, Any] = {
+            "type": item_type.name.lower(),
+            "name": info.name,
+            "size": info.size,
+            "factory": bool(info.is_factory),
+        }
+        if info.chain_length > 1:
+            row["chain_length"] = info.chain_length
+        if item_type is ItemType.CERTIFICATE:
+            # Only certificates are read back; private key bytes never leave the storage here.
+            row.update(_describe_certificate(device.kcm.item_get(info.name, item_type)))
+        rows.append(row)
+    return rows
+
+
+@device_group.command("show")
+@storage_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def show_cmd(storage: str, as_json: bool) -> None:
+    """List stored items: type, name, size, factory flag, certificate subject and validity."""
+    with open_device(storage) as device:
+        rows = _item_rows(device)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Device storage {storage}")
+    for column in ("Type", "Name", "Size", "Factory", "Subject", "Valid from", "Valid until"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["type"] + (f" (chain of {row['chain_length']})" if "chain_length" in row else ""),
+            row["name"],
+            str(row["size"]),
+            "yes" if row["factory"] else "no",
+            row.get("subject", ""),
+            row.get("not_before", ""),
+            row.get("not_after", ""),
+        )
+    Console(width=200).print(table)
+    click.echo(f"{len(rows)} item(s)")
+
+
+@device_group.command("verify")
+@storage_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def verify_cmd(storage: str, as_json: bool) -> None:
+    """Check the device is ready to connect; exit status 1 unless it is."""
+    with open_device(storage) as device:
+        result = device.fcc.verify_device_configured()
+    status = int(result.status)
+    info_message = result.message
+    warnings = list(result.warnings)
+    if as_json:
+        click.echo(json.dumps({"status": status, "message": info_message, "warnings": warnings}))
+    else:
+        click.echo(f"Status: {status}")
+        click.echo(f"InfoMessage: {info_message.rstrip()}")
+        for warning in warnings:
+            click.echo(f"Warning: {warning}")
+    if status != 0:
+        raise SystemExit(1)
+
+
+@device_group.command("reset")
+@storage_option
+def reset_cmd(storage: str) -> None:
+    """Factory reset: restore the factory items, drop everything stored since."""
+    with open_device(storage) as device:
+        device.fcc.factory_reset()
+    click.echo(f"Factory reset done: {storage}")
+
+
+@device_group.command("erase")
+@storage_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase_cmd(storage: str, yes: bool) -> None:
+    """Delete every item from the device storage (asks first unless --yes)."""
+    if not yes:
+        click.confirm(f"Erase every item in {storage}?", abort=True)
+    with open_device(storage) as device:
+        device.fcc.storage_delete()
+    click.echo(f"Storage erased: {storage}")

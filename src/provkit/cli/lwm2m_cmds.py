@@ -1,0 +1,229 @@
+"""``provkit lwm2m …``: build, inspect, provision and register LwM2M SenML configurations.
+
+Options mirror the reference tool's ``ptool.py``: ``-c ENDPOINT_CFG``, ``-e URN``,
+``-s SERVER``, ``-t TOKEN``, ``-C CERT``, ``-k PKEY``, ``-r PCERT``, ``-p SCERT``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from provkit.cli._errors import exit_with
+from provkit.errors import ProvkitError
+
+_PATH = click.Path(dir_okay=False, path_type=Path)
+_EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _tool_options(func: Any) -> Any:
+    options = [
+        click.option(
+            "-c",
+            "--endpoint_cfg",
+            "endpoint_cfg",
+            type=_EXISTING,
+            required=True,
+            help="Endpoint configuration (YAML or JSON).",
+        ),
+        click.option("-e", "--URN", "urn", help="Endpoint name (certificate CN, registration)."),
+        click.option(
+            "-C", "--cert", "cert", type=_EXISTING, help="Cert-config JSON: generate key and certificate."
+        ),
+        click.option("-k", "--pkey", "pkey", type=_EXISTING, help="Endpoint private key (DER/PEM), with -r."),
+        click.option(
+            "-r", "--pcert", "pcert", type=_EXISTING, help="Endpoint certificate (DER/PEM), with -k."
+        ),
+        click.option("-p", "--scert", "scert", type=_EXISTING, help="Server certificate (DER/PEM)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _prepare(
+    endpoint_cfg: Path,
+    urn: str | None,
+    cert: Path | None,
+    pkey: Path | None,
+    pcert: Path | None,
+    scert: Path | None,
+    server: Path | None = None,
+    token: str | None = None,
+) -> Any:
+    from provkit.factory.lwm2m import FactoryProvisioning
+
+    fp = FactoryProvisioning(endpoint_cfg, urn, server, token, cert)
+    if fp.cert_instances():
+        if scert is not None:
+            fp.set_server_cert(scert)
+        if cert is not None:
+            fp.generate_self_signed_cert()
+        elif pkey is not None and pcert is not None:
+            fp.set_endpoint_cert_and_key(pkey, pcert)
+    return fp
+
+
+@click.group("lwm2m")
+def lwm2m_group() -> None:
+    """LwM2M factory provisioning: SenML CBOR blobs of Security/Server/Device objects."""
+
+
+@lwm2m_group.command("build")
+@_tool_options
+@click.option("-o", "--output", type=_PATH, required=True, help="Where to write the SenML CBOR blob.")
+@click.option("--json", "json_out", type=_PATH, help="Also write the records as SenML JSON.")
+def build_cmd(
+    endpoint_cfg: Path,
+    urn: str | None,
+    cert: Path | None,
+    pkey: Path | None,
+    pcert: Path | None,
+    scert: Path | None,
+    output: Path,
+    json_out: Path | None,
+) -> None:
+    """Build a provisioning blob from an endpoint configuration."""
+    from provkit.lwm2m.senml_json import encode_json
+
+    try:
+        fp = _prepare(endpoint_cfg, urn, cert, pkey, pcert, scert)
+        blob = fp.provision_device(output=output)
+        if json_out is not None:
+            json_out.write_text(encode_json(fp.config.entries(), indent=1) + "\n", encoding="utf-8")
+    except ProvkitError as exc:
+        exit_with(exc)
+    click.echo(f"wrote {len(blob)} bytes, {len(fp.config.entries())} resources to {output}")
+
+
+def _shown(value: object, secret: bool, reveal: bool) -> str:
+    if isinstance(value, bytes):
+        if secret and not reveal:
+            return f"<{len(value)} secret bytes>"
+        return value.hex() if len(value) <= 32 else f"{value[:32].hex()}… ({len(value)} bytes)"
+    return str(value)
+
+
+@lwm2m_group.command("inspect")
+@click.argument("blob", type=_EXISTING)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--generic", is_flag=True, help="Decode any RFC 8428 pack instead of applying the device rules."
+)
+@click.option("--reveal", is_flag=True, help="Show secret values (Secret Key) instead of masking them.")
+def inspect_cmd(blob: Path, fmt: str, generic: bool, reveal: bool) -> None:
+    """Show the records of a SenML CBOR blob as a table or JSON."""
+    from provkit.lwm2m.objects import resource_spec
+    from provkit.lwm2m.senml_cbor import decode_cbor
+    from provkit.lwm2m.strict import decode_strict
+
+    data = blob.read_bytes()
+    try:
+        rows: list[dict[str, object]] = []
+        if generic:
+            for record in decode_cbor(data):
+                rows.append(
+                    {"path": record.name, "label": record.label, "value": _shown(record.value, False, True)}
+                )
+        else:
+            from provkit.lwm2m.senml import value_label
+
+            for entry in decode_strict(data):
+                oid, _, rid, *_ = entry.ids
+                spec = resource_spec(oid, rid)
+                rows.append(
+                    {
+                        "path": entry.path,
+                        "resource": spec.name if spec else "?",
+                        "label": value_label(entry.value),
+                        "value": _shown(entry.value, bool(spec and spec.secret), reveal),
+                    }
+                )
+    except ProvkitError as exc:
+        exit_with(exc)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{blob.name}: {len(rows)} records, {len(data)} bytes")
+    for column in rows[0] if rows else ("path",):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    Console().print(table)
+
+
+@lwm2m_group.command("provision")
+@_tool_options
+@click.option("-s", "--server", type=_EXISTING, help="Coiote server JSON (url, port, domain).")
+@click.option("-t", "--token", help="Coiote access token.")
+@click.option("--tcp", "tcp", metavar="IP:PORT", help="Device agent address.")
+@click.option("--serial", "serial_port", help="Device serial port.")
+@click.option("--baud-rate", default=115200, show_default=True)
+@click.option("--file", "file_path", type=_PATH, help="Write the framed request here (offline delivery).")
+@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
+def provision_cmd(
+    endpoint_cfg: Path,
+    urn: str | None,
+    cert: Path | None,
+    pkey: Path | None,
+    pcert: Path | None,
+    scert: Path | None,
+    server: Path | None,
+    token: str | None,
+    tcp: str | None,
+    serial_port: str | None,
+    baud_rate: int,
+    file_path: Path | None,
+    timeout_s: float,
+) -> None:
+    """Provision a device over TCP, serial or a file; register it if -s, -t and -e are given."""
+    from provkit.transport.links import FileLink, SerialLink, TcpLink
+    from provkit.wire.framing import LWM2M_TOKEN
+
+    if sum(x is not None for x in (tcp, serial_port, file_path)) != 1:
+        raise click.UsageError("give exactly one of --tcp, --serial, --file")
+    try:
+        fp = _prepare(endpoint_cfg, urn, cert, pkey, pcert, scert, server, token)
+        if file_path is not None:
+            written = FileLink(file_path).write(fp.build_blob(), token=LWM2M_TOKEN)
+            click.echo(f"wrote framed request to {written}")
+        else:
+            link: TcpLink | SerialLink
+            if tcp is not None:
+                host, _, port = tcp.rpartition(":")
+                if not port.isdigit():
+                    raise click.UsageError("--tcp needs IP:PORT")
+                link = TcpLink(host or "127.0.0.1", int(port))
+            else:
+                assert serial_port is not None
+                link = SerialLink(serial_port, baud_rate=baud_rate)
+            with link:
+                fp.provision_device(link, timeout_s=timeout_s)
+            click.echo(f"device accepted {fp.last_result.written} resources")
+        if server is not None and token and urn:
+            fp.register()
+            click.echo(f"registered {urn}")
+    except ProvkitError as exc:
+        exit_with(exc)
+
+
+@lwm2m_group.command("register")
+@click.option("-c", "--endpoint_cfg", "endpoint_cfg", type=_EXISTING, required=True)
+@click.option("-e", "--URN", "urn", required=True)
+@click.option("-s", "--server", type=_EXISTING, required=True)
+@click.option("-t", "--token", required=True)
+def register_cmd(endpoint_cfg: Path, urn: str, server: Path, token: str) -> None:
+    """Register a device in the management server (Coiote REST API)."""
+    from provkit.factory.lwm2m import FactoryProvisioning
+
+    try:
+        answer = FactoryProvisioning(endpoint_cfg, urn, server, token, None).register()
+    except ProvkitError as exc:
+        exit_with(exc)
+    click.echo(json.dumps({"registered": urn, "server": answer}))

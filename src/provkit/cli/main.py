@@ -1,0 +1,131 @@
+"""Root of the ``provkit`` command line.
+
+The root group takes the factory tool demo's global options and loads each subcommand
+lazily, so ``provkit device serve`` on a production line does not import the registry's
+database drivers and ``provkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Final
+
+import click
+
+from provkit import __version__
+from provkit.cli._errors import exit_with
+from provkit.cli._state import CliState
+from provkit.errors import ProvkitError
+
+# name -> "module:attribute" of a click command; imported only when that command runs.
+_SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "init": ("provkit.cli.factory_cmds:init_cmd", "Write a commented fcu.yml template."),
+    "setup": ("provkit.cli.factory_cmds:setup_cmd", "Create the factory CA (keystore)."),
+    "inject": ("provkit.cli.factory_cmds:inject_cmd", "Provision one device (prepare, write, verify)."),
+    "demo": ("provkit.cli.factory_cmds:demo_cmd", "Provision a virtual device on loopback."),
+    "device": ("provkit.cli.device_cmds:device_group", "Run or inspect a device agent."),
+    "batch": ("provkit.cli.batch_cmds:batch_group", "Provision many devices."),
+    "registry": ("provkit.cli.registry_cmds:registry_group", "Query the device registry."),
+    "lwm2m": ("provkit.cli.lwm2m_cmds:lwm2m_group", "LwM2M SenML factory provisioning."),
+}
+
+
+def load_command(target: str) -> click.Command:
+    """Import ``module:attribute`` and return the click command it names."""
+    module_name, _, attribute = target.partition(":")
+    command = getattr(importlib.import_module(module_name), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{target} is not a click command")
+    return command
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args: object, lazy: dict[str, tuple[str, str]], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """All subcommand names, loaded or not."""
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Import and return the subcommand ``cmd_name``."""
+        if cmd_name in self._lazy:
+            return load_command(self._lazy[cmd_name][0])
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the subcommand; a provkit error becomes a message and exit status 1."""
+        # Every subcommand's provkit errors end here: one message format, exit status 1.
+        try:
+            return super().invoke(ctx)
+        except ProvkitError as error:
+            exit_with(error)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Write the command list for ``--help``."""
+        # Help lists the one-line summaries without importing every subcommand.
+        rows = [(name, self._lazy[name][1]) for name in sorted(self._lazy)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def configure_logging(verbosity: int, log_file: Path | None) -> None:
+    """Send provkit's log records to stderr (and ``log_file``) at the chosen verbosity."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    logging.basicConfig(
+        level=level,
+        handlers=handlers,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+
+
+@click.group(cls=LazyGroup, lazy=_SUBCOMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="provkit")
+@click.option("-v", "--verbose", "verbosity", count=True, help="More output: -v info, -vv debug.")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), help="Also log to this file.")
+@click.option(
+    "--config-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="fcu.yml to use (default: <home>/config/fcu.yml).",
+)
+@click.option(
+    "--home-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FCU_HOME_DIR",
+    help="FCU home directory (default: $FCU_HOME_DIR or the working directory).",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    verbosity: int,
+    log_file: Path | None,
+    config_file: Path | None,
+    home_dir: Path | None,
+) -> None:
+    """Provision IoT devices with keys, certificates and configuration."""
+    configure_logging(verbosity, log_file)
+    ctx.obj = CliState(verbosity, log_file, config_file, home_dir)
+
+
+def main() -> None:
+    """Console entry point: run the CLI, turning provkit errors into exit status 1."""
+    try:
+        status = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        raise SystemExit(130) from None
+    except click.ClickException as error:
+        error.show()
+        raise SystemExit(error.exit_code) from None
+    if isinstance(status, int) and status:
+        raise SystemExit(status)

@@ -1,0 +1,166 @@
+"""Storing one bundle's groups in KCM, the way ``fcc_bundle_*_utils.c`` does.
+
+Every failure is raised as :class:`BundleFailure` carrying the ``ReturnStatus`` and the
+complete InfoMessage (``<prefix><item>``), so the handler only has to answer it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from provkit.codes import FccStatus, KcmStatus
+from provkit.crypto import csr, keys, x509
+from provkit.device import names as n
+from provkit.device.clock import DeviceClock
+from provkit.device.kcm import ItemType, Kcm, check_name
+from provkit.errors import CryptoError, StorageError
+from provkit.wire.bundle import CertificateChainItem, CertificateItem, ConfigParam, CsrRequest, KeyItem
+from provkit.wire.response import CsrResult
+
+_U64: Final = 1 << 64
+_KEY_TYPES: Final = {"ECCPrivate": ItemType.PRIVATE_KEY, "ECCPublic": ItemType.PUBLIC_KEY}
+_MD_SHA256: Final = 1
+_DEVICE_MEDIUM: Final = "Device"
+
+
+class BundleFailure(Exception):
+    """A bundle failed; the handler answers ``status`` with ``message``.
+
+    Attributes:
+        status: the ``ReturnStatus``.
+        message: the full InfoMessage.
+        respond: ``False`` when FCC produces no response at all (factory disabled).
+    """
+
+    def __init__(self, status: FccStatus, message: str, *, respond: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.respond = respond
+
+    @classmethod
+    def of(cls, status: FccStatus, item: str = "") -> BundleFailure:
+        """Build the failure with FCC's prefix for ``status`` and the item name."""
+        return cls(status, status.prefix + item)
+
+    @classmethod
+    def kcm(cls, error: StorageError, item: str | None = None) -> BundleFailure:
+        """Convert a KCM failure as ``fcc_bundle_store_kcm_error_info`` does."""
+        status = error.kcm_status
+        return cls(status.fcc_status, status.prefix + (error.item if item is None else item))
+
+
+def store_key(kcm: Kcm, item: KeyItem) -> None:
+    """Store a ``Keys`` entry."""
+    try:
+        kcm.item_store(item.name, _KEY_TYPES[item.type], item.data)
+    except StorageError as exc:
+        raise BundleFailure.kcm(exc, item.name) from exc
+
+
+def _check_with_key(kcm: Kcm, cert_der: bytes, cert_name: str, prkn: str) -> None:
+    # kcm_certificate_verify_with_private_key: a missing key or a mismatch is status 34.
+    try:
+        key = kcm.private_key(prkn)
+    except StorageError as exc:
+        raise BundleFailure(
+            FccStatus.CERTIFICATE_PUBLIC_KEY_CORRELATION_ERROR, exc.kcm_status.prefix + prkn
+        ) from exc
+    try:
+        matches = x509.matches_private_key(kcm.certificate(cert_der), key)
+    except CryptoError as exc:
+        raise BundleFailure(
+            FccStatus.KCM_CRYPTO_ERROR, KcmStatus.CRYPTO_PARSING_DER_CERT.prefix + cert_name
+        ) from exc
+    if not matches:
+        status = KcmStatus.SELF_GENERATED_CERTIFICATE_VERIFICATION_ERROR
+        raise BundleFailure(status.fcc_status, status.prefix + cert_name)
+
+
+def store_certificate(kcm: Kcm, item: CertificateItem) -> None:
+    """Store a ``Certificates`` entry, checking it against ``PrKN`` first."""
+    try:
+        check_name(item.name)
+        if item.prkn is not None:
+            _check_with_key(kcm, item.data, item.name, item.prkn)
+        kcm.item_store(item.name, ItemType.CERTIFICATE, item.data)
+    except StorageError as exc:
+        raise BundleFailure.kcm(exc, item.name) from exc
+
+
+def store_chain(kcm: Kcm, item: CertificateChainItem) -> None:
+    """Store a ``CertificateChains`` entry, checking the leaf against ``PrKN``."""
+    try:
+        kcm.cert_chain_store(item.name, item.certificates)
+        if item.prkn is not None:
+            _check_with_key(kcm, item.certificates[0], item.name, item.prkn)
+    except StorageError as exc:
+        raise BundleFailure.kcm(exc, item.name) from exc
+
+
+def config_bytes(param: ConfigParam) -> bytes:
+    """Return the bytes FCC stores for a config param (§1.6).
+
+    Integers become a little-endian uint64, cut to 4 bytes for UseBootstrap,
+    MemoryTotalKB and FirstToClaim; bignums beyond 64 bits keep their big-endian bytes.
+
+    Raises:
+        BundleFailure: 20 for a negative integer below int64.
+    """
+    data = param.data
+    if data is None:
+        return b""
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, bytes):
+        return data
+    if data >= _U64:
+        return data.to_bytes((data.bit_length() + 7) // 8, "big")
+    if data < -(1 << 63):
+        raise BundleFailure.of(FccStatus.BUNDLE_ERROR)
+    raw = (data % _U64).to_bytes(8, "little")
+    return raw[:4] if param.name in n.FOUR_BYTE_INTEGERS else raw
+
+
+def store_config(kcm: Kcm, clock: DeviceClock, param: ConfigParam) -> None:
+    """Store a ``ConfigParams`` entry; ``mbed.CurrentTime`` sets the clock instead."""
+    if param.name == n.CURRENT_TIME:
+        if not isinstance(param.data, int) or not 0 <= param.data < _U64:
+            raise BundleFailure.of(FccStatus.BUNDLE_ERROR)
+        clock.set(param.data)
+        return
+    try:
+        kcm.item_store(param.name, ItemType.CONFIG, config_bytes(param))
+    except StorageError as exc:
+        raise BundleFailure.kcm(exc, param.name) from exc
+
+
+def process_csr(kcm: Kcm, request: CsrRequest) -> CsrResult:
+    """Generate a P-256 key pair on the device, store it and return its CSR (§1.7)."""
+    name = request.prkn
+    storage = request.storage
+    if storage is not None and (
+        storage.private != _DEVICE_MEDIUM or storage.public not in (None, _DEVICE_MEDIUM)
+    ):
+        # No secure element here: "SE" is not supported.
+        raise BundleFailure.of(FccStatus.NOT_SUPPORTED)
+    want_public = storage is not None and storage.public is not None
+    try:
+        check_name(name)
+        if request.md != _MD_SHA256:
+            raise StorageError("only SHA-256 is supported", kcm_status=KcmStatus.CRYPTO_INVALID_MD_TYPE)
+        if kcm.item_exists(name, ItemType.PRIVATE_KEY) or (
+            want_public and kcm.item_exists(name, ItemType.PUBLIC_KEY)
+        ):
+            raise StorageError("generated key name exists", kcm_status=KcmStatus.KEY_EXIST)
+        key = keys.generate_p256()
+        try:
+            der = csr.build_csr(key, request.subject, request.key_usage, request.ext_key_usage)
+        except CryptoError as exc:
+            raise StorageError(str(exc), kcm_status=KcmStatus.CRYPTO_INVALID_NAME_FORMAT) from exc
+        kcm.item_store(name, ItemType.PRIVATE_KEY, keys.private_key_der(key))
+        if want_public:
+            kcm.item_store(name, ItemType.PUBLIC_KEY, keys.public_key_der(key))
+    except StorageError as exc:
+        raise BundleFailure.kcm(exc, name) from exc
+    return CsrResult(name, der)

@@ -1,0 +1,164 @@
+"""The device side of LwM2M factory provisioning: accept a SenML CBOR blob into secure storage.
+
+It does what Anjay's ``anjay_factory_provision()`` does (``anjay-lwm2m.md`` §4.1), against
+KCM instead of Anjay's data model:
+
+1. decode the blob under the device's SenML rules (:mod:`provkit.lwm2m.strict`);
+2. check every path against the objects this device supports (Security /0, Server /1,
+   Device /3) and every value against its resource type;
+3. validate the Security and Server rules (§4.3), and in certificate modes that the
+   certificate parses and matches its private key;
+4. in one storage transaction, wipe the previous LwM2M configuration and write the new
+   one; any failure rolls everything back, so the device keeps its old configuration.
+
+The answer is an :class:`~provkit.lwm2m.response.AcceptResult` (code and reason).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from provkit.crypto import keys, x509
+from provkit.device.kcm import Kcm
+from provkit.device.lwm2m import store
+from provkit.errors import CryptoError, SenmlError, StorageError
+from provkit.lwm2m.objects import OBJECTS, resource_spec
+from provkit.lwm2m.paths import PathError
+from provkit.lwm2m.response import AcceptResult, AcceptStatus
+from provkit.lwm2m.senml import Entry
+from provkit.lwm2m.strict import decode_strict
+from provkit.lwm2m.types import check_value
+from provkit.lwm2m.validate import ConfigurationRejected, group_instances, validate_instances
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BLOB_BYTES: Final = 64 * 1024
+"""Largest blob accepted (the transport frame limit)."""
+
+SUPPORTED_OBJECTS: Final = frozenset(OBJECTS)
+"""Objects whose instances the acceptor stores."""
+
+
+class _Refused(Exception):
+    def __init__(self, status: AcceptStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def _typed(entry: Entry) -> Entry:
+    oid, iid, rid, *rest = entry.ids
+    if oid not in SUPPORTED_OBJECTS:
+        raise _Refused(AcceptStatus.NOT_FOUND, f"{entry.path}: object {oid} is not supported by this device")
+    if not OBJECTS[oid].multiple and iid != 0:
+        raise _Refused(AcceptStatus.NOT_FOUND, f"{entry.path}: {OBJECTS[oid].name} has only instance 0")
+    spec = resource_spec(oid, rid)
+    if spec is None:
+        raise _Refused(AcceptStatus.NOT_FOUND, f"{entry.path}: object {oid} has no resource {rid}")
+    if spec.multiple != bool(rest):
+        why = "needs a resource instance id" if spec.multiple else "is a single-instance resource"
+        raise _Refused(AcceptStatus.BAD_PATH, f"{entry.path}: {spec.name} {why}")
+    try:
+        return Entry(entry.path, check_value(spec, entry.value))
+    except SenmlError as exc:
+        raise _Refused(AcceptStatus.BAD_VALUE, f"{entry.path}: {exc}") from exc
+
+
+def _check_certificates(instances: dict[tuple[int, int], dict[int, object]]) -> None:
+    for (oid, iid), res in sorted(instances.items()):
+        if oid != 0 or res.get(2) not in (2, 4):
+            continue
+        cert_der, key_der = res.get(3), res.get(5)
+        assert isinstance(cert_der, bytes) and isinstance(key_der, bytes)  # validated before
+        try:
+            cert = x509.load_certificate(cert_der)
+        except CryptoError as exc:
+            raise _Refused(AcceptStatus.VALIDATION_FAILED, f"/0/{iid}/3: not a certificate: {exc}") from exc
+        try:
+            key = keys.load_private_key(key_der)
+        except CryptoError:
+            # Non-EC keys (RSA) are accepted unparsed; they must at least be DER.
+            if key_der[:1] != b"\x30":
+                raise _Refused(AcceptStatus.VALIDATION_FAILED, f"/0/{iid}/5: not a DER private key") from None
+            continue
+        if not x509.matches_private_key(cert, key):
+            raise _Refused(
+                AcceptStatus.VALIDATION_FAILED,
+                f"/0/{iid}/5: the private key does not match the certificate /0/{iid}/3",
+            )
+
+
+class Lwm2mAcceptor:
+    """Accepts SenML CBOR provisioning blobs into a device's KCM.
+
+    Args:
+        kcm: the device's secure storage.
+        max_blob_bytes: blobs above this are refused unread.
+    """
+
+    def __init__(self, kcm: Kcm, *, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> None:
+        self.kcm = kcm
+        self.max_blob_bytes = max_blob_bytes
+
+    def _check(self, blob: bytes) -> list[Entry]:
+        if len(blob) > self.max_blob_bytes:
+            raise _Refused(AcceptStatus.MALFORMED, f"blob of {len(blob)} bytes exceeds {self.max_blob_bytes}")
+        try:
+            decoded = decode_strict(blob)
+        except PathError as exc:
+            raise _Refused(AcceptStatus.BAD_PATH, str(exc)) from exc
+        except SenmlError as exc:
+            raise _Refused(AcceptStatus.MALFORMED, str(exc)) from exc
+        entries = [_typed(entry) for entry in decoded]
+        instances = group_instances(entries)
+        try:
+            validate_instances(instances)
+        except ConfigurationRejected as exc:
+            raise _Refused(AcceptStatus.VALIDATION_FAILED, str(exc)) from exc
+        _check_certificates(instances)  # type: ignore[arg-type]
+        return entries
+
+    def accept(self, blob: bytes) -> AcceptResult:
+        """Validate ``blob`` and replace the stored LwM2M configuration with it.
+
+        Never raises for bad input: every refusal is a result with a reason, and leaves
+        the previous configuration untouched.
+        """
+        try:
+            entries = self._check(bytes(blob))
+            modes = {
+                iid: mode
+                for (oid, iid), res in group_instances(entries).items()
+                if oid == 0 and isinstance(mode := res.get(2), int)
+            }
+            with self.kcm.transaction():
+                removed = store.wipe(self.kcm)
+                store.store(self.kcm, entries, modes)
+        except _Refused as exc:
+            _log.info("LwM2M blob refused (%s): %s", exc.status.name, exc)
+            return AcceptResult(exc.status, str(exc))
+        except StorageError as exc:
+            _log.warning("LwM2M configuration not stored: %s", exc)
+            return AcceptResult(AcceptStatus.STORAGE_ERROR, f"secure storage failed: {exc}")
+        _log.info("LwM2M configuration stored: %d resources (%d old items removed)", len(entries), removed)
+        return AcceptResult(AcceptStatus.OK, "", len(entries))
+
+    def configuration(self) -> list[Entry]:
+        """Return the stored LwM2M configuration, ordered by path."""
+        return store.load(self.kcm)
+
+    def wipe(self) -> int:
+        """Delete the stored LwM2M configuration; return the number of items removed."""
+        with self.kcm.transaction():
+            return store.wipe(self.kcm)
+
+
+def make_lwm2m_handler(kcm: Kcm) -> Callable[[bytes], bytes]:
+    """Return a device-agent handler for ``lwm2mfpv`` frames: blob in, encoded result out."""
+    acceptor = Lwm2mAcceptor(kcm)
+
+    def handle(message: bytes) -> bytes:
+        return acceptor.accept(message).encode()
+
+    return handle

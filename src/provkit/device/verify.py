@@ -1,0 +1,266 @@
+"""``fcc_verify_device_configured_4mbed_cloud()``: is the device ready for Device Management?
+
+Reproduces pelion-fcc.md §4 step by step: the same order, the same first-error-stops
+rule, the same statuses, prefixes and item names, and warnings in generation order.
+Not reproduced (as in a build without PAL secure time): the CA identifier check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from provkit.codes import SUCCESS_INFO_MESSAGE, FccStatus, FccWarning
+from provkit.crypto import x509
+from provkit.device import names as n
+from provkit.device.kcm import ItemType, Kcm
+from provkit.errors import CryptoError, ItemNotFoundError, StorageError
+
+TEN_YEARS_S: Final = 315_360_000
+"""10 × 365 days: below this remaining validity FCC warns."""
+FUTURE_TOLERANCE_S: Final = 60
+UUID_SIZE: Final = 16
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Outcome of device verification.
+
+    Attributes:
+        status: ``FccStatus.SUCCESS`` or the first error's status.
+        message: the InfoMessage: the success text or ``<prefix><item>``.
+        warnings: each warning as ``<prefix><item>``, in generation order.
+    """
+
+    status: FccStatus
+    message: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Whether verification passed (warnings allowed)."""
+        return self.status is FccStatus.SUCCESS
+
+    @property
+    def warning_info(self) -> str:
+        """The response's ``WarningInfo``: every warning followed by a newline."""
+        return "".join(w + "\n" for w in self.warnings)
+
+
+class _Failed(Exception):
+    def __init__(self, status: FccStatus, item: str) -> None:
+        super().__init__(item)
+        self.status = status
+        self.item = item
+
+
+def _fail(status: FccStatus, item: str) -> _Failed:
+    return _Failed(status, item)
+
+
+class _Verifier:
+    def __init__(self, kcm: Kcm, now: int) -> None:
+        self.kcm = kcm
+        self.now = now
+        self.warnings: list[str] = []
+
+    def warn(self, prefix: FccWarning, item: str) -> None:
+        self.warnings.append(prefix.value + item)
+
+    def config(self, name: str) -> bytes | None:
+        try:
+            return self.kcm.item_get(name, ItemType.CONFIG)
+        except ItemNotFoundError:
+            return None
+
+    def exists(self, name: str, item_type: ItemType) -> bool:
+        return self.kcm.item_exists(name, item_type)
+
+    # -------------------------------------------------------------- steps
+
+    def run(self) -> None:
+        self.time_sync()
+        bootstrap = self.bootstrap_mode()
+        self.general_info()
+        for name in n.META_DATA:
+            if not self.exists(name, ItemType.CONFIG):
+                raise _fail(FccStatus.ITEM_NOT_EXIST, name)
+        self.security_objects(n.BOOTSTRAP if bootstrap else n.LWM2M, n.LWM2M if bootstrap else n.BOOTSTRAP)
+        self.firmware_update()
+
+    def time_sync(self) -> None:
+        if self.now == 0:
+            self.warn(FccWarning.ITEM_NOT_SET, n.CURRENT_TIME)
+        if not self.config(n.TIMEZONE):
+            self.warn(FccWarning.ITEM_NOT_SET, n.TIMEZONE)
+        offset = self.config(n.UTC_OFFSET)
+        if not offset:
+            self.warn(FccWarning.ITEM_NOT_SET, n.UTC_OFFSET)
+        elif not _utc_offset_ok(offset):
+            raise _fail(FccStatus.UTC_OFFSET_WRONG_FORMAT, n.UTC_OFFSET)
+
+    def bootstrap_mode(self) -> bool:
+        raw = self.config(n.USE_BOOTSTRAP)
+        # FCC reads into a 4-byte buffer: a longer item is a read failure (25), a shorter one 27.
+        if raw is None or len(raw) > 4:
+            raise _fail(FccStatus.ITEM_NOT_EXIST, n.USE_BOOTSTRAP)
+        if len(raw) != 4:
+            raise _fail(FccStatus.WRONG_ITEM_DATA_SIZE, n.USE_BOOTSTRAP)
+        value = int.from_bytes(raw, "little")
+        if value not in (0, 1):
+            raise _fail(FccStatus.BOOTSTRAP_MODE_ERROR, n.USE_BOOTSTRAP)
+        if value == 0:
+            self.warn(FccWarning.BOOTSTRAP_MODE_FALSE, n.USE_BOOTSTRAP)
+        return value == 1
+
+    def general_info(self) -> None:
+        endpoint = self.config(n.ENDPOINT_NAME)
+        if endpoint is None:
+            raise _fail(FccStatus.ITEM_NOT_EXIST, n.ENDPOINT_NAME)
+        if not endpoint:
+            raise _fail(FccStatus.EMPTY_ITEM, n.ENDPOINT_NAME)
+
+    def security_objects(self, mode: n.ModeNames, other: n.ModeNames) -> None:
+        lwm2m = mode is n.LWM2M
+        # a. server CA certificate
+        if not self.exists(mode.ca, ItemType.CERTIFICATE):
+            raise _fail(FccStatus.ITEM_NOT_EXIST, mode.ca)
+        if self.exists(other.ca, ItemType.CERTIFICATE):
+            self.warn(FccWarning.REDUNDANT_ITEM, other.ca)
+        # b. server URI
+        uri_raw = self.config(mode.uri)
+        if uri_raw is None:
+            raise _fail(FccStatus.ITEM_NOT_EXIST, mode.uri)
+        if not uri_raw:
+            raise _fail(FccStatus.EMPTY_ITEM, mode.uri)
+        if self.exists(other.uri, ItemType.CONFIG):
+            self.warn(FccWarning.REDUNDANT_ITEM, other.uri)
+        uri = uri_raw.decode("utf-8", "replace")
+        if not uri.startswith(("coap://", "coaps://")):
+            raise _fail(FccStatus.URI_WRONG_FORMAT, mode.uri)
+        aid = _aid(uri)
+        if self.first_to_claim():
+            if lwm2m:
+                raise _fail(FccStatus.FIRST_TO_CLAIM_NOT_ALLOWED, n.FIRST_TO_CLAIM)
+            if aid is not None:
+                raise _fail(FccStatus.FIRST_TO_CLAIM_NOT_ALLOWED, mode.uri)
+        elif aid is None:
+            raise _fail(FccStatus.URI_WRONG_FORMAT, mode.uri)
+        # c. device key and certificate
+        self.device_credentials(mode, other, aid)
+
+    def first_to_claim(self) -> bool:
+        raw = self.config(n.FIRST_TO_CLAIM)
+        if raw is None:
+            return False
+        if len(raw) != 4:
+            raise _fail(FccStatus.WRONG_ITEM_DATA_SIZE, n.FIRST_TO_CLAIM)
+        return int.from_bytes(raw, "little") == 1
+
+    def device_credentials(self, mode: n.ModeNames, other: n.ModeNames, aid: str | None) -> None:
+        try:
+            key = self.kcm.private_key(mode.key)
+        except StorageError as exc:
+            raise _fail(exc.kcm_status.fcc_status, mode.key) from exc
+        except CryptoError as exc:
+            raise _fail(FccStatus.KCM_CRYPTO_ERROR, mode.key) from exc
+        if self.exists(other.key, ItemType.PRIVATE_KEY):
+            self.warn(FccWarning.REDUNDANT_ITEM, other.key)
+        try:
+            chain = [self.kcm.certificate(der) for der in self.kcm.cert_chain_get(mode.cert)]
+        except StorageError as exc:
+            raise _fail(exc.kcm_status.fcc_status, mode.cert) from exc
+        except CryptoError as exc:
+            raise _fail(FccStatus.KCM_CRYPTO_ERROR, mode.cert) from exc
+        leaf = chain[0]
+        if not x509.matches_private_key(leaf, key):
+            raise _fail(FccStatus.CERTIFICATE_PUBLIC_KEY_CORRELATION_ERROR, mode.cert)
+        if self.exists(other.cert, ItemType.CERTIFICATE):
+            self.warn(FccWarning.REDUNDANT_ITEM, other.cert)
+        if not x509.has_client_auth(leaf):
+            raise _fail(FccStatus.INVALID_CERTIFICATE, mode.cert)
+        endpoint = self.config(n.ENDPOINT_NAME) or b""
+        cn = x509.common_name(leaf)
+        if cn is None or cn.encode("utf-8") != endpoint:
+            raise _fail(FccStatus.INVALID_LWM2M_CN_ATTR, mode.cert)
+        if mode is n.LWM2M:
+            if aid is None:
+                raise _fail(FccStatus.URI_WRONG_FORMAT, mode.uri)
+            ou = x509.organizational_unit(leaf)
+            # FCC compares over the OU's length only (strncmp with the OU size).
+            if not ou or not aid.startswith(ou):
+                raise _fail(FccStatus.INVALID_LWM2M_CN_ATTR, mode.cert)
+        if x509.is_self_signed(leaf):
+            self.warn(FccWarning.SELF_SIGNED, mode.cert)
+        for cert in chain:
+            self.expiry(cert, mode.cert)
+
+    def expiry(self, cert: x509.Certificate, name: str) -> None:
+        if self.now == 0:
+            self.warn(FccWarning.CERT_TIME_VALIDITY, name)
+            return
+        not_before, not_after = x509.validity(cert)
+        if self.now > not_after:
+            raise _fail(FccStatus.EXPIRED_CERTIFICATE, name)
+        if not_before > self.now + FUTURE_TOLERANCE_S:
+            self.warn(FccWarning.CERT_TIME_VALIDITY, name)
+        if not_after - self.now < TEN_YEARS_S:
+            self.warn(FccWarning.CERT_VALIDITY_LESS_10_YEARS, name)
+
+    def firmware_update(self) -> None:
+        try:
+            chain = self.kcm.cert_chain_get(n.UPDATE_AUTH_CERT)
+        except ItemNotFoundError:
+            self.warn(FccWarning.ITEM_NOT_SET, n.UPDATE_AUTH_CERT)
+        else:
+            for der in chain:
+                try:
+                    cert = self.kcm.certificate(der)
+                except CryptoError as exc:
+                    raise _fail(FccStatus.KCM_CRYPTO_ERROR, n.UPDATE_AUTH_CERT) from exc
+                self.expiry(cert, n.UPDATE_AUTH_CERT)
+        for name in (n.CLASS_ID, n.VENDOR_ID):
+            raw = self.config(name)
+            if raw is None:
+                self.warn(FccWarning.ITEM_NOT_SET, name)
+            elif len(raw) != UUID_SIZE:
+                raise _fail(FccStatus.WRONG_ITEM_DATA_SIZE, name)
+
+
+def _utc_offset_ok(raw: bytes) -> bool:
+    # FCC checks only positions 0–5: sign, two digits, colon, two digits (no range check).
+    if len(raw) < 6:
+        return False
+    digits = b"0123456789"
+    return (
+        raw[0:1] in (b"+", b"-")
+        and raw[3:4] == b":"
+        and all(raw[i : i + 1] in digits and raw[i : i + 1] != b"" for i in (1, 2, 4, 5))
+    )
+
+
+def _aid(uri: str) -> str | None:
+    for marker in ("?aid=", "&aid="):
+        index = uri.find(marker)
+        if index >= 0:
+            return uri[index + len(marker) :]
+    return None
+
+
+def verify_device(kcm: Kcm, now: Callable[[], int]) -> VerifyResult:
+    """Run device verification against the stored items.
+
+    Args:
+        kcm: the device storage.
+        now: returns the device time in Unix seconds (0 = never set).
+
+    Returns:
+        The status, InfoMessage and warnings FCC would report.
+    """
+    verifier = _Verifier(kcm, now())
+    try:
+        verifier.run()
+    except _Failed as failure:
+        return VerifyResult(failure.status, failure.status.prefix + failure.item, tuple(verifier.warnings))
+    return VerifyResult(FccStatus.SUCCESS, SUCCESS_INFO_MESSAGE, tuple(verifier.warnings))

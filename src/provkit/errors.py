@@ -1,0 +1,273 @@
+"""The provkit exception tree.
+
+Every error provkit raises derives from :class:`ProvkitError` and carries a ``code``:
+the documented number a factory engineer looks up (an FCC ``ReturnStatus``, an FCU error
+code 100–390, a factory tool code 1000–1023, a transport status, or a provkit code for
+the parts Arm never numbered). Leaves also derive from the built-in exception whose
+meaning fits, so ``except ValueError`` keeps working for callers that do not know provkit.
+
+Split by who is at fault: the *local* side built something illegal (``*EncodeError``,
+``ConfigError``), or the *remote* side sent something malformed (``*DecodeError``,
+``FrameError``, ``DeviceResponseError``)::
+
+    ProvkitError
+    ├── ParamError                 (+ValueError)   catalog lookups and parameter values
+    ├── WireError
+    │   ├── BundleEncodeError      (+ValueError)   factory side built an illegal bundle
+    │   ├── BundleDecodeError      (+ValueError)   bytes are not an acceptable bundle; .fcc_status
+    │   ├── ResponseDecodeError    (+ValueError)   device response is not a response bundle
+    │   └── FrameError             (+ValueError)   transport frame malformed; .comm_status
+    ├── CryptoError                (+ValueError)   key/certificate/CSR unusable
+    ├── StorageError                               secure storage failure; .kcm_status
+    │   ├── ItemNotFoundError      (+KeyError)
+    │   └── ItemExistsError
+    ├── DeviceError                                device-side FCC failure; .fcc_status
+    ├── FactoryError                               FCU failures; .code is an FcuErrorCode
+    │   ├── ConfigError            (+ValueError)   190, 200, 380
+    │   ├── CaError                                210–222, 290
+    │   └── DeviceKeysError        (+ValueError)   102–104, 240, 245, 390
+    ├── DeviceResponseError                        device answered, but not with success
+    ├── TransportError             (+OSError)      .code is an FtErrorCode
+    │   ├── TransportTimeout       (+TimeoutError)
+    │   ├── TransportClosed        (+ConnectionError)
+    │   └── ConnectFailed          (+ConnectionError)
+    ├── RegistryError                              registry database failures
+    │   ├── DuplicateIdentityError                 endpoint or serial already provisioned
+    │   └── AllocationError                        identity pattern / CSV exhausted or invalid
+    ├── BatchError                 (+ValueError)   batch input (CSV rows, directories)
+    └── Lwm2mError
+        ├── SenmlError             (+ValueError)   SenML encode/decode or strict-mode rejection
+        ├── EndpointConfigError    (+ValueError)   endpoint configuration invalid; .path
+        └── RegistrationError                      management server refused or unreachable
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from provkit.codes import FccStatus, FcuErrorCode, FtcdCommStatus, FtErrorCode, KcmStatus
+
+
+class ProvkitError(Exception):
+    """Base of every provkit error.
+
+    Attributes:
+        code: the documented number for this failure, or ``None`` where none exists.
+        message: the human-readable text (also ``str(error)``).
+        hint: optional advice on what to fix, shown by the CLI.
+    """
+
+    default_code: ClassVar[int | None] = None
+
+    def __init__(self, message: str, *, code: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code: int | None = code if code is not None else self.default_code
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ParamError(ProvkitError, ValueError):
+    """A parameter name is unknown to the catalog or its value breaks the catalog's rules."""
+
+
+class WireError(ProvkitError):
+    """A wire format (bundle, response, frame) could not be built or read."""
+
+
+class BundleEncodeError(WireError, ValueError):
+    """The factory side tried to build a bundle the device would not accept."""
+
+
+class BundleDecodeError(WireError, ValueError):
+    """Bytes received by the device are not an acceptable bundle.
+
+    Attributes:
+        fcc_status: the ReturnStatus FCC answers for this defect.
+        item: the item name to append to the InfoMessage prefix, if any.
+    """
+
+    def __init__(
+        self, message: str, *, fcc_status: FccStatus = FccStatus.BUNDLE_ERROR, item: str = ""
+    ) -> None:
+        super().__init__(message, code=int(fcc_status))
+        self.fcc_status = fcc_status
+        self.item = item
+
+
+class ResponseDecodeError(WireError, ValueError):
+    """A device response is not a response bundle (FCU error 180 when a field is missing)."""
+
+    default_code = int(FcuErrorCode.RESPONSE_FIELD_MISSING)
+
+
+class FrameError(WireError, ValueError):
+    """A transport frame is malformed; ``comm_status`` is what the device answers."""
+
+    def __init__(self, message: str, *, comm_status: FtcdCommStatus) -> None:
+        super().__init__(message, code=int(comm_status))
+        self.comm_status = comm_status
+
+
+class CryptoError(ProvkitError, ValueError):
+    """A key, certificate, CSR or chain cannot be parsed or does not verify."""
+
+
+class StorageError(ProvkitError):
+    """The device's secure storage refused or failed an operation.
+
+    Attributes:
+        kcm_status: the KCM status naming the failure; FCC converts it for the response.
+        item: the item name concerned.
+    """
+
+    def __init__(
+        self, message: str, *, kcm_status: KcmStatus = KcmStatus.STORAGE_ERROR, item: str = ""
+    ) -> None:
+        super().__init__(message, code=int(kcm_status))
+        self.kcm_status = kcm_status
+        self.item = item
+
+
+class ItemNotFoundError(StorageError, KeyError):
+    """No item of that type and name is stored."""
+
+    def __init__(self, message: str, *, item: str = "") -> None:
+        super().__init__(message, kcm_status=KcmStatus.ITEM_NOT_FOUND, item=item)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ItemExistsError(StorageError):
+    """An item of that type and name is already stored."""
+
+    def __init__(self, message: str, *, item: str = "", kcm_status: KcmStatus = KcmStatus.FILE_EXIST) -> None:
+        super().__init__(message, kcm_status=kcm_status, item=item)
+
+
+class DeviceError(ProvkitError):
+    """A device-side FCC operation failed with an FCC status and InfoMessage."""
+
+    def __init__(self, message: str, *, fcc_status: FccStatus, item: str = "") -> None:
+        super().__init__(message, code=int(fcc_status))
+        self.fcc_status = fcc_status
+        self.item = item
+
+
+class FactoryError(ProvkitError):
+    """A factory configurator (FCU) operation failed; ``code`` is an :class:`FcuErrorCode`."""
+
+    default_code = int(FcuErrorCode.GENERAL)
+
+    def __init__(
+        self, message: str, *, code: FcuErrorCode | int | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, code=None if code is None else int(code), hint=hint)
+
+    @classmethod
+    def from_code(cls, code: FcuErrorCode, *args: object, hint: str | None = None) -> FactoryError:
+        """Build the error with the documented message for ``code``."""
+        return cls(code.format(*args), code=code, hint=hint)
+
+
+class ConfigError(FactoryError, ValueError):
+    """``fcu.yml`` cannot be loaded (190), is not YAML (200) or has an invalid field (380)."""
+
+    default_code = int(FcuErrorCode.VALIDATION_ERROR)
+
+
+class CaError(FactoryError):
+    """The factory CA files are missing, corrupt, mismatched (210–222) or would be overwritten (290)."""
+
+
+class DeviceKeysError(FactoryError, ValueError):
+    """Externally supplied device keys or certificates are unusable (102–104, 240, 245, 390)."""
+
+
+class DeviceResponseError(ProvkitError):
+    """The device answered, but with a failure status; ``code`` is the device's status."""
+
+
+class TransportError(ProvkitError, OSError):
+    """Bytes could not be moved to or from a device; ``code`` is an :class:`FtErrorCode`."""
+
+    default_code = int(FtErrorCode.DEVICE_COMMUNICATION)
+
+    def __init__(
+        self, message: str, *, code: FtErrorCode | int | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, code=None if code is None else int(code), hint=hint)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class TransportTimeout(TransportError, TimeoutError):
+    """The peer did not answer in time."""
+
+    default_code = int(FtErrorCode.TOKEN_TIMEOUT)
+
+
+class TransportClosed(TransportError, ConnectionError):
+    """The peer closed the connection."""
+
+
+class ConnectFailed(TransportError, ConnectionError):
+    """No connection could be opened to the device."""
+
+    default_code = int(FtErrorCode.TCP_CONNECT_FAILED)
+
+
+class RegistryError(ProvkitError):
+    """The device registry database failed or refused an operation."""
+
+    default_code = 4000
+
+
+class DuplicateIdentityError(RegistryError):
+    """The endpoint name or serial number is already recorded as provisioned."""
+
+    default_code = 4001
+
+
+class AllocationError(RegistryError):
+    """No identity could be allocated (pattern exhausted, CSV used up or invalid)."""
+
+    default_code = 4002
+
+
+class BatchError(ProvkitError, ValueError):
+    """Batch input is unusable (bad CSV row, duplicate identity in the input, missing bundle)."""
+
+    default_code = 4100
+
+
+class Lwm2mError(ProvkitError):
+    """An LwM2M provisioning operation failed."""
+
+    default_code = 5000
+
+
+class SenmlError(Lwm2mError, ValueError):
+    """SenML data cannot be encoded, decoded, or is rejected by the device's rules."""
+
+    default_code = 5001
+
+
+class EndpointConfigError(Lwm2mError, ValueError):
+    """An LwM2M endpoint configuration is invalid; ``path`` names the offending entry."""
+
+    default_code = 5002
+
+    def __init__(self, message: str, *, path: str = "", hint: str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path else message, hint=hint)
+        self.path = path
+
+
+class RegistrationError(Lwm2mError):
+    """The LwM2M management server refused the registration or could not be reached."""
+
+    default_code = 5003

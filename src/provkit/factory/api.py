@@ -1,0 +1,197 @@
+"""``FactoryToolApi``: the FCU Python API, drop-in for factory tools written against ``fcu``.
+
+A factory tool that did ``import fcu; api = fcu.FactoryToolApi()`` works with
+``from provkit.factory import FactoryToolApi``. The configuration, the static files and the
+CA are loaded once, on first use; afterwards every call builds only per-device data, so
+one instance may be shared by many threads (each process of a line loads its own).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from pathlib import Path
+
+from provkit.codes import FcuErrorCode
+from provkit.errors import DeviceResponseError, FactoryError
+from provkit.factory import setup as ca_setup
+from provkit.factory.builder import BundleBuilder
+from provkit.factory.ca import FactoryCa
+from provkit.factory.config import FcuConfig, KeyMode, load_config
+from provkit.factory.paths import FcuPaths
+from provkit.factory.resources import load_static_material
+from provkit.factory.response import describe, read_response, verify_device_response
+from provkit.factory.results import DeviceConfigurationRequest, DeviceResponseStatus, SetupStatus
+
+PASSPHRASE_ENV = "PROVKIT_CA_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+"""Environment variable holding the CA key passphrase when none is passed."""
+
+_log = logging.getLogger(__name__)
+
+PathArg = str | os.PathLike[str] | None
+
+
+class FactoryToolApi:
+    """The factory configurator utility (FCU) API.
+
+    Args:
+        home_dir: FCU home (default ``$FCU_HOME_DIR`` or the working directory).
+        resources_dir: resources (default ``$FCU_RESOURCES_DIR`` or ``<home>/resources``).
+        keystore_dir: keystore (default ``$FCU_KEYSTORE_DIR`` or ``<home>/keystore``).
+        config_file: ``fcu.yml`` (default ``<home>/config/fcu.yml``).
+        ca_passphrase: passphrase of the CA key (default ``$PROVKIT_CA_PASSPHRASE``; none
+            means the key is stored unencrypted).
+    """
+
+    def __init__(
+        self,
+        home_dir: PathArg = None,
+        resources_dir: PathArg = None,
+        keystore_dir: PathArg = None,
+        config_file: PathArg = None,
+        *,
+        ca_passphrase: str | bytes | None = None,
+    ) -> None:
+        self.paths = FcuPaths.resolve(home_dir, resources_dir, keystore_dir, config_file)
+        secret = ca_passphrase if ca_passphrase is not None else os.environ.get(PASSPHRASE_ENV)
+        self._passphrase = secret.encode() if isinstance(secret, str) else secret
+        self._lock = threading.Lock()
+        self._config: FcuConfig | None = None
+        self._builder: BundleBuilder | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        # Picklable for process pools: each process reloads configuration and CA itself.
+        return {"paths": self.paths, "passphrase": self._passphrase}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        paths, passphrase = state["paths"], state["passphrase"]
+        assert isinstance(paths, FcuPaths) and (passphrase is None or isinstance(passphrase, bytes))
+        self.paths = paths
+        self._passphrase = passphrase
+        self._lock = threading.Lock()
+        self._config = None
+        self._builder = None
+
+    # ------------------------------------------------------------ loading
+
+    @property
+    def config(self) -> FcuConfig:
+        """The validated ``fcu.yml`` (loaded on first access).
+
+        Raises:
+            ConfigError: 190, 200 or 380.
+        """
+        if self._config is None:
+            with self._lock:
+                if self._config is None:
+                    self._config = load_config(self.paths)
+        return self._config
+
+    @property
+    def factory_ca(self) -> FactoryCa:
+        """The factory CA, for signing other certificates (e.g. LwM2M device certificates).
+
+        Raises:
+            CaError: 210–222 when the keystore is missing or broken.
+        """
+        return FactoryCa.load(self.paths, self._passphrase)
+
+    def _get_builder(self) -> BundleBuilder:
+        if self._builder is None:
+            config = self.config
+            with self._lock:
+                if self._builder is None:
+                    now = dt.datetime.now(dt.UTC)
+                    static = load_static_material(config, now=now)
+                    ca = None
+                    if config.key_mode is not KeyMode.EXTERNALLY_SUPPLIED:
+                        ca = FactoryCa.load(self.paths, self._passphrase)
+                    self._builder = BundleBuilder(config, static, ca)
+        return self._builder
+
+    def reload(self) -> None:
+        """Forget the loaded configuration and CA; the next call reads them again."""
+        with self._lock:
+            self._config = None
+            self._builder = None
+
+    # ------------------------------------------------------------ setup
+
+    def setup_factory_configurator_utility(self, override_existing_ca: bool = False) -> SetupStatus:
+        """Create the factory CA in the keystore (``fcu_key.pem`` 0600 + ``fcu.crt``).
+
+        In ``setup-ca-as-intermediate`` mode writes the key and ``fcu.csr`` instead; have
+        the CSR signed and pass the result to :meth:`install_ca_certificate`.
+
+        Raises:
+            CaError: 290 when a CA exists and ``override_existing_ca`` is false.
+            ConfigError: the configuration is invalid.
+        """
+        status = ca_setup.setup_ca(
+            self.paths, self.config, override_existing_ca=override_existing_ca, passphrase=self._passphrase
+        )
+        self.reload()
+        return status
+
+    def install_ca_certificate(self, certificate: bytes | str | os.PathLike[str]) -> SetupStatus:
+        """Install the signed intermediate CA certificate (PEM with chain, or DER; bytes or a path).
+
+        Raises:
+            CaError: 211, 220, 222 when it does not fit the key written by setup.
+        """
+        data = certificate if isinstance(certificate, bytes) else Path(certificate).read_bytes()
+        status = ca_setup.install_ca_certificate(self.paths, data, self._passphrase)
+        self.reload()
+        return status
+
+    def get_setup_status(self) -> SetupStatus:
+        """Report whether the factory CA is ready (never raises for keystore problems)."""
+        return ca_setup.get_setup_status(self.paths, self._passphrase)
+
+    # ------------------------------------------------------------ inject
+
+    def prepare_device_configuration(
+        self, endpoint_name: str, serial_number: str, device_keys_location: PathArg = None
+    ) -> DeviceConfigurationRequest:
+        """Build the device configuration bundle for one device.
+
+        In ``by_device`` mode this is the first message (CSR request); send it, then pass
+        the device's answer to :meth:`complete_device_configuration` for the second.
+
+        Raises:
+            FactoryError: with the FCU code of the problem (101–104, 2xx, 3xx).
+        """
+        request = self._get_builder().prepare(endpoint_name, serial_number, device_keys_location)
+        _log.info("prepared %d-byte bundle for %s", len(request.config_data), endpoint_name)
+        return request
+
+    def complete_device_configuration(
+        self, request: DeviceConfigurationRequest, device_response: bytes
+    ) -> DeviceConfigurationRequest:
+        """``by_device`` mode: sign the CSR in the device's answer and build the second message.
+
+        Raises:
+            DeviceResponseError: the device failed the first message (code = its status).
+            FactoryError: 180 (no CSR), 230 (bad CSR), 110 (protocol).
+        """
+        if request.pending_csr is None:
+            raise FactoryError.from_code(FcuErrorCode.GENERAL, "this request expects no CSR response")
+        response = read_response(device_response, expected_sid=request.pending_csr.session_id)
+        if response.return_status != 0:
+            status = describe(response)
+            raise DeviceResponseError(status.message, code=status.status)
+        csrs = {entry.prkn: entry.data for entry in response.csrs}
+        return self._get_builder().complete(request, csrs)
+
+    def verify_device_response(self, endpoint_name: str, device_response: bytes) -> DeviceResponseStatus:
+        """Decode the device's answer to the (last) bundle and report its status.
+
+        Raises:
+            ResponseDecodeError: 180 when a field is missing.
+            FactoryError: 110 for a protocol mismatch.
+        """
+        status = verify_device_response(device_response)
+        _log.info("device %s answered status %d: %s", endpoint_name, status.status, status.message)
+        return status

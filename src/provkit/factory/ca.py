@@ -1,0 +1,211 @@
+"""The factory CA: setup of ``keystore/fcu_key.pem`` + ``keystore/fcu.crt``, loading, and signing.
+
+:class:`FactoryCa` is small and immutable after loading, so one instance can sign
+certificates for many threads at once; the LwM2M side reuses it through
+:meth:`FactoryCa.issue`.
+
+Error codes: 210/211 CA certificate missing/corrupt, 220/221 CA key missing/corrupt,
+222 certificate and key do not match, 290 setup would overwrite existing files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from provkit.codes import FcuErrorCode
+from provkit.crypto import issue, material
+from provkit.errors import CaError, CryptoError
+from provkit.factory.paths import FcuPaths
+
+BOOTSTRAP_DEVICE_CERT_YEARS: Final = 20
+"""Device certificate lifetime in bootstrap mode (FCC warns below 10 years; renewable)."""
+
+LWM2M_DEVICE_CERT_YEARS: Final = 35
+"""Device certificate lifetime in LwM2M mode: it can never be renewed."""
+
+_BACKDATE: Final = dt.timedelta(seconds=60)
+
+
+class FactoryCa:
+    """A loaded factory CA: private key, certificate and the certificates above it.
+
+    Attributes:
+        certificate: the CA certificate that signs device certificates.
+        chain: certificates above it (intermediate mode), nearest issuer first.
+    """
+
+    def __init__(
+        self, key: issue.PrivateKey, certificate: issue.Certificate, chain: tuple[issue.Certificate, ...] = ()
+    ) -> None:
+        self._key = key
+        self.certificate = certificate
+        self.chain = chain
+        # Cached once: every bundle with chain depth > 1 carries these bytes.
+        self._chain_ders = tuple(material.certificate_der(cert) for cert in (certificate, *chain))
+        self._device_floor = issue.not_valid_before(certificate) + dt.timedelta(seconds=1)
+
+    @classmethod
+    def load(cls, paths: FcuPaths, passphrase: bytes | None = None) -> FactoryCa:
+        """Load the CA from the keystore.
+
+        Raises:
+            CaError: 210, 211, 220, 221 or 222.
+        """
+        certs = _load_ca_certificates(paths.ca_cert)
+        key = _load_ca_key(paths.ca_key, passphrase)
+        if not issue.public_keys_equal(key.public_key(), issue.certificate_public_key(certs[0])):
+            raise CaError(
+                FcuErrorCode.CA_CERT_KEY_MISMATCH.format(paths.ca_cert, paths.ca_key),
+                code=FcuErrorCode.CA_CERT_KEY_MISMATCH,
+                hint="run 'provkit setup -f' to create a matching pair, or restore the right files",
+            )
+        return cls(key, certs[0], tuple(certs[1:]))
+
+    def chain_ders(self, depth: int) -> tuple[bytes, ...]:
+        """Return the DER certificates that follow a device certificate in a chain of ``depth``."""
+        return self._chain_ders[: max(depth - 1, 0)]
+
+    @property
+    def max_chain_depth(self) -> int:
+        """Longest device chain this CA can supply (device certificate + CA + its chain)."""
+        return 1 + len(self._chain_ders)
+
+    def device_not_before(self, now: dt.datetime) -> dt.datetime:
+        """Start of validity for a device certificate issued at ``now``.
+
+        Slightly in the past (so the device accepts it at once) but after the CA's own
+        start, as the FCU rule "CA valid-from < device valid-from < now" requires.
+        """
+        return max(now - _BACKDATE, self._device_floor)
+
+    def issuer(self, subject: Mapping[str, str], validity_years: int) -> issue.DeviceCertificateIssuer:
+        """Return a fast signer for many device certificates with one subject template.
+
+        Raises:
+            CryptoError: a subject value is invalid.
+        """
+        return issue.DeviceCertificateIssuer(self._key, self.certificate, subject, validity_years)
+
+    def issue(
+        self,
+        public_key: issue.PublicKey,
+        *,
+        common_name: str,
+        subject: Mapping[str, str] | None = None,
+        validity_years: int = BOOTSTRAP_DEVICE_CERT_YEARS,
+        now: dt.datetime | None = None,
+    ) -> issue.Certificate:
+        """Sign a device certificate (EKU clientAuth, CN = ``common_name``).
+
+        Args:
+            public_key: the device's P-256 public key.
+            common_name: the endpoint name.
+            subject: other subject fields (fcu.yml ``device-certificate`` keys; in LwM2M mode
+                ``organizational-unit-name`` must be the account id).
+            validity_years: certificate lifetime.
+            now: the current time (default: the system clock).
+
+        Raises:
+            CryptoError: the key is not P-256 or a subject value is invalid.
+        """
+        moment = now or dt.datetime.now(dt.UTC)
+        return issue.issue_device_certificate(
+            self._key,
+            self.certificate,
+            public_key,
+            common_name=common_name,
+            subject=subject or {},
+            not_before=self.device_not_before(moment),
+            validity_years=validity_years,
+        )
+
+
+def _load_ca_certificates(path: Path) -> list[issue.Certificate]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise CaError(
+            FcuErrorCode.CA_CERT_NOT_FOUND.format(path),
+            code=FcuErrorCode.CA_CERT_NOT_FOUND,
+            hint="run 'provkit setup' (or FactoryToolApi.setup_factory_configurator_utility())",
+        ) from exc
+    except OSError as exc:
+        raise _corrupt_cert(path, str(exc)) from exc
+    try:
+        certs = material.load_certificates(data)
+    except CryptoError as exc:
+        raise _corrupt_cert(path, str(exc)) from exc
+    if not issue.is_ca_certificate(certs[0]) or not material.is_p256(issue.certificate_public_key(certs[0])):
+        raise _corrupt_cert(path, "the certificate is not a P-256 CA certificate")
+    return certs
+
+
+def _corrupt_cert(path: Path, why: str) -> CaError:
+    return CaError(
+        FcuErrorCode.CA_CERT_LOAD_FAILED.format(path),
+        code=FcuErrorCode.CA_CERT_LOAD_FAILED,
+        hint=f"{why}; run 'provkit setup -f' to recreate the CA",
+    )
+
+
+def _load_ca_key(path: Path, passphrase: bytes | None) -> issue.PrivateKey:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise CaError(
+            FcuErrorCode.CA_KEY_NOT_FOUND.format(path),
+            code=FcuErrorCode.CA_KEY_NOT_FOUND,
+            hint="run 'provkit setup' (or FactoryToolApi.setup_factory_configurator_utility())",
+        ) from exc
+    except OSError as exc:
+        raise _corrupt_key(path, str(exc)) from exc
+    try:
+        key = issue.load_pem_private_key(data, passphrase)
+    except CryptoError as exc:
+        raise _corrupt_key(path, str(exc)) from exc
+    if not material.is_p256(key):
+        raise _corrupt_key(path, "the key is not a P-256 key")
+    return key
+
+
+def _corrupt_key(path: Path, why: str) -> CaError:
+    return CaError(
+        FcuErrorCode.CA_KEY_LOAD_FAILED.format(path),
+        code=FcuErrorCode.CA_KEY_LOAD_FAILED,
+        hint=f"{why}; check the passphrase (PROVKIT_CA_PASSPHRASE) or run 'provkit setup -f'",
+    )
+
+
+def write_keystore_files(files: Mapping[Path, tuple[bytes, int]]) -> None:
+    """Write every file atomically and all-or-nothing: temporaries first, then renames.
+
+    Args:
+        files: path -> (content, permission bits).
+
+    Raises:
+        OSError: a write failed; no target file has been replaced by a partial one.
+    """
+    temps: list[tuple[Path, Path]] = []
+    try:
+        for path, (content, mode) in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+            # os.open with the mode: the key is never readable by others, not even briefly.
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            temps.append((temp, path))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            temp.chmod(mode)
+        for temp, path in temps:
+            temp.replace(path)
+    finally:
+        for temp, _ in temps:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()

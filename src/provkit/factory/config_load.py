@@ -1,0 +1,91 @@
+"""Reading ``fcu.yml``: file access, ``<%= ENV['NAME'] %>`` interpolation and YAML parsing.
+
+Failures use the FCU codes: 190 when the file cannot be read (or names an unset
+environment variable), 200 when it is not a YAML mapping.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from provkit.codes import FcuErrorCode
+from provkit.errors import ConfigError
+
+# ERB-style placeholder as FCU documents it; both quote styles are accepted.
+_ENV_PLACEHOLDER: Final = re.compile(r"<%=\s*ENV\[\s*(['\"])([A-Za-z_][A-Za-z0-9_]*)\1\s*\]\s*%>")
+
+
+def interpolate(text: str, variables: Mapping[str, str], *, source: Path) -> str:
+    """Replace every ``<%= ENV['NAME'] %>`` in ``text`` with the variable's value.
+
+    Args:
+        text: the raw configuration text.
+        variables: the values to use (the environment, plus the resolved FCU directories).
+        source: the file the text came from, named in errors.
+
+    Raises:
+        ConfigError: code 190 when a placeholder names an unset variable.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in variables:
+            raise ConfigError(
+                FcuErrorCode.CONFIG_LOAD_FAILED.format(source),
+                code=FcuErrorCode.CONFIG_LOAD_FAILED,
+                hint=f"environment variable {name} used in the file is not set; export it or edit the file",
+            )
+        return variables[name]
+
+    # Comment lines are left alone: a placeholder mentioned in a comment is not a use.
+    lines = text.splitlines(keepends=True)
+    return "".join(
+        line if line.lstrip().startswith("#") else _ENV_PLACEHOLDER.sub(substitute, line) for line in lines
+    )
+
+
+def read_config_mapping(path: Path, reserved: Mapping[str, str]) -> dict[str, Any]:
+    """Read, interpolate and parse ``fcu.yml`` into a mapping.
+
+    Args:
+        path: the configuration file.
+        reserved: the resolved values of the FCU's reserved variables.
+
+    Raises:
+        ConfigError: 190 if the file cannot be read, 200 if it is not a YAML mapping.
+    """
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            FcuErrorCode.CONFIG_LOAD_FAILED.format(path),
+            code=FcuErrorCode.CONFIG_LOAD_FAILED,
+            hint=f"{exc}; run 'provkit init' to create a template or pass --config-file",
+        ) from exc
+    # The reserved names take the *resolved* directories: they already honour the
+    # environment, and an API argument (home_dir=…, resources_dir=…) must win over it.
+    variables = {**os.environ, **reserved}
+    text = interpolate(raw, variables, source=path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            FcuErrorCode.CONFIG_NOT_YAML.format(path),
+            code=FcuErrorCode.CONFIG_NOT_YAML,
+            hint=f"fix the YAML syntax: {exc}".splitlines()[0],
+        ) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            FcuErrorCode.CONFIG_NOT_YAML.format(path),
+            code=FcuErrorCode.CONFIG_NOT_YAML,
+            hint="the file must be a YAML mapping of 'key: value' lines",
+        )
+    return data

@@ -1,0 +1,55 @@
+"""Sending a provisioning blob to a device over any provkit link.
+
+The factory layer sits below the transports, so it takes any object with the
+``DeviceLink.exchange(message, *, timeout_s, token)`` method
+(:class:`provkit.transport.links.TcpLink`, ``SerialLink``, ``FileLink``). The blob travels
+as an ``lwm2mfpv`` frame; the answer body is the acceptor's
+:class:`~provkit.lwm2m.response.AcceptResult`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from provkit.errors import DeviceResponseError, SenmlError
+from provkit.lwm2m.response import AcceptResult
+from provkit.wire.framing import LWM2M_TOKEN
+
+
+class Link(Protocol):
+    """The part of ``DeviceLink`` delivery needs."""
+
+    def exchange(self, message: bytes, *, timeout_s: float | None = None, token: bytes = ...) -> bytes:
+        """Send one framed message and return the response body."""
+        ...
+
+
+class ProvisioningRefused(DeviceResponseError):
+    """The device answered, but refused the blob; ``result`` holds its code and reason."""
+
+    default_code = 5010
+
+    def __init__(self, result: AcceptResult) -> None:
+        super().__init__(
+            f"device refused the LwM2M configuration ({result.status.name}): {result.reason}",
+            code=5010 + int(result.status),
+        )
+        self.result = result
+
+
+def deliver(link: Link, blob: bytes, *, timeout_s: float | None = 30.0) -> AcceptResult:
+    """Send ``blob`` and return the device's accepted result.
+
+    Raises:
+        ProvisioningRefused: the device refused it (nothing changed on the device).
+        DeviceResponseError: the answer is not an acceptor result.
+        TransportError: the link failed.
+    """
+    body = link.exchange(blob, timeout_s=timeout_s, token=LWM2M_TOKEN)
+    try:
+        result = AcceptResult.decode(body)
+    except SenmlError as exc:
+        raise DeviceResponseError(f"the device's answer is not an LwM2M result: {exc}", code=5010) from exc
+    if not result.ok:
+        raise ProvisioningRefused(result)
+    return result

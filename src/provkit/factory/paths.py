@@ -1,0 +1,81 @@
+"""Where the FCU finds its home, resources, keystore and configuration file.
+
+Resolution order for each directory, as in the FCU documentation: the API argument, then
+the environment variable (``FCU_HOME_DIR``, ``FCU_RESOURCES_DIR``, ``FCU_KEYSTORE_DIR``),
+then the default (the working directory, ``<home>/resources``, ``<home>/keystore``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+CA_KEY_FILE: Final = "fcu_key.pem"
+"""File name of the factory CA private key inside the keystore."""
+
+CA_CERT_FILE: Final = "fcu.crt"
+"""File name of the factory CA certificate (and its chain, leaf first) inside the keystore."""
+
+CA_CSR_FILE: Final = "fcu.csr"
+"""File name of the CSR written by setup in intermediate-CA mode."""
+
+
+@dataclass(frozen=True, slots=True)
+class FcuPaths:
+    """The resolved FCU directories and configuration file.
+
+    Attributes:
+        home: the FCU home directory.
+        resources: directory of resource files (server CA certificates, update certificate …).
+        keystore: directory holding the factory CA key and certificate.
+        config_file: the ``fcu.yml`` in use.
+    """
+
+    home: Path
+    resources: Path
+    keystore: Path
+    config_file: Path
+
+    @classmethod
+    def resolve(
+        cls,
+        home_dir: str | os.PathLike[str] | None = None,
+        resources_dir: str | os.PathLike[str] | None = None,
+        keystore_dir: str | os.PathLike[str] | None = None,
+        config_file: str | os.PathLike[str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> FcuPaths:
+        """Resolve the directories from arguments, environment and defaults."""
+        env = os.environ if environ is None else environ
+        home = Path(home_dir or env.get("FCU_HOME_DIR") or Path.cwd()).expanduser().resolve()
+        resources = Path(resources_dir or env.get("FCU_RESOURCES_DIR") or home / "resources").expanduser()
+        keystore = Path(keystore_dir or env.get("FCU_KEYSTORE_DIR") or home / "keystore").expanduser()
+        config = Path(config_file or home / "config" / "fcu.yml").expanduser()
+        return cls(home, resources.resolve(), keystore.resolve(), config.resolve())
+
+    @property
+    def ca_key(self) -> Path:
+        """Path of the CA private key (``keystore/fcu_key.pem``)."""
+        return self.keystore / CA_KEY_FILE
+
+    @property
+    def ca_cert(self) -> Path:
+        """Path of the CA certificate (``keystore/fcu.crt``)."""
+        return self.keystore / CA_CERT_FILE
+
+    @property
+    def ca_csr(self) -> Path:
+        """Path of the intermediate-CA CSR (``keystore/fcu.csr``)."""
+        return self.keystore / CA_CSR_FILE
+
+    def template_variables(self) -> dict[str, str]:
+        """Values the ``<%= ENV['…'] %>`` placeholders see for the reserved FCU variables."""
+        return {
+            "FCU_HOME_DIR": str(self.home),
+            "FCU_RESOURCES_DIR": str(self.resources),
+            "FCU_KEYSTORE_DIR": str(self.keystore),
+        }

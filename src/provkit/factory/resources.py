@@ -1,0 +1,184 @@
+"""Loading the files ``fcu.yml`` names and turning them into bundle items, once.
+
+The server CA certificate, the update authority certificate and the custom properties
+do not change from device to device, so :func:`load_static_material` reads and checks
+them once and the bundle builder reuses the result for every device.
+
+Error codes: 360 when a file cannot be read, 390 when a certificate file holds no X.509
+certificate, 380 when a value breaks an FCU validation rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from provkit.codes import FcuErrorCode
+from provkit.crypto import issue, material
+from provkit.errors import ConfigError, CryptoError, DeviceKeysError
+from provkit.factory.config import CustomProperty, FcuConfig, invalid
+from provkit.factory.results import WarningInfo
+from provkit.wire.bundle import CertificateChainItem, CertificateItem, ConfigParam, KeyItem
+
+TEN_YEARS: Final = dt.timedelta(days=3650)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticMaterial:
+    """Bundle items that are the same for every device of a configuration.
+
+    Attributes:
+        server_ca_der: the bootstrap or LwM2M server CA certificate (DER).
+        update_auth_der: the update authority certificate (DER), if configured.
+        keys: custom private/public keys.
+        certificates: custom single certificates.
+        chains: custom certificate chains.
+        params: custom configuration parameters.
+        warnings: notes found while checking the files.
+    """
+
+    server_ca_der: bytes
+    update_auth_der: bytes | None
+    keys: tuple[KeyItem, ...]
+    certificates: tuple[CertificateItem, ...]
+    chains: tuple[CertificateChainItem, ...]
+    params: tuple[ConfigParam, ...]
+    warnings: tuple[WarningInfo, ...]
+
+
+def read_file(path: Path) -> bytes:
+    """Read ``path`` or raise the FCU 360 error naming it."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            FcuErrorCode.FILE_LOAD_FAILED.format(path),
+            code=FcuErrorCode.FILE_LOAD_FAILED,
+            hint=f"{exc.strerror or exc}; check the path in fcu.yml",
+        ) from exc
+
+
+def read_certificates(path: Path) -> list[issue.Certificate]:
+    """Read a DER/PEM certificate file (PEM may hold a chain), or raise 360/390."""
+    data = read_file(path)
+    try:
+        return material.load_certificates(data)
+    except CryptoError as exc:
+        raise DeviceKeysError(
+            FcuErrorCode.NOT_X509_CERTIFICATE.format(path),
+            code=FcuErrorCode.NOT_X509_CERTIFICATE,
+            hint="give a DER or PEM X.509 certificate",
+        ) from exc
+
+
+def load_static_material(config: FcuConfig, *, now: dt.datetime) -> StaticMaterial:
+    """Read and check every file the configuration names; build the static bundle items.
+
+    Raises:
+        ConfigError: 360 for an unreadable file, 380 for a rule violation.
+        DeviceKeysError: 390 for a file that is not a certificate.
+    """
+    warnings: list[WarningInfo] = []
+    ca_field = (
+        "bootstrap-server-ca-certificate-file" if config.use_bootstrap else "lwm2m-server-ca-certificate-file"
+    )
+    server_ca = read_certificates(config.server_ca_certificate_file)[0]
+    if not material.supported_scheme(server_ca):
+        raise invalid(ca_field, "the certificate must use a P-256 key and ecdsa-with-SHA256")
+    if issue.not_valid_after(server_ca) <= now:
+        raise invalid(ca_field, "the server CA certificate has expired")
+    if config.server_crl_file is not None:
+        read_file(config.server_crl_file)  # FCC never uses the CRL; only check that it exists
+    update_der = None
+    if config.update_auth_certificate_file is not None:
+        update = read_certificates(config.update_auth_certificate_file)[0]
+        _check_update_auth(update, now, warnings)
+        update_der = material.certificate_der(update)
+    keys, certs, chains, params = _custom_items(config.custom_properties)
+    return StaticMaterial(
+        server_ca_der=material.certificate_der(server_ca),
+        update_auth_der=update_der,
+        keys=tuple(keys),
+        certificates=tuple(certs),
+        chains=tuple(chains),
+        params=tuple(params),
+        warnings=tuple(warnings),
+    )
+
+
+def _check_update_auth(cert: issue.Certificate, now: dt.datetime, warnings: list[WarningInfo]) -> None:
+    name = "update-auth-certificate-file"
+    if not material.supported_scheme(cert):
+        raise invalid(name, "the certificate must use a P-256 key and ecdsa-with-SHA256")
+    if not material.is_self_signed(cert):
+        raise invalid(name, "the update authority certificate must be self-signed")
+    if issue.not_valid_before(cert) > now:
+        raise invalid(name, "the certificate is not valid yet (valid-from is in the future)")
+    if issue.not_valid_after(cert) <= now:
+        raise invalid(name, "the certificate has expired")
+    code = int(FcuErrorCode.VALIDATION_ERROR)
+    if issue.not_valid_after(cert) - now < TEN_YEARS:
+        warnings.append(WarningInfo(code, f"{name}: the certificate expires in less than 10 years"))
+    if not issue.has_extended_key_usage(cert, "codeSigning"):
+        warnings.append(WarningInfo(code, f"{name}: the certificate has no codeSigning extended key usage"))
+
+
+def _custom_items(
+    properties: tuple[CustomProperty, ...],
+) -> tuple[list[KeyItem], list[CertificateItem], list[CertificateChainItem], list[ConfigParam]]:
+    keys: list[KeyItem] = []
+    certs: list[CertificateItem] = []
+    chains: list[CertificateChainItem] = []
+    params: list[ConfigParam] = []
+    for index, prop in enumerate(properties):
+        where = f"custom-properties[{index}]"
+        data: str | int | bytes | None = prop.data
+        if prop.data_file is not None:
+            data = read_file(prop.data_file)
+        if prop.type == "config":
+            params.append(ConfigParam(prop.name, data))
+            continue
+        raw = data.encode() if isinstance(data, str) else data
+        assert isinstance(raw, bytes)
+        try:
+            if prop.type == "certificate":
+                loaded = material.load_certificates(raw)
+                ders = tuple(material.certificate_der(cert) for cert in loaded)
+                if len(ders) == 1:
+                    certs.append(CertificateItem(prop.name, ders[0]))
+                else:
+                    _check_chain(loaded, where)
+                    chains.append(CertificateChainItem(prop.name, ders))
+            elif prop.type == "private-key":
+                keys.append(KeyItem(prop.name, "ECCPrivate", material.private_key_der(_p256_private(raw))))
+            else:
+                public = material.load_public_key(raw)
+                if not material.is_p256(public):
+                    raise CryptoError("the key is not P-256")
+                keys.append(KeyItem(prop.name, "ECCPublic", material.public_key_der(public)))
+        except CryptoError as exc:
+            if prop.type == "certificate":
+                raise DeviceKeysError(
+                    FcuErrorCode.NOT_X509_CERTIFICATE.format(prop.data_file or f"{where}.data"),
+                    code=FcuErrorCode.NOT_X509_CERTIFICATE,
+                ) from exc
+            raise invalid(f"{where}.data", f"not a valid EC {prop.type}: {exc}") from exc
+    return keys, certs, chains, params
+
+
+def _p256_private(raw: bytes) -> issue.PrivateKey:
+    key = material.load_private_key(raw)
+    if not material.is_p256(key):
+        raise CryptoError("the key is not P-256")
+    return key
+
+
+def _check_chain(certs: list[issue.Certificate], where: str) -> None:
+    if len(certs) > 5:
+        raise invalid(where, "a certificate chain holds at most 5 certificates")
+    for child, parent in itertools.pairwise(certs):
+        if not issue.signed_by(child, parent):
+            raise invalid(where, "each certificate of the chain must be signed by the next one")

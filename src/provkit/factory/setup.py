@@ -1,0 +1,148 @@
+"""FCU setup: create the factory CA (self-signed, or an intermediate via CSR) in the keystore.
+
+Setup never leaves a half-written keystore: the key and certificate are written to
+temporaries and renamed together (:func:`provkit.factory.ca.write_keystore_files`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from pathlib import Path
+
+from provkit.codes import FcuErrorCode
+from provkit.crypto import issue, material
+from provkit.errors import CaError, CryptoError, FactoryError, ProvkitError
+from provkit.factory.ca import FactoryCa, write_keystore_files
+from provkit.factory.config import FcuConfig, invalid
+from provkit.factory.paths import FcuPaths
+from provkit.factory.results import ErrorInfo, SetupStatus, WarningInfo
+
+KEY_MODE = 0o600
+CERT_MODE = 0o644
+DEFAULT_CA_SUBJECT = {"common-name": "provkit factory CA"}
+
+
+def setup_ca(
+    paths: FcuPaths,
+    config: FcuConfig,
+    *,
+    override_existing_ca: bool = False,
+    passphrase: bytes | None = None,
+    now: dt.datetime | None = None,
+) -> SetupStatus:
+    """Create the factory CA key and certificate (or, in intermediate mode, key and CSR).
+
+    Raises:
+        CaError: 290 when the files exist and ``override_existing_ca`` is false.
+        ConfigError: 380 for an unusable ``certificate-authority`` subject.
+    """
+    targets = [paths.ca_key, paths.ca_csr if config.setup_ca_as_intermediate else paths.ca_cert]
+    if not override_existing_ca:
+        for path in (paths.ca_key, paths.ca_cert):
+            if path.exists():
+                raise CaError(
+                    FcuErrorCode.FILE_ALREADY_EXISTS.format(path),
+                    code=FcuErrorCode.FILE_ALREADY_EXISTS,
+                    hint="use 'provkit setup -f' (override_existing_ca=True) to replace the factory CA",
+                )
+    subject = dict(config.certificate_authority) or DEFAULT_CA_SUBJECT
+    key = material.generate_p256()
+    try:
+        if config.setup_ca_as_intermediate:
+            body = issue.create_ca_csr(key, subject)
+        else:
+            moment = now or dt.datetime.now(dt.UTC)
+            body = issue.certificate_pem([issue.create_ca(key, subject, now=moment)])
+    except CryptoError as exc:
+        raise invalid("certificate-authority", str(exc)) from exc
+    files = {
+        paths.ca_key: (issue.private_key_pem(key, passphrase), KEY_MODE),
+        targets[1]: (body, CERT_MODE),
+    }
+    try:
+        write_keystore_files(files)
+        if config.setup_ca_as_intermediate and paths.ca_cert.exists():
+            paths.ca_cert.unlink()  # the old certificate belongs to the replaced key
+    except OSError as exc:
+        raise FactoryError(
+            FcuErrorCode.CERTIFICATE_CREATE_FAILED.format(),
+            code=FcuErrorCode.CERTIFICATE_CREATE_FAILED,
+            hint=f"cannot write the keystore {paths.keystore}: {exc}",
+        ) from exc
+    return get_setup_status(paths, passphrase)
+
+
+def install_ca_certificate(paths: FcuPaths, data: bytes, passphrase: bytes | None = None) -> SetupStatus:
+    """Install the externally signed intermediate CA certificate (PEM chain leaf first, or DER).
+
+    Raises:
+        CaError: 221 when the keystore has no key, 211 when ``data`` is not a CA certificate,
+            222 when it does not match the key, or its chain does not link up.
+    """
+    try:
+        certs = material.load_certificates(data)
+    except CryptoError as exc:
+        raise CaError(
+            FcuErrorCode.CA_CERT_LOAD_FAILED.format("<given certificate>"),
+            code=FcuErrorCode.CA_CERT_LOAD_FAILED,
+            hint="give the signed CA certificate in PEM (with its chain) or DER",
+        ) from exc
+    if not issue.is_ca_certificate(certs[0]):
+        raise CaError(
+            FcuErrorCode.CA_CERT_LOAD_FAILED.format("<given certificate>"),
+            code=FcuErrorCode.CA_CERT_LOAD_FAILED,
+            hint="the certificate lacks BasicConstraints CA=true; ask your CA to sign it as a CA",
+        )
+    for child, parent in itertools.pairwise(certs):
+        if not issue.signed_by(child, parent):
+            raise CaError(
+                FcuErrorCode.CA_CERT_KEY_MISMATCH.format("<given chain>", paths.ca_key),
+                code=FcuErrorCode.CA_CERT_KEY_MISMATCH,
+                hint="the chain must be leaf first, each certificate signed by the next",
+            )
+    key_pem = _read_key(paths)
+    key = issue.load_pem_private_key(key_pem, passphrase)
+    if not issue.public_keys_equal(key.public_key(), issue.certificate_public_key(certs[0])):
+        raise CaError(
+            FcuErrorCode.CA_CERT_KEY_MISMATCH.format("<given certificate>", paths.ca_key),
+            code=FcuErrorCode.CA_CERT_KEY_MISMATCH,
+            hint="sign the CSR written by setup (keystore/fcu.csr), not another request",
+        )
+    write_keystore_files({paths.ca_cert: (issue.certificate_pem(certs), CERT_MODE)})
+    return get_setup_status(paths, passphrase)
+
+
+def _read_key(paths: FcuPaths) -> bytes:
+    try:
+        return paths.ca_key.read_bytes()
+    except OSError as exc:
+        raise CaError(
+            FcuErrorCode.CA_KEY_NOT_FOUND.format(paths.ca_key),
+            code=FcuErrorCode.CA_KEY_NOT_FOUND,
+            hint="run 'provkit setup' first: it writes the key and the CSR to sign",
+        ) from exc
+
+
+def get_setup_status(paths: FcuPaths, passphrase: bytes | None = None) -> SetupStatus:
+    """Report whether the keystore holds a usable CA (never raises for keystore problems)."""
+    try:
+        ca = FactoryCa.load(paths, passphrase)
+    except ProvkitError as error:
+        warnings = []
+        csr = str(paths.ca_csr) if paths.ca_csr.exists() else None
+        if csr and not paths.ca_cert.exists():
+            warnings.append(
+                WarningInfo(0, f"intermediate CA: have {csr} signed by your CA, then install the certificate")
+            )
+        return SetupStatus(
+            status=error.code or int(FcuErrorCode.GENERAL),
+            errors=[ErrorInfo.from_error(error)],
+            warnings=warnings,
+            csr=csr,
+        )
+    warnings = []
+    expires = issue.not_valid_after(ca.certificate)
+    if expires - dt.datetime.now(dt.UTC) < dt.timedelta(days=3650):
+        warnings.append(WarningInfo(0, f"the factory CA expires on {expires:%Y-%m-%d}"))
+    return SetupStatus(status=0, warnings=warnings, ca_certificate=str(Path(paths.ca_cert)))

@@ -1,0 +1,1 @@
+"""Embedded FCU templates (the commented fcu.yml)."""

@@ -1,0 +1,158 @@
+"""The batch input: ``devices.csv``, one device per row.
+
+Columns (header required, order free): ``address`` (``host:port`` of the device's
+factory agent; required), ``endpoint_name`` and ``serial_number`` (both given, or both
+empty to allocate them from the registry). A bad row or a row repeating an address or
+identity of an earlier row is reported as a :class:`InputProblem` and left out; the
+batch goes on with the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from provkit.errors import AllocationError, BatchError
+from provkit.registry.allocation import check_identity_value
+
+REQUIRED_COLUMNS: Final = ("address",)
+_EXTRA: Final = "\x00extra"  # where DictReader puts surplus cells of a row
+KNOWN_COLUMNS: Final = frozenset({"address", "endpoint_name", "serial_number"})
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """One usable input row.
+
+    Attributes:
+        slot: stable key of the row within its batch (the CSV line number).
+        line: CSV line number (1 is the header).
+        host: device agent host.
+        port: device agent TCP port.
+        endpoint_name: given endpoint name, or ``None`` to allocate.
+        serial_number: given serial number, or ``None`` to allocate.
+    """
+
+    slot: str
+    line: int
+    host: str
+    port: int
+    endpoint_name: str | None
+    serial_number: str | None
+
+    @property
+    def address(self) -> str:
+        """``host:port``."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class InputProblem:
+    """A row that cannot be provisioned, and why."""
+
+    slot: str
+    line: int
+    reason: str
+    code: int = BatchError.default_code
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceList:
+    """A parsed ``devices.csv``: the usable rows, the problems, and the file's digest."""
+
+    rows: tuple[DeviceRow, ...]
+    problems: tuple[InputProblem, ...]
+    sha256: str
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port`` too).
+
+    Raises:
+        BatchError: not a host and a port in 1–65535.
+    """
+    host, sep, port_text = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise BatchError(f"address {text!r} is not host:port")
+    return host, int(port_text)
+
+
+def _row(line: int, record: dict[str, str]) -> DeviceRow:
+    if _EXTRA in record or None in record.values():
+        raise BatchError("wrong number of columns")
+    host, port = parse_address(record.get("address") or "")
+    endpoint = (record.get("endpoint_name") or "").strip() or None
+    serial = (record.get("serial_number") or "").strip() or None
+    if (endpoint is None) != (serial is None):
+        raise BatchError("give both endpoint_name and serial_number, or neither (to allocate)")
+    try:
+        if endpoint is not None and serial is not None:
+            check_identity_value(endpoint, "endpoint_name")
+            check_identity_value(serial, "serial_number")
+    except AllocationError as exc:
+        raise BatchError(exc.message) from exc
+    return DeviceRow(str(line), line, host, port, endpoint, serial)
+
+
+def parse_devices(text: str) -> DeviceList:
+    """Parse ``devices.csv`` content (see the module docstring).
+
+    Raises:
+        BatchError: the header is missing or lacks a required column (the whole file is
+            unusable); individual bad rows become problems instead.
+    """
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    reader = csv.DictReader(io.StringIO(text), restkey=_EXTRA)
+    header = [name.strip() for name in reader.fieldnames or []]
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if missing:
+        raise BatchError(
+            f"devices CSV has no {', '.join(missing)} column",
+            hint="the header must name address[,endpoint_name,serial_number]",
+        )
+    unknown = sorted(set(header) - KNOWN_COLUMNS)
+    if unknown:
+        raise BatchError(f"devices CSV has unknown column(s) {unknown}")
+    reader.fieldnames = header
+    rows: list[DeviceRow] = []
+    problems: list[InputProblem] = []
+    seen: dict[str, int] = {}
+    for record in reader:
+        line = reader.line_num
+        if not any((value or "").strip() for value in record.values() if isinstance(value, str)):
+            continue
+        try:
+            row = _row(line, record)
+        except BatchError as exc:
+            problems.append(InputProblem(str(line), line, f"line {line}: {exc.message}"))
+            continue
+        keys = [f"address {row.address}"]
+        if row.endpoint_name is not None:
+            keys += [f"endpoint name {row.endpoint_name}", f"serial number {row.serial_number}"]
+        clash = next((key for key in keys if key in seen), None)
+        if clash is not None:
+            problems.append(
+                InputProblem(row.slot, line, f"line {line}: duplicate {clash} (line {seen[clash]})")
+            )
+            continue
+        seen.update(dict.fromkeys(keys, line))
+        rows.append(row)
+    return DeviceList(tuple(rows), tuple(problems), digest)
+
+
+def load_devices(path: Path) -> DeviceList:
+    """Read and parse a ``devices.csv`` file.
+
+    Raises:
+        BatchError: the file cannot be read or has no usable header.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BatchError(f"cannot read devices file {path}: {exc}") from exc
+    return parse_devices(text)

@@ -1,0 +1,245 @@
+"""A farm of virtual devices: N FCC device agents in one process, one TCP port each.
+
+One selector loop serves every listener and connection, so a thousand devices cost a
+thousand sockets, not a thousand threads; the CPU work (bundle parsing, certificate
+checks, storage) happens in each device's FCC handler on the loop thread.
+
+Each accepted connection is a fresh factory session, as on a line where a fixture
+powers the device into factory mode: before the first message of a connection the
+device's storage is wiped (``fcc_storage_delete``, as the reference agent does on the
+first message of a run). That is what lets a resumed batch re-inject a device whose
+previous answer was lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from provkit.codes import FtcdCommStatus
+from provkit.errors import ProvkitError, TransportError
+from provkit.wire.framing import Frame, RequestReader, encode_response
+
+_log = logging.getLogger(__name__)
+
+SessionHandler = Callable[[bytes, bool], bytes | None]
+"""``(message, first_in_session) -> response body`` (``None``: answer status 9, no body)."""
+
+
+def fcc_device(storage: str | Path) -> SessionHandler:
+    """A virtual FCC device on ``storage`` (``":memory:"`` or a SQLite file path)."""
+    from provkit.codes import FccStatus
+    from provkit.device.fcc import FactoryConfiguratorClient
+    from provkit.device.kcm import Kcm
+    from provkit.device.storage import open_storage
+
+    client = FactoryConfiguratorClient(Kcm(open_storage(storage)))
+
+    def handle(message: bytes, first: bool) -> bytes | None:
+        if first:
+            client.storage_delete()
+        result = client.bundle_handler(message)
+        if result.response is None or result.status == FccStatus.BUNDLE_RESPONSE_ERROR:
+            return None
+        return bytes(result.response)
+
+    return handle
+
+
+@dataclass(slots=True)
+class _Connection:
+    device: int
+    sock: socket.socket
+    reader: RequestReader = field(default_factory=RequestReader)
+    out: bytearray = field(default_factory=bytearray)
+    first: bool = True
+
+
+class DeviceFarm:
+    """``count`` virtual devices listening on ``host`` (ports from ``base_port``, or ephemeral).
+
+    Args:
+        count: number of devices.
+        base_port: first port (device ``i`` gets ``base_port + i``); 0 for ephemeral ports.
+        host: address to bind (loopback by default).
+        storage: ``":memory:"`` or a directory for one SQLite store per device.
+        device_factory: builds the handler of device ``i`` (tests substitute other devices);
+            by default an FCC device on its storage.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        *,
+        base_port: int = 0,
+        host: str = "127.0.0.1",
+        storage: str | Path = ":memory:",
+        device_factory: Callable[[int], SessionHandler] | None = None,
+    ) -> None:
+        if count < 1:
+            raise ValueError("a farm needs at least one device")
+        self.count = count
+        self.host = host
+        self.base_port = base_port
+        self.storage = storage
+        self._factory = device_factory or self._fcc_factory
+        self._devices: dict[int, SessionHandler] = {}
+        self._selector = selectors.DefaultSelector()
+        self._listeners: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ports: list[int] = []
+        self.messages_served = 0
+
+    def _fcc_factory(self, index: int) -> SessionHandler:
+        if str(self.storage) == ":memory:":
+            return fcc_device(":memory:")
+        return fcc_device(Path(self.storage) / f"device-{index:05d}.sqlite")
+
+    def bind(self) -> Self:
+        """Open every listener.
+
+        Raises:
+            TransportError: a port is in use or cannot be bound (nothing stays open).
+        """
+        if str(self.storage) != ":memory:":
+            Path(self.storage).mkdir(parents=True, exist_ok=True)
+        try:
+            for index in range(self.count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                self._listeners.append(sock)
+                sock.bind((self.host, self.base_port + index if self.base_port else 0))
+                sock.listen(16)
+                sock.setblocking(False)
+                self.ports.append(sock.getsockname()[1])
+                self._selector.register(sock, selectors.EVENT_READ, index)
+        except OSError as exc:
+            self.close()
+            raise TransportError(f"cannot bind device farm listener: {exc}") from exc
+        return self
+
+    def start(self) -> Self:
+        """Bind (if needed) and serve on a background thread."""
+        if self._thread is not None:
+            return self  # already serving
+        if not self.ports:
+            self.bind()
+        self._thread = threading.Thread(target=self.serve_forever, name="device-farm", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`stop` is called."""
+        if not self.ports:
+            self.bind()
+        while not self._stop.is_set():
+            for key, events in self._selector.select(timeout=0.2):
+                if isinstance(key.data, int):
+                    self._accept(key.fileobj, key.data)  # type: ignore[arg-type]
+                else:
+                    self._service(key.data, events)
+
+    def _accept(self, listener: socket.socket, index: int) -> None:
+        try:
+            sock, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._selector.register(sock, selectors.EVENT_READ, _Connection(index, sock))
+
+    def _service(self, conn: _Connection, events: int) -> None:
+        if events & selectors.EVENT_READ:
+            try:
+                data = conn.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                data = None
+            except OSError:
+                data = b""
+            if data == b"":
+                self._drop(conn)
+                return
+            if data:
+                conn.reader.feed(data)
+                self._answer_frames(conn)
+        self._flush(conn)
+
+    def _answer_frames(self, conn: _Connection) -> None:
+        while (event := conn.reader.next_event()) is not None:
+            if not isinstance(event, Frame):
+                conn.out += encode_response(event.status, token=event.token)
+                continue
+            self.messages_served += 1
+            body = self._handle(conn, event.message)
+            status = FtcdCommStatus.SUCCESS if body is not None else FtcdCommStatus.FAILED_TO_PROCESS_DATA
+            conn.out += encode_response(status, body, token=event.token)
+
+    def _handle(self, conn: _Connection, message: bytes) -> bytes | None:
+        device = self._devices.get(conn.device)
+        if device is None:
+            device = self._devices[conn.device] = self._factory(conn.device)
+        first, conn.first = conn.first, False
+        try:
+            return device(message, first)
+        except (ProvkitError, ValueError, OSError):
+            # One broken message must not stop the other devices; the tool sees status 9.
+            _log.exception("device %d failed to handle a message", conn.device)
+            return None
+
+    def _flush(self, conn: _Connection) -> None:
+        if conn.out:
+            try:
+                sent = conn.sock.send(conn.out)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._drop(conn)
+                return
+            del conn.out[:sent]
+        wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
+        self._selector.modify(conn.sock, wanted, conn)
+
+    def _drop(self, conn: _Connection) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(conn.sock)
+        conn.sock.close()
+
+    def stop(self) -> None:
+        """Ask the serving loop to return and wait for its thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def close(self) -> None:
+        """Stop and close every socket."""
+        self.stop()
+        for key in list(self._selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        for sock in self._listeners:
+            sock.close()
+        self._selector.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of every device, in device order."""
+        return [(self.host, port) for port in self.ports]
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description (host, ports, storage)."""
+        return {"host": self.host, "ports": self.ports, "storage": str(self.storage)}

@@ -1,0 +1,171 @@
+"""Sending one bundle to one device and checking its answer.
+
+The write-ahead rule: the registry records ``sending`` *before* the first byte leaves,
+so a batch killed while a bundle is on the wire is found on restart and handled
+deterministically (see :mod:`provkit.line.batch`). Transport failures are retried on a
+new connection up to ``retries`` times; a device that answers — with an error or with
+garbage — is not retried within the run, because its answer is the outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from provkit.errors import DuplicateIdentityError, ProvkitError, TransportError
+from provkit.registry import Attempt, AttemptState, Registry
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InjectSettings:
+    """How to reach devices.
+
+    Attributes:
+        timeout_s: how long one exchange waits for the device's answer.
+        connect_timeout_s: how long opening the TCP connection may take.
+        retries: extra tries after a transport failure (0: one try only).
+        retry_delay_s: pause before a retry, doubled each time.
+    """
+
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 5.0
+    retries: int = 2
+    retry_delay_s: float = 0.2
+
+
+class ResponseChecker(Protocol):
+    """What verification needs from the FCU (``FactoryToolApi``)."""
+
+    def verify_device_response(self, endpoint_name: str, device_response: bytes) -> Any:
+        """Check a device's response; returns a ``DeviceResponseStatus``."""
+
+
+def exchange(host: str, port: int, bundle: bytes, settings: InjectSettings) -> tuple[bytes, int]:
+    """Send ``bundle`` to the agent at ``host:port``; return the response and the tries used.
+
+    Raises:
+        TransportError: the last try's failure when every try failed.
+    """
+    from provkit.transport.links import TcpLink
+
+    delay = settings.retry_delay_s
+    for attempt in range(settings.retries + 1):
+        try:
+            with TcpLink(host, port, connect_timeout_s=settings.connect_timeout_s) as link:
+                return link.exchange(bundle, timeout_s=settings.timeout_s), attempt + 1
+        except TransportError as exc:
+            if attempt == settings.retries:
+                raise
+            _log.info("%s:%d: %s; retrying in %.1f s", host, port, exc, delay)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def enrollment_id(device_cert_sha256: str | None) -> str | None:
+    """The Pelion enrollment identity of a device certificate (``A-`` + colon-separated SHA-256)."""
+    if not device_cert_sha256:
+        return None
+    raw = device_cert_sha256.upper()
+    return "A-" + ":".join(raw[i : i + 2] for i in range(0, len(raw), 2))
+
+
+def conclude(
+    registry: Registry,
+    checker: ResponseChecker | None,
+    attempt: Attempt,
+    response: bytes,
+    *,
+    reprovision: bool,
+) -> None:
+    """Record a device's answer: as ``injected`` (no ``checker``) or with its verdict.
+
+    Unparseable answers end the attempt as failed. With a ``checker`` the answer and the
+    verdict (verified, or failed with the device's reason) go in one transaction.
+    """
+    if checker is not None:
+        check_and_record(
+            registry, checker, attempt, response, {"response": response}, reprovision=reprovision
+        )
+        return
+    from provkit.wire.response import decode_response
+
+    try:
+        decoded = decode_response(response)
+    except ProvkitError as exc:
+        registry.mark_failed(attempt.id, exc.code, f"device answered garbage: {exc}", response=response)
+        return
+    registry.update_attempt(
+        attempt.id,
+        AttemptState.INJECTED,
+        response=response,
+        return_status=decoded.return_status,
+        info_message=decoded.info_message.rstrip("\n"),
+        warnings="\n".join(decoded.warnings),
+    )
+
+
+def _status_ok(status: Any) -> bool:
+    """Whether a DeviceResponseStatus ``status`` means success (0, True, or an enum named SUCCESS)."""
+    if isinstance(status, bool):
+        return status
+    name = getattr(status, "name", None)
+    if isinstance(name, str):
+        return name.upper() in {"SUCCESS", "OK", "PASSED"}
+    return isinstance(status, int) and status == 0
+
+
+def verify_attempt(
+    registry: Registry, checker: ResponseChecker, attempt: Attempt, *, reprovision: bool
+) -> None:
+    """Check an injected attempt's stored response and record the device as provisioned or failed."""
+    assert attempt.response is not None
+    check_and_record(registry, checker, attempt, attempt.response, {}, reprovision=reprovision)
+
+
+def check_and_record(
+    registry: Registry,
+    checker: ResponseChecker,
+    attempt: Attempt,
+    response: bytes,
+    values: dict[str, Any],
+    *,
+    reprovision: bool,
+) -> None:
+    """Check ``response`` with the FCU and record the verdict together with ``values``."""
+    try:
+        result = checker.verify_device_response(attempt.endpoint_name, response)
+    except ProvkitError as exc:
+        registry.mark_failed(attempt.id, exc.code, f"device answered garbage: {exc}", **values)
+        return
+    values = {
+        **values,
+        "return_status": int(result.status),
+        "info_message": str(result.message).rstrip("\n"),
+    }
+    if not _status_ok(result.status):  # a DeviceResponseStatus: 0 means success
+        errors = [str(getattr(e, "message", e)) for e in getattr(result, "errors", ()) or ()]
+        message = str(getattr(result, "message", "") or "")
+        reason = (
+            "; ".join(dict.fromkeys(part for part in [message, *errors] if part)) or "device reported failure"
+        )
+        registry.mark_failed(
+            attempt.id, int(result.status) or None, f"device refused the bundle: {reason}", **values
+        )
+        return
+    warnings = [str(getattr(w, "message", w)) for w in getattr(result, "warnings", ()) or ()]
+    if warnings or "warnings" not in values:
+        values = {**values, "warnings": "\n".join(warnings) or attempt.warnings}
+    # A clash with a provisioned identity is recorded on the attempt by the registry.
+    with contextlib.suppress(DuplicateIdentityError):
+        registry.mark_verified(
+            attempt.id,
+            reprovision=reprovision,
+            enrollment_id=attempt.enrollment_id or enrollment_id(attempt.device_cert_sha256),
+            **values,
+        )

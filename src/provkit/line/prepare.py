@@ -1,0 +1,222 @@
+"""Bundle preparation in worker processes, the FCU loaded once per worker.
+
+Preparing a bundle is CPU work (key generation, certificate signing), so a batch spreads
+it over a :class:`~concurrent.futures.ProcessPoolExecutor`. Each worker builds its
+:class:`~provkit.factory.api.FactoryToolApi` in the pool initializer and keeps it for
+every device it prepares; only small picklable records cross the process boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from provkit.errors import ProvkitError
+from provkit.line.layout import write_atomic
+
+DEVICE_CERT_NAMES: Final = ("mbed.LwM2MDeviceCert", "mbed.BootstrapDeviceCert")
+DEVICE_KEY_NAMES: Final = ("mbed.LwM2MDevicePrivateKey", "mbed.BootstrapDevicePrivateKey")
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareJob:
+    """One device to prepare: the attempt it belongs to and its identity."""
+
+    attempt_id: int
+    endpoint_name: str
+    serial_number: str
+    out_path: Path | None = None
+    """Where the worker writes the bundle (then only its digest travels back)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBundle:
+    """A prepared bundle with what the registry records about it.
+
+    ``error_code``/``error_message`` are set (and ``config_data`` empty) when the FCU
+    refused the device.
+    """
+
+    attempt_id: int
+    config_data: bytes = b""
+    bundle_sha256: str = ""
+    written_to: Path | None = None
+    warnings: tuple[str, ...] = ()
+    key_mode: str = ""
+    device_cert_sha256: str | None = None
+    device_cert_serial: str | None = None
+    ca_sha256: str | None = None
+    enrollment_id: str | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether a bundle was produced."""
+        return self.error_message is None
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the bundle."""
+        return self.bundle_sha256 or hashlib.sha256(self.config_data).hexdigest()
+
+
+class Preparer:
+    """Prepares bundles in the current process with one FCU instance."""
+
+    def __init__(self, home_dir: Path | None, config_file: Path | None = None) -> None:
+        # Imported here so worker start-up cost is paid once, in the initializer.
+        from provkit.factory.api import FactoryToolApi
+        from provkit.factory.paths import FcuPaths
+
+        self.api = FactoryToolApi(home_dir=home_dir, config_file=config_file)
+        self.ca_sha256 = _ca_fingerprint(FcuPaths.resolve(home_dir, config_file=config_file).ca_cert)
+
+    def prepare(self, job: PrepareJob) -> PreparedBundle:
+        """Prepare one bundle; FCU errors are returned, not raised."""
+        try:
+            request = self.api.prepare_device_configuration(job.endpoint_name, job.serial_number)
+            config_data = bytes(request.config_data)
+            cert_sha, cert_serial, key_mode = _describe(config_data)
+        except ProvkitError as exc:
+            return PreparedBundle(job.attempt_id, error_code=exc.code, error_message=str(exc))
+        except ValueError as exc:  # the FCU produced a bundle its own decoder refuses
+            return PreparedBundle(job.attempt_id, error_code=100, error_message=f"unusable bundle: {exc}")
+        written_to = None
+        if job.out_path is not None:
+            # Writing in the worker keeps the parent (which shares the cores) nearly idle.
+            try:
+                job.out_path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(job.out_path, config_data, durable=False)
+            except OSError as exc:
+                return PreparedBundle(
+                    job.attempt_id, error_code=4100, error_message=f"cannot write {job.out_path}: {exc}"
+                )
+            written_to = job.out_path
+        return PreparedBundle(
+            job.attempt_id,
+            config_data=b"" if written_to else config_data,
+            bundle_sha256=hashlib.sha256(config_data).hexdigest(),
+            written_to=written_to,
+            warnings=tuple(str(getattr(w, "message", w)) for w in request.warnings),
+            enrollment_id=getattr(request, "enrollment_id", None),
+            key_mode=key_mode,
+            device_cert_sha256=cert_sha,
+            device_cert_serial=cert_serial,
+            ca_sha256=self.ca_sha256,
+        )
+
+
+def _ca_fingerprint(path: Path) -> str | None:
+    from provkit.crypto.x509 import load_certificate, sha256_fingerprint
+
+    try:
+        return _hex(sha256_fingerprint(load_certificate(path.read_bytes())))
+    except (OSError, ProvkitError):
+        return None
+
+
+def _hex(fingerprint: bytes | str) -> str:
+    return fingerprint.hex() if isinstance(fingerprint, bytes) else fingerprint.replace(":", "").lower()
+
+
+def _describe(config_data: bytes) -> tuple[str | None, str | None, str]:
+    """Device certificate fingerprint and serial, and the key mode, read from the bundle."""
+    from provkit.crypto.x509 import load_certificate, sha256_fingerprint
+    from provkit.wire.bundle import decode_bundle
+
+    bundle = decode_bundle(config_data)
+    key_mode = "factory" if any(k.name in DEVICE_KEY_NAMES for k in bundle.keys) else "device"
+    if bundle.csr_requests:
+        key_mode = "csr"
+    # The device certificate travels alone or as the leaf of a chain, depending on the CA mode.
+    candidates = [c.data for c in bundle.certificates if c.name in DEVICE_CERT_NAMES]
+    candidates += [c.certificates[0] for c in bundle.certificate_chains if c.name in DEVICE_CERT_NAMES]
+    for data in candidates:
+        cert = load_certificate(data)
+        return _hex(sha256_fingerprint(cert)), format(cert.serial_number, "x"), key_mode
+    return None, None, key_mode
+
+
+# ---------------------------------------------------------------- worker processes
+_worker: Preparer | None = None
+
+
+def _init_worker(home_dir: Path | None, config_file: Path | None) -> None:
+    global _worker  # one FCU per worker process is the point of the pool
+    _worker = Preparer(home_dir, config_file)
+
+
+def _prepare_in_worker(job: PrepareJob) -> PreparedBundle:
+    assert _worker is not None, "worker initializer did not run"
+    return _worker.prepare(job)
+
+
+def default_workers() -> int:
+    """One worker per CPU core available to this process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class PreparePool:
+    """Worker processes, each with its FCU loaded, for preparing many bundles.
+
+    Args:
+        workers: number of processes (0: one per core).
+        home_dir: FCU home.
+        config_file: ``fcu.yml`` to use instead of the home's.
+    """
+
+    def __init__(self, workers: int, home_dir: Path | None, config_file: Path | None = None) -> None:
+        self.workers = workers or default_workers()
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers, initializer=_init_worker, initargs=(home_dir, config_file)
+        )
+
+    def warm_up(self) -> None:
+        """Start every worker now (so start-up is not counted as preparation time)."""
+        list(self._pool.map(_ready, range(self.workers * 2)))
+
+    def map(self, jobs: list[PrepareJob]) -> Iterator[PreparedBundle]:
+        """Prepare ``jobs`` and yield the results in order."""
+        chunk = max(1, min(128, len(jobs) // (self.workers * 4) or 1))
+        return self._pool.map(_prepare_in_worker, jobs, chunksize=chunk)
+
+    def close(self) -> None:
+        """Stop the workers."""
+        self._pool.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> PreparePool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _ready(_: int) -> bool:
+    return _worker is not None
+
+
+def prepare_many(
+    jobs: Iterable[PrepareJob], *, home_dir: Path | None, config_file: Path | None = None, workers: int = 0
+) -> Iterator[PreparedBundle]:
+    """Prepare bundles for ``jobs`` over ``workers`` processes (0: one per core), in order.
+
+    With one worker and few jobs the work runs in this process, which avoids the pool's
+    start-up cost.
+    """
+    job_list = list(jobs)
+    workers = workers or default_workers()
+    if workers == 1 and len(job_list) < 64:
+        preparer = Preparer(home_dir, config_file)
+        yield from (preparer.prepare(job) for job in job_list)
+        return
+    with PreparePool(workers, home_dir, config_file) as pool:
+        yield from pool.map(job_list)

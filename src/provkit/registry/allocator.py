@@ -1,0 +1,139 @@
+"""Atomic allocation of identities inside a registry transaction.
+
+Pattern sequences advance with one ``UPDATE … RETURNING`` statement, which both SQLite
+(one writer at a time) and PostgreSQL (row lock until commit) make atomic, so two
+stations never receive the same sequence number. Every allocated identity is also
+inserted into ``allocations``, whose unique constraints make reuse impossible even
+across pools (a CSV pool and a pattern that happen to produce the same value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from provkit.errors import AllocationError
+from provkit.registry.allocation import Identity, IdentityPattern
+from provkit.registry.schema import allocations, pool_entries, sequences
+
+_MAX_ROUNDS: Final = 8
+
+
+def dialect_insert(conn: Connection, table: Any) -> Any:
+    """Dialect insert supporting ``ON CONFLICT DO NOTHING``."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _reserve(conn: Connection, name: str, count: int) -> range:
+    """Advance sequence ``name`` by ``count`` and return the numbers reserved."""
+    conn.execute(dialect_insert(conn, sequences).values(name=name, next_value=1).on_conflict_do_nothing())
+    end = conn.execute(
+        update(sequences)
+        .where(sequences.c.name == name)
+        .values(next_value=sequences.c.next_value + count)
+        .returning(sequences.c.next_value)
+    ).scalar_one()
+    return range(int(end) - count, int(end))
+
+
+def _record(conn: Connection, pool: str, identity: Identity, station_id: str) -> bool:
+    """Insert one allocation; False if the value was ever allocated before."""
+    result = conn.execute(
+        dialect_insert(conn, allocations)
+        .values(
+            pool=pool,
+            endpoint_name=identity.endpoint_name,
+            serial_number=identity.serial_number,
+            station_id=station_id,
+            allocated_at=datetime.now(UTC),
+        )
+        .on_conflict_do_nothing()
+        .returning(allocations.c.id)
+    )
+    return result.first() is not None
+
+
+def allocate_from_pattern(
+    conn: Connection, pattern: IdentityPattern, count: int, station_id: str
+) -> list[Identity]:
+    """Allocate ``count`` identities from ``pattern`` (see module docstring).
+
+    Raises:
+        AllocationError: ``count`` is not positive, or values keep clashing with
+            identities allocated from elsewhere.
+    """
+    if count < 1:
+        raise AllocationError(f"cannot allocate {count} identities")
+    result: list[Identity] = []
+    for _ in range(_MAX_ROUNDS):
+        for seq in _reserve(conn, pattern.pool, count - len(result)):
+            identity = pattern.render(seq)
+            if _record(conn, pattern.pool, identity, station_id):
+                result.append(identity)
+        if len(result) == count:
+            return result
+    raise AllocationError(
+        f"pattern {pattern.endpoint!r} keeps producing identities that were already allocated",
+        hint="choose another prefix",
+    )
+
+
+def load_pool(conn: Connection, pool: str, identities: Sequence[Identity]) -> int:
+    """Add identities to a CSV pool, skipping ones already in it; returns how many were added."""
+    added = 0
+    for identity in identities:
+        result = conn.execute(
+            dialect_insert(conn, pool_entries)
+            .values(pool=pool, endpoint_name=identity.endpoint_name, serial_number=identity.serial_number)
+            .on_conflict_do_nothing()
+            .returning(pool_entries.c.id)
+        )
+        added += result.first() is not None
+    return added
+
+
+def claim_from_pool(conn: Connection, pool: str, count: int, station_id: str) -> list[Identity]:
+    """Claim ``count`` unclaimed entries of ``pool`` in file order.
+
+    ``FOR UPDATE SKIP LOCKED`` lets PostgreSQL stations claim different rows at once;
+    on SQLite the whole transaction already holds the write lock.
+
+    Raises:
+        AllocationError: fewer than ``count`` unclaimed entries remain.
+    """
+    if count < 1:
+        raise AllocationError(f"cannot allocate {count} identities")
+    query = (
+        select(pool_entries.c.id, pool_entries.c.endpoint_name, pool_entries.c.serial_number)
+        .where(pool_entries.c.pool == pool, pool_entries.c.claimed_by.is_(None))
+        .order_by(pool_entries.c.id)
+        .limit(count)
+        .with_for_update(skip_locked=True)
+    )
+    rows = conn.execute(query).all()
+    if len(rows) < count:
+        raise AllocationError(
+            f"identity pool {pool!r} has only {len(rows)} unclaimed entries, {count} needed"
+        )
+    now = datetime.now(UTC)
+    result: list[Identity] = []
+    for row in rows:
+        identity = Identity(row.endpoint_name, row.serial_number)
+        if not _record(conn, pool, identity, station_id):
+            raise AllocationError(
+                f"identity {identity.endpoint_name}/{identity.serial_number} in pool {pool!r} "
+                "was already allocated elsewhere"
+            )
+        conn.execute(
+            update(pool_entries)
+            .where(pool_entries.c.id == row.id)
+            .values(claimed_by=station_id, claimed_at=now)
+        )
+        result.append(identity)
+    return result

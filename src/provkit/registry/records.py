@@ -1,0 +1,79 @@
+"""Plain records the registry returns (no SQLAlchemy objects leak out)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from provkit.registry.schema import AttemptState
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One provisioning attempt as recorded.
+
+    Attributes mirror the ``attempts`` table; ``state`` is an :class:`AttemptState`.
+    """
+
+    id: int
+    batch_id: str | None
+    slot: str | None
+    address: str | None
+    endpoint_name: str
+    serial_number: str
+    station_id: str
+    key_mode: str
+    state: AttemptState
+    bundle_sha256: str | None
+    device_cert_sha256: str | None
+    device_cert_serial: str | None
+    ca_sha256: str | None
+    return_status: int | None
+    info_message: str | None
+    warnings: str | None
+    enrollment_id: str | None
+    error_code: int | None
+    error_message: str | None
+    tries: int
+    supersedes_id: int | None
+    superseded_by_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    provisioned_at: datetime | None
+    response: bytes | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Attempt:
+        """Build from a result row mapping."""
+        values: dict[str, Any] = {name: row.get(name) for name in cls.__dataclass_fields__}
+        values["state"] = AttemptState(values["state"])
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (timestamps ISO 8601, raw response left out)."""
+        data = asdict(self)
+        data.pop("response")
+        data["state"] = str(self.state)
+        for key in ("created_at", "updated_at", "provisioned_at"):
+            value = data[key]
+            data[key] = value.isoformat() if value is not None else None
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryStats:
+    """Counts for ``provkit registry stats``.
+
+    Attributes:
+        attempts: all attempts recorded.
+        provisioned: devices currently recorded as provisioned.
+        by_state: attempts per state.
+        by_station: provisioned devices per station.
+    """
+
+    attempts: int
+    provisioned: int
+    by_state: dict[str, int]
+    by_station: dict[str, int]

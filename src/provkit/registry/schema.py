@@ -1,0 +1,139 @@
+"""Tables of the device registry (SQLAlchemy Core).
+
+The registry is both the record of every provisioning attempt and the journal a batch
+resumes from. Uniqueness among provisioned devices is enforced by the database itself
+(the ``provisioned`` table's primary key and unique constraint), so several stations
+writing to one PostgreSQL cannot both record the same endpoint name or serial number.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+
+class AttemptState(StrEnum):
+    """Where a provisioning attempt stands; the order is the order of the line."""
+
+    ALLOCATED = "allocated"
+    """Identity assigned, no bundle recorded yet."""
+    PREPARED = "prepared"
+    """Bundle prepared and its digest recorded."""
+    SENDING = "sending"
+    """Recorded just before the bundle goes to the device (the write-ahead mark)."""
+    INJECTED = "injected"
+    """The device answered; its response is stored, not yet checked."""
+    VERIFIED = "verified"
+    """The response was checked and the device is recorded as provisioned."""
+    FAILED = "failed"
+    """The attempt ended without provisioning the device."""
+    SUPERSEDED = "superseded"
+    """A later attempt for the same identity replaced this one."""
+
+
+TERMINAL_STATES: Final = frozenset({AttemptState.VERIFIED, AttemptState.FAILED, AttemptState.SUPERSEDED})
+
+metadata = MetaData()
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("station_id", String(128), nullable=False),
+    Column("source", Text, nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(64), ForeignKey("batches.id"), nullable=True),
+    Column("slot", String(256), nullable=True),
+    Column("address", String(256), nullable=True),
+    Column("endpoint_name", String(256), nullable=False),
+    Column("serial_number", String(256), nullable=False),
+    Column("station_id", String(128), nullable=False),
+    Column("key_mode", String(32), nullable=False, default=""),
+    Column("state", String(16), nullable=False),
+    Column("bundle_sha256", String(64), nullable=True),
+    Column("device_cert_sha256", String(64), nullable=True),
+    Column("device_cert_serial", String(64), nullable=True),
+    Column("ca_sha256", String(64), nullable=True),
+    Column("response", LargeBinary, nullable=True),
+    Column("return_status", Integer, nullable=True),
+    Column("info_message", Text, nullable=True),
+    Column("warnings", Text, nullable=True),
+    Column("enrollment_id", String(256), nullable=True),
+    Column("error_code", Integer, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("tries", Integer, nullable=False, default=0),
+    Column("supersedes_id", Integer, nullable=True),
+    Column("superseded_by_id", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("provisioned_at", DateTime(timezone=True), nullable=True),
+    Index("ix_attempts_batch_slot", "batch_id", "slot"),
+    Index("ix_attempts_endpoint", "endpoint_name"),
+    Index("ix_attempts_serial", "serial_number"),
+)
+
+provisioned = Table(
+    "provisioned",
+    metadata,
+    Column("endpoint_name", String(256), primary_key=True),
+    Column("serial_number", String(256), nullable=False),
+    Column("attempt_id", Integer, ForeignKey("attempts.id"), nullable=False),
+    Column("provisioned_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("serial_number", name="uq_provisioned_serial"),
+    UniqueConstraint("attempt_id", name="uq_provisioned_attempt"),
+)
+
+sequences = Table(
+    "sequences",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("next_value", BigInteger, nullable=False),
+)
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pool", String(128), nullable=False),
+    Column("endpoint_name", String(256), nullable=False),
+    Column("serial_number", String(256), nullable=False),
+    Column("station_id", String(128), nullable=False),
+    Column("allocated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("endpoint_name", name="uq_allocations_endpoint"),
+    UniqueConstraint("serial_number", name="uq_allocations_serial"),
+)
+
+pool_entries = Table(
+    "pool_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pool", String(128), nullable=False),
+    Column("endpoint_name", String(256), nullable=False),
+    Column("serial_number", String(256), nullable=False),
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("pool", "endpoint_name", name="uq_pool_endpoint"),
+    UniqueConstraint("pool", "serial_number", name="uq_pool_serial"),
+    Index("ix_pool_unclaimed", "pool", "claimed_by", "id"),
+)

@@ -1,0 +1,97 @@
+"""Adapters from the device-side libraries to agent message handlers.
+
+* FCC (:data:`~provkit.wire.framing.FCC_TOKEN`): as the C example's main loop does, a
+  ``HandlerResult`` with no response buffer, or status ``FCC_STATUS_BUNDLE_RESPONSE_ERROR``
+  (21), is answered with transport status 9 and no body; anything else with status 0 and
+  the response CBOR, even when its ``ReturnStatus`` is an error. The connection stays open
+  while the bundle's keep-alive session (``KpAlvSess``) is open.
+* LwM2M (:data:`~provkit.wire.framing.LWM2M_TOKEN`): the SenML blob goes to
+  ``Lwm2mAcceptor.accept``; its encoded result is the response body.
+
+Wiping storage on the first bundle of a run (``fcc_storage_delete`` in the C example) is
+available but **off by default**: the C demo starts every run on a scratch device, while a
+provkit agent serves persistent storage and may be restarted between two messages of a
+line, where a silent wipe would destroy a provisioned identity.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from provkit.codes import FccStatus
+from provkit.transport.agent import MessageHandler, Reply
+from provkit.wire.framing import FCC_TOKEN, LWM2M_TOKEN
+
+if TYPE_CHECKING:
+    from provkit.device.fcc import FactoryConfiguratorClient
+    from provkit.device.kcm import Kcm
+
+_log = logging.getLogger(__name__)
+
+
+def fcc_handler(client: FactoryConfiguratorClient, *, wipe_on_first: bool = False) -> MessageHandler:
+    """Return a handler feeding bundles to ``client.bundle_handler``.
+
+    Args:
+        client: the device's FCC.
+        wipe_on_first: call ``client.storage_delete()`` before the first bundle this handler
+            sees, like the C example (see the module docstring for why it is off by default).
+    """
+    pending_wipe = [wipe_on_first]
+    lock = threading.Lock()
+
+    def handle(message: bytes) -> Reply:
+        with lock:
+            if pending_wipe[0]:
+                _log.info("first bundle of this run: wiping device storage")
+                client.storage_delete()
+                pending_wipe[0] = False
+            result = client.bundle_handler(message)
+        if result.response is None or result.status == FccStatus.BUNDLE_RESPONSE_ERROR:
+            return Reply(None, session_finished=result.session_finished)
+        return Reply(result.response, session_finished=result.session_finished)
+
+    return handle
+
+
+def encode_accept_result(result: Any) -> bytes:
+    """Return the response body for an LwM2M ``AcceptResult``."""
+    for name in ("response", "encoded"):
+        value = getattr(result, name, None)
+        if isinstance(value, bytes):
+            return value
+    encode = getattr(result, "encode", None)
+    if callable(encode):
+        value = encode()
+        if isinstance(value, bytes):
+            return value
+    raise TypeError(f"cannot encode {type(result).__name__} as a response body")
+
+
+def lwm2m_handler(kcm: Kcm) -> MessageHandler:
+    """Return a handler feeding SenML blobs to ``provkit.device.lwm2m.Lwm2mAcceptor(kcm)``."""
+    # Imported on use: the LwM2M acceptor is an optional part of the device side.
+    acceptor = importlib.import_module("provkit.device.lwm2m").Lwm2mAcceptor(kcm)
+    lock = threading.Lock()
+
+    def handle(message: bytes) -> bytes:
+        with lock:
+            return encode_accept_result(acceptor.accept(message))
+
+    return handle
+
+
+def device_handlers(
+    client: FactoryConfiguratorClient, kcm: Kcm | None = None, *, wipe_on_first: bool = False
+) -> dict[bytes, MessageHandler]:
+    """The standard handler table: FCC bundles, plus LwM2M SenML when ``kcm`` is given."""
+    handlers: dict[bytes, MessageHandler] = {FCC_TOKEN: fcc_handler(client, wipe_on_first=wipe_on_first)}
+    if kcm is not None:
+        try:
+            handlers[LWM2M_TOKEN] = lwm2m_handler(kcm)
+        except ImportError:
+            _log.warning("provkit.device.lwm2m is not available: LwM2M frames will be refused")
+    return handlers

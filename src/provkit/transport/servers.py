@@ -1,0 +1,179 @@
+"""Run a :class:`~provkit.transport.agent.DeviceAgent` on a TCP port or a serial line.
+
+Both servers block in :meth:`serve_forever` until :meth:`shutdown` (safe from another
+thread or a signal handler), and both are context managers that serve from a background
+thread, which is how tests, benches and the device farm run agents in-process::
+
+    with TcpAgentServer(agent, "127.0.0.1", 0) as server:
+        ip, port = server.address
+        ...
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from provkit.codes import FtErrorCode
+from provkit.errors import TransportError
+from provkit.transport.agent import POLL_INTERVAL_S, DeviceAgent, SessionEnd
+from provkit.transport.streams import SerialStream, SocketStream, open_serial
+
+_log = logging.getLogger(__name__)
+
+READY_LINE_PREFIX = "Factory Client IP Address and Port : "
+"""What the C factory client prints once it listens; provkit prints the same line."""
+
+
+class _ServerBase:
+    def __init__(self, agent: DeviceAgent) -> None:
+        self.agent = agent
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sessions: list[SessionEnd] = []
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`shutdown` is called."""
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        """Ask :meth:`serve_forever` to return; wait for it when it runs in this object's thread."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def close(self) -> None:
+        """Release the listening socket or serial port."""
+
+    def start(self) -> Self:
+        """Serve from a daemon thread and return at once."""
+        self._thread = threading.Thread(target=self.serve_forever, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.shutdown()
+        self.close()
+
+
+class TcpAgentServer(_ServerBase):
+    """Listens on an IPv4 address and serves one factory tool connection at a time.
+
+    Like the C agent: ``SO_REUSEADDR``, backlog 1, one client at a time. The socket is bound
+    in the constructor, so :attr:`address` is known (port 0 → a free port) before serving.
+
+    Args:
+        agent: the agent answering frames.
+        ip: address to bind (IPv4).
+        port: TCP port; 0 picks a free one.
+        once: return from :meth:`serve_forever` after the first connection, like the C example.
+
+    Raises:
+        TransportError: 1000 when the address cannot be bound.
+    """
+
+    def __init__(
+        self, agent: DeviceAgent, ip: str = "127.0.0.1", port: int = 0, *, once: bool = False
+    ) -> None:
+        super().__init__(agent)
+        self.once = once
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((ip, port))
+            listener.listen(1)
+        except (OSError, OverflowError) as exc:
+            listener.close()
+            raise TransportError(
+                FtErrorCode.GENERAL.format(f"cannot listen on {ip}:{port}: {exc}"), code=FtErrorCode.GENERAL
+            ) from exc
+        self._listener = listener
+        host, bound_port = listener.getsockname()[:2]
+        self.address: tuple[str, int] = (str(host), int(bound_port))
+
+    @property
+    def ready_line(self) -> str:
+        """``Factory Client IP Address and Port : IP:PORT``."""
+        return f"{READY_LINE_PREFIX}{self.address[0]}:{self.address[1]}"
+
+    def serve_forever(self) -> None:
+        """Accept and serve connections one at a time until :meth:`shutdown` (or one, with ``once``)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                if not selector.select(POLL_INTERVAL_S):
+                    continue
+                try:
+                    conn, peer = self._listener.accept()
+                except OSError as exc:
+                    _log.warning("accept failed: %s", exc)
+                    continue
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                _log.info("factory tool connected from %s:%s", *peer[:2])
+                stream = SocketStream(conn)
+                try:
+                    end = self.agent.serve_stream(stream, stop=self._stop, connection=True)
+                finally:
+                    stream.close()
+                self.sessions.append(end)
+                _log.info("connection from %s:%s ended: %s", *peer[:2], end.value)
+                if self.once:
+                    break
+
+    def close(self) -> None:
+        """Close the listening socket."""
+        self._listener.close()
+
+
+class SerialAgentServer(_ServerBase):
+    """Serves frames arriving on a serial line, with device log lines on the same line.
+
+    Args:
+        agent: the agent answering frames.
+        port: serial device path (or a pyserial URL).
+        baud_rate: line speed.
+        trace: write a log line before each answer, as a real device's console would.
+
+    Raises:
+        ConnectFailed: 1014/1011 when the port is missing or cannot be opened.
+    """
+
+    def __init__(self, agent: DeviceAgent, port: str, *, baud_rate: int = 115200, trace: bool = True) -> None:
+        super().__init__(agent)
+        self.port = port
+        self._stream = SerialStream(open_serial(port, baud_rate=baud_rate))
+        self._trace: Callable[[str], None] | None = self._write_trace if trace else None
+
+    @property
+    def ready_line(self) -> str:
+        """What the agent prints once it listens on the line."""
+        return f"Factory Client is waiting for frames on {self.port}"
+
+    def _write_trace(self, line: str) -> None:
+        self._stream.write(f"[provkit] {line}\r\n".encode())
+
+    def serve_forever(self) -> None:
+        """Serve the line until :meth:`shutdown` or until it hangs up."""
+        if self._trace:
+            self._trace("factory flow begins...")
+        while not self._stop.is_set():
+            end = self.agent.serve_stream(self._stream, stop=self._stop, connection=False, trace=self._trace)
+            self.sessions.append(end)
+            if end in (SessionEnd.CLOSED, SessionEnd.STOPPED):
+                _log.info("serial line %s: %s", self.port, end.value)
+                break
+
+    def close(self) -> None:
+        """Close the serial port."""
+        self._stream.close()

@@ -1,0 +1,174 @@
+"""Request bundle ("device configuration bundle"): model, encoder and strict decoder.
+
+The factory side calls :func:`encode_bundle`. The device side either calls
+:func:`decode_bundle` for the whole bundle, or — to process groups in wire order and
+stop at the first failure, as FCC does — :func:`decode_envelope`, then
+:func:`parse_group` for each pair, then :func:`check_session_rules`. Every decoding
+failure is a :class:`~provkit.errors.BundleDecodeError` whose ``fcc_status`` is the
+``ReturnStatus`` FCC answers and whose ``item`` is the name FCC appends to the
+InfoMessage prefix (empty for parse failures, which FCC reports as ``General error:``).
+
+See ``docs/wire-format.md`` for the byte-level description.
+"""
+
+from __future__ import annotations
+
+from provkit.codes import FccStatus
+from provkit.errors import BundleDecodeError
+from provkit.wire._bundle_decode import decode_envelope, parse_group
+from provkit.wire._bundle_encode import FOUR_BYTE_NAMES, check_bundle, check_name, encode_bundle
+from provkit.wire._bundle_model import (
+    ENTROPY_SIZE,
+    MAX_CHAIN_LENGTH,
+    MAX_CSR_REQUESTS,
+    MAX_TOP_LEVEL_KEYS,
+    ROT_SIZE,
+    SCHEME_VERSION,
+    TOP_LEVEL_KEYS,
+    Bundle,
+    CertificateChainItem,
+    CertificateChainsGroup,
+    CertificateItem,
+    CertificatesGroup,
+    ConfigParam,
+    ConfigParamsGroup,
+    CsrReqsGroup,
+    CsrRequest,
+    EntropyGroup,
+    FlagGroup,
+    Group,
+    KeyItem,
+    KeysGroup,
+    RotGroup,
+    SchemeVersionGroup,
+    SidGroup,
+    StorageMedium,
+)
+
+__all__ = [
+    "ENTROPY_SIZE",
+    "FOUR_BYTE_NAMES",
+    "MAX_CHAIN_LENGTH",
+    "MAX_CSR_REQUESTS",
+    "MAX_TOP_LEVEL_KEYS",
+    "ROT_SIZE",
+    "SCHEME_VERSION",
+    "TOP_LEVEL_KEYS",
+    "Bundle",
+    "CertificateChainItem",
+    "CertificateChainsGroup",
+    "CertificateItem",
+    "CertificatesGroup",
+    "ConfigParam",
+    "ConfigParamsGroup",
+    "CsrReqsGroup",
+    "CsrRequest",
+    "EntropyGroup",
+    "FlagGroup",
+    "Group",
+    "KeyItem",
+    "KeysGroup",
+    "RotGroup",
+    "SchemeVersionGroup",
+    "SidGroup",
+    "StorageMedium",
+    "check_bundle",
+    "check_name",
+    "check_session_rules",
+    "decode_bundle",
+    "decode_envelope",
+    "encode_bundle",
+    "parse_group",
+]
+
+
+def check_session_rules(bundle: Bundle) -> None:
+    """Apply FCC's cross-group rules once all groups are read (§1.2, §1.7, §1.8 step 5).
+
+    Args:
+        bundle: the groups read so far; a handler processing groups one at a time can
+            pass ``Bundle(verify=…, disable=…, keep_alive=…, sid=…, csr_requests=…)``.
+
+    Raises:
+        BundleDecodeError: 35 for ``Disable`` with ``KpAlvSess``; 20 for ``CsrReqs``
+            without ``SID``, without an explicit ``Verify`` 0, or with ``Disable`` 1.
+    """
+    if bundle.disable and bundle.keep_alive:
+        raise BundleDecodeError(
+            "Disable=1 is not allowed in a keep-alive session",
+            fcc_status=FccStatus.BUNDLE_INVALID_KEEP_ALIVE_SESSION_STATUS,
+        )
+    if bundle.csr_requests:
+        if len(bundle.csr_requests) > MAX_CSR_REQUESTS:
+            raise BundleDecodeError("more than 5 CSR requests", fcc_status=FccStatus.TOO_MANY_CSR_REQUESTS)
+        if bundle.sid is None:
+            raise BundleDecodeError("CsrReqs require a SID")
+        if bundle.verify is not False:
+            raise BundleDecodeError("CsrReqs require Verify explicitly set to 0")
+        if bundle.disable:
+            raise BundleDecodeError("CsrReqs cannot be combined with Disable=1")
+
+
+def decode_bundle(data: bytes) -> Bundle:
+    """Decode and check a whole request bundle (envelope, every group, session rules).
+
+    Repeated top-level keys behave as FCC's wire-order loop does: item groups add up,
+    the first ``Entropy``/``ROT`` counts (FCC looks them up by key), and the last
+    ``Verify``/``Disable``/``KpAlvSess``/``SID`` wins.
+
+    Args:
+        data: the CBOR body of an ``mbedprov`` frame.
+
+    Returns:
+        The decoded bundle; ``decode_bundle(encode_bundle(b)) == b``.
+
+    Raises:
+        BundleDecodeError: with the ``fcc_status`` FCC answers for the first defect.
+    """
+    keys: list[KeyItem] = []
+    certs: list[CertificateItem] = []
+    chains: list[CertificateChainItem] = []
+    params: list[ConfigParam] = []
+    csrs: list[CsrRequest] = []
+    entropy: bytes | None = None
+    rot: bytes | None = None
+    flags: dict[str, bool] = {}
+    sid: str | None = None
+    for key, value in decode_envelope(data):
+        group = parse_group(key, value)
+        match group:
+            case KeysGroup(items=items):
+                keys.extend(items)
+            case CertificatesGroup(items=items):
+                certs.extend(items)
+            case CertificateChainsGroup(items=items):
+                chains.extend(items)
+            case ConfigParamsGroup(items=items):
+                params.extend(items)
+            case CsrReqsGroup(items=items):
+                csrs.extend(items)
+            case EntropyGroup(data=raw):
+                entropy = raw if entropy is None else entropy
+            case RotGroup(data=raw):
+                rot = raw if rot is None else rot
+            case FlagGroup(name=name, value=flag):
+                flags[name] = flag
+            case SidGroup(sid=text):
+                sid = text
+            case SchemeVersionGroup():
+                pass
+    bundle = Bundle(
+        keys=tuple(keys),
+        certificates=tuple(certs),
+        certificate_chains=tuple(chains),
+        config_params=tuple(params),
+        csr_requests=tuple(csrs),
+        entropy=entropy,
+        rot=rot,
+        verify=flags.get("Verify"),
+        disable=flags.get("Disable"),
+        keep_alive=flags.get("KpAlvSess"),
+        sid=sid,
+    )
+    check_session_rules(bundle)
+    return bundle

@@ -1,0 +1,236 @@
+"""The factory tool commands: init, setup, inject (tcp, to-file) and demo, with ft_demo JSON output."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from provkit.cli.main import cli
+from provkit.device.fcc import FactoryConfiguratorClient, fcc_init
+from provkit.factory.home import write_demo_server_cas
+from provkit.transport.agent import DeviceAgent
+from provkit.transport.handlers import fcc_handler
+from provkit.transport.servers import TcpAgentServer
+from provkit.wire.bundle import decode_bundle
+from provkit.wire.framing import FCC_TOKEN
+
+pytestmark = pytest.mark.integration
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An FCU home made by 'provkit init', with demo server CAs and the factory CA set up."""
+    home = tmp_path / "fcu"
+    assert run("init", str(home)).exit_code == 0
+    write_demo_server_cas(home / "resources")
+    assert run("--home-dir", str(home), "setup").exit_code == 0
+    return home
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Iterator[tuple[FactoryConfiguratorClient, TcpAgentServer]]:
+    """A device agent with SQLite storage on 127.0.0.1 (free port)."""
+    fcc = fcc_init(tmp_path / "dev.sqlite")
+    with TcpAgentServer(
+        DeviceAgent({FCC_TOKEN: fcc_handler(fcc)}, read_timeout_s=10), "127.0.0.1", 0
+    ) as server:
+        yield fcc, server
+
+
+def _json_line(output: str) -> dict[str, object]:
+    return json.loads([line for line in output.splitlines() if line.startswith("{")][-1])  # type: ignore[no-any-return]
+
+
+def test_init_writes_commented_template(tmp_path: Path) -> None:
+    """init writes config/fcu.yml with comments and every key, plus resources/."""
+    assert run("init", str(tmp_path / "h")).exit_code == 0
+    text = (tmp_path / "h" / "config" / "fcu.yml").read_text()
+    assert text.count("#") > 40
+    data = yaml.safe_load(text.replace("<%= ENV['FCU_RESOURCES_DIR'] %>", "r"))
+    for key in ("device-key-generation-mode", "setup-ca-as-intermediate", "device-info", "custom-properties"):
+        assert key in data
+    assert (tmp_path / "h" / "resources").is_dir()
+
+
+def test_init_refuses_overwrite(tmp_path: Path) -> None:
+    """A second init without --force fails with FCU code 290."""
+    run("init", str(tmp_path))
+    result = run("init", str(tmp_path))
+    assert result.exit_code == 1 and "Error 290" in result.output
+
+
+def test_setup_prints_status_and_refuses_overwrite(home: Path) -> None:
+    """setup without -f on an existing CA fails with 290; with -f it succeeds and prints JSON status 0."""
+    result = run("--home-dir", str(home), "setup")
+    assert result.exit_code == 1 and "Error 290" in result.output
+    result = run("--home-dir", str(home), "setup", "-f")
+    assert result.exit_code == 0
+    assert _json_line(result.output)["status"] == 0
+
+
+def test_inject_tcp_success(home: Path, device: tuple[FactoryConfiguratorClient, TcpAgentServer]) -> None:
+    """inject over TCP prints the ft_demo JSON with the device's status and warnings and exits 0."""
+    _, server = device
+    ip, port = server.address
+    result = run(
+        "--home-dir", str(home), "inject", "--endpoint-name", "cli-1", "--serial-number", "SN1",
+        "tcp", "--ip", ip, "--port", str(port), "-t", "5",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    body = _json_line(result.output)
+    assert body["status"] == 0 and body["message"] == "Command executed successfully"
+    response = body["deviceResponse"]
+    assert isinstance(response, dict) and response["status"] == 0
+    assert response["message"] == "The Factory process succeeded"
+    assert "Item not set:mbed.UpdateAuthCert" in response["warnings"]
+
+
+def test_inject_first_to_claim_prints_enrollment_id(
+    home: Path, device: tuple[FactoryConfiguratorClient, TcpAgentServer]
+) -> None:
+    """With first-to-claim, inject prints 'enrollment id: A-…' (97 characters) before the JSON."""
+    config = home / "config" / "fcu.yml"
+    config.write_text(config.read_text().replace("first-to-claim: false", "first-to-claim: true"))
+    ip, port = device[1].address
+    result = run(
+        "--home-dir", str(home), "inject", "--endpoint-name", "ftc", "--serial-number", "S",
+        "tcp", "--ip", ip, "--port", str(port),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("enrollment id: "))
+    assert len(line.removeprefix("enrollment id: ")) == 97
+
+
+def test_inject_device_refusal_is_1004(
+    home: Path, device: tuple[FactoryConfiguratorClient, TcpAgentServer]
+) -> None:
+    """A device refusing the bundle gives status 1004 with its own status in deviceResponse, exit 1."""
+    ip, port = device[1].address
+    args = ["--home-dir", str(home), "inject", "--endpoint-name", "dup", "--serial-number", "S"]
+    assert run(*args, "tcp", "--ip", ip, "--port", str(port)).exit_code == 0
+    result = run(*args, "tcp", "--ip", ip, "--port", str(port))
+    assert result.exit_code == 1
+    body = _json_line(result.output)
+    assert body["status"] == 1004
+    response = body["deviceResponse"]
+    assert isinstance(response, dict) and response["status"] != 0
+    assert body["message"] == f"Execution failed on device with error #{response['status']}"
+
+
+def test_inject_unreachable_device_is_1021(home: Path) -> None:
+    """Nothing listening on the port gives status 1021 and exit 1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run(
+        "--home-dir", str(home), "inject", "--endpoint-name", "x", "--serial-number", "S",
+        "tcp", "--ip", "127.0.0.1", "--port", str(port), "-t", "0.5",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert _json_line(result.output)["status"] == 1021
+
+
+def test_inject_without_setup_reports_fcu_code(tmp_path: Path) -> None:
+    """inject in a home without a CA prints the FCU code 210 as status and exits 1."""
+    home = tmp_path / "h"
+    run("init", str(home))
+    write_demo_server_cas(home / "resources")
+    result = run(
+        "--home-dir",
+        str(home),
+        "inject",
+        "--endpoint-name",
+        "x",
+        "--serial-number",
+        "S",
+        "to-file",
+        str(tmp_path / "o"),
+    )
+    assert result.exit_code == 1
+    assert _json_line(result.output)["status"] == 210
+    assert "setup" in result.output
+
+
+def test_inject_to_file_writes_frame(home: Path, tmp_path: Path) -> None:
+    """to-file writes one mbedprov frame whose body is the device bundle."""
+    out = tmp_path / "bundle.bin"
+    result = run(
+        "--home-dir",
+        str(home),
+        "inject",
+        "--endpoint-name",
+        "f1",
+        "--serial-number",
+        "S",
+        "to-file",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    data = out.read_bytes()
+    assert data[:8] == b"mbedprov"
+    length = int.from_bytes(data[8:12], "little")
+    bundle = decode_bundle(data[12 : 12 + length])
+    assert {p.name: p.data for p in bundle.config_params}["mbed.EndpointName"] == "f1"
+
+
+def test_config_file_option(home: Path, tmp_path: Path) -> None:
+    """--config-file selects another fcu.yml; an invalid one fails with its FCU code."""
+    bad = tmp_path / "bad.yml"
+    bad.write_text("use-bootstrap: maybe\n")
+    result = run(
+        "--home-dir", str(home), "--config-file", str(bad),
+        "inject", "--endpoint-name", "x", "--serial-number", "S", "to-file", str(tmp_path / "o"),
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert _json_line(result.output)["status"] == 380
+
+
+def test_demo_runs_end_to_end() -> None:
+    """provkit demo provisions a virtual device with embedded defaults and exits 0."""
+    result = run("demo")
+    assert result.exit_code == 0, result.output
+    body = _json_line(result.output)
+    assert body["status"] == 0
+    assert "mbed.BootstrapDeviceCert" in result.output and "device stores:" in result.output
+
+
+def test_by_device_to_file_is_1000(home: Path, tmp_path: Path) -> None:
+    """by_device mode cannot write to a file (it needs the device's CSR): status 1000, exit 1."""
+    config = home / "config" / "fcu.yml"
+    config.write_text(
+        config.read_text().replace(
+            "device-key-generation-mode: by_tool", "device-key-generation-mode: by_device"
+        )
+    )
+    result = run(
+        "--home-dir",
+        str(home),
+        "inject",
+        "--endpoint-name",
+        "x",
+        "--serial-number",
+        "S",
+        "to-file",
+        str(tmp_path / "o"),
+    )
+    assert result.exit_code == 1
+    assert _json_line(result.output)["status"] == 1000
+
+
+def test_demo_ignores_fcu_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """provkit demo uses its own temporary home even when FCU_* variables point elsewhere."""
+    monkeypatch.setenv("FCU_RESOURCES_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("FCU_KEYSTORE_DIR", str(tmp_path / "ks"))
+    result = run("demo")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "ks").exists()

@@ -1,0 +1,147 @@
+"""provkit inject over a serial line (a bridged pty pair) and the intermediate-CA setup commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import selectors
+import threading
+import tty
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from provkit.cli.main import cli
+from provkit.crypto import issue
+from provkit.device.fcc import fcc_init
+from provkit.factory.home import write_demo_server_cas
+from provkit.transport.agent import DeviceAgent
+from provkit.transport.handlers import fcc_handler
+from provkit.transport.servers import SerialAgentServer
+from provkit.wire.framing import FCC_TOKEN
+
+pytestmark = pytest.mark.integration
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def pty_pair() -> Iterator[tuple[str, str]]:
+    """Two raw ptys bridged by a relay thread: device end and tool end of a serial cable."""
+    m1, s1 = os.openpty()
+    m2, s2 = os.openpty()
+    for fd in (s1, s2):
+        tty.setraw(fd)
+    stop = threading.Event()
+
+    def relay() -> None:
+        peers = {m1: m2, m2: m1}
+        with selectors.DefaultSelector() as sel:
+            for fd in peers:
+                sel.register(fd, selectors.EVENT_READ)
+            while not stop.is_set():
+                for key, _ in sel.select(0.05):
+                    try:
+                        os.write(peers[key.fd], os.read(key.fd, 65536))  # type: ignore[index, arg-type]
+                    except OSError:
+                        continue
+
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    try:
+        yield os.ttyname(s1), os.ttyname(s2)
+    finally:
+        stop.set()
+        thread.join()
+        for fd in (m1, s1, m2, s2):
+            os.close(fd)
+
+
+def _home(tmp_path: Path, *, intermediate: bool = False) -> Path:
+    home = tmp_path / "fcu"
+    assert run("init", str(home)).exit_code == 0
+    write_demo_server_cas(home / "resources")
+    if intermediate:
+        config = home / "config" / "fcu.yml"
+        config.write_text(
+            config.read_text().replace("setup-ca-as-intermediate: false", "setup-ca-as-intermediate: true")
+        )
+    return home
+
+
+def test_inject_over_serial(tmp_path: Path, pty_pair: tuple[str, str]) -> None:
+    """inject serial finds the device's answer among its log lines and reports success."""
+    home = _home(tmp_path)
+    assert run("--home-dir", str(home), "setup").exit_code == 0
+    agent = DeviceAgent({FCC_TOKEN: fcc_handler(fcc_init(tmp_path / "dev.sqlite"))}, read_timeout_s=10)
+    with SerialAgentServer(agent, pty_pair[0]):
+        result = run(
+            "--home-dir", str(home), "inject", "--endpoint-name", "ser-1", "--serial-number", "S",
+            "serial", "--port", pty_pair[1], "-t", "10",
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["deviceResponse"]["status"] == 0
+
+
+def test_inject_missing_serial_port_fails(tmp_path: Path) -> None:
+    """A serial port that does not exist gives a 101x factory tool status and exit 1."""
+    home = _home(tmp_path)
+    run("--home-dir", str(home), "setup")
+    result = run(
+        "--home-dir", str(home), "inject", "--endpoint-name", "x", "--serial-number", "S",
+        "serial", "--port", str(tmp_path / "ttyNOPE"),
+    )  # fmt: skip
+    assert result.exit_code == 1
+    status = json.loads([line for line in result.output.splitlines() if line.startswith("{")][-1])["status"]
+    assert status in (1011, 1014)
+
+
+def test_intermediate_setup_and_install(tmp_path: Path) -> None:
+    """Intermediate mode: setup writes a CSR, setup --ca-certificate installs the signed CA and its chain."""
+    home = _home(tmp_path, intermediate=True)
+    result = run("--home-dir", str(home), "setup")
+    assert result.exit_code == 0, result.output
+    csr_path = home / "keystore" / "fcu.csr"
+    assert json.loads(result.output.strip().splitlines()[-1])["csr"] == str(csr_path)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = issue.create_ca(
+        root_key, {"common-name": "Root"}, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+    )
+    csr = x509.load_pem_x509_csr(csr_path.read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    signed = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(root.subject)
+        .public_key(csr.public_key())
+        .serial_number(9)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    signed_path = tmp_path / "signed.pem"
+    signed_path.write_bytes(issue.certificate_pem([signed, root]))
+    result = run("--home-dir", str(home), "setup", "--ca-certificate", str(signed_path))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["status"] == 0
+    result = run(
+        "--home-dir",
+        str(home),
+        "inject",
+        "--endpoint-name",
+        "i-1",
+        "--serial-number",
+        "S",
+        "to-file",
+        str(tmp_path / "o"),
+    )
+    assert result.exit_code == 0, result.output

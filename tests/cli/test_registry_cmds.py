@@ -1,0 +1,75 @@
+"""``provkit registry list | show | stats | export``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from provkit.cli.main import cli
+from provkit.registry import AttemptState, NewAttempt, Registry
+
+
+@pytest.fixture
+def registry_path(tmp_path: Path) -> str:
+    """A SQLite registry with two provisioned devices and one failed attempt."""
+    path = str(tmp_path / "r.sqlite")
+    with Registry.open(path, station_id="st-9") as registry:
+        ids = registry.record_attempts(
+            None, [NewAttempt("ep-a", "sn-a"), NewAttempt("ep-b", "sn-b"), NewAttempt("ep-c", "sn-c")]
+        )
+        for attempt_id in ids[:2]:
+            registry.update_attempt(attempt_id, AttemptState.INJECTED, return_status=0)
+            registry.mark_verified(attempt_id, enrollment_id=f"A-{attempt_id:02X}", device_cert_sha256="00")
+        registry.mark_failed(ids[2], 1021, "unreachable")
+    return path
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["registry", *args])
+    return result.exit_code, result.output
+
+
+def test_list_json_and_filters(registry_path: str) -> None:
+    """list prints attempts and filters by state and provisioned."""
+    code, output = _run("list", "--registry", registry_path, "--json")
+    assert code == 0 and [a["endpoint_name"] for a in json.loads(output)] == ["ep-a", "ep-b", "ep-c"]
+    _, failed = _run("list", "--registry", registry_path, "--json", "--state", "failed")
+    assert [a["error_message"] for a in json.loads(failed)] == ["unreachable"]
+    _, table = _run("list", "--registry", registry_path, "--provisioned")
+    assert "ep-a" in table and "ep-c" not in table
+
+
+def test_show_and_stats(registry_path: str) -> None:
+    """show gives an endpoint's attempts; stats counts states and stations."""
+    code, output = _run("show", "--registry", registry_path, "ep-b")
+    assert code == 0 and json.loads(output)[0]["state"] == "verified"
+    _, stats = _run("stats", "--registry", registry_path, "--json")
+    assert json.loads(stats) == {
+        "attempts": 3,
+        "provisioned": 2,
+        "by_state": {"failed": 1, "verified": 2},
+        "by_station": {"st-9": 2},
+    }
+
+
+def test_show_unknown_endpoint_is_an_error(registry_path: str) -> None:
+    """Showing an unknown endpoint exits 1 with the registry error code."""
+    code, output = _run("show", "--registry", registry_path, "nope")
+    assert code == 1 and "Error 4000" in output
+
+
+def test_export_json_and_csv_file(registry_path: str, tmp_path: Path) -> None:
+    """export writes only provisioned devices, as JSON or to a CSV file."""
+    _, output = _run("export", "--registry", registry_path, "--format", "json")
+    assert [d["endpoint_name"] for d in json.loads(output)] == ["ep-a", "ep-b"]
+    code, _ = _run("export", "--registry", registry_path, "--out", str(tmp_path / "x.csv"))
+    assert code == 0 and (tmp_path / "x.csv").read_text().count("\n") == 3
+
+
+def test_unreachable_registry_exits_with_error() -> None:
+    """A registry URL that cannot be opened is reported, not a traceback."""
+    code, output = _run("stats", "--registry", "mysql://nowhere/x")
+    assert code == 1 and "Error 4000" in output

@@ -1,0 +1,256 @@
+"""End-to-end FCC flows: CSR sessions, Disable, clock, all-or-nothing, integer storage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from provkit.codes import FccStatus
+from provkit.crypto.x509 import certificate_der
+from provkit.device.clock import DeviceClock
+from provkit.device.fcc import (
+    FactoryConfiguratorClient,
+    fcc_bundle_handler,
+    fcc_finalize,
+    fcc_init,
+    fcc_storage_delete,
+    fcc_verify_device_configured_4mbed_cloud,
+)
+from provkit.device.kcm import ItemType, Kcm
+from provkit.device.storage import MemoryStorage, SqliteStorage
+from provkit.wire.response import decode_response
+
+
+def _dump(path: Path) -> list[tuple[str, str, bytes]]:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT ns, name, data FROM kcm_items ORDER BY ns, name").fetchall()
+
+
+def test_csr_two_bundle_flow(builder: Any, any_fcc: FactoryConfiguratorClient) -> None:
+    """Bundle 1 asks for a CSR; bundle 2 brings the signed certificate with PrKN and verifies."""
+    first = {
+        "SchemeVersion": "0.0.1",
+        "SID": "session-7",
+        "KpAlvSess": 1,
+        "Verify": 0,
+        "CsrReqs": [
+            {
+                "PrKN": "mbed.BootstrapDevicePrivateKey",
+                "Subj": "C=GB,O=Acme\\, Ltd,CN=EP_fdsf",
+                "MD": 1,
+                "Ext": {"KU": 1, "EKU": 4},
+                "SM": {"Prv": "Device", "Pub": "Device"},
+            }
+        ],
+    }
+    result = any_fcc.bundle_handler(builder.encode(first))
+    assert result.status == FccStatus.SUCCESS and not result.session_finished
+    assert result.response is not None
+    response = decode_response(result.response)
+    assert response.sid == "session-7" and len(response.csrs) == 1
+    assert response.csrs[0].prkn == "mbed.BootstrapDevicePrivateKey"
+    csr = x509.load_der_x509_csr(response.csrs[0].data)
+    assert csr.is_signature_valid
+    assert csr.subject.rfc4514_string() == "CN=EP_fdsf,O=Acme\\, Ltd,C=GB"
+    assert csr.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
+    eku = csr.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert any_fcc.kcm.item_exists("mbed.BootstrapDevicePrivateKey", ItemType.PUBLIC_KEY)
+
+    pki = builder.pki
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(pki.ca.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(pki.now - dt.timedelta(days=1))
+        .not_valid_after(pki.now + dt.timedelta(days=20 * 365))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(pki.ca_key, hashes.SHA256())
+    )
+    second = builder.valid()
+    second.pop("Keys")
+    second["CertificateChains"][0]["DataArray"][0] = certificate_der(cert)
+    second["CertificateChains"][0]["PrKN"] = "mbed.BootstrapDevicePrivateKey"
+    second["SID"] = "session-7"
+    second["KpAlvSess"] = 0
+    result = any_fcc.bundle_handler(builder.encode(second))
+    assert result.response is not None
+    response = decode_response(result.response)
+    assert (response.return_status, response.warning_info) == (0, "")
+    assert result.session_finished
+
+
+def test_csr_key_exists_and_prkn_mismatch(builder: Any, memory_fcc: FactoryConfiguratorClient) -> None:
+    """A generated key name that exists answers 17; a certificate not matching PrKN answers 34."""
+    request = {
+        "SchemeVersion": "0.0.1",
+        "SID": "s",
+        "Verify": 0,
+        "KpAlvSess": 1,
+        "CsrReqs": [{"PrKN": "gen.key", "Subj": "CN=EP_fdsf", "MD": 1}],
+    }
+    assert memory_fcc.bundle_handler(builder.encode(request)).status == 0
+    result = memory_fcc.bundle_handler(builder.encode(request))
+    assert result.response is not None
+    response = decode_response(result.response)
+    assert (response.return_status, response.info_message) == (
+        17,
+        "Desired generated key name already exists:gen.key",
+    )
+    assert response.csrs == ()
+    _, cert = builder.pki.device()
+    bundle = {
+        "SchemeVersion": "0.0.1",
+        "Verify": 0,
+        "Certificates": [{"Name": "gen.cert", "Format": "der", "Data": cert, "PrKN": "gen.key"}],
+    }
+    result = memory_fcc.bundle_handler(builder.encode(bundle))
+    assert result.response is not None
+    response = decode_response(result.response)
+    assert (response.return_status, response.info_message) == (
+        34,
+        "Self-generated certificate validation failed:gen.cert",
+    )
+    bundle["Certificates"][0]["PrKN"] = "no.such.key"
+    result = memory_fcc.bundle_handler(builder.encode(bundle))
+    assert result.response is not None
+    # A missing PrKN key is status 34; the text names the key with KCM's not-found prefix.
+    assert decode_response(result.response).info_message == "Item does not exist:no.such.key"
+    assert result.status == 34
+
+
+def test_disable_then_no_response(builder: Any, any_fcc: FactoryConfiguratorClient) -> None:
+    """After a bundle with Disable=1 the factory is disabled and later bundles get no response."""
+    bundle = builder.valid()
+    bundle["Disable"] = 1
+    assert any_fcc.bundle_handler(builder.encode(bundle)).status == FccStatus.SUCCESS
+    assert any_fcc.is_factory_disabled()
+    before = any_fcc.kcm.list_items()
+    result = any_fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "Verify": 0}))
+    assert (result.status, result.response) == (FccStatus.FACTORY_DISABLED_ERROR, None)
+    assert any_fcc.kcm.list_items() == before
+
+
+def test_entropy_and_rot_set_once(builder: Any, memory_fcc: FactoryConfiguratorClient) -> None:
+    """Entropy and ROT are accepted once; a second attempt answers 8 / 7 naming the item."""
+    bundle = {"SchemeVersion": "0.0.1", "Verify": 0, "Entropy": bytes(48), "ROT": bytes(range(16))}
+    assert memory_fcc.bundle_handler(builder.encode(bundle)).status == 0
+    assert memory_fcc.kcm.rbp_get("rot") == bytes(range(16))
+    result = memory_fcc.bundle_handler(builder.encode(bundle))
+    assert result.response is not None
+    assert decode_response(result.response).info_message == "Entropy error:entropy"
+    bundle.pop("Entropy")
+    result = memory_fcc.bundle_handler(builder.encode(bundle))
+    assert result.response is not None
+    assert (result.status, decode_response(result.response).info_message) == (7, "Root of trust error:rot")
+
+
+def test_current_time_sets_persisted_clock(builder: Any, tmp_path: Path) -> None:
+    """CurrentTime sets the device clock as an offset that survives reopening the storage."""
+    host = [1_000_000.0]
+    backend = SqliteStorage(tmp_path / "d.sqlite")
+    kcm = Kcm(backend)
+    fcc = FactoryConfiguratorClient(kcm, clock=DeviceClock(kcm, time_source=lambda: host[0]))
+    assert fcc.clock.now() == 0
+    bundle = {
+        "SchemeVersion": "0.0.1",
+        "Verify": 0,
+        "ConfigParams": [{"Name": "mbed.CurrentTime", "Data": 1_700_000_000}],
+    }
+    assert fcc.bundle_handler(builder.encode(bundle)).status == 0
+    assert not kcm.item_exists("mbed.CurrentTime", ItemType.CONFIG)
+    host[0] += 50
+    assert fcc.clock.now() == 1_700_000_050
+    backend.close()
+    reopened = Kcm(SqliteStorage(tmp_path / "d.sqlite"))
+    assert DeviceClock(reopened, time_source=lambda: host[0]).now() == 1_700_000_050
+    reopened.backend.close()
+
+
+def test_integer_storage_widths(builder: Any, memory_fcc: FactoryConfiguratorClient) -> None:
+    """Integers are 8-byte little-endian, except 4 bytes for UseBootstrap/MemoryTotalKB/FirstToClaim."""
+    params = [
+        {"Name": "mbed.MemoryTotalKB", "Data": 102400},
+        {"Name": "mbed.FirstToClaim", "Data": 1},
+        {"Name": "custom.int", "Data": 258},
+        {"Name": "custom.neg", "Data": -2},
+        {"Name": "custom.big", "Data": cbor2_bignum()},
+    ]
+    bundle = {"SchemeVersion": "0.0.1", "Verify": 0, "ConfigParams": params}
+    assert memory_fcc.bundle_handler(builder.encode(bundle)).status == 0
+    get = memory_fcc.kcm.item_get
+    assert get("mbed.MemoryTotalKB", ItemType.CONFIG) == (102400).to_bytes(4, "little")
+    assert get("mbed.FirstToClaim", ItemType.CONFIG) == b"\x01\x00\x00\x00"
+    assert get("custom.int", ItemType.CONFIG) == (258).to_bytes(8, "little")
+    assert get("custom.neg", ItemType.CONFIG) == b"\xfe" + b"\xff" * 7
+    assert get("custom.big", ItemType.CONFIG) == bytes.fromhex("A65369B6589987655264")
+
+
+def cbor2_bignum() -> int:
+    return 0xA65369B6589987655264
+
+
+def test_failed_last_item_leaves_sqlite_identical(builder: Any, tmp_path: Path) -> None:
+    """A bundle failing on its very last item leaves every stored row exactly as before."""
+    path = tmp_path / "d.sqlite"
+    fcc = fcc_init(path)
+    assert (
+        fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "Verify": 0, "ROT": bytes(16)})).status
+        == 0
+    )
+    before = _dump(path)
+    bundle = builder.valid()
+    bundle["Entropy"] = bytes(48)
+    bundle["ConfigParams"].append({"Name": "bad name!", "Data": 1})  # fails after everything else
+    result = fcc.bundle_handler(builder.encode(bundle))
+    assert result.status == FccStatus.KCM_STORAGE_ERROR
+    assert _dump(path) == before
+    bundle = builder.valid()
+    bundle["Verify"] = 1
+    bundle["ConfigParams"][1]["Data"] = "EP_wrong"  # verification fails after storing
+    assert fcc.bundle_handler(builder.encode(bundle)).status == FccStatus.INVALID_LWM2M_CN_ATTR
+    assert _dump(path) == before
+    assert fcc_finalize(fcc) == FccStatus.SUCCESS
+
+
+def test_c_api_mirrors(builder: Any) -> None:
+    """The C-API mirror functions drive a memory device end to end."""
+    fcc = fcc_init(":memory:")
+    status, response = fcc_bundle_handler(fcc, builder.encode(builder.valid()))
+    assert status == FccStatus.SUCCESS and response is not None
+    assert fcc_verify_device_configured_4mbed_cloud(fcc) == FccStatus.SUCCESS
+    assert fcc_storage_delete(fcc) == FccStatus.SUCCESS
+    assert fcc.kcm.list_items() == []
+    assert fcc_verify_device_configured_4mbed_cloud(fcc) == FccStatus.ITEM_NOT_EXIST
+
+
+def test_factory_reset_restores_bundle_items(builder: Any, memory_fcc: FactoryConfiguratorClient) -> None:
+    """Items from a bundle are factory items: reset drops later items and restores deleted ones."""
+    assert memory_fcc.bundle_handler(builder.encode(builder.valid())).status == 0
+    kcm = memory_fcc.kcm
+    original = kcm.list_items()
+    kcm.item_delete("mbed.EndpointName", ItemType.CONFIG)
+    kcm.item_store("app.counter", ItemType.CONFIG, b"\x01", is_factory=False)
+    assert memory_fcc.verify_device_configured().status == FccStatus.ITEM_NOT_EXIST
+    memory_fcc.factory_reset()
+    assert kcm.list_items() == original
+    assert memory_fcc.verify_device_configured().ok
+
+
+def test_response_too_large_is_status_21(builder: Any) -> None:
+    """A response that does not fit 512 bytes answers status 21 with no body, and rolls back."""
+    fcc = FactoryConfiguratorClient(Kcm(MemoryStorage()))
+    bundle = builder.valid()
+    bundle["ConfigParams"][1]["Data"] = "EP_fdsf"
+    bundle["SID"] = "s" * 600
+    result = fcc.bundle_handler(builder.encode(bundle))
+    assert (result.status, result.response) == (FccStatus.BUNDLE_RESPONSE_ERROR, None)
+    assert fcc.kcm.list_items() == []

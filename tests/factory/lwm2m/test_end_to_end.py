@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from cryptography import x509
+
+from provkit.device.kcm import ItemType, Kcm
+from provkit.device.lwm2m import Lwm2mAcceptor, make_lwm2m_handler
+from provkit.device.storage import SqliteStorage
+from provkit.errors import EndpointConfigError, RegistrationError
+from provkit.factory.lwm2m import FactoryProvisioning, ProvisioningRefused
+from provkit.transport.agent import DeviceAgent
+from provkit.transport.links import FileLink, TcpLink
+from provkit.transport.servers import TcpAgentServer
+from provkit.wire.framing import LWM2M_TOKEN
+
+VECTORS_DIR = Path(__file__).resolve().parents[2] / "vectors" / "lwm2m"
+
+CERT_CFG = {
+    "Security": {
+        0: {
+            "ServerURI": "coaps://bs.example.com:5684",
+            "Bootstrap": True,
+            "Mode": "psk",
+            "PKOrIdentity": "bs-identity",
+            "SecretKey": {"hex": "000102030405"},
+        },
+        1: {
+            "ServerURI": "coaps://dm.example.com:5684",
+            "Bootstrap": False,
+            "Mode": "cert",
+            "ShortServerID": 1,
+        },
+    },
+    "Server": {1: {"ShortServerID": 1, "Lifetime": 86400, "NotificationStoring": False, "Binding": "U"}},
+}
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Iterator[tuple[Kcm, TcpAgentServer]]:
+    """A device agent with a real SQLite KCM, serving LwM2M frames on 127.0.0.1."""
+    kcm = Kcm(SqliteStorage(tmp_path / "device.db"))
+    agent = DeviceAgent({LWM2M_TOKEN: make_lwm2m_handler(kcm)}, read_timeout_s=10.0)
+    with TcpAgentServer(agent, "127.0.0.1", 0) as server:
+        yield kcm, server
+
+
+@pytest.mark.integration
+def test_cert_mode_provisioning_over_tcp(device):
+    """A bootstrap + cert-mode config with generated P-256 credentials reaches the device over TCP."""
+    kcm, server = device
+    fp = FactoryProvisioning(CERT_CFG, "urn:dev:e2e", None, None, {"organizationName": "provkit"})
+    assert fp.get_sec_mode() == "cert"
+    server_creds = FactoryProvisioning(CERT_CFG, "server", None, None, None).generate_self_signed_cert()
+    fp.set_server_cert(server_creds.cert_der)
+    creds = fp.generate_self_signed_cert()
+    with TcpLink(*server.address) as link:
+        blob = fp.provision_device(link)
+    assert fp.last_result is not None and fp.last_result.written == len(fp.config.entries())
+    stored = {e.path: e.value for e in Lwm2mAcceptor(kcm).configuration()}
+    assert stored["/0/1/3"] == creds.cert_der and stored["/0/1/4"] == server_creds.cert_der
+    assert (
+        x509.load_der_x509_certificate(stored["/0/1/3"]).subject.rfc4514_string()
+        == "CN=urn:dev:e2e,O=provkit"
+    )
+    types = {i.name: i.type for i in kcm.list_items()}
+    assert types["lwm2m.0.1.5"] is ItemType.PRIVATE_KEY and types["lwm2m.0.0.5"] is ItemType.SYMMETRIC_KEY
+    assert len(blob) > 300
+
+
+@pytest.mark.integration
+def test_device_refusal_reaches_factory(device):
+    """A blob the device refuses raises ProvisioningRefused with the device's reason; storage is untouched."""
+    kcm, server = device
+    fp = FactoryProvisioning(CERT_CFG, "urn:dev:e2e", None, None, None)
+    fp.generate_self_signed_cert()
+    other = FactoryProvisioning(CERT_CFG, "urn:dev:other", None, None, None).generate_self_signed_cert()
+    fp.config.set(0, 1, 5, other.key_der)  # a key that does not match the certificate
+    with TcpLink(*server.address) as link, pytest.raises(ProvisioningRefused, match="does not match") as info:
+        fp.provision_device(link)
+    assert info.value.code == 5015
+    assert kcm.list_items() == []
+
+
+def test_cert_mode_without_certificate_is_refused_on_the_host():
+    """Building a cert-mode blob without credentials fails on the host, naming the instance."""
+    fp = FactoryProvisioning(CERT_CFG, "urn:dev:x", None, None, None)
+    with pytest.raises(EndpointConfigError, match="/0/1"):
+        fp.build_blob()
+
+
+def test_file_link_writes_framed_request(tmp_path):
+    """The file transport writes the blob as an lwm2mfpv frame for offline delivery."""
+    fp = FactoryProvisioning(VECTORS_DIR / "sample_psk.yaml", "ep", None, None, None)
+    blob = fp.build_blob()
+    path = FileLink(tmp_path / "req.bin").write(blob, token=LWM2M_TOKEN)
+    assert LWM2M_TOKEN in path.read_bytes() and blob in path.read_bytes()
+
+
+class _Coiote(BaseHTTPRequestHandler):
+    """A minimal Coiote devices endpoint that records requests and answers per the test's plan."""
+
+    seen: ClassVar[list[tuple[str, str, dict[str, str], object]]] = []
+    status = 201
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append((self.command, self.path, dict(self.headers), body))
+        status = type(self).status
+        payload = {"id": body["properties"]["endpointName"]} if status < 400 else {"error": "Device exists"}
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def coiote() -> Iterator[tuple[ThreadingHTTPServer, type[_Coiote]]]:
+    """A real HTTP server on 127.0.0.1:0 in a thread."""
+    handler = type("Handler", (_Coiote,), {"seen": [], "status": 201})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.integration
+def test_registration_psk(coiote):
+    """PSK registration posts the endpoint, domain, identity and hex key with the bearer token."""
+    server, handler = coiote
+    info = {"url": "http://127.0.0.1", "port": server.server_address[1], "domain": "/embedded/"}
+    fp = FactoryProvisioning(VECTORS_DIR / "sample_psk.yaml", "urn:dev:reg", info, "tok123", None)
+    assert fp.register() == {"id": "urn:dev:reg"}
+    ((method, path, headers, body),) = handler.seen
+    assert (method, path) == ("POST", "/api/coiotedm/v3/devices")
+    assert headers["Authorization"] == "Bearer tok123" and headers["Accept"] == "application/json"
+    assert body == {
+        "properties": {"endpointName": "urn:dev:reg"},
+        "connectorType": "management",
+        "domain": "/embedded/",
+        "securityMode": "psk",
+        "dtlsIdentity": "reg-test-psk-identity",
+        "dtlsPsk": {"HexadecimalPsk": b"3x@mpl3P5K53cr3tK3y".hex()},
+    }
+
+
+@pytest.mark.integration
+def test_registration_http_error(coiote):
+    """An HTTP 409 becomes a RegistrationError with the status and the server's message."""
+    server, handler = coiote
+    handler.status = 409
+    info = {"url": "http://127.0.0.1", "port": server.server_address[1], "domain": "/embedded/"}
+    fp = FactoryProvisioning(VECTORS_DIR / "sample_psk.yaml", "urn:dev:reg", info, "tok", None)
+    with pytest.raises(RegistrationError, match=r"HTTP 409.*Device exists"):
+        fp.register()
+
+
+def test_registration_unreachable_and_bad_inputs():
+    """A closed port, a domain without slashes and a missing token are clear errors."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    info = {"url": "http://127.0.0.1", "port": port, "domain": "/d/"}
+    fp = FactoryProvisioning(VECTORS_DIR / "sample_psk.yaml", "ep", info, "tok", None)
+    with pytest.raises(RegistrationError, match="cannot reach"):
+        fp.register()
+    with pytest.raises(RegistrationError, match="domain"):
+        FactoryProvisioning(VECTORS_DIR / "sample_psk.yaml", "ep", {"domain": "d"}, "tok", None)
+    with pytest.raises(RegistrationError, match="token"):
+        FactoryProvisioning(VECTORS_DIR / "sample_psk.yaml", "ep", info, None, None).register()

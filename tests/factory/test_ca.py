@@ -1,0 +1,158 @@
+"""Factory CA setup and loading: files, certificate profile, overwrite refusal, errors 210–222, 290."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from provkit.codes import FcuErrorCode
+from provkit.crypto import issue
+from provkit.errors import CaError, FactoryError
+from provkit.factory import FactoryCa, FactoryToolApi
+
+from .conftest import HomeFactory
+
+
+def test_setup_creates_key_and_ca_certificate(api: FactoryToolApi) -> None:
+    """Setup writes fcu_key.pem (0600) and a P-256/SHA-256 35-year CA certificate with the subject."""
+    paths = api.paths
+    assert stat.S_IMODE(paths.ca_key.stat().st_mode) == 0o600
+    cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
+    assert cert.public_key() == key.public_key()
+    assert isinstance(cert.signature_hash_algorithm, hashes.SHA256)
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.digital_signature and usage.key_cert_sign and usage.crl_sign
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert lifetime == dt.timedelta(days=35 * 365)
+    assert cert.not_valid_before_utc < dt.datetime.now(dt.UTC)
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "provkit factory CA"
+    assert cert.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)[0].value == "GB"
+    assert api.get_setup_status().ok
+
+
+def test_setup_refuses_to_overwrite_with_290(api: FactoryToolApi) -> None:
+    """A second setup without override fails with 290 and leaves the CA untouched."""
+    before = api.paths.ca_cert.read_bytes(), api.paths.ca_key.read_bytes()
+    with pytest.raises(CaError) as info:
+        api.setup_factory_configurator_utility()
+    assert info.value.code == FcuErrorCode.FILE_ALREADY_EXISTS
+    assert info.value.message == FcuErrorCode.FILE_ALREADY_EXISTS.format(api.paths.ca_key)
+    assert (api.paths.ca_cert.read_bytes(), api.paths.ca_key.read_bytes()) == before
+
+
+def test_setup_override_replaces_ca(api: FactoryToolApi) -> None:
+    """Setup with override_existing_ca=True creates a new key pair."""
+    before = api.paths.ca_key.read_bytes()
+    status = api.setup_factory_configurator_utility(override_existing_ca=True)
+    assert status.ok and api.paths.ca_key.read_bytes() != before
+    assert not list(api.paths.keystore.glob(".*tmp*"))
+
+
+def test_passphrase_encrypts_ca_key(make_home: HomeFactory) -> None:
+    """With a passphrase the key file is encrypted and loads only with the passphrase."""
+    plain = make_home(setup=False)
+    api = FactoryToolApi(home_dir=plain.paths.home, ca_passphrase="s3cret")
+    api.setup_factory_configurator_utility()
+    assert b"ENCRYPTED" in api.paths.ca_key.read_bytes()
+    assert api.get_setup_status().ok
+    status = FactoryToolApi(home_dir=plain.paths.home, ca_passphrase="wrong").get_setup_status()
+    assert status.status == FcuErrorCode.CA_KEY_LOAD_FAILED
+
+
+def test_missing_files_are_210_and_220(make_home: HomeFactory) -> None:
+    """Without setup, the status reports 210 (no certificate); without the key, 220."""
+    api = make_home(setup=False)
+    assert api.get_setup_status().status == FcuErrorCode.CA_CERT_NOT_FOUND
+    api.setup_factory_configurator_utility()
+    api.paths.ca_key.unlink()
+    with pytest.raises(CaError) as info:
+        FactoryCa.load(api.paths)
+    assert info.value.code == FcuErrorCode.CA_KEY_NOT_FOUND
+    assert info.value.message == FcuErrorCode.CA_KEY_NOT_FOUND.format(api.paths.ca_key)
+
+
+def test_corrupt_files_are_211_and_221(api: FactoryToolApi) -> None:
+    """A garbage certificate gives 211 and a garbage key 221."""
+    key_bytes = api.paths.ca_key.read_bytes()
+    api.paths.ca_cert.write_bytes(b"not a certificate")
+    assert api.get_setup_status().status == FcuErrorCode.CA_CERT_LOAD_FAILED
+    api.setup_factory_configurator_utility(override_existing_ca=True)
+    api.paths.ca_key.write_bytes(key_bytes[:40])
+    assert api.get_setup_status().status == FcuErrorCode.CA_KEY_LOAD_FAILED
+
+
+def test_mismatched_pair_is_222(make_home: HomeFactory) -> None:
+    """A CA certificate from one setup with the key of another gives 222."""
+    first, second = make_home(), make_home()
+    second.paths.ca_key.write_bytes(first.paths.ca_key.read_bytes())
+    with pytest.raises(CaError) as info:
+        FactoryCa.load(second.paths)
+    assert info.value.code == FcuErrorCode.CA_CERT_KEY_MISMATCH
+    assert info.value.hint
+
+
+def test_non_ca_certificate_is_211(api: FactoryToolApi) -> None:
+    """A certificate without BasicConstraints CA in fcu.crt is refused with 211."""
+    ca = FactoryCa.load(api.paths)
+    leaf = ca.issue(issue.load_pem_private_key(api.paths.ca_key.read_bytes()).public_key(), common_name="x")
+    api.paths.ca_cert.write_bytes(issue.certificate_pem([leaf]))
+    assert api.get_setup_status().status == FcuErrorCode.CA_CERT_LOAD_FAILED
+
+
+def test_intermediate_mode_csr_then_install(make_home: HomeFactory) -> None:
+    """Intermediate mode writes a CSR; the signed certificate plus chain is installed and used."""
+    api = make_home(setup_ca_as_intermediate=True)
+    assert api.paths.ca_csr.exists() and not api.paths.ca_cert.exists()
+    status = api.get_setup_status()
+    assert status.status == FcuErrorCode.CA_CERT_NOT_FOUND and status.csr
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = issue.create_ca(
+        root_key, {"common-name": "Root"}, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+    )
+    csr = x509.load_pem_x509_csr(api.paths.ca_csr.read_bytes())
+    signed = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(root.subject)
+        .public_key(csr.public_key())
+        .serial_number(7)
+        .not_valid_before(dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+        .not_valid_after(dt.datetime.now(dt.UTC) + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    assert api.install_ca_certificate(issue.certificate_pem([signed, root])).ok
+    ca = FactoryCa.load(api.paths)
+    assert ca.chain == (root,) and ca.max_chain_depth == 3
+
+
+def test_install_foreign_certificate_is_222(make_home: HomeFactory) -> None:
+    """Installing a CA certificate for another key fails with 222 and keeps the keystore as it was."""
+    api = make_home(setup_ca_as_intermediate=True)
+    other = issue.create_ca(
+        ec.generate_private_key(ec.SECP256R1()), {"common-name": "X"}, now=dt.datetime.now(dt.UTC)
+    )
+    with pytest.raises(CaError) as info:
+        api.install_ca_certificate(issue.certificate_pem([other]))
+    assert info.value.code == FcuErrorCode.CA_CERT_KEY_MISMATCH
+    assert not api.paths.ca_cert.exists()
+
+
+def test_unwritable_keystore_is_320(make_home: HomeFactory) -> None:
+    """A keystore path that cannot be created fails with 320 and writes nothing."""
+    api = make_home(setup=False)
+    api.paths.keystore.parent.mkdir(parents=True, exist_ok=True)
+    api.paths.keystore.write_text("a file where the keystore directory should be")
+    with pytest.raises(FactoryError) as info:
+        api.setup_factory_configurator_utility()
+    assert info.value.code == FcuErrorCode.CERTIFICATE_CREATE_FAILED
+    assert str(api.paths.keystore) in (info.value.hint or "")

@@ -1,0 +1,213 @@
+"""End to end: FactoryToolApi → real device agent (FCC + KCM on SQLite) over TCP and a pty serial pair."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import threading
+import tty
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from provkit.device.fcc import FactoryConfiguratorClient, fcc_init
+from provkit.device.kcm import ItemType
+from provkit.factory import DeviceResponseStatus, FactoryToolApi
+from provkit.transport.agent import DeviceAgent
+from provkit.transport.handlers import fcc_handler
+from provkit.transport.links import SerialLink, TcpLink
+from provkit.transport.servers import SerialAgentServer, TcpAgentServer
+from provkit.wire.framing import FCC_TOKEN
+
+from .conftest import CLASS_ID, VENDOR_ID, HomeFactory
+from .test_device_keys import write_keys
+from .test_resources import write_update_cert
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> FactoryConfiguratorClient:
+    """A virtual device: FCC over a real SQLite file."""
+    return fcc_init(tmp_path / "device.sqlite")
+
+
+@pytest.fixture
+def tcp_link(device: FactoryConfiguratorClient) -> Iterator[TcpLink]:
+    """A TCP link to an agent serving ``device`` on 127.0.0.1 (free port)."""
+    agent = DeviceAgent({FCC_TOKEN: fcc_handler(device)}, read_timeout_s=10)
+    with (
+        TcpAgentServer(agent, "127.0.0.1", 0) as server,
+        TcpLink(*server.address, connect_timeout_s=5) as link,
+    ):
+        yield link
+
+
+def provision(
+    api: FactoryToolApi, link: TcpLink | SerialLink, endpoint: str, keys: Path | None = None
+) -> tuple[DeviceResponseStatus, str | None]:
+    """The factory tool flow: prepare, write (twice in by_device mode), verify."""
+    request = api.prepare_device_configuration(endpoint, f"SN-{endpoint}", keys)
+    response = link.exchange(request.config_data, timeout_s=10)
+    if request.needs_csr_response:
+        request = api.complete_device_configuration(request, response)
+        response = link.exchange(request.config_data, timeout_s=10)
+    return api.verify_device_response(endpoint, response), request.enrollment_id
+
+
+def _warnings(status: DeviceResponseStatus) -> set[str]:
+    return {w.message for w in status.warnings}
+
+
+@pytest.mark.parametrize("mode", ["by_tool", "by_device"])
+@pytest.mark.parametrize("use_bootstrap", [True, False])
+def test_modes_provision_and_verify(
+    make_home: HomeFactory,
+    device: FactoryConfiguratorClient,
+    tcp_link: TcpLink,
+    mode: str,
+    use_bootstrap: bool,
+) -> None:
+    """by_tool and by_device bundles in bootstrap and LwM2M mode pass the device's verification."""
+    api = make_home(device_key_generation_mode=mode, use_bootstrap=use_bootstrap)
+    status, _ = provision(api, tcp_link, "e2e-dev")
+    assert status.ok, status
+    prefix = "Bootstrap" if use_bootstrap else "LwM2M"
+    assert device.kcm.item_exists(f"mbed.{prefix}DevicePrivateKey", ItemType.PRIVATE_KEY)
+    leaf = x509.load_der_x509_certificate(device.kcm.cert_chain_get(f"mbed.{prefix}DeviceCert")[0])
+    assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "e2e-dev"
+    assert device.kcm.item_get("mbed.EndpointName", ItemType.CONFIG) == b"e2e-dev"
+    if not use_bootstrap:
+        assert "Bootstrap mode not activated:mbed.UseBootstrap" in _warnings(status)
+
+
+def test_externally_supplied_keys(
+    make_home: HomeFactory, device: FactoryConfiguratorClient, tcp_link: TcpLink, tmp_path: Path
+) -> None:
+    """Supplied keys with a PEM chain (depth 2) are stored and verified on the device."""
+    api = make_home(
+        device_key_generation_mode="externally_supplied", setup=False, device_certificate_chain_depth=2
+    )
+    write_keys(tmp_path / "keys", cn="ext-dev", chain=True)
+    status, _ = provision(api, tcp_link, "ext-dev", tmp_path / "keys")
+    assert status.ok, status
+    assert len(device.kcm.cert_chain_get("mbed.BootstrapDeviceCert")) == 2
+
+
+def test_first_to_claim(make_home: HomeFactory, tcp_link: TcpLink, device: FactoryConfiguratorClient) -> None:
+    """First-to-claim passes the device's URI rule and the enrollment id matches the stored certificate."""
+    api = make_home(first_to_claim=True)
+    status, enrollment = provision(api, tcp_link, "ftc-dev")
+    assert status.ok, status
+    from provkit.crypto.material import enrollment_id
+
+    assert enrollment == enrollment_id(device.kcm.cert_chain_get("mbed.BootstrapDeviceCert")[0])
+
+
+def test_update_auth_and_custom_properties(
+    make_home: HomeFactory, device: FactoryConfiguratorClient, tcp_link: TcpLink, tmp_path: Path
+) -> None:
+    """Update authority, vendor/class ids and custom properties are stored; no 'not set' warnings."""
+    update = write_update_cert(tmp_path / "update.der")
+    api = make_home(
+        update_auth_certificate_file=str(update),
+        vendor_id=VENDOR_ID,
+        class_id=CLASS_ID,
+        custom_properties=[{"name": "acme.Colour", "type": "config", "data": "blue"}],
+        device_certificate_chain_depth=2,
+    )
+    status, _ = provision(api, tcp_link, "upd-dev")
+    assert status.ok, status
+    assert not any("UpdateAuthCert" in w or "ClassId" in w or "VendorId" in w for w in _warnings(status))
+    assert device.kcm.item_get("acme.Colour", ItemType.CONFIG) == b"blue"
+    assert len(device.kcm.item_get("mbed.VendorId", ItemType.CONFIG)) == 16
+
+
+def test_device_failure_is_reported(
+    make_home: HomeFactory, device: FactoryConfiguratorClient, tcp_link: TcpLink
+) -> None:
+    """Injecting the same device twice is refused by the device and reported with its status."""
+    api = make_home()
+    assert provision(api, tcp_link, "twice")[0].ok
+    status, _ = provision(api, tcp_link, "twice")
+    assert not status.ok and status.errors and status.errors[0].code == status.status
+
+
+@pytest.fixture
+def pty_pair() -> Iterator[tuple[str, str]]:
+    """Two pty devices bridged by a relay thread: a serial 'cable' between device and tool."""
+    m1, s1 = os.openpty()
+    m2, s2 = os.openpty()
+    for fd in (s1, s2):
+        tty.setraw(fd)
+    stop = threading.Event()
+
+    def relay() -> None:
+        peers = {m1: m2, m2: m1}
+        with selectors.DefaultSelector() as sel:
+            for fd in peers:
+                sel.register(fd, selectors.EVENT_READ)
+            while not stop.is_set():
+                for key, _ in sel.select(0.05):
+                    try:
+                        os.write(peers[key.fd], os.read(key.fd, 65536))  # type: ignore[index, arg-type]
+                    except OSError:
+                        continue
+
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    try:
+        yield os.ttyname(s1), os.ttyname(s2)
+    finally:
+        stop.set()
+        thread.join()
+        for fd in (m1, s1, m2, s2):
+            os.close(fd)
+
+
+@pytest.mark.parametrize("mode", ["by_tool", "by_device"])
+def test_serial_injection(
+    make_home: HomeFactory, device: FactoryConfiguratorClient, pty_pair: tuple[str, str], mode: str
+) -> None:
+    """Over a pty serial pair with device log lines interleaved, provisioning succeeds."""
+    api = make_home(device_key_generation_mode=mode)
+    agent = DeviceAgent({FCC_TOKEN: fcc_handler(device)}, read_timeout_s=10)
+    with SerialAgentServer(agent, pty_pair[0]) as _server, SerialLink(pty_pair[1]) as link:
+        status, _ = provision(api, link, "serial-dev")
+    assert status.ok, status
+
+
+def test_intermediate_ca_chain_depth_three(
+    make_home: HomeFactory, device: FactoryConfiguratorClient, tcp_link: TcpLink
+) -> None:
+    """With an intermediate factory CA a depth-3 chain (device, intermediate, root) is stored and verified."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from provkit.crypto import issue
+
+    api = make_home(setup_ca_as_intermediate=True, device_certificate_chain_depth=3)
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    root = issue.create_ca(root_key, {"common-name": "Root"}, now=now - dt.timedelta(days=3))
+    csr = x509.load_pem_x509_csr(api.paths.ca_csr.read_bytes())
+    signed = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(root.subject)
+        .public_key(csr.public_key())
+        .serial_number(11)
+        .not_valid_before(now - dt.timedelta(days=2))
+        .not_valid_after(now + dt.timedelta(days=7000))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(root_key, hashes.SHA256())
+    )
+    api.install_ca_certificate(issue.certificate_pem([signed, root]))
+    status, _ = provision(api, tcp_link, "chain3")
+    assert status.ok, status
+    assert len(device.kcm.cert_chain_get("mbed.BootstrapDeviceCert")) == 3

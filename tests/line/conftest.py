@@ -1,0 +1,83 @@
+"""Line fixtures: a real FCU home, a virtual device farm on loopback, registries."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from provkit.line.farm import DeviceFarm, SessionHandler
+
+
+def _load_pg() -> ModuleType:
+    path = Path(__file__).parents[1] / "registry" / "pg.py"
+    spec = importlib.util.spec_from_file_location("provkit_tests_pg_line", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pg = _load_pg()
+
+
+@pytest.fixture(scope="session")
+def fcu_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An FCU home with the demo configuration and a freshly created factory CA."""
+    from provkit.factory.api import FactoryToolApi
+    from provkit.factory.home import make_demo_home
+
+    home = tmp_path_factory.mktemp("fcu-home")
+    make_demo_home(home)
+    status = FactoryToolApi(home_dir=home).setup_factory_configurator_utility()
+    assert status.ok, status
+    return home
+
+
+@pytest.fixture
+def farm_factory() -> Iterator[Callable[..., DeviceFarm]]:
+    """Start farms on ephemeral loopback ports; all are closed after the test."""
+    farms: list[DeviceFarm] = []
+
+    def start(
+        count: int, device_factory: Callable[[int], SessionHandler] | None = None, **kw: object
+    ) -> DeviceFarm:
+        farm = DeviceFarm(count, device_factory=device_factory, **kw).start()  # type: ignore[arg-type]
+        farms.append(farm)
+        return farm
+
+    yield start
+    for farm in farms:
+        farm.close()
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.integration])]
+)
+def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A registry location: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "registry.sqlite")
+    else:
+        with pg.fresh_schema() as url:
+            yield url
+
+
+def write_devices(
+    path: Path, addresses: list[tuple[str, int]], identities: bool = True, start: int = 0
+) -> Path:
+    """Write a devices.csv for ``addresses`` (with ep-N/sn-N identities unless told not to)."""
+    lines = ["address,endpoint_name,serial_number"]
+    for n, (host, port) in enumerate(addresses, start=start):
+        lines.append(f"{host}:{port},ep-{n:04d},sn-{n:04d}" if identities else f"{host}:{port},,")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def devices_csv() -> Callable[..., Path]:
+    """The :func:`write_devices` helper as a fixture."""
+    return write_devices

@@ -1,0 +1,205 @@
+"""Batch provisioning end to end over loopback TCP against virtual FCC devices."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from provkit.codes import FtErrorCode
+from provkit.line.batch import Batch, BatchOptions
+from provkit.line.farm import DeviceFarm
+from provkit.line.inject import InjectSettings
+from provkit.registry import AttemptState, IdentityPattern, Registry
+from provkit.wire.response import BundleResponse, encode_response
+
+pytestmark = pytest.mark.integration
+
+
+def _options(home: Path, **kw: object) -> BatchOptions:
+    settings = InjectSettings(timeout_s=10, connect_timeout_s=2, retries=0, retry_delay_s=0.01)
+    base: dict[str, object] = {"home_dir": home, "workers": 1, "concurrency": 8, "inject": settings}
+    base.update(kw)
+    return BatchOptions(**base)  # type: ignore[arg-type]
+
+
+def test_run_provisions_every_device_and_writes_report(
+    fcu_home: Path,
+    farm_factory: Callable[..., DeviceFarm],
+    devices_csv: Callable[..., Path],
+    registry_url: str,
+    tmp_path: Path,
+) -> None:
+    """A batch run provisions all devices, records them and writes the JSON report."""
+    farm = farm_factory(12)
+    csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses())
+    with Registry.open(registry_url, station_id="st-1") as registry:
+        report = Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home)).run()
+        stats = registry.stats()
+        verified = registry.find(state=AttemptState.VERIFIED)
+    assert report.ok and report.counts() == {"provisioned": 12}
+    assert stats.provisioned == 12 and stats.by_station == {"st-1": 12}
+    first = verified[0]
+    assert first.return_status == 0 and first.device_cert_sha256 and first.ca_sha256
+    assert first.enrollment_id and first.enrollment_id.startswith("A-")
+    document = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert document["counts"] == {"provisioned": 12}
+    assert {d["endpoint_name"] for d in document["devices"]} == {f"ep-{n:04d}" for n in range(12)}
+    assert farm.messages_served == 12
+
+
+def test_substeps_prepare_inject_verify(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Prepare, inject and verify run as separate steps over the same batch directory."""
+    farm = farm_factory(5)
+    csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses())
+    out = tmp_path / "out"
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        prepared = Batch.open(out, registry, csv_path, _options(fcu_home)).prepare()
+        assert prepared.counts() == {"prepared": 5} and prepared.ok
+        assert len(list((out / "bundles").glob("*.cbor"))) == 5
+        assert farm.messages_served == 0
+        injected = Batch.open(out, registry, None, _options(fcu_home)).inject()
+        assert injected.counts() == {"injected": 5}
+        assert registry.stats().provisioned == 0
+        verified = Batch.open(out, registry, None, _options(fcu_home)).verify()
+        assert verified.counts() == {"provisioned": 5}
+        assert registry.stats().provisioned == 5
+
+
+def test_allocated_identities_from_pattern(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Rows without identities get endpoint names and serials from the pattern."""
+    farm = farm_factory(3)
+    csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses(), identities=False)
+    pattern = IdentityPattern("{prefix}-{seq:06d}", "SN{seq:08d}", prefix="lot")
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        report = Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home, pattern=pattern)).run()
+    assert sorted(d.endpoint_name or "" for d in report.devices) == ["lot-000001", "lot-000002", "lot-000003"]
+    assert report.ok
+
+
+def test_rows_without_identity_and_no_pattern_fail_clearly(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Without a pattern or pool, rows lacking identities are reported and nothing is sent."""
+    farm = farm_factory(2)
+    csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses(), identities=False)
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        report = Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home)).run()
+    assert report.counts() == {"failed": 2}
+    assert all("no identity pattern" in d.reason for d in report.devices)
+    assert farm.messages_served == 0
+
+
+def _closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def test_bad_devices_fail_individually_and_the_rest_succeed(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], tmp_path: Path
+) -> None:
+    """Bad rows, unreachable, garbage and error-answering devices are reported; others provision."""
+    from provkit.line.farm import fcc_device
+
+    error_body = encode_response(BundleResponse(25, "Item does not exist:mbed.EndpointName\n"))
+
+    def factory(index: int) -> Callable[[bytes, bool], bytes | None]:
+        if index == 1:
+            return lambda message, first: b"\xa1\x63abc"  # valid CBOR, not a response
+        if index == 2:
+            return lambda message, first: error_body
+        return fcc_device(":memory:")
+
+    farm = farm_factory(4, factory)
+    rows = [f"{h}:{p},ep-{n},sn-{n}" for n, (h, p) in enumerate(farm.addresses())]
+    rows += [f"127.0.0.1:{_closed_port()},ep-unreachable,sn-unreachable", "nonsense,ep-x,sn-x", rows[0]]
+    csv_path = tmp_path / "devices.csv"
+    csv_path.write_text("address,endpoint_name,serial_number\n" + "\n".join(rows) + "\n")
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        report = Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home)).run()
+        provisioned = {a.endpoint_name for a in registry.find(provisioned_only=True)}
+    by_endpoint = {d.endpoint_name: d for d in report.devices}
+    assert provisioned == {"ep-0", "ep-3"}
+    assert by_endpoint["ep-1"].status == "failed" and "garbage" in by_endpoint["ep-1"].reason
+    assert by_endpoint["ep-2"].status == "failed" and "Item does not exist" in by_endpoint["ep-2"].reason
+    unreachable = by_endpoint["ep-unreachable"]
+    assert unreachable.status == "failed" and unreachable.code == int(FtErrorCode.TCP_CONNECT_FAILED)
+    rejected = [d for d in report.devices if d.status == "rejected"]
+    assert len(rejected) == 2 and any("duplicate address" in d.reason for d in rejected)
+    assert not report.ok
+
+
+def test_already_provisioned_identity_is_refused_unless_reprovision(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A second batch for provisioned identities is refused; --reprovision supersedes."""
+    farm = farm_factory(2)
+    registry_path = tmp_path / "r.sqlite"
+    with Registry.open(registry_path, station_id="s") as registry:
+        first = Batch.open(
+            tmp_path / "a", registry, devices_csv(tmp_path / "a.csv", farm.addresses()), _options(fcu_home)
+        ).run()
+        assert first.ok
+        second = Batch.open(
+            tmp_path / "b", registry, devices_csv(tmp_path / "b.csv", farm.addresses()), _options(fcu_home)
+        ).run()
+        assert second.counts() == {"failed": 2}
+        assert all(d.code == 4001 and "--reprovision" in d.reason for d in second.devices)
+        served = farm.messages_served
+        third = Batch.open(
+            tmp_path / "c",
+            registry,
+            devices_csv(tmp_path / "c.csv", farm.addresses()),
+            _options(fcu_home, reprovision=True),
+        ).run()
+        assert third.ok and farm.messages_served == served + 2
+        stats = registry.stats()
+    assert stats.provisioned == 2
+    assert stats.by_state["superseded"] == 2
+
+
+def test_rerun_of_finished_batch_sends_nothing(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Running a completed batch again re-sends nothing and keeps every record."""
+    farm = farm_factory(3)
+    csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses())
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home)).run()
+        again = Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home)).run()
+        assert again.ok and farm.messages_served == 3
+        assert registry.stats().attempts == 3
+
+
+def test_changed_devices_file_is_refused_for_existing_batch(
+    fcu_home: Path, devices_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Reusing a batch directory with a different device list is a BatchError."""
+    from provkit.errors import BatchError
+
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        Batch.open(
+            tmp_path / "out",
+            registry,
+            devices_csv(tmp_path / "a.csv", [("127.0.0.1", 1)]),
+            _options(fcu_home),
+        )
+        with pytest.raises(BatchError, match="different devices file"):
+            Batch.open(
+                tmp_path / "out",
+                registry,
+                devices_csv(tmp_path / "b.csv", [("127.0.0.1", 2)]),
+                _options(fcu_home),
+            )
+        with pytest.raises(BatchError, match="holds no batch"):
+            Batch.open(tmp_path / "empty", registry, None, _options(fcu_home))

@@ -1,0 +1,75 @@
+"""Identity allocation from patterns and CSV pools."""
+
+from __future__ import annotations
+
+import pytest
+
+from provkit.errors import AllocationError
+from provkit.registry import Identity, IdentityPattern, Registry, parse_identity_csv
+
+
+def test_pattern_renders_prefix_and_sequence() -> None:
+    """The template formats prefix and zero-padded sequence."""
+    pattern = IdentityPattern("{prefix}-{seq:06d}", "SN{seq:08d}", prefix="dev")
+    assert pattern.render(42) == Identity("dev-000042", "SN00000042")
+
+
+@pytest.mark.parametrize("template", ["{prefix}-fixed", "{name}-{seq}", "{seq:zz}", "{seq", "{0}"])
+def test_bad_patterns_are_refused(template: str) -> None:
+    """Templates without {seq}, with unknown fields or malformed are AllocationError 4002."""
+    with pytest.raises(AllocationError) as caught:
+        IdentityPattern(template)
+    assert caught.value.code == 4002
+
+
+def test_pattern_allocation_never_repeats(registry_url: str) -> None:
+    """Consecutive allocations continue the sequence and never hand out a value twice."""
+    pattern = IdentityPattern("{prefix}-{seq:06d}", "SN{seq:06d}", prefix="p")
+    with Registry.open(registry_url, station_id="s") as registry:
+        first = registry.allocate(pattern, 3)
+        second = registry.allocate(pattern, 2)
+    assert [i.endpoint_name for i in first] == ["p-000001", "p-000002", "p-000003"]
+    assert [i.serial_number for i in second] == ["SN000004", "SN000005"]
+
+
+def test_pattern_allocation_skips_values_taken_elsewhere(registry_url: str) -> None:
+    """A value already allocated from a CSV pool is skipped by a pattern that produces it."""
+    with Registry.open(registry_url, station_id="s") as registry:
+        registry.load_pool("csv", [Identity("p-000001", "SN000001")])
+        assert registry.allocate_from_pool("csv", 1) == [Identity("p-000001", "SN000001")]
+        got = registry.allocate(IdentityPattern("p-{seq:06d}", "SN{seq:06d}"), 1)
+    assert got == [Identity("p-000002", "SN000002")]
+
+
+def test_csv_pool_is_claimed_in_order_once(registry_url: str) -> None:
+    """CSV pool entries are handed out in file order and each only once."""
+    identities = parse_identity_csv("endpoint_name,serial_number\na,1\nb,2\nc,3\n")
+    with Registry.open(registry_url, station_id="s") as registry:
+        assert registry.load_pool("lot7", identities) == 3
+        assert registry.load_pool("lot7", identities) == 0
+        assert registry.allocate_from_pool("lot7", 2) == identities[:2]
+        with pytest.raises(AllocationError, match="only 1 unclaimed"):
+            registry.allocate_from_pool("lot7", 2)
+        assert registry.allocate_from_pool("lot7", 1) == identities[2:]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("a,1,extra\n", "expected 2 columns"),
+        ("a,\n", "serial number is empty"),
+        ("a,1\nb,1\n", "duplicate identity"),
+        ("a\x07,1\n", "non-printable"),
+        ("x" * 300 + ",1\n", "longer than"),
+    ],
+)
+def test_bad_identity_csv_names_the_line(text: str, reason: str) -> None:
+    """A bad CSV row is refused with its line number and the reason."""
+    with pytest.raises(AllocationError, match=reason):
+        parse_identity_csv(text)
+
+
+def test_allocating_zero_is_refused(tmp_path: object) -> None:
+    """Asking for no identities is an AllocationError rather than a silent no-op."""
+    with Registry.open(f"{tmp_path}/r.sqlite", station_id="s") as registry, pytest.raises(AllocationError):
+        registry.allocate(IdentityPattern("{seq}"), 0)
