@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,14 @@ from provkit.cli.main import cli
 from provkit.codes import FccStatus
 from provkit.device.fcc import FactoryConfiguratorClient
 from provkit.device.kcm import Kcm
+from provkit.device.lwm2m import Lwm2mAcceptor
 from provkit.device.storage import open_storage
 from provkit.transport.links import TcpLink
 from provkit.wire.response import decode_response
+from support.bundles import device_bundle
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transport"))
-from bundles import device_bundle
-
+AGENT = (sys.executable, "-m", "provkit.cli", "device")
+LWM2M_SAMPLE = Path(__file__).resolve().parents[1] / "vectors" / "lwm2m" / "sample_psk.yaml"
 READY = re.compile(r"^Factory Client IP Address and Port : (127\.0\.0\.1):(\d+)$")
 
 
@@ -36,47 +38,69 @@ def provision(path: Path, endpoint: str = "ep-cli") -> None:
         storage.close()
 
 
-@pytest.mark.integration
-def test_serve_subprocess_prints_ready_line_and_provisions(tmp_path: Path) -> None:
-    """`provkit device serve --port 0` prints the ready line, provisions over TCP, stops on SIGTERM."""
-    db = tmp_path / "device.sqlite"
+@contextmanager
+def serving(db: Path) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
+    """Run ``provkit device serve --port 0`` as a subprocess; yield it with its address."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "provkit.cli",
-            "device",
-            "serve",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--storage",
-            str(db),
-        ],
+        [*AGENT, "serve", "--ip", "127.0.0.1", "--port", "0", "--storage", str(db)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "0"},
     )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
         match = READY.match(line)
         assert match, line
-        with TcpLink(match.group(1), int(match.group(2))) as link:
-            response = decode_response(link.exchange(device_bundle("ep-subprocess"), timeout_s=60))
-        assert response.return_status == FccStatus.SUCCESS
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-        assert "stopped after 1 message(s)" in out
+        yield proc, match.group(1), int(match.group(2))
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM the agent, check it exits 0, and return what it printed."""
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return out
+
+
+@pytest.mark.integration
+def test_serve_subprocess_prints_ready_line_and_provisions(tmp_path: Path) -> None:
+    """`provkit device serve --port 0` prints the ready line, provisions over TCP, stops on SIGTERM."""
+    db = tmp_path / "device.sqlite"
+    with serving(db) as (proc, ip, port):
+        with TcpLink(ip, port) as link:
+            response = decode_response(link.exchange(device_bundle("ep-subprocess"), timeout_s=60))
+        assert response.return_status == FccStatus.SUCCESS
+        assert "stopped after 1 message(s)" in stop(proc)
     result = CliRunner().invoke(cli, ["device", "verify", "--storage", str(db)])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.integration
+def test_serve_accepts_lwm2m_blobs_beside_fcc_bundles(tmp_path: Path) -> None:
+    """The same agent takes an FCC bundle and an LwM2M SenML blob (`lwm2m provision --tcp`)."""
+    db = tmp_path / "device.sqlite"
+    with serving(db) as (proc, ip, port):
+        with TcpLink(ip, port) as link:
+            response = decode_response(link.exchange(device_bundle("ep-both"), timeout_s=60))
+        assert response.return_status == FccStatus.SUCCESS
+        result = CliRunner().invoke(
+            cli, ["lwm2m", "provision", "-c", str(LWM2M_SAMPLE), "--tcp", f"{ip}:{port}"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "accepted 10 resources" in result.output
+        assert "stopped after 2 message(s)" in stop(proc)
+    storage = open_storage(db)
+    try:
+        kcm = Kcm(storage)
+        assert len(Lwm2mAcceptor(kcm).configuration()) == 10
+        assert kcm.item_exists("mbed.EndpointName", 4)
+    finally:
+        storage.close()
 
 
 def test_show_lists_items_with_certificate_subjects_but_no_key_bytes(tmp_path: Path) -> None:

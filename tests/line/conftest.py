@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from provkit.line.farm import DeviceFarm, SessionHandler
-
-
-def _load_pg() -> ModuleType:
-    path = Path(__file__).parents[1] / "registry" / "pg.py"
-    spec = importlib.util.spec_from_file_location("provkit_tests_pg_line", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pg = _load_pg()
+from support import pg
 
 
 @pytest.fixture(scope="session")

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-
-def load_pg() -> ModuleType:
-    """Import the shared PostgreSQL helper by path (tests are not a package)."""
-    spec = importlib.util.spec_from_file_location("provkit_tests_pg", Path(__file__).with_name("pg.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pg = load_pg()
+from support import pg
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from provkit.transport.links import SerialLink, TcpLink
 from provkit.transport.servers import SerialAgentServer, TcpAgentServer
 from provkit.wire.bundle import Bundle, ConfigParam, encode_bundle
 from provkit.wire.response import decode_response
+from support.bundles import device_bundle
 
-from .bundles import device_bundle
 from .conftest import PtyCable
 
 pytestmark = pytest.mark.integration

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from provkit.cli._lazy import LazyGroup
 from provkit.wire.framing import DEFAULT_MAX_MESSAGE_BYTES
 
 STORAGE_HELP = "Device storage: an SQLite file path, or :memory: for a virtual device."
@@ -49,7 +50,14 @@ def open_device(spec: str) -> Iterator[_Device]:
             close()
 
 
-@click.group("device")
+# The farm runs line code (provkit.line); it is imported only when asked for, so that
+# ``provkit device serve`` on a device loads the device side and transports alone.
+_LAZY_DEVICE_COMMANDS = {
+    "farm": ("provkit.cli.farm_cmd:farm_cmd", "Run many virtual device agents in one process."),
+}
+
+
+@click.group("device", cls=LazyGroup, lazy=_LAZY_DEVICE_COMMANDS)
 def device_group() -> None:
     """Run or inspect a device agent (the factory client side)."""
 

@@ -63,15 +63,3 @@ def farm_cmd(count: int, base_port: int, ip: str, storage: str, ports_file: Path
         farm.close()
         click.echo(f"farm stopped after {farm.messages_served} messages", err=True)
 
-
-def _attach() -> None:
-    """Make ``farm`` a subcommand of the device group (owned by the transport CLI)."""
-    try:
-        from provkit.cli.device_cmds import device_group
-    except ImportError:  # pragma: no cover - the device commands are optional here
-        return
-    if "farm" not in device_group.commands:
-        device_group.add_command(farm_cmd)
-
-
-_attach()

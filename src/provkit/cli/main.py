@@ -7,7 +7,6 @@ database drivers and ``provkit --help`` stays fast.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Final
@@ -15,9 +14,8 @@ from typing import Final
 import click
 
 from provkit import __version__
-from provkit.cli._errors import exit_with
+from provkit.cli._lazy import LazyGroup
 from provkit.cli._state import CliState
-from provkit.errors import ProvkitError
 
 # name -> "module:attribute" of a click command; imported only when that command runs.
 _SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
@@ -30,48 +28,6 @@ _SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "registry": ("provkit.cli.registry_cmds:registry_group", "Query the device registry."),
     "lwm2m": ("provkit.cli.lwm2m_cmds:lwm2m_group", "LwM2M SenML factory provisioning."),
 }
-
-
-def load_command(target: str) -> click.Command:
-    """Import ``module:attribute`` and return the click command it names."""
-    module_name, _, attribute = target.partition(":")
-    command = getattr(importlib.import_module(module_name), attribute)
-    if not isinstance(command, click.Command):
-        raise TypeError(f"{target} is not a click command")
-    return command
-
-
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
-
-    def __init__(self, *args: object, lazy: dict[str, tuple[str, str]], **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self._lazy = lazy
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        """All subcommand names, loaded or not."""
-        return sorted({*super().list_commands(ctx), *self._lazy})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        """Import and return the subcommand ``cmd_name``."""
-        if cmd_name in self._lazy:
-            return load_command(self._lazy[cmd_name][0])
-        return super().get_command(ctx, cmd_name)
-
-    def invoke(self, ctx: click.Context) -> object:
-        """Run the subcommand; a provkit error becomes a message and exit status 1."""
-        # Every subcommand's provkit errors end here: one message format, exit status 1.
-        try:
-            return super().invoke(ctx)
-        except ProvkitError as error:
-            exit_with(error)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """Write the command list for ``--help``."""
-        # Help lists the one-line summaries without importing every subcommand.
-        rows = [(name, self._lazy[name][1]) for name in sorted(self._lazy)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
 
 
 def configure_logging(verbosity: int, log_file: Path | None) -> None:

@@ -16,12 +16,12 @@ line, where a silent wipe would destroy a provisioned identity.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from provkit.codes import FccStatus
+from provkit.device.lwm2m import make_lwm2m_handler
 from provkit.transport.agent import MessageHandler, Reply
 from provkit.wire.framing import FCC_TOKEN, LWM2M_TOKEN
 
@@ -57,31 +57,18 @@ def fcc_handler(client: FactoryConfiguratorClient, *, wipe_on_first: bool = Fals
     return handle
 
 
-def encode_accept_result(result: Any) -> bytes:
-    """Return the response body for an LwM2M ``AcceptResult``."""
-    for name in ("response", "encoded"):
-        value = getattr(result, name, None)
-        if isinstance(value, bytes):
-            return value
-    encode = getattr(result, "encode", None)
-    if callable(encode):
-        value = encode()
-        if isinstance(value, bytes):
-            return value
-    raise TypeError(f"cannot encode {type(result).__name__} as a response body")
-
-
 def lwm2m_handler(kcm: Kcm) -> MessageHandler:
-    """Return a handler feeding SenML blobs to ``provkit.device.lwm2m.Lwm2mAcceptor(kcm)``."""
-    # Imported on use: the LwM2M acceptor is an optional part of the device side.
-    acceptor = importlib.import_module("provkit.device.lwm2m").Lwm2mAcceptor(kcm)
+    """Return a handler feeding SenML blobs to an :class:`~provkit.device.lwm2m.Lwm2mAcceptor`."""
+    handle = make_lwm2m_handler(kcm)
+    # The agent serves one connection at a time; the lock also keeps a farm's shared
+    # storage consistent if a caller ever runs several agents over one KCM.
     lock = threading.Lock()
 
-    def handle(message: bytes) -> bytes:
+    def locked(message: bytes) -> bytes:
         with lock:
-            return encode_accept_result(acceptor.accept(message))
+            return handle(message)
 
-    return handle
+    return locked
 
 
 def device_handlers(
@@ -90,8 +77,5 @@ def device_handlers(
     """The standard handler table: FCC bundles, plus LwM2M SenML when ``kcm`` is given."""
     handlers: dict[bytes, MessageHandler] = {FCC_TOKEN: fcc_handler(client, wipe_on_first=wipe_on_first)}
     if kcm is not None:
-        try:
-            handlers[LWM2M_TOKEN] = lwm2m_handler(kcm)
-        except ImportError:
-            _log.warning("provkit.device.lwm2m is not available: LwM2M frames will be refused")
+        handlers[LWM2M_TOKEN] = lwm2m_handler(kcm)
     return handlers
