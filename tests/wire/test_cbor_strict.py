@@ -56,3 +56,16 @@ def test_writer_heads_and_bignums() -> None:
         dumps(1.5)
     with pytest.raises(ValueError, match="64 bits"):
         encode_head(0, 2**64)
+
+
+def test_unassigned_simple_values_and_undefined() -> None:
+    """Unassigned simple values come back as CborTag(-1, n) for the decoders to refuse; 0xf7 is undefined."""
+    assert loads(b"\xf0") == CborTag(-1, 16)
+    assert loads(bytes.fromhex("f820")) == CborTag(-1, 32)
+    assert repr(loads(b"\xf7")) == "undefined"
+
+
+def test_writer_keeps_pair_order_and_byte_like_values() -> None:
+    """Maps are written in insertion order (never sorted); bytearray and memoryview are byte strings."""
+    value = {"b": 1, "a": [bytearray(b"x"), memoryview(b"y")]}
+    assert dumps(value) == bytes.fromhex("a261620161618241784179")

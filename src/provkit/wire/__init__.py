@@ -2,7 +2,7 @@
 
 * :mod:`provkit.wire.bundle` — the request bundle: model, encoder, strict FCC decoder.
 * :mod:`provkit.wire.response` — the response bundle: exact encoder, lenient decoder.
-* :mod:`provkit.wire.cbor_strict` — the small CBOR reader/writer both use.
+* :mod:`provkit.wire.cbor_strict` — the wire's rules over the shared :mod:`provkit.cbor` codec.
 * :mod:`provkit.wire.framing` — ``mbedprov`` transport frames (imported on its own).
 """
 
