@@ -6,8 +6,11 @@ import pytest
 
 from provkit.errors import ParamError
 from provkit.params import (
+    BOOTSTRAP_MODE,
     CATALOG,
     FOUR_BYTE_INTEGER_PARAMS,
+    LWM2M_MODE,
+    META_DATA_NAMES,
     ItemKind,
     Mandatory,
     ValueFormat,
@@ -160,3 +163,15 @@ def test_unknown_name_raises_param_error() -> None:
 def test_custom_name_rules(name: str, allowed: bool) -> None:
     """Custom property names must be KCM names without the mbed prefix."""
     assert is_custom_name_allowed(name) is allowed
+
+
+def test_mode_names_and_meta_data_agree_with_the_catalog() -> None:
+    """Each mode's security items are exactly the catalog's items mandatory in that mode (CRLs aside)."""
+    for mode, rule in ((BOOTSTRAP_MODE, Mandatory.IF_BOOTSTRAP), (LWM2M_MODE, Mandatory.IF_LWM2M)):
+        in_mode = {spec.device_name for spec in CATALOG.values() if spec.mandatory is rule}
+        assert {mode.ca, mode.uri, mode.key, mode.cert} == in_mode
+        assert get_param(mode.key).kind is ItemKind.PRIVATE_KEY
+        assert get_param(mode.cert).kind is ItemKind.CERTIFICATE
+        assert mode.uri.endswith("ServerURI") and mode.ca.endswith("ServerCACert")
+    assert len(set(META_DATA_NAMES)) == 6
+    assert all(get_param(name).kind is ItemKind.CONFIG for name in META_DATA_NAMES)

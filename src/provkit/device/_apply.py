@@ -10,10 +10,11 @@ from typing import Final
 
 from provkit.codes import FccStatus, KcmStatus
 from provkit.crypto import csr, keys, x509
-from provkit.device import names as n
 from provkit.device.clock import DeviceClock
 from provkit.device.kcm import ItemType, Kcm, check_name
 from provkit.errors import CryptoError, StorageError
+from provkit.params import FOUR_BYTE_INTEGER_PARAMS
+from provkit.params import names as n
 from provkit.wire.bundle import CertificateChainItem, CertificateItem, ConfigParam, CsrRequest, KeyItem
 from provkit.wire.response import CsrResult
 
@@ -119,7 +120,7 @@ def config_bytes(param: ConfigParam) -> bytes:
     if data < -(1 << 63):
         raise BundleFailure.of(FccStatus.BUNDLE_ERROR)
     raw = (data % _U64).to_bytes(8, "little")
-    return raw[:4] if param.name in n.FOUR_BYTE_INTEGERS else raw
+    return raw[:4] if param.name in FOUR_BYTE_INTEGER_PARAMS else raw
 
 
 def store_config(kcm: Kcm, clock: DeviceClock, param: ConfigParam) -> None:

@@ -13,9 +13,10 @@ from typing import Final
 
 from provkit.codes import SUCCESS_INFO_MESSAGE, FccStatus, FccWarning
 from provkit.crypto import x509
-from provkit.device import names as n
 from provkit.device.kcm import ItemType, Kcm
 from provkit.errors import CryptoError, ItemNotFoundError, StorageError
+from provkit.params import BOOTSTRAP_MODE, LWM2M_MODE, META_DATA_NAMES, ModeNames
+from provkit.params import names as n
 
 TEN_YEARS_S: Final = 315_360_000
 """10 × 365 days: below this remaining validity FCC warns."""
@@ -83,10 +84,12 @@ class _Verifier:
         self.time_sync()
         bootstrap = self.bootstrap_mode()
         self.general_info()
-        for name in n.META_DATA:
+        for name in META_DATA_NAMES:
             if not self.exists(name, ItemType.CONFIG):
                 raise _fail(FccStatus.ITEM_NOT_EXIST, name)
-        self.security_objects(n.BOOTSTRAP if bootstrap else n.LWM2M, n.LWM2M if bootstrap else n.BOOTSTRAP)
+        self.security_objects(
+            BOOTSTRAP_MODE if bootstrap else LWM2M_MODE, LWM2M_MODE if bootstrap else BOOTSTRAP_MODE
+        )
         self.firmware_update()
 
     def time_sync(self) -> None:
@@ -121,8 +124,8 @@ class _Verifier:
         if not endpoint:
             raise _fail(FccStatus.EMPTY_ITEM, n.ENDPOINT_NAME)
 
-    def security_objects(self, mode: n.ModeNames, other: n.ModeNames) -> None:
-        lwm2m = mode is n.LWM2M
+    def security_objects(self, mode: ModeNames, other: ModeNames) -> None:
+        lwm2m = mode is LWM2M_MODE
         # a. server CA certificate
         if not self.exists(mode.ca, ItemType.CERTIFICATE):
             raise _fail(FccStatus.ITEM_NOT_EXIST, mode.ca)
@@ -158,7 +161,7 @@ class _Verifier:
             raise _fail(FccStatus.WRONG_ITEM_DATA_SIZE, n.FIRST_TO_CLAIM)
         return int.from_bytes(raw, "little") == 1
 
-    def device_credentials(self, mode: n.ModeNames, other: n.ModeNames, aid: str | None) -> None:
+    def device_credentials(self, mode: ModeNames, other: ModeNames, aid: str | None) -> None:
         try:
             key = self.kcm.private_key(mode.key)
         except StorageError as exc:
@@ -184,7 +187,7 @@ class _Verifier:
         cn = x509.common_name(leaf)
         if cn is None or cn.encode("utf-8") != endpoint:
             raise _fail(FccStatus.INVALID_LWM2M_CN_ATTR, mode.cert)
-        if mode is n.LWM2M:
+        if mode is LWM2M_MODE:
             if aid is None:
                 raise _fail(FccStatus.URI_WRONG_FORMAT, mode.uri)
             ou = x509.organizational_unit(leaf)

@@ -7,9 +7,13 @@ validations. The factory side builds bundles from it; the device side verifies w
 
 from provkit.params import names
 from provkit.params.catalog import (
+    BOOTSTRAP_MODE,
     BUNDLE_LEVEL_NAMES,
     CATALOG,
     FOUR_BYTE_INTEGER_PARAMS,
+    LWM2M_MODE,
+    META_DATA_NAMES,
+    ModeNames,
     get_param,
     is_custom_name_allowed,
     mandatory_for,
@@ -18,11 +22,15 @@ from provkit.params.catalog import (
 from provkit.params.spec import ItemKind, Mandatory, ParamSpec, ValueFormat
 
 __all__ = [
+    "BOOTSTRAP_MODE",
     "BUNDLE_LEVEL_NAMES",
     "CATALOG",
     "FOUR_BYTE_INTEGER_PARAMS",
+    "LWM2M_MODE",
+    "META_DATA_NAMES",
     "ItemKind",
     "Mandatory",
+    "ModeNames",
     "ParamSpec",
     "ValueFormat",
     "get_param",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
@@ -122,6 +123,47 @@ FOUR_BYTE_INTEGER_PARAMS: Final = frozenset({n.USE_BOOTSTRAP, n.MEMORY_TOTAL_KB,
 
 BUNDLE_LEVEL_NAMES: Final = frozenset({n.ENTROPY, n.ROT, n.VERIFY, n.DISABLE})
 """Names that are top-level bundle keys, not KCM items."""
+
+META_DATA_NAMES: Final = (
+    n.MANUFACTURER,
+    n.MODEL_NUMBER,
+    n.DEVICE_TYPE,
+    n.HARDWARE_VERSION,
+    n.MEMORY_TOTAL_KB,
+    n.SERIAL_NUMBER,
+)
+"""The device metadata items, in the order FCC verification checks them (§4 step 5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModeNames:
+    """The security item names of one connection mode (bootstrap or direct LwM2M).
+
+    Attributes:
+        ca: server CA certificate.
+        uri: server URI.
+        key: device private key.
+        cert: device certificate (chain).
+    """
+
+    ca: str
+    uri: str
+    key: str
+    cert: str
+
+
+BOOTSTRAP_MODE: Final = ModeNames(
+    n.BOOTSTRAP_SERVER_CA_CERT,
+    n.BOOTSTRAP_SERVER_URI,
+    n.BOOTSTRAP_DEVICE_PRIVATE_KEY,
+    n.BOOTSTRAP_DEVICE_CERT,
+)
+"""Security items of bootstrap mode (``mbed.UseBootstrap`` = 1)."""
+
+LWM2M_MODE: Final = ModeNames(
+    n.LWM2M_SERVER_CA_CERT, n.LWM2M_SERVER_URI, n.LWM2M_DEVICE_PRIVATE_KEY, n.LWM2M_DEVICE_CERT
+)
+"""Security items of direct LwM2M mode (``mbed.UseBootstrap`` = 0)."""
 
 _KCM_NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
