@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from provkit.codes import FtcdCommStatus, FtErrorCode
 from provkit.errors import FrameError
@@ -154,6 +155,12 @@ class _State(Enum):
     DISCARD = auto()
 
 
+class _LengthCheck(Enum):
+    OK = auto()
+    EMPTY = auto()
+    OVERSIZE = auto()
+
+
 class _TokenScanner:
     """Finds the earliest of several 8-byte tokens in a stream of noise.
 
@@ -194,7 +201,99 @@ class _TokenScanner:
         return 0
 
 
-class RequestReader:
+_E = TypeVar("_E")
+
+
+class _FrameReader(ABC, Generic[_E]):
+    """What both frame readers share.
+
+    Token scanning, the event queue, length checks, discarding oversize bodies without
+    buffering them, and the body + SHA-256 tail. Subclasses read the words between the
+    token and the body in :meth:`_step` and turn a complete body into an event in
+    :meth:`_body_event`.
+    """
+
+    def __init__(self, tokens: Iterable[bytes], max_message_bytes: int) -> None:
+        self.max_message_bytes = max_message_bytes
+        self._scanner = _TokenScanner(tokens)
+        self._buf = bytearray()
+        self._events: deque[_E] = deque()
+        self._state = _State.SCAN
+        self._length = 0
+        self._discard = 0
+
+    @property
+    def skipped_bytes(self) -> int:
+        """How many noise bytes (device log output, line noise) were dropped looking for a token."""
+        return self._scanner.skipped
+
+    @property
+    def in_frame(self) -> bool:
+        """Whether a token was seen and its frame is not complete yet (a stall here is a timeout)."""
+        return self._state is not _State.SCAN
+
+    def feed(self, data: bytes) -> None:
+        """Add received bytes and parse as far as they allow."""
+        if self._state is _State.DISCARD:
+            # Skip the oversize body straight from the input, never copying it into the buffer.
+            taken = min(self._discard, len(data))
+            self._discard -= taken
+            data = data[taken:]
+            if self._discard:
+                return
+            self._state = _State.SCAN
+        self._buf += data
+        self._parse()
+
+    def next_event(self) -> _E | None:
+        """Return the next complete event, or ``None`` when more bytes are needed."""
+        return self._events.popleft() if self._events else None
+
+    def _check_length(self, length: int) -> _LengthCheck:
+        """Move on from a body length word: to the body, or past a refused frame."""
+        if length == 0:
+            self._state = _State.SCAN
+            return _LengthCheck.EMPTY
+        if length > self.max_message_bytes:
+            self._discard = length + SIGNATURE_SIZE
+            self._state = _State.DISCARD
+            return _LengthCheck.OVERSIZE
+        self._length = length
+        self._state = _State.BODY
+        return _LengthCheck.OK
+
+    def _parse(self) -> None:
+        buf = self._buf
+        while True:
+            state = self._state
+            if state is _State.DISCARD:
+                taken = min(self._discard, len(buf))
+                del buf[:taken]
+                self._discard -= taken
+                if self._discard:
+                    return
+                self._state = _State.SCAN
+            elif state is _State.BODY:
+                end = self._length + SIGNATURE_SIZE
+                if len(buf) < end:
+                    return
+                body, digest = bytes(buf[: self._length]), bytes(buf[self._length : end])
+                del buf[:end]
+                self._state = _State.SCAN
+                self._events.append(self._body_event(body, signature(body) == digest))
+            elif not self._step(state, buf):
+                return
+
+    @abstractmethod
+    def _step(self, state: _State, buf: bytearray) -> bool:
+        """Advance through a SCAN/STATUS/LENGTH state; ``False`` when more bytes are needed."""
+
+    @abstractmethod
+    def _body_event(self, body: bytes, intact: bool) -> _E:
+        """The event for a complete body whose SHA-256 matched (``intact``) or not."""
+
+
+class RequestReader(_FrameReader[Frame | FrameFailure]):
     """Device-side, sans-IO reader of request frames.
 
     Feed bytes with :meth:`feed` and pull :meth:`next_event` until it returns ``None``.
@@ -210,24 +309,8 @@ class RequestReader:
     def __init__(
         self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, tokens: Iterable[bytes] = KNOWN_TOKENS
     ) -> None:
-        self.max_message_bytes = max_message_bytes
-        self._scanner = _TokenScanner(tokens)
-        self._buf = bytearray()
-        self._events: deque[Frame | FrameFailure] = deque()
-        self._state = _State.SCAN
+        super().__init__(tokens, max_message_bytes)
         self._token = b""
-        self._length = 0
-        self._discard = 0
-
-    @property
-    def skipped_bytes(self) -> int:
-        """How many noise bytes were dropped while looking for a token."""
-        return self._scanner.skipped
-
-    @property
-    def in_frame(self) -> bool:
-        """Whether a token was seen and its frame is not complete yet (a stall here is a timeout)."""
-        return self._state is not _State.SCAN
 
     @property
     def current_token(self) -> bytes:
@@ -242,79 +325,43 @@ class RequestReader:
         self._token = b""
         self._discard = 0
 
-    def feed(self, data: bytes) -> None:
-        """Add received bytes and parse as far as they allow."""
-        if self._state is _State.DISCARD:
-            # Skip the oversize body straight from the input, never copying it into the buffer.
-            taken = min(self._discard, len(data))
-            self._discard -= taken
-            data = data[taken:]
-            if self._discard:
-                return
-            self._state = _State.SCAN
-        self._buf += data
-        self._parse()
-
-    def next_event(self) -> Frame | FrameFailure | None:
-        """Return the next complete frame or failure, or ``None`` when more bytes are needed."""
-        return self._events.popleft() if self._events else None
-
-    next_frame = next_event
+    next_frame = _FrameReader.next_event
     """Alias used by docs/architecture.md."""
 
     def _fail(self, status: FtcdCommStatus, reason: str) -> None:
         self._events.append(FrameFailure(self._token, status, reason))
 
-    def _parse(self) -> None:
-        buf = self._buf
-        while True:
-            if self._state is _State.SCAN:
-                token = self._scanner.scan(buf)
-                if token is None:
-                    return
-                self._token = token
-                self._state = _State.LENGTH
-            elif self._state is _State.LENGTH:
-                if len(buf) < LENGTH_SIZE:
-                    return
-                (self._length,) = _U32.unpack_from(buf)
-                del buf[:LENGTH_SIZE]
-                if self._length == 0:
-                    self._fail(FtcdCommStatus.FAILED_TO_READ_MESSAGE_SIZE, "message length is 0")
-                    self._state = _State.SCAN
-                elif self._length > self.max_message_bytes:
-                    self._fail(
-                        OVERSIZE_STATUS,
-                        f"message of {self._length} bytes exceeds the {self.max_message_bytes}-byte maximum",
-                    )
-                    self._discard = self._length + SIGNATURE_SIZE
-                    self._state = _State.DISCARD
-                else:
-                    self._state = _State.BODY
-            elif self._state is _State.DISCARD:
-                taken = min(self._discard, len(buf))
-                del buf[:taken]
-                self._discard -= taken
-                if self._discard:
-                    return
-                self._state = _State.SCAN
-            else:
-                end = self._length + SIGNATURE_SIZE
-                if len(buf) < end:
-                    return
-                message = bytes(buf[: self._length])
-                digest = bytes(buf[self._length : end])
-                del buf[:end]
-                self._state = _State.SCAN
-                if signature(message) != digest:
-                    self._fail(
-                        FtcdCommStatus.INCONSISTENT_MESSAGE_SIGNATURE, "SHA-256 of the message differs"
-                    )
-                else:
-                    self._events.append(Frame(self._token, message))
+    def _step(self, state: _State, buf: bytearray) -> bool:
+        if state is _State.SCAN:
+            token = self._scanner.scan(buf)
+            if token is None:
+                return False
+            self._token = token
+            self._state = _State.LENGTH
+            return True
+        if len(buf) < LENGTH_SIZE:
+            return False
+        (length,) = _U32.unpack_from(buf)
+        del buf[:LENGTH_SIZE]
+        check = self._check_length(length)
+        if check is _LengthCheck.EMPTY:
+            self._fail(FtcdCommStatus.FAILED_TO_READ_MESSAGE_SIZE, "message length is 0")
+        elif check is _LengthCheck.OVERSIZE:
+            self._fail(
+                OVERSIZE_STATUS,
+                f"message of {length} bytes exceeds the {self.max_message_bytes}-byte maximum",
+            )
+        return True
+
+    def _body_event(self, body: bytes, intact: bool) -> Frame | FrameFailure:
+        if not intact:
+            return FrameFailure(
+                self._token, FtcdCommStatus.INCONSISTENT_MESSAGE_SIGNATURE, "SHA-256 of the message differs"
+            )
+        return Frame(self._token, body)
 
 
-class ResponseReader:
+class ResponseReader(_FrameReader[Response | ResponseFailure]):
     """Factory-side, sans-IO reader of response frames.
 
     Scans past device log lines and other noise for ``token``, reads the status word and,
@@ -329,91 +376,37 @@ class ResponseReader:
     def __init__(
         self, token: bytes = FCC_TOKEN, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     ) -> None:
-        self.max_message_bytes = max_message_bytes
-        self._scanner = _TokenScanner((token,))
+        super().__init__((token,), max_message_bytes)
         self._token = token
-        self._buf = bytearray()
-        self._events: deque[Response | ResponseFailure] = deque()
-        self._state = _State.SCAN
-        self._length = 0
-        self._discard = 0
 
-    @property
-    def skipped_bytes(self) -> int:
-        """How many noise bytes (device log output) preceded the token so far."""
-        return self._scanner.skipped
-
-    @property
-    def in_frame(self) -> bool:
-        """Whether a token was seen and its frame is not complete yet."""
-        return self._state is not _State.SCAN
-
-    def feed(self, data: bytes) -> None:
-        """Add received bytes and parse as far as they allow."""
-        self._buf += data
-        self._parse()
-
-    def next_event(self) -> Response | ResponseFailure | None:
-        """Return the next response or failure, or ``None`` when more bytes are needed."""
-        return self._events.popleft() if self._events else None
-
-    def _parse(self) -> None:
-        buf = self._buf
-        while True:
-            state = self._state
-            if state is _State.SCAN:
-                if self._scanner.scan(buf) is None:
-                    return
-                self._state = _State.STATUS
-            elif state is _State.STATUS or state is _State.LENGTH:
-                if len(buf) < 4:
-                    return
-                (value,) = _U32.unpack_from(buf)
-                del buf[:4]
-                self._after_word(state, value)
-            elif state is _State.DISCARD:
-                taken = min(self._discard, len(buf))
-                del buf[:taken]
-                self._discard -= taken
-                if self._discard:
-                    return
-                self._state = _State.SCAN
-            else:
-                end = self._length + SIGNATURE_SIZE
-                if len(buf) < end:
-                    return
-                body, digest = bytes(buf[: self._length]), bytes(buf[self._length : end])
-                del buf[:end]
-                self._state = _State.SCAN
-                if signature(body) != digest:
-                    self._events.append(
-                        ResponseFailure(FtErrorCode.INVALID_CHECKSUM, "SHA-256 of the response differs")
-                    )
-                else:
-                    self._events.append(Response(self._token, 0, body))
-
-    def _after_word(self, state: _State, value: int) -> None:
+    def _step(self, state: _State, buf: bytearray) -> bool:
+        if state is _State.SCAN:
+            if self._scanner.scan(buf) is None:
+                return False
+            self._state = _State.STATUS
+            return True
+        if len(buf) < STATUS_SIZE:
+            return False
+        (value,) = _U32.unpack_from(buf)
+        del buf[:STATUS_SIZE]
         if state is _State.STATUS:
             if value != FtcdCommStatus.SUCCESS:
                 self._events.append(Response(self._token, value, None))
                 self._state = _State.SCAN
             else:
                 self._state = _State.LENGTH
-            return
-        if value == 0:
+            return True
+        check = self._check_length(value)
+        if check is _LengthCheck.EMPTY:
             self._events.append(
                 ResponseFailure(FtErrorCode.DEVICE_COMMUNICATION, "status 0 with an empty body")
             )
-            self._state = _State.SCAN
-        elif value > self.max_message_bytes:
-            self._events.append(
-                ResponseFailure(
-                    FtErrorCode.DEVICE_COMMUNICATION,
-                    f"response of {value} bytes exceeds the {self.max_message_bytes}-byte maximum",
-                )
-            )
-            self._discard = value + SIGNATURE_SIZE
-            self._state = _State.DISCARD
-        else:
-            self._length = value
-            self._state = _State.BODY
+        elif check is _LengthCheck.OVERSIZE:
+            reason = f"response of {value} bytes exceeds the {self.max_message_bytes}-byte maximum"
+            self._events.append(ResponseFailure(FtErrorCode.DEVICE_COMMUNICATION, reason))
+        return True
+
+    def _body_event(self, body: bytes, intact: bool) -> Response | ResponseFailure:
+        if not intact:
+            return ResponseFailure(FtErrorCode.INVALID_CHECKSUM, "SHA-256 of the response differs")
+        return Response(self._token, 0, body)
