@@ -213,9 +213,11 @@ class _FrameReader(ABC, Generic[_E]):
     :meth:`_body_event`.
     """
 
-    def __init__(self, tokens: Iterable[bytes], max_message_bytes: int) -> None:
+    def __init__(self, tokens: Iterable[bytes], max_message_bytes: int, after_token: _State) -> None:
         self.max_message_bytes = max_message_bytes
         self._scanner = _TokenScanner(tokens)
+        self._after_token = after_token
+        self._token = b""
         self._buf = bytearray()
         self._events: deque[_E] = deque()
         self._state = _State.SCAN
@@ -281,12 +283,23 @@ class _FrameReader(ABC, Generic[_E]):
                 del buf[:end]
                 self._state = _State.SCAN
                 self._events.append(self._body_event(body, signature(body) == digest))
-            elif not self._step(state, buf):
-                return
+            elif state is _State.SCAN:
+                token = self._scanner.scan(buf)
+                if token is None:
+                    return
+                self._token = token
+                self._state = self._after_token
+            else:
+                # STATUS and LENGTH are both one little-endian u32 word.
+                if len(buf) < LENGTH_SIZE:
+                    return
+                (word,) = _U32.unpack_from(buf)
+                del buf[:LENGTH_SIZE]
+                self._on_word(state, word)
 
     @abstractmethod
-    def _step(self, state: _State, buf: bytearray) -> bool:
-        """Advance through a SCAN/STATUS/LENGTH state; ``False`` when more bytes are needed."""
+    def _on_word(self, state: _State, word: int) -> None:
+        """Act on the STATUS or LENGTH word just read and move to the next state."""
 
     @abstractmethod
     def _body_event(self, body: bytes, intact: bool) -> _E:
@@ -309,8 +322,7 @@ class RequestReader(_FrameReader[Frame | FrameFailure]):
     def __init__(
         self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, tokens: Iterable[bytes] = KNOWN_TOKENS
     ) -> None:
-        super().__init__(tokens, max_message_bytes)
-        self._token = b""
+        super().__init__(tokens, max_message_bytes, _State.LENGTH)
 
     @property
     def current_token(self) -> bytes:
@@ -331,27 +343,15 @@ class RequestReader(_FrameReader[Frame | FrameFailure]):
     def _fail(self, status: FtcdCommStatus, reason: str) -> None:
         self._events.append(FrameFailure(self._token, status, reason))
 
-    def _step(self, state: _State, buf: bytearray) -> bool:
-        if state is _State.SCAN:
-            token = self._scanner.scan(buf)
-            if token is None:
-                return False
-            self._token = token
-            self._state = _State.LENGTH
-            return True
-        if len(buf) < LENGTH_SIZE:
-            return False
-        (length,) = _U32.unpack_from(buf)
-        del buf[:LENGTH_SIZE]
-        check = self._check_length(length)
+    def _on_word(self, state: _State, word: int) -> None:
+        check = self._check_length(word)
         if check is _LengthCheck.EMPTY:
             self._fail(FtcdCommStatus.FAILED_TO_READ_MESSAGE_SIZE, "message length is 0")
         elif check is _LengthCheck.OVERSIZE:
             self._fail(
                 OVERSIZE_STATUS,
-                f"message of {length} bytes exceeds the {self.max_message_bytes}-byte maximum",
+                f"message of {word} bytes exceeds the {self.max_message_bytes}-byte maximum",
             )
-        return True
 
     def _body_event(self, body: bytes, intact: bool) -> Frame | FrameFailure:
         if not intact:
@@ -376,35 +376,25 @@ class ResponseReader(_FrameReader[Response | ResponseFailure]):
     def __init__(
         self, token: bytes = FCC_TOKEN, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     ) -> None:
-        super().__init__((token,), max_message_bytes)
+        super().__init__((token,), max_message_bytes, _State.STATUS)
         self._token = token
 
-    def _step(self, state: _State, buf: bytearray) -> bool:
-        if state is _State.SCAN:
-            if self._scanner.scan(buf) is None:
-                return False
-            self._state = _State.STATUS
-            return True
-        if len(buf) < STATUS_SIZE:
-            return False
-        (value,) = _U32.unpack_from(buf)
-        del buf[:STATUS_SIZE]
+    def _on_word(self, state: _State, word: int) -> None:
         if state is _State.STATUS:
-            if value != FtcdCommStatus.SUCCESS:
-                self._events.append(Response(self._token, value, None))
+            if word != FtcdCommStatus.SUCCESS:
+                self._events.append(Response(self._token, word, None))
                 self._state = _State.SCAN
             else:
                 self._state = _State.LENGTH
-            return True
-        check = self._check_length(value)
+            return
+        check = self._check_length(word)
         if check is _LengthCheck.EMPTY:
             self._events.append(
                 ResponseFailure(FtErrorCode.DEVICE_COMMUNICATION, "status 0 with an empty body")
             )
         elif check is _LengthCheck.OVERSIZE:
-            reason = f"response of {value} bytes exceeds the {self.max_message_bytes}-byte maximum"
+            reason = f"response of {word} bytes exceeds the {self.max_message_bytes}-byte maximum"
             self._events.append(ResponseFailure(FtErrorCode.DEVICE_COMMUNICATION, reason))
-        return True
 
     def _body_event(self, body: bytes, intact: bool) -> Response | ResponseFailure:
         if not intact:
