@@ -148,6 +148,11 @@ def _sid_then_bad_group(b: dict[str, Any], bld: Any) -> dict[str, Any]:
     return {"SchemeVersion": "0.0.1", "SID": "sess-1", "Bogus": []}
 
 
+def _keep_alive_with_lwm2m_ca(b: dict[str, Any], bld: Any) -> None:
+    b["KpAlvSess"] = 1
+    b["Certificates"].append({"Name": "mbed.LwM2MServerCACert", "Format": "der", "Data": bld.pki.server_ca})
+
+
 def _ftc(value: int, uri: str | None) -> Callable[[dict[str, Any], Any], None]:
     def mutate(b: dict[str, Any], bld: Any) -> None:
         bld.set_param(b, "mbed.FirstToClaim", value)
@@ -358,6 +363,22 @@ CASES = [
         lambda b, bld: (bld.drop_param(b, "mbed.EndpointName"), b.update(Verify=0)),
         0,
         OK,
+    ),
+    # PAL secure time: a bundle verified before its session ends has no trusted CA id yet.
+    Case(
+        "keep-alive-ca-identifier-not-set",
+        _set("KpAlvSess", 1),
+        0,
+        OK,
+        "CA identifier wasn't set properly:mbed.BootstrapServerCACert\n",
+    ),
+    Case(
+        "keep-alive-redundant-ca-then-ca-identifier",
+        _keep_alive_with_lwm2m_ca,
+        0,
+        OK,
+        "Item redundant:mbed.LwM2MServerCACert\n"
+        "CA identifier wasn't set properly:mbed.BootstrapServerCACert\n",
     ),
     Case("config-data-array", _param("custom.param", [1, 2]), 20, "General error:"),
     Case("current-time-text", _param("mbed.CurrentTime", "now"), 20, "General error:"),

@@ -23,6 +23,7 @@ from provkit.device._apply import BundleFailure
 from provkit.device.clock import DeviceClock
 from provkit.device.kcm import Kcm
 from provkit.device.storage import StorageBackend, open_storage
+from provkit.device.trust_ca import trust_ca_id_set
 from provkit.device.verify import VerifyResult, verify_device
 from provkit.errors import BundleDecodeError, BundleEncodeError, StorageError
 from provkit.wire import bundle as wb
@@ -70,11 +71,15 @@ class FactoryConfiguratorClient:
     Args:
         kcm: the device's secure storage.
         clock: the device clock; default: one on ``kcm`` using the host time.
+        secure_time: behave as a build with PAL secure time (the client's default): trust
+            the bootstrap CA's identifier when a session ends and check it in verification
+            (see :mod:`provkit.device.trust_ca`).
     """
 
-    def __init__(self, kcm: Kcm, *, clock: DeviceClock | None = None) -> None:
+    def __init__(self, kcm: Kcm, *, clock: DeviceClock | None = None, secure_time: bool = True) -> None:
         self.kcm = kcm
         self.clock = clock if clock is not None else DeviceClock(kcm)
+        self.secure_time = secure_time
 
     # ------------------------------------------------------------ public API
 
@@ -84,7 +89,7 @@ class FactoryConfiguratorClient:
 
     def verify_device_configured(self) -> VerifyResult:
         """Check the stored configuration as ``fcc_verify_device_configured_4mbed_cloud()``."""
-        return verify_device(self.kcm, self.clock.now)
+        return verify_device(self.kcm, self.clock.now, check_ca_identifier=self.secure_time)
 
     def storage_delete(self) -> None:
         """Delete everything, including RBP items (``fcc_storage_delete``)."""
@@ -175,6 +180,8 @@ class FactoryConfiguratorClient:
             raise BundleFailure.of(exc.fcc_status, exc.item) from exc
         for request in run.csr_requests:
             run.csrs.append(_apply.process_csr(self.kcm, request))
+        if self.secure_time and run.session_finished:
+            trust_ca_id_set(self.kcm)
         if run.flags.get("Verify", True):
             result = self.verify_device_configured()
             run.warnings = result.warnings  # verification clears what came before

@@ -8,11 +8,18 @@ crash or power loss can lose the last commits) and commits once per transaction,
 is what makes ≥300 bundles/s possible. Each backend also supplies the device secret
 that keys encryption at rest: ``<file>.secret`` (mode 0600) next to the SQLite file, or
 a random in-process secret for memory storage.
+
+Both backends are safe to share between threads (the device farm opens a store on one
+thread and serves it on another; an agent may run FCC and LwM2M handlers over one KCM):
+a re-entrant lock is taken by every call and held from :meth:`begin` to the matching
+outermost :meth:`commit` or :meth:`rollback`, so another thread's writes can never land
+inside, or be rolled back with, a bundle's transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -80,42 +87,53 @@ class MemoryStorage:
         self._data: dict[tuple[str, str], bytes] = {}
         self._snapshots: list[dict[tuple[str, str], bytes]] = []
         self._secret = new_secret()
+        self._lock = threading.RLock()
 
     def get(self, namespace: str, name: str) -> bytes | None:
         """Return the stored bytes, or ``None`` if absent."""
-        return self._data.get((namespace, name))
+        with self._lock:
+            return self._data.get((namespace, name))
 
     def put(self, namespace: str, name: str, data: bytes) -> None:
         """Insert or replace an entry."""
-        self._data[(namespace, name)] = bytes(data)
+        with self._lock:
+            self._data[(namespace, name)] = bytes(data)
 
     def delete(self, namespace: str, name: str) -> bool:
         """Delete an entry; return whether it existed."""
-        return self._data.pop((namespace, name), None) is not None
+        with self._lock:
+            return self._data.pop((namespace, name), None) is not None
 
     def entries(self, namespace: str) -> list[tuple[str, bytes]]:
         """Return ``(name, data)`` of a namespace, sorted by name."""
-        return sorted((name, data) for (ns, name), data in self._data.items() if ns == namespace)
+        with self._lock:
+            return sorted((name, data) for (ns, name), data in self._data.items() if ns == namespace)
 
     def clear(self) -> None:
         """Delete every entry of every namespace."""
-        self._data.clear()
+        with self._lock:
+            self._data.clear()
 
     def begin(self) -> None:
-        """Open a (possibly nested) transaction."""
+        """Open a (possibly nested) transaction; the calling thread owns the store until it ends."""
+        self._lock.acquire()
         self._snapshots.append(dict(self._data))
 
     def commit(self) -> None:
         """Drop the innermost snapshot, keeping the changes."""
-        if not self._snapshots:
-            raise StorageError("commit without a transaction", kcm_status=KcmStatus.ERROR)
-        self._snapshots.pop()
+        with self._lock:
+            if not self._snapshots:
+                raise StorageError("commit without a transaction", kcm_status=KcmStatus.ERROR)
+            self._snapshots.pop()
+            self._lock.release()  # the hold taken by the matching begin()
 
     def rollback(self) -> None:
         """Restore the innermost snapshot."""
-        if not self._snapshots:
-            raise StorageError("rollback without a transaction", kcm_status=KcmStatus.ERROR)
-        self._data = self._snapshots.pop()
+        with self._lock:
+            if not self._snapshots:
+                raise StorageError("rollback without a transaction", kcm_status=KcmStatus.ERROR)
+            self._data = self._snapshots.pop()
+            self._lock.release()  # the hold taken by the matching begin()
 
     def device_secret(self) -> bytes:
         """Return this instance's random secret (lost with the process, like the data)."""
@@ -139,6 +157,7 @@ class SqliteStorage:
         self.path = Path(path)
         self.secret_path = self.path.with_name(self.path.name + ".secret")
         self._depth = 0
+        self._lock = threading.RLock()
         try:
             # Autocommit mode: transactions are explicit BEGIN/SAVEPOINT statements below.
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -152,6 +171,7 @@ class SqliteStorage:
             raise StorageError(f"cannot open storage file {self.path}: {exc}") from exc
 
     def _run(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        # Callers fetch results under the lock too, so one thread's cursor is never reset by another's.
         try:
             return self._db.execute(sql, params)
         except sqlite3.Error as exc:
@@ -159,48 +179,69 @@ class SqliteStorage:
 
     def get(self, namespace: str, name: str) -> bytes | None:
         """Return the stored bytes, or ``None`` if absent."""
-        row = self._run("SELECT data FROM kcm_items WHERE ns=? AND name=?", (namespace, name)).fetchone()
+        with self._lock:
+            row = self._run("SELECT data FROM kcm_items WHERE ns=? AND name=?", (namespace, name)).fetchone()
         return None if row is None else bytes(row[0])
 
     def put(self, namespace: str, name: str, data: bytes) -> None:
         """Insert or replace an entry."""
-        self._run("INSERT OR REPLACE INTO kcm_items VALUES (?, ?, ?)", (namespace, name, bytes(data)))
+        with self._lock:
+            self._run("INSERT OR REPLACE INTO kcm_items VALUES (?, ?, ?)", (namespace, name, bytes(data)))
 
     def delete(self, namespace: str, name: str) -> bool:
         """Delete an entry; return whether it existed."""
-        return self._run("DELETE FROM kcm_items WHERE ns=? AND name=?", (namespace, name)).rowcount > 0
+        with self._lock:
+            return self._run("DELETE FROM kcm_items WHERE ns=? AND name=?", (namespace, name)).rowcount > 0
 
     def entries(self, namespace: str) -> list[tuple[str, bytes]]:
         """Return ``(name, data)`` of a namespace, sorted by name."""
-        rows = self._run("SELECT name, data FROM kcm_items WHERE ns=? ORDER BY name", (namespace,))
-        return [(name, bytes(data)) for name, data in rows.fetchall()]
+        with self._lock:
+            rows = self._run("SELECT name, data FROM kcm_items WHERE ns=? ORDER BY name", (namespace,))
+            return [(name, bytes(data)) for name, data in rows.fetchall()]
 
     def clear(self) -> None:
         """Delete every entry of every namespace."""
-        self._run("DELETE FROM kcm_items")
+        with self._lock:
+            self._run("DELETE FROM kcm_items")
 
     def begin(self) -> None:
-        """Open a transaction (``BEGIN IMMEDIATE``) or, nested, a savepoint."""
-        self._run("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT sp{self._depth}")
+        """Open a transaction (``BEGIN IMMEDIATE``) or, nested, a savepoint.
+
+        The calling thread owns the store until the matching outermost commit or rollback.
+        """
+        self._lock.acquire()
+        try:
+            self._run("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT sp{self._depth}")
+        except BaseException:
+            self._lock.release()
+            raise
         self._depth += 1
 
     def commit(self) -> None:
         """Commit the transaction, or release the innermost savepoint."""
-        if self._depth == 0:
-            raise StorageError("commit without a transaction", kcm_status=KcmStatus.ERROR)
-        self._depth -= 1
-        self._run("COMMIT" if self._depth == 0 else f"RELEASE sp{self._depth}")
+        with self._lock:
+            if self._depth == 0:
+                raise StorageError("commit without a transaction", kcm_status=KcmStatus.ERROR)
+            self._depth -= 1
+            try:
+                self._run("COMMIT" if self._depth == 0 else f"RELEASE sp{self._depth}")
+            finally:
+                self._lock.release()  # the hold taken by the matching begin()
 
     def rollback(self) -> None:
         """Roll the transaction back, or undo to the innermost savepoint."""
-        if self._depth == 0:
-            raise StorageError("rollback without a transaction", kcm_status=KcmStatus.ERROR)
-        self._depth -= 1
-        if self._depth == 0:
-            self._run("ROLLBACK")
-        else:
-            self._run(f"ROLLBACK TO sp{self._depth}")
-            self._run(f"RELEASE sp{self._depth}")
+        with self._lock:
+            if self._depth == 0:
+                raise StorageError("rollback without a transaction", kcm_status=KcmStatus.ERROR)
+            self._depth -= 1
+            try:
+                if self._depth == 0:
+                    self._run("ROLLBACK")
+                else:
+                    self._run(f"ROLLBACK TO sp{self._depth}")
+                    self._run(f"RELEASE sp{self._depth}")
+            finally:
+                self._lock.release()  # the hold taken by the matching begin()
 
     def device_secret(self) -> bytes:
         """Return the secret in ``<path>.secret``, creating it (mode 0600) on first use.
@@ -215,10 +256,11 @@ class SqliteStorage:
 
     def close(self) -> None:
         """Close the database connection (rolling back an open transaction)."""
-        if self._depth:
-            self._db.execute("ROLLBACK")
-            self._depth = 0
-        self._db.close()
+        with self._lock:
+            if self._depth:
+                self._db.execute("ROLLBACK")
+                self._depth = 0
+            self._db.close()
 
 
 def open_storage(spec: str | Path) -> StorageBackend:

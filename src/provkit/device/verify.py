@@ -2,7 +2,8 @@
 
 Reproduces pelion-fcc.md §4 step by step: the same order, the same first-error-stops
 rule, the same statuses, prefixes and item names, and warnings in generation order.
-Not reproduced (as in a build without PAL secure time): the CA identifier check.
+With PAL secure time (``check_ca_identifier``) the bootstrap CA identifier is checked
+too (:mod:`provkit.device.trust_ca`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Final
 
 from provkit.codes import SUCCESS_INFO_MESSAGE, FccStatus, FccWarning
 from provkit.crypto import x509
+from provkit.device import trust_ca
 from provkit.device.kcm import ItemType, Kcm
 from provkit.errors import CryptoError, ItemNotFoundError, StorageError
 from provkit.params import BOOTSTRAP_MODE, LWM2M_MODE, META_DATA_NAMES, ModeNames
@@ -61,9 +63,10 @@ def _fail(status: FccStatus, item: str) -> _Failed:
 
 
 class _Verifier:
-    def __init__(self, kcm: Kcm, now: int) -> None:
+    def __init__(self, kcm: Kcm, now: int, check_ca_identifier: bool) -> None:
         self.kcm = kcm
         self.now = now
+        self.check_ca_identifier = check_ca_identifier
         self.warnings: list[str] = []
 
     def warn(self, prefix: FccWarning, item: str) -> None:
@@ -131,6 +134,8 @@ class _Verifier:
             raise _fail(FccStatus.ITEM_NOT_EXIST, mode.ca)
         if self.exists(other.ca, ItemType.CERTIFICATE):
             self.warn(FccWarning.REDUNDANT_ITEM, other.ca)
+        if not lwm2m and self.check_ca_identifier and not trust_ca.ca_identifier_ok(self.kcm):
+            self.warn(FccWarning.CA_IDENTIFIER, mode.ca)
         # b. server URI
         uri_raw = self.config(mode.uri)
         if uri_raw is None:
@@ -251,17 +256,19 @@ def _aid(uri: str) -> str | None:
     return None
 
 
-def verify_device(kcm: Kcm, now: Callable[[], int]) -> VerifyResult:
+def verify_device(kcm: Kcm, now: Callable[[], int], *, check_ca_identifier: bool = False) -> VerifyResult:
     """Run device verification against the stored items.
 
     Args:
         kcm: the device storage.
         now: returns the device time in Unix seconds (0 = never set).
+        check_ca_identifier: warn when the trusted bootstrap CA identifier is missing or
+            stale (a build with PAL secure time).
 
     Returns:
         The status, InfoMessage and warnings FCC would report.
     """
-    verifier = _Verifier(kcm, now())
+    verifier = _Verifier(kcm, now(), check_ca_identifier)
     try:
         verifier.run()
     except _Failed as failure:
