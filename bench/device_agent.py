@@ -7,7 +7,15 @@ per bundle in one directory (the file/secret creation is *not* timed; only
 ``bundle_handler`` is), for memory a new MemoryStorage. Bundles are pre-built so only
 the device side is measured.
 
-Usage: python bench/device_agent.py [--count N]
+``--tcp`` adds the transport: a real device agent (``DeviceAgent`` + ``TcpAgentServer``)
+on 127.0.0.1 and a ``TcpLink`` client, timed per exchange (frame, send, device work,
+response, checksum). The served device is reused, so its storage is wiped before each
+bundle (``fcc_storage_delete``); the ``reuse`` row does the same wipe + handler call
+without a socket, so ``tcp − reuse`` is the transport's cost. Two client modes:
+``keep-alive`` (bundles carry ``KpAlvSess: 1``, one connection for all) and
+``per-bundle`` (a new connection per bundle, which the agent closes after answering).
+
+Usage: python bench/device_agent.py [--count N] [--tcp]
 """
 
 from __future__ import annotations
@@ -27,7 +35,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provkit.device.fcc import FactoryConfiguratorClient
 from provkit.device.kcm import Kcm
-from provkit.device.storage import MemoryStorage, SqliteStorage
+from provkit.device.storage import MemoryStorage, SqliteStorage, StorageBackend
+from provkit.transport.agent import DeviceAgent, Reply
+from provkit.transport.handlers import fcc_handler
+from provkit.transport.links import TcpLink
+from provkit.transport.servers import TcpAgentServer
+from provkit.wire.framing import FCC_TOKEN
+from provkit.wire.response import decode_response
 
 EP = "bench-device"
 
@@ -112,33 +126,93 @@ def build_bundle() -> bytes:
     )
 
 
+def report(label: str, latencies: list[float]) -> None:
+    """Print rate (bundles / summed latency) and p50/p99 of one series."""
+    qs = statistics.quantiles(latencies, n=100)
+    print(
+        f"{label:26s} bundles={len(latencies)} rate={len(latencies) / sum(latencies):8.1f}/s "
+        f"p50={qs[49] * 1000:6.2f} ms p99={qs[98] * 1000:6.2f} ms"
+    )
+
+
+def _backend(kind: str, path: Path) -> StorageBackend:
+    return MemoryStorage() if kind == "memory" else SqliteStorage(path)
+
+
 def run(kind: str, bundles: list[bytes], workdir: Path) -> None:
+    """Direct handler calls, a fresh device per bundle (only ``bundle_handler`` is timed)."""
     latencies = []
     for i, data in enumerate(bundles):
-        backend = MemoryStorage() if kind == "memory" else SqliteStorage(workdir / f"dev{i}.sqlite")
+        backend = _backend(kind, workdir / f"dev{i}.sqlite")
         fcc = FactoryConfiguratorClient(Kcm(backend))
         start = time.perf_counter()
         result = fcc.bundle_handler(data)
         latencies.append(time.perf_counter() - start)
         assert result.status == 0, result
         backend.close()
-    total = sum(latencies)
-    qs = statistics.quantiles(latencies, n=100)
-    print(
-        f"{kind:7s} bundles={len(bundles)} rate={len(bundles) / total:8.1f}/s "
-        f"p50={qs[49] * 1000:6.2f} ms p99={qs[98] * 1000:6.2f} ms"
-    )
+    report(f"{kind} direct", latencies)
+
+
+def run_reuse(kind: str, bundles: list[bytes], workdir: Path) -> None:
+    """Direct calls on one reused device: wipe + ``bundle_handler``, the TCP agent's device work."""
+    backend = _backend(kind, workdir / f"reuse-{kind}.sqlite")
+    fcc = FactoryConfiguratorClient(Kcm(backend))
+    latencies = []
+    for data in bundles:
+        start = time.perf_counter()
+        fcc.storage_delete()
+        result = fcc.bundle_handler(data)
+        latencies.append(time.perf_counter() - start)
+        assert result.status == 0, result
+    backend.close()
+    report(f"{kind} reuse (wipe+handle)", latencies)
+
+
+def run_tcp(kind: str, bundles: list[bytes], workdir: Path, *, keep_alive: bool) -> None:
+    """Through a real agent on 127.0.0.1: one connection for all, or one per bundle."""
+    backend = _backend(kind, workdir / f"tcp-{kind}-{keep_alive}.sqlite")
+    fcc = FactoryConfiguratorClient(Kcm(backend))
+    handle = fcc_handler(fcc)
+
+    def fresh_device(message: bytes) -> bytes | Reply | None:
+        fcc.storage_delete()  # each bundle provisions the device from scratch
+        return handle(message)
+
+    latencies = []
+    with TcpAgentServer(DeviceAgent({FCC_TOKEN: fresh_device}), "127.0.0.1", 0) as server:
+        link = TcpLink(*server.address, connect_timeout_s=5)
+        try:
+            for data in bundles:
+                start = time.perf_counter()
+                if not keep_alive:
+                    link.close()  # per-bundle: connect (and let the agent close) every time
+                answer = link.exchange(data, timeout_s=30)
+                latencies.append(time.perf_counter() - start)
+                assert decode_response(answer).return_status == 0, decode_response(answer)
+        finally:
+            link.close()
+    backend.close()
+    report(f"{kind} tcp {'keep-alive' if keep_alive else 'per-bundle'}", latencies)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=400)
+    parser.add_argument("--tcp", action="store_true", help="also measure through a real TCP agent")
     args = parser.parse_args()
-    bundles = [build_bundle() for _ in range(min(args.count, 50))]
-    bundles = (bundles * (args.count // len(bundles) + 1))[: args.count]
+    unique = [build_bundle() for _ in range(min(args.count, 50))]
+    bundles = (unique * (args.count // len(unique) + 1))[: args.count]
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("sqlite", "memory"):
             run(kind, bundles, Path(tmp))
+        if not args.tcp:
+            return
+        kept = [cbor2.dumps({**cbor2.loads(b), "KpAlvSess": 1}) for b in unique]
+        kept = (kept * (args.count // len(kept) + 1))[: args.count]
+        for kind in ("sqlite", "memory"):
+            run_reuse(kind, bundles, Path(tmp))
+            run_tcp(kind, kept, Path(tmp), keep_alive=True)
+            run_tcp(kind, bundles, Path(tmp), keep_alive=False)
 
 
 if __name__ == "__main__":
