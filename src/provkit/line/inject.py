@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from provkit.errors import DuplicateIdentityError, ProvkitError, TransportError
-from provkit.registry import Attempt, AttemptState, Registry
+from provkit.registry import Attempt, AttemptState
 
 _log = logging.getLogger(__name__)
 
@@ -36,6 +36,23 @@ class InjectSettings:
     connect_timeout_s: float = 5.0
     retries: int = 2
     retry_delay_s: float = 0.2
+
+
+class AttemptRecorder(Protocol):
+    """Where outcomes are recorded.
+
+    A :class:`~provkit.registry.Registry`, or a :class:`~provkit.line.journal.Journal`
+    (same methods, commits shared).
+    """
+
+    def mark_failed(self, attempt_id: int, code: int | None, message: str, **values: Any) -> None:
+        """End an attempt as failed."""
+
+    def update_attempt(self, attempt_id: int, state: AttemptState, **values: Any) -> None:
+        """Move an attempt to ``state``."""
+
+    def mark_verified(self, attempt_id: int, *, reprovision: bool = False, **values: Any) -> None:
+        """Record the device as provisioned (raises ``DuplicateIdentityError`` on a clash)."""
 
 
 class ResponseChecker(Protocol):
@@ -76,7 +93,7 @@ def enrollment_id(device_cert_sha256: str | None) -> str | None:
 
 
 def conclude(
-    registry: Registry,
+    registry: AttemptRecorder,
     checker: ResponseChecker | None,
     attempt: Attempt,
     response: bytes,
@@ -121,7 +138,7 @@ def _status_ok(status: Any) -> bool:
 
 
 def verify_attempt(
-    registry: Registry, checker: ResponseChecker, attempt: Attempt, *, reprovision: bool
+    registry: AttemptRecorder, checker: ResponseChecker, attempt: Attempt, *, reprovision: bool
 ) -> None:
     """Check an injected attempt's stored response and record the device as provisioned or failed."""
     assert attempt.response is not None
@@ -129,7 +146,7 @@ def verify_attempt(
 
 
 def check_and_record(
-    registry: Registry,
+    registry: AttemptRecorder,
     checker: ResponseChecker,
     attempt: Attempt,
     response: bytes,

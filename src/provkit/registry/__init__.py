@@ -5,8 +5,9 @@ Alembic migrations shipped in :mod:`provkit.registry.migrations`.
 """
 
 from provkit.registry.allocation import Identity, IdentityPattern, parse_identity_csv
-from provkit.registry.api import NewAttempt, Registry, default_station_id
-from provkit.registry.records import Attempt, RegistryStats
+from provkit.registry.api import Registry, default_station_id
+from provkit.registry.changes import StateChange
+from provkit.registry.records import Attempt, NewAttempt, RegistryStats
 from provkit.registry.schema import TERMINAL_STATES, AttemptState
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "NewAttempt",
     "Registry",
     "RegistryStats",
+    "StateChange",
     "default_station_id",
     "parse_identity_csv",
 ]

@@ -11,24 +11,24 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, bindparam, func, literal, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from provkit.errors import DuplicateIdentityError, RegistryError
-from provkit.registry import allocator
+from provkit.registry import allocator, changes, queries
 from provkit.registry.allocation import Identity, IdentityPattern
-from provkit.registry.allocator import dialect_insert as _dialect_insert
+from provkit.registry.changes import StateChange
 from provkit.registry.engine import create_registry_engine, upgrade_schema
-from provkit.registry.records import Attempt, RegistryStats
-from provkit.registry.schema import AttemptState, attempts, batches, provisioned
+from provkit.registry.records import Attempt, NewAttempt, RegistryStats
+from provkit.registry.schema import AttemptState, attempts, batches
 
 
 def default_station_id() -> str:
@@ -38,18 +38,6 @@ def default_station_id() -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class NewAttempt:
-    """What is known about an attempt when it is first recorded."""
-
-    endpoint_name: str
-    serial_number: str
-    slot: str | None = None
-    address: str | None = None
-    key_mode: str = ""
-    supersedes_id: int | None = None
 
 
 class Registry:
@@ -62,6 +50,13 @@ class Registry:
     def __init__(self, engine: Engine, *, station_id: str) -> None:
         self.engine = engine
         self.station_id = station_id
+        # SQLite has one writer at a time and every transaction here takes the write lock
+        # (BEGIN IMMEDIATE). Threads of this process queue on a lock instead of on
+        # SQLite's busy handler, which polls with sleeps of up to 100 ms; other
+        # processes still wait on the busy timeout.
+        self._serial: AbstractContextManager[Any] = (
+            threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     @classmethod
     def open(cls, url_or_path: str | Path, *, station_id: str | None = None, migrate: bool = True) -> Self:
@@ -100,7 +95,7 @@ class Registry:
     def transaction(self) -> Iterator[Connection]:
         """One transaction; database failures become :class:`RegistryError`."""
         try:
-            with self.engine.begin() as conn:
+            with self._serial, self.engine.begin() as conn:
                 yield conn
         except IntegrityError:
             raise
@@ -144,37 +139,13 @@ class Registry:
                 )
 
     def record_attempts(self, batch_id: str | None, items: Sequence[NewAttempt]) -> list[int]:
-        """Record new attempts in state ``allocated``; returns their ids in order."""
-        now = _now()
-        ids: list[int] = []
+        """Record new attempts in state ``allocated``; returns their ids in order.
+
+        One multi-row ``INSERT … RETURNING`` for all of them (ids come back in the
+        order of ``items``), then one update linking each superseded attempt forward.
+        """
         with self.transaction() as conn:
-            for item in items:
-                row = conn.execute(
-                    attempts.insert()
-                    .values(
-                        batch_id=batch_id,
-                        slot=item.slot,
-                        address=item.address,
-                        endpoint_name=item.endpoint_name,
-                        serial_number=item.serial_number,
-                        station_id=self.station_id,
-                        key_mode=item.key_mode,
-                        state=AttemptState.ALLOCATED.value,
-                        tries=0,
-                        supersedes_id=item.supersedes_id,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(attempts.c.id)
-                ).scalar_one()
-                ids.append(int(row))
-                if item.supersedes_id is not None:
-                    conn.execute(
-                        update(attempts)
-                        .where(attempts.c.id == item.supersedes_id)
-                        .values(superseded_by_id=int(row), updated_at=now)
-                    )
-        return ids
+            return changes.insert_attempts(conn, batch_id, self.station_id, items, _now())
 
     def update_attempt(self, attempt_id: int, state: AttemptState, **values: Any) -> None:
         """Move an attempt to ``state`` and store ``values`` (columns of ``attempts``)."""
@@ -204,28 +175,6 @@ class Registry:
         with self.transaction() as conn:
             conn.execute(statement, params)
 
-    def provisioned_holders(
-        self, endpoint_names: Sequence[str], serial_numbers: Sequence[str]
-    ) -> list[Attempt]:
-        """Attempts currently holding any of these endpoint names or serial numbers."""
-        found: dict[int, Attempt] = {}
-        chunk = 500  # keeps the IN lists well under every database's parameter limit
-        with self.transaction() as conn:
-            for start in range(0, max(len(endpoint_names), len(serial_numbers)), chunk):
-                query = (
-                    select(attempts)
-                    .join(provisioned, provisioned.c.attempt_id == attempts.c.id)
-                    .where(
-                        or_(
-                            provisioned.c.endpoint_name.in_(endpoint_names[start : start + chunk]),
-                            provisioned.c.serial_number.in_(serial_numbers[start : start + chunk]),
-                        )
-                    )
-                )
-                for row in conn.execute(query).mappings():
-                    found[int(row["id"])] = Attempt.from_row(row)
-        return list(found.values())
-
     def mark_sending(self, attempt_id: int) -> None:
         """Write-ahead mark: the bundle is about to be sent (counts the try)."""
         with self.transaction() as conn:
@@ -239,26 +188,6 @@ class Registry:
         """End an attempt as failed with an error code and a reason."""
         self.update_attempt(attempt_id, AttemptState.FAILED, error_code=code, error_message=message, **values)
 
-    def provisioned_owner(self, endpoint_name: str, serial_number: str) -> Attempt | None:
-        """The attempt currently holding ``endpoint_name`` or ``serial_number``, if any."""
-        with self.transaction() as conn:
-            row = (
-                conn.execute(
-                    select(attempts)
-                    .join(provisioned, provisioned.c.attempt_id == attempts.c.id)
-                    .where(
-                        or_(
-                            provisioned.c.endpoint_name == endpoint_name,
-                            provisioned.c.serial_number == serial_number,
-                        )
-                    )
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
-        return None if row is None else Attempt.from_row(row)
-
     def mark_verified(self, attempt_id: int, *, reprovision: bool = False, **values: Any) -> None:
         """Record the attempt's device as provisioned.
 
@@ -270,11 +199,11 @@ class Registry:
                 then recorded as failed with that reason).
         """
         try:
-            refusal = self._mark_verified(attempt_id, reprovision=reprovision, values=values)
+            refusal = self._settle(attempt_id, reprovision=reprovision, values=values)
         except IntegrityError:
             # A concurrent station may have taken the identity between our check and insert.
             try:
-                refusal = self._mark_verified(attempt_id, reprovision=reprovision, values=values)
+                refusal = self._settle(attempt_id, reprovision=reprovision, values=values)
             except IntegrityError as exc:
                 raise self._refuse(attempt_id, "recorded by another attempt meanwhile") from exc
         if refusal is not None:
@@ -282,75 +211,27 @@ class Registry:
             # holds one write lock at a time).
             raise self._refuse(attempt_id, refusal)
 
-    def _mark_verified(self, attempt_id: int, *, reprovision: bool, values: dict[str, Any]) -> str | None:
-        now = _now()
+    def _settle(self, attempt_id: int, *, reprovision: bool, values: dict[str, Any]) -> str | None:
         with self.transaction() as conn:
-            if not reprovision and self._claim(conn, attempt_id, now, values):
-                return None
-            me = conn.execute(
-                select(attempts.c.endpoint_name, attempts.c.serial_number).where(attempts.c.id == attempt_id)
-            ).one()
-            holders = conn.execute(
-                select(provisioned.c.endpoint_name, provisioned.c.attempt_id)
-                .where(
-                    or_(
-                        provisioned.c.endpoint_name == me.endpoint_name,
-                        provisioned.c.serial_number == me.serial_number,
-                    )
-                )
-                .with_for_update()
-            ).all()
-            others = [h for h in holders if h.attempt_id != attempt_id]
-            if others and not reprovision:
-                return f"held by attempt {others[0].attempt_id}"
-            for holder in others:
-                conn.execute(provisioned.delete().where(provisioned.c.endpoint_name == holder.endpoint_name))
-                conn.execute(
-                    update(attempts)
-                    .where(attempts.c.id == holder.attempt_id)
-                    .values(state=AttemptState.SUPERSEDED.value, superseded_by_id=attempt_id, updated_at=now)
-                )
-            if len(others) < len(holders):
-                return None  # already recorded: verifying twice is harmless
-            conn.execute(
-                provisioned.insert().values(
-                    endpoint_name=me.endpoint_name,
-                    serial_number=me.serial_number,
-                    attempt_id=attempt_id,
-                    provisioned_at=now,
-                )
-            )
-            conn.execute(
-                update(attempts)
-                .where(attempts.c.id == attempt_id)
-                .values(state=AttemptState.VERIFIED.value, provisioned_at=now, updated_at=now, **values)
-            )
-        return None
+            return changes.settle_verified(conn, attempt_id, _now(), reprovision=reprovision, values=values)
 
-    @staticmethod
-    def _claim(conn: Connection, attempt_id: int, now: datetime, values: dict[str, Any]) -> bool:
-        """Fast path: insert the identity if nobody holds it (one statement decides).
+    def apply_changes(self, items: Sequence[StateChange]) -> list[bool]:
+        """Apply many attempts' state changes in one transaction (a group commit).
 
-        Returns False, with nothing written, when the endpoint name or serial number is
-        taken; the caller then looks at the holders.
+        Returns, per change, whether it was applied; a ``VERIFIED`` change whose
+        identity is already held is not, and is then settled with :meth:`mark_verified`
+        (which records the refusal or, with ``reprovision``, supersedes the holder).
+
+        Raises:
+            RegistryError: the registry is unavailable (nothing of the group is written).
         """
-        me = select(attempts.c.endpoint_name, attempts.c.serial_number, attempts.c.id, literal(now)).where(
-            attempts.c.id == attempt_id
-        )
-        inserted = conn.execute(
-            _dialect_insert(conn, provisioned)
-            .from_select(["endpoint_name", "serial_number", "attempt_id", "provisioned_at"], me)
-            .on_conflict_do_nothing()
-            .returning(provisioned.c.attempt_id)
-        ).first()
-        if inserted is None:
-            return False
-        conn.execute(
-            update(attempts)
-            .where(attempts.c.id == attempt_id)
-            .values(state=AttemptState.VERIFIED.value, provisioned_at=now, updated_at=now, **values)
-        )
-        return True
+        if not items:
+            return []
+        try:
+            with self.transaction() as conn:
+                return changes.apply_changes(conn, items, _now())
+        except IntegrityError as exc:  # the claim cannot clash (ON CONFLICT); anything else is a fault
+            raise RegistryError(f"registry refused a group of changes: {exc}") from exc
 
     def _refuse(self, attempt_id: int, why: str) -> DuplicateIdentityError:
         attempt = self.get_attempt(attempt_id)
@@ -370,18 +251,15 @@ class Registry:
             RegistryError: no such attempt.
         """
         with self.transaction() as conn:
-            row = conn.execute(select(attempts).where(attempts.c.id == attempt_id)).mappings().first()
-        if row is None:
+            attempt = queries.get_attempt(conn, attempt_id)
+        if attempt is None:
             raise RegistryError(f"no attempt with id {attempt_id}")
-        return Attempt.from_row(row)
+        return attempt
 
     def batch_attempts(self, batch_id: str) -> dict[str, Attempt]:
         """The latest attempt of every slot of ``batch_id``."""
         with self.transaction() as conn:
-            rows = conn.execute(
-                select(attempts).where(attempts.c.batch_id == batch_id).order_by(attempts.c.id)
-            ).mappings()
-            return {str(row["slot"]): Attempt.from_row(row) for row in rows}
+            return queries.batch_attempts(conn, batch_id)
 
     def find(
         self,
@@ -393,41 +271,29 @@ class Registry:
         limit: int | None = None,
     ) -> list[Attempt]:
         """Attempts matching all given filters, oldest first."""
-        query = select(attempts).order_by(attempts.c.id)
-        if provisioned_only:
-            query = query.join(provisioned, provisioned.c.attempt_id == attempts.c.id)
-        if endpoint_name is not None:
-            query = query.where(attempts.c.endpoint_name == endpoint_name)
-        if state is not None:
-            query = query.where(attempts.c.state == state.value)
-        if batch_id is not None:
-            query = query.where(attempts.c.batch_id == batch_id)
-        if limit is not None:
-            query = query.limit(limit)
         with self.transaction() as conn:
-            return [Attempt.from_row(row) for row in conn.execute(query).mappings()]
+            return queries.find(
+                conn,
+                endpoint_name=endpoint_name,
+                state=state,
+                batch_id=batch_id,
+                provisioned_only=provisioned_only,
+                limit=limit,
+            )
+
+    def provisioned_holders(
+        self, endpoint_names: Sequence[str], serial_numbers: Sequence[str]
+    ) -> list[Attempt]:
+        """Attempts currently holding any of these endpoint names or serial numbers."""
+        with self.transaction() as conn:
+            return queries.provisioned_holders(conn, endpoint_names, serial_numbers)
+
+    def provisioned_owner(self, endpoint_name: str, serial_number: str) -> Attempt | None:
+        """The attempt currently holding ``endpoint_name`` or ``serial_number``, if any."""
+        with self.transaction() as conn:
+            return queries.provisioned_owner(conn, endpoint_name, serial_number)
 
     def stats(self) -> RegistryStats:
         """Counts of attempts by state and of provisioned devices by station."""
         with self.transaction() as conn:
-            by_state = {
-                str(state): int(count)
-                for state, count in conn.execute(
-                    select(attempts.c.state, func.count()).group_by(attempts.c.state)
-                ).all()
-            }
-            by_station = {
-                str(station): int(count)
-                for station, count in conn.execute(
-                    select(attempts.c.station_id, func.count())
-                    .join(provisioned, provisioned.c.attempt_id == attempts.c.id)
-                    .group_by(attempts.c.station_id)
-                ).all()
-            }
-            total_provisioned = conn.execute(select(func.count()).select_from(provisioned)).scalar_one()
-        return RegistryStats(
-            attempts=sum(by_state.values()),
-            provisioned=int(total_provisioned),
-            by_state=by_state,
-            by_station=by_station,
-        )
+            return queries.stats(conn)

@@ -63,6 +63,18 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class NewAttempt:
+    """What is known about an attempt when it is first recorded."""
+
+    endpoint_name: str
+    serial_number: str
+    slot: str | None = None
+    address: str | None = None
+    key_mode: str = ""
+    supersedes_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RegistryStats:
     """Counts for ``provkit registry stats``.
 

@@ -1,0 +1,96 @@
+"""The prepare step of a batch: bundles for every attempt that needs one, recorded in groups."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import partial
+from typing import Any, Final
+
+from provkit.errors import BatchError, RegistryError
+from provkit.line.context import BatchContext
+from provkit.line.layout import write_atomic
+from provkit.line.prepare import PreparedBundle, PrepareJob, prepare_many
+from provkit.registry import Attempt, AttemptState
+
+FLUSH_EVERY: Final = 64
+"""Prepared bundles recorded per registry transaction."""
+
+
+def bundle_ok(ctx: BatchContext, attempt: Attempt) -> bool:
+    """Whether the attempt's bundle file is there and is the one recorded (SHA-256)."""
+    path = ctx.layout.bundle(attempt.id, attempt.endpoint_name)
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() == attempt.bundle_sha256
+    except OSError:
+        return False
+
+
+def prepare_pending(ctx: BatchContext) -> None:
+    """Prepare the bundles of allocated attempts and of prepared ones whose file is gone or altered."""
+    todo = [
+        a
+        for a in ctx.latest().values()
+        if a.state is AttemptState.ALLOCATED or (a.state is AttemptState.PREPARED and not bundle_ok(ctx, a))
+    ]
+    ctx.progress.start("prepare", len(todo))
+    if not todo:
+        return
+    by_id = {a.id: a for a in todo}
+    jobs = [
+        PrepareJob(a.id, a.endpoint_name, a.serial_number, ctx.layout.bundle(a.id, a.endpoint_name))
+        for a in todo
+    ]
+    results = prepare_many(
+        jobs, home_dir=ctx.options.home_dir, config_file=ctx.options.config_file, workers=ctx.options.workers
+    )
+    done: list[dict[str, Any]] = []
+    for result in results:
+        attempt = by_id[result.attempt_id]
+        ctx.guard(attempt, partial(_store_bundle, ctx, attempt, result, done))
+        ctx.progress.advance("prepare")
+        if len(done) >= FLUSH_EVERY:
+            _flush_prepared(ctx, done)
+    _flush_prepared(ctx, done)
+
+
+def _flush_prepared(ctx: BatchContext, done: list[dict[str, Any]]) -> None:
+    """Record a group of prepared bundles in one transaction."""
+    if not done:
+        return
+    try:
+        ctx.registry.update_many(
+            AttemptState.PREPARED, [{k: v for k, v in r.items() if k != "slot"} for r in done]
+        )
+    except RegistryError as exc:
+        for row in done:
+            ctx.note(row["slot"], exc.code, f"registry unavailable, bundle not recorded: {exc}")
+    done.clear()
+
+
+def _store_bundle(
+    ctx: BatchContext, attempt: Attempt, result: PreparedBundle, done: list[dict[str, Any]]
+) -> None:
+    if not result.ok:
+        ctx.registry.mark_failed(attempt.id, result.error_code, f"preparation failed: {result.error_message}")
+        return
+    path = ctx.layout.bundle(attempt.id, attempt.endpoint_name)
+    if result.written_to is None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, result.config_data, durable=False)
+        except OSError as exc:
+            ctx.registry.mark_failed(attempt.id, BatchError.default_code, f"cannot write {path}: {exc}")
+            return
+    done.append(
+        {
+            "id": attempt.id,
+            "slot": attempt.slot,
+            "bundle_sha256": result.sha256,
+            "key_mode": result.key_mode,
+            "device_cert_sha256": result.device_cert_sha256,
+            "device_cert_serial": result.device_cert_serial,
+            "ca_sha256": result.ca_sha256,
+            "warnings": "\n".join(result.warnings),
+            "enrollment_id": result.enrollment_id,
+        }
+    )

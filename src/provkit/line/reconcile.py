@@ -1,0 +1,89 @@
+"""Giving every unfinished row of a batch a live attempt (the resume rules).
+
+See :mod:`provkit.line.batch` for the states. Rows without an attempt get a fresh one
+(their identity given or allocated); an attempt left ``sending`` is closed as failed
+and superseded; a failed one is retried unless its identity is provisioned elsewhere.
+"""
+
+from __future__ import annotations
+
+from provkit.errors import AllocationError, DuplicateIdentityError
+from provkit.line.context import BatchContext
+from provkit.line.devices import DeviceRow
+from provkit.registry import Attempt, AttemptState, NewAttempt
+
+
+def reconcile(ctx: BatchContext) -> None:
+    """Record the attempts every unfinished row needs, all in one registry transaction."""
+    latest = ctx.latest()
+    fresh: list[DeviceRow] = []
+    items: list[NewAttempt] = []
+    for row in ctx.devices.rows:
+        attempt = latest.get(row.slot)
+        if attempt is None:
+            fresh.append(row)
+        elif attempt.state is AttemptState.SENDING:
+            ctx.registry.mark_failed(
+                attempt.id, None, "interrupted after sending: response lost; superseded by a new attempt"
+            )
+            items.append(_retry(row, attempt))
+        elif attempt.state is AttemptState.FAILED and (
+            ctx.options.reprovision or attempt.error_code != DuplicateIdentityError.default_code
+        ):
+            items.append(_retry(row, attempt))
+    items += _new_attempts(ctx, fresh)
+    if not items:
+        return
+    ids = ctx.registry.record_attempts(ctx.batch_id, items)
+    if ctx.options.reprovision:
+        return
+    _refuse_provisioned(ctx, ids, items)
+
+
+def _refuse_provisioned(ctx: BatchContext, ids: list[int], items: list[NewAttempt]) -> None:
+    """Fail at once the new attempts whose identity another attempt already holds."""
+    holders = ctx.registry.provisioned_holders(
+        [i.endpoint_name for i in items], [i.serial_number for i in items]
+    )
+    by_value = {h.endpoint_name: h for h in holders} | {h.serial_number: h for h in holders}
+    for attempt_id, item in zip(ids, items, strict=True):
+        owner = by_value.get(item.endpoint_name) or by_value.get(item.serial_number)
+        if owner is not None:
+            ctx.registry.mark_failed(
+                attempt_id,
+                DuplicateIdentityError.default_code,
+                f"{owner.endpoint_name} / {owner.serial_number} is already provisioned "
+                f"(attempt {owner.id}); use --reprovision to replace it",
+            )
+
+
+def _retry(row: DeviceRow, attempt: Attempt) -> NewAttempt:
+    return NewAttempt(
+        attempt.endpoint_name, attempt.serial_number, row.slot, row.address, supersedes_id=attempt.id
+    )
+
+
+def _new_attempts(ctx: BatchContext, rows: list[DeviceRow]) -> list[NewAttempt]:
+    given = [r for r in rows if r.endpoint_name is not None and r.serial_number is not None]
+    items = [NewAttempt(r.endpoint_name or "", r.serial_number or "", r.slot, r.address) for r in given]
+    needing = [r for r in rows if r.endpoint_name is None]
+    if not needing:
+        return items
+    try:
+        if ctx.options.pool is not None:
+            identities = ctx.registry.allocate_from_pool(ctx.options.pool, len(needing))
+        elif ctx.options.pattern is not None:
+            identities = ctx.registry.allocate(ctx.options.pattern, len(needing))
+        else:
+            raise AllocationError(
+                "row has no endpoint_name/serial_number and no identity pattern or pool was given"
+            )
+    except AllocationError as exc:
+        for row in needing:
+            ctx.note(row.slot, exc.code, f"line {row.line}: {exc.message}")
+        return items
+    items += [
+        NewAttempt(i.endpoint_name, i.serial_number, r.slot, r.address)
+        for r, i in zip(needing, identities, strict=True)
+    ]
+    return items
