@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
 
-from provkit.cli.main import cli
 from provkit.device.fcc import FactoryConfiguratorClient, fcc_init
 from provkit.factory.home import write_demo_server_cas
 from provkit.transport.agent import DeviceAgent
@@ -19,22 +16,19 @@ from provkit.transport.handlers import fcc_handler
 from provkit.transport.servers import TcpAgentServer
 from provkit.wire.bundle import decode_bundle
 from provkit.wire.framing import FCC_TOKEN
+from support.cli import json_status, make_fcu_home, run_cli
 
 pytestmark = pytest.mark.integration
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+run = run_cli
+_json_line = json_status
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """An FCU home made by 'provkit init', with demo server CAs and the factory CA set up."""
-    home = tmp_path / "fcu"
-    assert run("init", str(home)).exit_code == 0
-    write_demo_server_cas(home / "resources")
-    assert run("--home-dir", str(home), "setup").exit_code == 0
-    return home
+    return make_fcu_home(tmp_path)
 
 
 @pytest.fixture
@@ -45,10 +39,6 @@ def device(tmp_path: Path) -> Iterator[tuple[FactoryConfiguratorClient, TcpAgent
         DeviceAgent({FCC_TOKEN: fcc_handler(fcc)}, read_timeout_s=10), "127.0.0.1", 0
     ) as server:
         yield fcc, server
-
-
-def _json_line(output: str) -> dict[str, object]:
-    return json.loads([line for line in output.splitlines() if line.startswith("{")][-1])  # type: ignore[no-any-return]
 
 
 def test_init_writes_commented_template(tmp_path: Path) -> None:

@@ -4,77 +4,38 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import selectors
-import threading
-import tty
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from provkit.cli.main import cli
 from provkit.crypto import issue
 from provkit.device.fcc import fcc_init
-from provkit.factory.home import write_demo_server_cas
 from provkit.transport.agent import DeviceAgent
 from provkit.transport.handlers import fcc_handler
 from provkit.transport.servers import SerialAgentServer
 from provkit.wire.framing import FCC_TOKEN
+from support.cli import make_fcu_home, run_cli
+from support.pty import pty_cable
 
 pytestmark = pytest.mark.integration
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+run = run_cli
 
 
 @pytest.fixture
 def pty_pair() -> Iterator[tuple[str, str]]:
-    """Two raw ptys bridged by a relay thread: device end and tool end of a serial cable."""
-    m1, s1 = os.openpty()
-    m2, s2 = os.openpty()
-    for fd in (s1, s2):
-        tty.setraw(fd)
-    stop = threading.Event()
-
-    def relay() -> None:
-        peers = {m1: m2, m2: m1}
-        with selectors.DefaultSelector() as sel:
-            for fd in peers:
-                sel.register(fd, selectors.EVENT_READ)
-            while not stop.is_set():
-                for key, _ in sel.select(0.05):
-                    try:
-                        os.write(peers[key.fd], os.read(key.fd, 65536))  # type: ignore[index, arg-type]
-                    except OSError:
-                        continue
-
-    thread = threading.Thread(target=relay, daemon=True)
-    thread.start()
-    try:
-        yield os.ttyname(s1), os.ttyname(s2)
-    finally:
-        stop.set()
-        thread.join()
-        for fd in (m1, s1, m2, s2):
-            os.close(fd)
+    """The device end and the tool end of a pty serial cable."""
+    with pty_cable() as cable:
+        yield cable.device_path, cable.host_path
 
 
 def _home(tmp_path: Path, *, intermediate: bool = False) -> Path:
-    home = tmp_path / "fcu"
-    assert run("init", str(home)).exit_code == 0
-    write_demo_server_cas(home / "resources")
-    if intermediate:
-        config = home / "config" / "fcu.yml"
-        config.write_text(
-            config.read_text().replace("setup-ca-as-intermediate: false", "setup-ca-as-intermediate: true")
-        )
-    return home
+    return make_fcu_home(tmp_path, setup=False, intermediate=intermediate)
 
 
 def test_inject_over_serial(tmp_path: Path, pty_pair: tuple[str, str]) -> None:

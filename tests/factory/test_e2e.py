@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import selectors
-import threading
-import tty
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +17,7 @@ from provkit.transport.handlers import fcc_handler
 from provkit.transport.links import SerialLink, TcpLink
 from provkit.transport.servers import SerialAgentServer, TcpAgentServer
 from provkit.wire.framing import FCC_TOKEN
+from support.pty import pty_cable
 
 from .conftest import CLASS_ID, VENDOR_ID, HomeFactory
 from .test_device_keys import write_keys
@@ -138,34 +135,9 @@ def test_device_failure_is_reported(
 
 @pytest.fixture
 def pty_pair() -> Iterator[tuple[str, str]]:
-    """Two pty devices bridged by a relay thread: a serial 'cable' between device and tool."""
-    m1, s1 = os.openpty()
-    m2, s2 = os.openpty()
-    for fd in (s1, s2):
-        tty.setraw(fd)
-    stop = threading.Event()
-
-    def relay() -> None:
-        peers = {m1: m2, m2: m1}
-        with selectors.DefaultSelector() as sel:
-            for fd in peers:
-                sel.register(fd, selectors.EVENT_READ)
-            while not stop.is_set():
-                for key, _ in sel.select(0.05):
-                    try:
-                        os.write(peers[key.fd], os.read(key.fd, 65536))  # type: ignore[index, arg-type]
-                    except OSError:
-                        continue
-
-    thread = threading.Thread(target=relay, daemon=True)
-    thread.start()
-    try:
-        yield os.ttyname(s1), os.ttyname(s2)
-    finally:
-        stop.set()
-        thread.join()
-        for fd in (m1, s1, m2, s2):
-            os.close(fd)
+    """The device end and the tool end of a pty serial cable."""
+    with pty_cable() as cable:
+        yield cable.device_path, cable.host_path
 
 
 @pytest.mark.parametrize("mode", ["by_tool", "by_device"])

@@ -18,8 +18,7 @@ from provkit.transport.servers import SerialAgentServer, TcpAgentServer
 from provkit.wire.bundle import Bundle, ConfigParam, encode_bundle
 from provkit.wire.response import decode_response
 from support.bundles import device_bundle
-
-from .conftest import PtyCable
+from support.pty import PtyCable
 
 pytestmark = pytest.mark.integration
 

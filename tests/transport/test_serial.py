@@ -14,8 +14,9 @@ from provkit.transport.errors import DeviceStatusError
 from provkit.transport.links import SerialLink
 from provkit.transport.servers import SerialAgentServer
 from provkit.wire.framing import Response, ResponseReader, encode_request
+from support.pty import PtyCable
 
-from .conftest import PtyCable, make_agent
+from .conftest import make_agent
 
 pytestmark = pytest.mark.integration
 

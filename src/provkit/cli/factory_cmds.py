@@ -31,6 +31,28 @@ SUCCESS_MESSAGE = "Command executed successfully"
 
 _log = logging.getLogger(__name__)
 
+_TRANSPORT_HINTS: dict[int, str] = {
+    FtErrorCode.DEVICE_COMMUNICATION: "the device's agent rejected the frame; check its log and retry",
+    FtErrorCode.INVALID_CHECKSUM: "the response was corrupted on the way: check the cable or baud rate",
+    FtErrorCode.TOKEN_TIMEOUT: (
+        "no answer from the device: is its agent running (provkit device serve) on that port? "
+        "Raise -t for slow devices"
+    ),
+    FtErrorCode.SERIAL_CONNECT_FAILED: "close any other program using the port and check your access rights",
+    FtErrorCode.SERIAL_READ_FAILED: "the device closed or reset the serial line: check its log and reconnect",
+    FtErrorCode.SERIAL_PORT_NOT_CONNECTED: "pass one of the available ports with --port",
+    FtErrorCode.TCP_CONNECT_FAILED: "check that 'provkit device serve' is listening on that --ip and --port",
+    FtErrorCode.TCP_RECEIVE_FAILED: "the device closed or reset the connection: check its log and retry",
+    FtErrorCode.TCP_SEND_FAILED: "the device closed or reset the connection: check its log and retry",
+}
+"""What to do about a transport failure whose error carries no hint of its own."""
+
+
+def _failure(error: ProvkitError, enrollment_id: str | None = None) -> InjectOutcome:
+    code = error.code if error.code is not None else int(FtErrorCode.GENERAL)
+    hint = error.hint or _TRANSPORT_HINTS.get(code)
+    return InjectOutcome(code, error.message, enrollment_id=enrollment_id, hint=hint)
+
 
 @dataclass(frozen=True, slots=True)
 class InjectOutcome:
@@ -106,12 +128,7 @@ def inject_device(
             enrollment,
         )
     except ProvkitError as error:
-        return InjectOutcome(
-            error.code if error.code is not None else int(FtErrorCode.GENERAL),
-            error.message,
-            enrollment_id=enrollment,
-            hint=error.hint,
-        )
+        return _failure(error, enrollment)
     if not status.ok:
         return InjectOutcome(
             int(FtErrorCode.DEVICE_EXECUTION_FAILED),
@@ -190,6 +207,12 @@ def setup_cmd(ctx: click.Context, force: bool, ca_certificate: Path | None) -> N
         ) from exc
     for warning in status.warnings:
         click.echo(f"warning: {warning.message}", err=True)
+    if not status.ok and not status.csr:
+        # The keystore was written but the CA does not load back: never report success then.
+        message = status.errors[0].message if status.errors else f"setup failed with status {status.status}"
+        click.echo(json.dumps({"status": status.status, "message": message}))
+        click.echo("Hint: fix the error above, then run 'provkit setup -f'", err=True)
+        raise SystemExit(1)
     body: dict[str, Any] = {"status": status.status, "message": SUCCESS_MESSAGE}
     if status.csr:
         body["csr"] = status.csr
@@ -231,7 +254,7 @@ def _run_inject(
                 api, link, endpoint_name, serial_number, device_keys_location=keys, timeout_s=timeout_s
             )
     except ProvkitError as error:
-        outcome = InjectOutcome(error.code or int(FtErrorCode.GENERAL), error.message, hint=error.hint)
+        outcome = _failure(error)
     report(outcome)
 
 

@@ -1,0 +1,76 @@
+"""Factory tool codes that only a failing environment produces, triggered through the real commands.
+
+Each test provokes the failure for real (an unusable CA passphrase, a device that hangs up
+the serial line) and checks the documented code, exit status 1 and a message that says
+what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import tty
+from pathlib import Path
+
+import pytest
+
+from provkit.codes import FtErrorCode
+from provkit.factory import FactoryToolApi
+from support.cli import json_status, make_fcu_home, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_setup_failing_unexpectedly_is_1005(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CA passphrase the key encryption cannot take is not a documented FCU error: 1005, cause as hint."""
+    home = make_fcu_home(tmp_path, setup=False)
+    monkeypatch.setenv("PROVKIT_CA_PASSPHRASE", "p" * 2000)
+    result = run_cli("--home-dir", str(home), "setup")
+    assert result.exit_code == 1
+    assert f"Error {int(FtErrorCode.SETUP_FAILED)}: {FtErrorCode.SETUP_FAILED.template}" in result.output
+    assert "Hint:" in result.output and "1023 bytes" in result.output  # the cause to fix
+
+
+def test_setup_never_reports_success_for_a_ca_that_does_not_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit status 0 and status 0 only when the keystore written by setup loads back."""
+    home = make_fcu_home(tmp_path, setup=False)
+    monkeypatch.setenv("PROVKIT_CA_PASSPHRASE", "")  # an edge case: set, but empty
+    result = run_cli("--home-dir", str(home), "setup")
+    loads = FactoryToolApi(home_dir=home).get_setup_status().ok
+    body = json_status(result.output)
+    assert (result.exit_code == 0) == loads
+    assert (body["status"] == 0) == loads
+    if not loads:
+        assert body["message"] != "Command executed successfully" and "setup -f" in result.output
+
+
+def test_serial_device_hanging_up_is_1012(tmp_path: Path) -> None:
+    """The device end of the serial line closing mid-exchange gives 1012 (serial read failed), exit 1."""
+    home = make_fcu_home(tmp_path)
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = os.ttyname(slave)
+
+    def device_hangs_up() -> None:
+        os.read(master, 65536)  # the request frame (or its first bytes) arrived
+        os.write(master, b"[INFO] fcc: bundle received, rebooting\r\n")
+        os.close(master)
+
+    device = threading.Thread(target=device_hangs_up, daemon=True)
+    device.start()
+    try:
+        # The test keeps the slave open so the device's first read waits for the tool's request.
+        result = run_cli(
+            "--home-dir", str(home), "inject", "--endpoint-name", "hup-1", "--serial-number", "S",
+            "serial", "--port", port, "-t", "20",
+        )  # fmt: skip
+    finally:
+        device.join()
+        os.close(slave)
+    assert result.exit_code == 1, result.output
+    body = json_status(result.output)
+    assert body["status"] == FtErrorCode.SERIAL_READ_FAILED
+    assert str(body["message"]).startswith(FtErrorCode.SERIAL_READ_FAILED.template)
+    assert "Hint: the device closed or reset the serial line" in result.output
