@@ -62,4 +62,3 @@ def farm_cmd(count: int, base_port: int, ip: str, storage: str, ports_file: Path
             signal.signal(sig, handler)
         farm.close()
         click.echo(f"farm stopped after {farm.messages_served} messages", err=True)
-

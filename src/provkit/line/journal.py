@@ -20,16 +20,20 @@ The guarantees are those of one transaction per change; only the commits are sha
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from provkit.errors import DuplicateIdentityError, ProvkitError, RegistryError
 from provkit.registry import AttemptState, Registry, StateChange
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 _MAX_GROUP: Final = 256
 """Changes per transaction at most (keeps one transaction's statements short)."""
@@ -66,6 +70,11 @@ class Journal:
         self.transactions = 0
         """Transactions committed so far (for figures and tests)."""
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        # On PostgreSQL the writer keeps its own connection: no pool checkout and
+        # liveness ping (a round trip) per group. SQLite's pool checkout costs nothing,
+        # and a fresh checkout per group notices a registry file that went away.
+        self._hold = registry.engine.dialect.name == "postgresql"
+        self._conn: Connection | None = None
         self._writer = threading.Thread(target=self._run, name="provkit-journal", daemon=True)
         self._writer.start()
 
@@ -115,6 +124,14 @@ class Journal:
         self._queue.put(item)
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+
+    def _serve(self) -> None:
         stop = False
         while not stop:
             first = self._queue.get()
@@ -133,6 +150,7 @@ class Journal:
             try:
                 self._commit(group)
             except BaseException as exc:  # never leave a thread waiting forever
+                self._drop_connection()
                 for item in group:
                     if item.future is not None and not item.future.done():
                         item.future.set_exception(exc)
@@ -142,8 +160,11 @@ class Journal:
         # reprovision verdicts skip the group: superseding is decided alone, in order.
         grouped = [i for i in group if not i.reprovision]
         try:
-            applied = self.registry.apply_changes([item.change for item in grouped])
+            if self._conn is None and self._hold:
+                self._conn = self.registry.connect()
+            applied = self.registry.apply_changes([item.change for item in grouped], self._conn)
         except ProvkitError as exc:
+            self._drop_connection()
             if len(group) == 1:
                 self._settle(group[0], exc)
                 return
@@ -159,6 +180,13 @@ class Journal:
                 self._settle(item, None)
             else:  # a verdict whose identity is taken, or a reprovision
                 self._settle(item, self._verify_alone(item))
+
+    def _drop_connection(self) -> None:
+        """Forget a connection that failed; the next group opens a new one."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()
+            self._conn = None
 
     def _verify_alone(self, item: _Item) -> ProvkitError | None:
         change = item.change

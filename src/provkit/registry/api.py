@@ -91,12 +91,28 @@ class Registry:
     ) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One transaction; database failures become :class:`RegistryError`."""
+    def connect(self) -> Connection:
+        """A connection of the caller's own, for many transactions in a row.
+
+        Raises:
+            RegistryError: the database is unreachable.
+        """
         try:
-            with self._serial, self.engine.begin() as conn:
-                yield conn
+            return self.engine.connect()
+        except SQLAlchemyError as exc:
+            raise RegistryError(f"registry unavailable: {exc.__class__.__name__}: {exc}") from exc
+
+    @contextmanager
+    def transaction(self, connection: Connection | None = None) -> Iterator[Connection]:
+        """One transaction (on ``connection``, or a pooled one); failures become :class:`RegistryError`."""
+        try:
+            with self._serial:
+                if connection is None:
+                    with self.engine.begin() as conn:
+                        yield conn
+                else:
+                    with connection.begin():
+                        yield connection
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:
@@ -215,12 +231,13 @@ class Registry:
         with self.transaction() as conn:
             return changes.settle_verified(conn, attempt_id, _now(), reprovision=reprovision, values=values)
 
-    def apply_changes(self, items: Sequence[StateChange]) -> list[bool]:
+    def apply_changes(self, items: Sequence[StateChange], connection: Connection | None = None) -> list[bool]:
         """Apply many attempts' state changes in one transaction (a group commit).
 
         Returns, per change, whether it was applied; a ``VERIFIED`` change whose
         identity is already held is not, and is then settled with :meth:`mark_verified`
         (which records the refusal or, with ``reprovision``, supersedes the holder).
+        ``connection`` (from :meth:`connect`) spares a frequent writer the pool checkout.
 
         Raises:
             RegistryError: the registry is unavailable (nothing of the group is written).
@@ -228,7 +245,7 @@ class Registry:
         if not items:
             return []
         try:
-            with self.transaction() as conn:
+            with self.transaction(connection) as conn:
                 return changes.apply_changes(conn, items, _now())
         except IntegrityError as exc:  # the claim cannot clash (ON CONFLICT); anything else is a fault
             raise RegistryError(f"registry refused a group of changes: {exc}") from exc

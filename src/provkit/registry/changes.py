@@ -119,11 +119,15 @@ def apply_changes(conn: Connection, changes: Sequence[StateChange], now: datetim
         key = (change.state, tuple(sorted(values)))
         groups.setdefault(key, []).append({**values, "_id": change.attempt_id})
     for (state, columns), params in groups.items():
-        sets: dict[str, Any] = {c: bindparam(c) for c in columns}
-        sets |= {"state": state.value, "updated_at": now}
+        base: dict[str, Any] = {"state": state.value, "updated_at": now}
         if state is AttemptState.SENDING:
-            sets["tries"] = attempts.c.tries + 1
-        conn.execute(update(attempts).where(attempts.c.id == bindparam("_id")).values(sets), params)
+            base["tries"] = attempts.c.tries + 1
+        if not columns:  # e.g. the sending marks: one statement for the whole group
+            ids = [p["_id"] for p in params]
+            conn.execute(update(attempts).where(attempts.c.id.in_(ids)).values(base))
+        else:
+            sets = {c: bindparam(c) for c in columns} | base
+            conn.execute(update(attempts).where(attempts.c.id == bindparam("_id")).values(sets), params)
     return applied
 
 
