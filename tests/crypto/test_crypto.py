@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provkit.crypto import aead, csr, keys, x509
+from provkit.crypto import aead, csr, keys, names, x509
 from provkit.errors import CryptoError
 
 
@@ -75,11 +75,11 @@ def test_certificate_attributes_and_signatures() -> None:
 
 def test_parse_dn_and_errors() -> None:
     """mbedTLS subjects keep order and escapes; bad components raise CryptoError."""
-    name = x509.parse_dn("C=GB,ST=Cambs,O=Acme\\, Ltd,OU=ou,CN=dev-1")
+    name = names.parse_dn("C=GB,ST=Cambs,O=Acme\\, Ltd,OU=ou,CN=dev-1")
     assert name.rfc4514_string() == "CN=dev-1,OU=ou,O=Acme\\, Ltd,ST=Cambs,C=GB"
     for bad in ("", "CN", "XX=1", "C=GBR", "CN=a\\"):
         with pytest.raises(CryptoError):
-            x509.parse_dn(bad)
+            names.parse_dn(bad)
 
 
 def test_build_csr_bitmasks() -> None:

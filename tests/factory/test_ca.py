@@ -13,8 +13,11 @@ from cryptography.x509.oid import NameOID
 
 from provkit.codes import FcuErrorCode
 from provkit.crypto import issue
+from provkit.crypto.keys import load_private_key
+from provkit.crypto.x509 import certificate_pem
 from provkit.errors import CaError, FactoryError
 from provkit.factory import FactoryCa, FactoryToolApi
+from support.intermediate import sign_intermediate
 
 from .conftest import HomeFactory
 
@@ -103,8 +106,8 @@ def test_mismatched_pair_is_222(make_home: HomeFactory) -> None:
 def test_non_ca_certificate_is_211(api: FactoryToolApi) -> None:
     """A certificate without BasicConstraints CA in fcu.crt is refused with 211."""
     ca = FactoryCa.load(api.paths)
-    leaf = ca.issue(issue.load_pem_private_key(api.paths.ca_key.read_bytes()).public_key(), common_name="x")
-    api.paths.ca_cert.write_bytes(issue.certificate_pem([leaf]))
+    leaf = ca.issue(load_private_key(api.paths.ca_key.read_bytes()).public_key(), common_name="x")
+    api.paths.ca_cert.write_bytes(certificate_pem([leaf]))
     assert api.get_setup_status().status == FcuErrorCode.CA_CERT_LOAD_FAILED
 
 
@@ -114,23 +117,9 @@ def test_intermediate_mode_csr_then_install(make_home: HomeFactory) -> None:
     assert api.paths.ca_csr.exists() and not api.paths.ca_cert.exists()
     status = api.get_setup_status()
     assert status.status == FcuErrorCode.CA_CERT_NOT_FOUND and status.csr
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root = issue.create_ca(
-        root_key, {"common-name": "Root"}, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
-    )
-    csr = x509.load_pem_x509_csr(api.paths.ca_csr.read_bytes())
-    signed = (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(root.subject)
-        .public_key(csr.public_key())
-        .serial_number(7)
-        .not_valid_before(dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
-        .not_valid_after(dt.datetime.now(dt.UTC) + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(root_key, hashes.SHA256())
-    )
-    assert api.install_ca_certificate(issue.certificate_pem([signed, root])).ok
+    signed = sign_intermediate(api.paths.ca_csr.read_bytes(), serial=7)
+    root = signed.root
+    assert api.install_ca_certificate(signed.chain_pem).ok
     ca = FactoryCa.load(api.paths)
     assert ca.chain == (root,) and ca.max_chain_depth == 3
 
@@ -142,7 +131,7 @@ def test_install_foreign_certificate_is_222(make_home: HomeFactory) -> None:
         ec.generate_private_key(ec.SECP256R1()), {"common-name": "X"}, now=dt.datetime.now(dt.UTC)
     )
     with pytest.raises(CaError) as info:
-        api.install_ca_certificate(issue.certificate_pem([other]))
+        api.install_ca_certificate(certificate_pem([other]))
     assert info.value.code == FcuErrorCode.CA_CERT_KEY_MISMATCH
     assert not api.paths.ca_cert.exists()
 

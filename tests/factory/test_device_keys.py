@@ -13,6 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provkit.codes import FcuErrorCode
 from provkit.crypto import issue
+from provkit.crypto.x509 import certificate_pem
 from provkit.errors import ConfigError, DeviceKeysError
 from provkit.factory import FactoryToolApi
 from provkit.wire.bundle import decode_bundle
@@ -78,7 +79,7 @@ def write_keys(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
-        (folder / f"{prefix}DeviceCert.pem").write_bytes(issue.certificate_pem(certs))
+        (folder / f"{prefix}DeviceCert.pem").write_bytes(certificate_pem(certs))
     else:
         (folder / f"{prefix}DevicePrivateKey.der").write_bytes(key_der)
         (folder / f"{prefix}DeviceCert.der").write_bytes(cert.public_bytes(serialization.Encoding.DER))

@@ -99,7 +99,7 @@ def test_first_to_claim(make_home: HomeFactory, tcp_link: TcpLink, device: Facto
     api = make_home(first_to_claim=True)
     status, enrollment = provision(api, tcp_link, "ftc-dev")
     assert status.ok, status
-    from provkit.crypto.material import enrollment_id
+    from provkit.crypto.x509 import enrollment_id
 
     assert enrollment == enrollment_id(device.kcm.cert_chain_get("mbed.BootstrapDeviceCert")[0])
 

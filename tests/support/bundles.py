@@ -6,8 +6,9 @@ import datetime as dt
 import time
 from functools import cache
 
-from provkit.crypto.issue import certificate_der, create_ca, issue_device_certificate
+from provkit.crypto.issue import create_ca, issue_device_certificate
 from provkit.crypto.keys import generate_p256, private_key_der
+from provkit.crypto.x509 import certificate_der
 from provkit.wire.bundle import Bundle, CertificateItem, ConfigParam, KeyItem, encode_bundle
 
 SUBJECT = {"common-name": "provkit transport test CA", "organization-name": "provkit"}

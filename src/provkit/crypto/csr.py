@@ -1,4 +1,4 @@
-"""PKCS#10 certificate signing requests made on the device for ``CsrReqs``.
+"""PKCS#10 certificate signing requests: made on the device for ``CsrReqs``, by the factory for its CA.
 
 The bitmasks are FCC's (pelion-fcc.md §1.7): key usage 1 digitalSignature,
 2 nonRepudiation, 4 keyCertSign, 8 keyAgreement; extended key usage 1 any, 2 serverAuth,
@@ -7,6 +7,7 @@ The bitmasks are FCC's (pelion-fcc.md §1.7): key usage 1 digitalSignature,
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from cryptography import x509
@@ -14,8 +15,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
-from provkit.crypto.keys import PrivateKey
-from provkit.crypto.x509 import parse_dn
+from provkit.crypto.extensions import Extension, basic_constraints
+from provkit.crypto.extensions import key_usage as key_usage_extension
+from provkit.crypto.keys import PrivateKey, PublicKey, is_pem, require_p256
+from provkit.crypto.names import Name, build_name, parse_dn, subject_fields
 from provkit.errors import CryptoError
 
 KU_DIGITAL_SIGNATURE: Final = 1
@@ -39,16 +42,11 @@ _EKU_ALL: Final = sum(_EKU_BITS)
 def _key_usage(bits: int) -> x509.KeyUsage:
     if bits & ~_KU_ALL or bits == 0:
         raise CryptoError(f"key usage bitmask {bits} has unknown or no bits")
-    return x509.KeyUsage(
+    return key_usage_extension(
         digital_signature=bool(bits & KU_DIGITAL_SIGNATURE),
-        content_commitment=bool(bits & KU_NON_REPUDIATION),
-        key_encipherment=False,
-        data_encipherment=False,
+        non_repudiation=bool(bits & KU_NON_REPUDIATION),
         key_agreement=bool(bits & KU_KEY_AGREEMENT),
         key_cert_sign=bool(bits & KU_KEY_CERT_SIGN),
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
     )
 
 
@@ -56,6 +54,13 @@ def _ext_key_usage(bits: int) -> x509.ExtendedKeyUsage:
     if bits & ~_EKU_ALL or bits == 0:
         raise CryptoError(f"extended key usage bitmask {bits} has unknown or no bits")
     return x509.ExtendedKeyUsage([oid for bit, oid in _EKU_BITS.items() if bits & bit])
+
+
+def _sign(key: PrivateKey, name: Name, extensions: Iterable[Extension]) -> x509.CertificateSigningRequest:
+    builder = x509.CertificateSigningRequestBuilder().subject_name(name)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(key, hashes.SHA256())
 
 
 def build_csr(
@@ -75,26 +80,55 @@ def build_csr(
     Raises:
         CryptoError: the subject or a bitmask is invalid.
     """
-    builder = x509.CertificateSigningRequestBuilder().subject_name(parse_dn(subject))
+    extensions: list[Extension] = []
     if key_usage is not None:
-        builder = builder.add_extension(_key_usage(key_usage), critical=True)
+        extensions.append((_key_usage(key_usage), True))
     if ext_key_usage is not None:
-        builder = builder.add_extension(_ext_key_usage(ext_key_usage), critical=False)
-    csr = builder.sign(key, hashes.SHA256())
-    return csr.public_bytes(serialization.Encoding.DER)
+        extensions.append((_ext_key_usage(ext_key_usage), False))
+    return _sign(key, parse_dn(subject), extensions).public_bytes(serialization.Encoding.DER)
 
 
-def load_and_verify_csr(der: bytes) -> x509.CertificateSigningRequest:
-    """Parse a DER CSR and check its self-signature.
+def create_ca_csr(key: PrivateKey, subject: Mapping[str, str]) -> bytes:
+    """Return a PEM CSR asking an external CA to make ``key`` an intermediate factory CA.
+
+    Raises:
+        CryptoError: the key is not P-256 or a subject field is invalid.
+    """
+    require_p256(key)
+    request = _sign(key, build_name(subject), [basic_constraints(ca=True)])
+    return request.public_bytes(serialization.Encoding.PEM)
+
+
+def load_and_verify_csr(der_or_pem: bytes) -> x509.CertificateSigningRequest:
+    """Parse a DER or PEM CSR and check its self-signature.
 
     Raises:
         CryptoError: the bytes are not a CSR or the signature does not verify.
     """
     try:
-        csr = x509.load_der_x509_csr(der)
+        csr = x509.load_pem_x509_csr(der_or_pem) if is_pem(der_or_pem) else x509.load_der_x509_csr(der_or_pem)
         valid = csr.is_signature_valid
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise CryptoError(f"not a PKCS#10 request: {exc}") from exc
     if not valid:
         raise CryptoError("the CSR's signature does not verify")
     return csr
+
+
+def load_signed_csr(der_or_pem: bytes) -> tuple[PublicKey, dict[str, str]]:
+    """Parse a device CSR, check its self-signature and return its public key and subject fields.
+
+    Args:
+        der_or_pem: a DER (or PEM) PKCS#10 request, as the device returns it in ``Csrs``.
+
+    Returns:
+        The requested P-256 public key and the subject as fcu.yml-style fields.
+
+    Raises:
+        CryptoError: the data is not a CSR, its signature does not verify, or its key is not P-256.
+    """
+    request = load_and_verify_csr(der_or_pem)
+    key = request.public_key()
+    require_p256(key)
+    assert isinstance(key, PublicKey)
+    return key, subject_fields(request.subject)

@@ -1,8 +1,9 @@
-"""EC P-256 keys in the encodings FCC and KCM use.
+"""EC P-256 keys in the encodings FCC, KCM and the factory use.
 
 KCM stores private keys as SEC1 ``ECPrivateKey`` DER and public keys as
 SubjectPublicKeyInfo DER (pelion-fcc.md §1.3); devices only support NIST P-256
-(``KCM_SCHEME_EC_SECP256R1``). Every parse failure is a :class:`~provkit.errors.CryptoError`.
+(``KCM_SCHEME_EC_SECP256R1``). The factory keeps its CA key as (possibly encrypted)
+PKCS#8 PEM. Every parse failure is a :class:`~provkit.errors.CryptoError`.
 """
 
 from __future__ import annotations
@@ -31,23 +32,37 @@ def generate_p256() -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _is_pem(data: bytes) -> bool:
+def is_pem(data: bytes) -> bool:
+    """Return whether ``data`` looks like PEM text rather than DER."""
     return data.lstrip()[:10] == b"-----BEGIN"
 
 
-def load_private_key(der_or_pem: bytes) -> PrivateKey:
-    """Load an unencrypted EC private key (SEC1 or PKCS#8, DER or PEM).
+def load_any_private_key(der_or_pem: bytes, passphrase: bytes | None = None) -> object:
+    """Load a private key of any type (DER or PEM, PKCS#8, SEC1 or PKCS#1).
+
+    Args:
+        der_or_pem: the encoded key.
+        passphrase: the password of an encrypted key, ``None`` for an unencrypted one.
 
     Raises:
-        CryptoError: the bytes are not an unencrypted EC private key.
+        CryptoError: the bytes are not a key, or the passphrase is wrong or missing.
     """
     try:
-        if _is_pem(der_or_pem):
-            key = serialization.load_pem_private_key(der_or_pem, None)
-        else:
-            key = serialization.load_der_private_key(der_or_pem, None)
+        if is_pem(der_or_pem):
+            return serialization.load_pem_private_key(der_or_pem, passphrase)
+        return serialization.load_der_private_key(der_or_pem, passphrase)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise CryptoError(f"not an unencrypted private key: {exc}") from exc
+        what = "private key" if passphrase else "unencrypted private key"
+        raise CryptoError(f"not an {what}: {exc}") from exc
+
+
+def load_private_key(der_or_pem: bytes, passphrase: bytes | None = None) -> PrivateKey:
+    """Load an EC private key (SEC1 or PKCS#8, DER or PEM, encrypted when ``passphrase`` is given).
+
+    Raises:
+        CryptoError: the bytes are not an EC private key, or the passphrase is wrong or missing.
+    """
+    key = load_any_private_key(der_or_pem, passphrase)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise CryptoError("the private key is not an EC key")
     return key
@@ -60,7 +75,7 @@ def load_public_key(der_or_pem: bytes) -> PublicKey:
         CryptoError: the bytes are not an EC public key.
     """
     try:
-        if _is_pem(der_or_pem):
+        if is_pem(der_or_pem):
             key = serialization.load_pem_public_key(der_or_pem)
         else:
             key = serialization.load_der_public_key(der_or_pem)
@@ -71,12 +86,22 @@ def load_public_key(der_or_pem: bytes) -> PublicKey:
     return key
 
 
-def require_p256(key: PrivateKey | PublicKey) -> None:
-    """Check that ``key`` is on P-256.
+def is_p256(key: object) -> bool:
+    """Return whether ``key`` is a P-256 private or public key."""
+    return isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) and isinstance(
+        key.curve, ec.SECP256R1
+    )
+
+
+def require_p256(key: object) -> None:
+    """Check that ``key`` is an EC key on P-256.
 
     Raises:
+        CryptoError: ``key`` is not an EC key.
         UnsupportedCurveError: the key uses another curve.
     """
+    if not isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        raise CryptoError("the key must be an EC P-256 (secp256r1) key")
     if not isinstance(key.curve, ec.SECP256R1):
         raise UnsupportedCurveError(f"curve {key.curve.name} is not supported; only secp256r1 is")
 
@@ -90,19 +115,24 @@ def private_key_der(key: PrivateKey) -> bytes:
     )
 
 
+def private_key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
+    """Return ``key`` as PKCS#8 PEM, encrypted with ``passphrase`` when one is given."""
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    )
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
 def public_key_der(key: PrivateKey | PublicKey) -> bytes:
     """Return the public half of ``key`` as SubjectPublicKeyInfo DER."""
     public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
     return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def keys_match(priv: PrivateKey, pub: PublicKey) -> bool:
-    """Return whether ``pub`` is the public half of ``priv``.
+def keys_match(left: PrivateKey | PublicKey, right: PrivateKey | PublicKey) -> bool:
+    """Return whether two keys (private or public) share one public key.
 
-    Compared as encoded points, so keys loaded from different encodings still match.
+    Compared as SubjectPublicKeyInfo DER, which names the curve and is the same whatever
+    encoding the keys were loaded from.
     """
-    point = serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    try:
-        return priv.public_key().public_bytes(*point) == pub.public_bytes(*point)
-    except ValueError:
-        return False
+    return public_key_der(left) == public_key_der(right)

@@ -1,25 +1,29 @@
-"""X.509 certificates: parsing, chain signatures and the attributes FCC checks.
+"""X.509 certificates: parsing, encoding, chain signatures and the attributes FCC and FCU check.
 
 Device verification (pelion-fcc.md §4) needs a certificate's CN and OU, whether it has
 the clientAuth extended key usage, whether it is self-signed, its validity window and
 whether its key matches a stored private key; KCM needs DER parsing and the signature
-check between consecutive chain certificates (§1.5). Failures are
-:class:`~provkit.errors.CryptoError`.
+check between consecutive chain certificates (§1.5). The factory reads the DER or PEM
+files FCU users hand in and answers the FCU "supported crypto scheme" question (EC P-256
+with ecdsa-with-SHA256). Failures are :class:`~provkit.errors.CryptoError`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
+from collections.abc import Sequence
 from typing import Final, TypeAlias
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
-from provkit.crypto.keys import PrivateKey, PublicKey, keys_match
+from provkit.crypto.keys import PrivateKey, PublicKey, is_p256, is_pem, keys_match
+from provkit.crypto.names import SUBJECT_FIELDS, first_value
 from provkit.errors import CryptoError
 
 Certificate: TypeAlias = x509.Certificate
@@ -27,33 +31,9 @@ Certificate: TypeAlias = x509.Certificate
 
 _PEM_BLOCK: Final = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
-# mbedTLS subject short names (x509_create.c's table) -> OIDs.
-_DN_OIDS: Final[dict[str, x509.ObjectIdentifier]] = {
-    "CN": NameOID.COMMON_NAME,
-    "commonName": NameOID.COMMON_NAME,
-    "C": NameOID.COUNTRY_NAME,
-    "countryName": NameOID.COUNTRY_NAME,
-    "O": NameOID.ORGANIZATION_NAME,
-    "organizationName": NameOID.ORGANIZATION_NAME,
-    "L": NameOID.LOCALITY_NAME,
-    "locality": NameOID.LOCALITY_NAME,
-    "R": NameOID.EMAIL_ADDRESS,
-    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "organizationalUnitName": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "ST": NameOID.STATE_OR_PROVINCE_NAME,
-    "stateOrProvinceName": NameOID.STATE_OR_PROVINCE_NAME,
-    "emailAddress": NameOID.EMAIL_ADDRESS,
-    "serialNumber": NameOID.SERIAL_NUMBER,
-    "postalAddress": NameOID.POSTAL_ADDRESS,
-    "postalCode": NameOID.POSTAL_CODE,
-    "dnQualifier": NameOID.DN_QUALIFIER,
-    "title": NameOID.TITLE,
-    "SN": NameOID.SURNAME,
-    "GN": NameOID.GIVEN_NAME,
-    "initials": NameOID.INITIALS,
-    "pseudonym": NameOID.PSEUDONYM,
-    "generationQualifier": NameOID.GENERATION_QUALIFIER,
-    "DC": NameOID.DOMAIN_COMPONENT,
+_EKU_NAMES: Final[dict[str, x509.ObjectIdentifier]] = {
+    "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
+    "codeSigning": ExtendedKeyUsageOID.CODE_SIGNING,
 }
 
 
@@ -64,7 +44,7 @@ def load_certificate(der_or_pem: bytes) -> Certificate:
         CryptoError: the bytes are not a certificate.
     """
     try:
-        if der_or_pem.lstrip()[:10] == b"-----BEGIN":
+        if is_pem(der_or_pem):
             return x509.load_pem_x509_certificate(der_or_pem)
         cert = x509.load_der_x509_certificate(der_or_pem)
         # Parsing is lazy in cryptography; touching the key and validity forces the
@@ -89,9 +69,25 @@ def load_certificate_chain(pem_text: str | bytes) -> list[Certificate]:
     return [load_certificate(block.encode("ascii")) for block in blocks]
 
 
+def load_certificates(data: bytes) -> list[Certificate]:
+    """Load one DER certificate, or every PEM certificate of ``data`` in file order.
+
+    Raises:
+        CryptoError: the data holds no parseable X.509 certificate.
+    """
+    if is_pem(data):
+        return load_certificate_chain(data)
+    return [load_certificate(data)]
+
+
 def certificate_der(cert: Certificate) -> bytes:
     """Return the DER encoding of ``cert``."""
     return cert.public_bytes(serialization.Encoding.DER)
+
+
+def certificate_pem(certs: Sequence[Certificate]) -> bytes:
+    """Return the PEM encoding of ``certs``, concatenated in order."""
+    return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs)
 
 
 def verify_signed_by(cert: Certificate, issuer: Certificate) -> None:
@@ -114,6 +110,15 @@ def verify_signed_by(cert: Certificate, issuer: Certificate) -> None:
         raise CryptoError("certificate signature does not verify with the issuer's key") from exc
 
 
+def signed_by(cert: Certificate, issuer: Certificate) -> bool:
+    """Return whether ``cert`` names ``issuer`` as its issuer and ``issuer``'s key verifies it."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
 def is_self_signed(cert: Certificate) -> bool:
     """Return whether ``cert`` names itself as issuer and verifies with its own key."""
     if cert.issuer != cert.subject:
@@ -125,36 +130,69 @@ def is_self_signed(cert: Certificate) -> bool:
     return True
 
 
-def _attribute(cert: Certificate, oid: x509.ObjectIdentifier) -> str | None:
-    values = cert.subject.get_attributes_for_oid(oid)
-    if not values:
-        return None
-    value = values[0].value
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+def is_ca_certificate(cert: Certificate) -> bool:
+    """Return whether ``cert`` has BasicConstraints CA=true."""
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def supported_scheme(cert: Certificate) -> bool:
+    """Return whether ``cert`` uses the scheme devices support: P-256 key, ecdsa-with-SHA256."""
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return is_p256(key) and cert.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA256
 
 
 def common_name(cert: Certificate) -> str | None:
     """Return the subject CN, or ``None`` if there is none."""
-    return _attribute(cert, NameOID.COMMON_NAME)
+    return first_value(cert.subject, NameOID.COMMON_NAME)
 
 
 def organizational_unit(cert: Certificate) -> str | None:
     """Return the subject OU, or ``None`` if there is none."""
-    return _attribute(cert, NameOID.ORGANIZATIONAL_UNIT_NAME)
+    return first_value(cert.subject, NameOID.ORGANIZATIONAL_UNIT_NAME)
 
 
-def has_client_auth(cert: Certificate) -> bool:
-    """Return whether the extended key usage includes id-kp-clientAuth."""
+def subject_attribute(cert: Certificate, field: str) -> str | None:
+    """Return the first subject attribute ``field`` (an fcu.yml subject key) of ``cert``, if present."""
+    return first_value(cert.subject, SUBJECT_FIELDS[field])
+
+
+def has_extended_key_usage(cert: Certificate, usage: str) -> bool:
+    """Return whether ``cert`` lists ``usage`` (``"clientAuth"`` or ``"codeSigning"``) in its EKU."""
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except (x509.ExtensionNotFound, ValueError):
         return False
-    return ExtendedKeyUsageOID.CLIENT_AUTH in eku
+    return _EKU_NAMES[usage] in eku
+
+
+def has_client_auth(cert: Certificate) -> bool:
+    """Return whether the extended key usage includes id-kp-clientAuth."""
+    return has_extended_key_usage(cert, "clientAuth")
+
+
+def der_fingerprint(der: bytes) -> bytes:
+    """Return the SHA-256 fingerprint of a DER certificate (the digest of its bytes)."""
+    return hashlib.sha256(der).digest()
 
 
 def sha256_fingerprint(cert: Certificate) -> bytes:
-    """Return the SHA-256 digest of the certificate's DER encoding."""
-    return cert.fingerprint(hashes.SHA256())
+    """Return the SHA-256 fingerprint of ``cert``."""
+    return der_fingerprint(certificate_der(cert))
+
+
+def enrollment_id(cert_der: bytes) -> str:
+    """Return the first-to-claim enrollment id of a bootstrap device certificate.
+
+    The id is ``A-`` followed by the 32 bytes of the certificate's SHA-256 fingerprint as
+    colon-separated upper-case hex (97 characters), as ft_demo prints it.
+    """
+    return "A-" + der_fingerprint(cert_der).hex(":").upper()
 
 
 def validity(cert: Certificate) -> tuple[int, int]:
@@ -167,8 +205,13 @@ def subject_text(cert: Certificate) -> str:
     return cert.subject.rfc4514_string()
 
 
+def not_valid_before(cert: Certificate) -> dt.datetime:
+    """Return the start of the validity window (aware, UTC)."""
+    return cert.not_valid_before_utc
+
+
 def not_valid_after(cert: Certificate) -> dt.datetime:
-    """Return the end of the validity window (UTC)."""
+    """Return the end of the validity window (aware, UTC)."""
     return cert.not_valid_after_utc
 
 
@@ -188,50 +231,3 @@ def matches_private_key(cert: Certificate, key: PrivateKey) -> bool:
     """Return whether ``cert`` certifies the public half of ``key``."""
     public = cert.public_key()
     return isinstance(public, ec.EllipticCurvePublicKey) and keys_match(key, public)
-
-
-def _split_dn(text: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    chars = iter(text)
-    for char in chars:
-        if char == "\\":
-            # mbedTLS lets a backslash escape the next character (e.g. a comma in O=).
-            escaped = next(chars, None)
-            if escaped is None:
-                raise CryptoError("subject ends with a lone backslash")
-            current.append(escaped)
-        elif char == ",":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
-def parse_dn(mbedtls_subject: str) -> x509.Name:
-    r"""Parse an mbedTLS-format subject such as ``"C=GB,O=Acme,CN=dev-1"``.
-
-    Attributes keep their order; ``\\,`` escapes a comma inside a value.
-
-    Raises:
-        CryptoError: empty subject, an unknown attribute, a missing ``=`` or a value the
-            attribute does not allow (e.g. a three-letter country).
-    """
-    if not mbedtls_subject.strip():
-        raise CryptoError("subject is empty")
-    attributes = []
-    for part in _split_dn(mbedtls_subject):
-        key, eq, value = part.partition("=")
-        key = key.strip()
-        if not eq or not value:
-            raise CryptoError(f"subject component {part!r} is not KEY=VALUE")
-        oid = _DN_OIDS.get(key)
-        if oid is None:
-            raise CryptoError(f"subject attribute {key!r} is not supported")
-        try:
-            attributes.append(x509.NameAttribute(oid, value))
-        except ValueError as exc:
-            raise CryptoError(f"subject attribute {key}={value!r}: {exc}") from exc
-    return x509.Name(attributes)

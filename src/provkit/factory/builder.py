@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provkit.codes import FcuErrorCode
-from provkit.crypto import issue, material
+from provkit.crypto import csr, issue, keys, x509
 from provkit.errors import CryptoError, DeviceKeysError, FactoryError
 from provkit.factory.ca import BOOTSTRAP_DEVICE_CERT_YEARS, LWM2M_DEVICE_CERT_YEARS, FactoryCa
 from provkit.factory.config import EntropyMode, FcuConfig, KeyMode, invalid
@@ -48,6 +48,23 @@ _DN_NAMES = (
     ("organizational-unit-name", "OU"),
     ("common-name", "CN"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _DeviceItems:
+    """What one device's bundle adds to the static items: identity, key, chain, entropy, session."""
+
+    endpoint_name: str
+    serial_number: str
+    keys: tuple[KeyItem, ...]
+    chain: CertificateChainItem
+    entropy: bytes | None
+    sid: str | None = None
+
+    @property
+    def keep_alive(self) -> bool | None:
+        # The second by_device message ends the session FCC kept open for the CSR (§1.7).
+        return False if self.sid is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,11 +170,13 @@ class BundleBuilder:
         placeholder = b"\x30"
         check_template(
             self._full_bundle(
-                "sample",
-                "sample",
-                keys=(KeyItem(self.names.private_key, "ECCPrivate", placeholder),),
-                chain=CertificateChainItem(self.names.certificate, (placeholder, *self._chain_tail)),
-                entropy=bytes(ENTROPY_SIZE) if config.entropy_mode is not EntropyMode.BY_DEVICE else None,
+                _DeviceItems(
+                    "sample",
+                    "sample",
+                    keys=(KeyItem(self.names.private_key, "ECCPrivate", placeholder),),
+                    chain=CertificateChainItem(self.names.certificate, (placeholder, *self._chain_tail)),
+                    entropy=bytes(ENTROPY_SIZE) if config.entropy_mode is not EntropyMode.BY_DEVICE else None,
+                )
             )
         )
 
@@ -209,7 +228,7 @@ class BundleBuilder:
             raise FactoryError.from_code(FcuErrorCode.GENERAL, "the factory CA is not loaded")
         return self._ca
 
-    def _issue(self, public_key: issue.PublicKey, endpoint_name: str, now: dt.datetime) -> bytes:
+    def _issue(self, public_key: keys.PublicKey, endpoint_name: str, now: dt.datetime) -> bytes:
         ca = self._require_ca()
         assert self._issuer is not None
         try:
@@ -220,57 +239,40 @@ class BundleBuilder:
                 code=FcuErrorCode.DTLS_CERTIFICATE_CREATE_FAILED,
                 hint=f"{exc}; check endpoint_name and the device-certificate section",
             ) from exc
-        return material.certificate_der(cert)
+        return x509.certificate_der(cert)
 
-    def _finish(
-        self,
-        endpoint_name: str,
-        serial_number: str,
-        *,
-        keys: tuple[KeyItem, ...],
-        chain: CertificateChainItem,
-        entropy: bytes | None,
-        warnings: list[WarningInfo],
-        sid: str | None = None,
-    ) -> DeviceConfigurationRequest:
+    def _finish(self, own: _DeviceItems, warnings: list[WarningInfo]) -> DeviceConfigurationRequest:
         # Only this device's items are encoded here; the static ones were encoded once.
-        own = ItemGroups.of(self._device_params(endpoint_name, serial_number), keys, (), (chain,))
-        data = assemble(
-            own + self._static_groups,
-            sid=sid,
-            entropy=entropy,
-            verify=self.config.verify_on_device,
-            keep_alive=False if sid is not None else None,
+        groups = ItemGroups.of(
+            self._device_params(own.endpoint_name, own.serial_number), own.keys, (), (own.chain,)
         )
-        leaf_der = chain.certificates[0]
-        enrollment = material.enrollment_id(leaf_der) if self.config.first_to_claim else None
+        data = assemble(
+            groups + self._static_groups,
+            sid=own.sid,
+            entropy=own.entropy,
+            verify=self.config.verify_on_device,
+            keep_alive=own.keep_alive,
+        )
+        leaf_der = own.chain.certificates[0]
+        enrollment = x509.enrollment_id(leaf_der) if self.config.first_to_claim else None
         return DeviceConfigurationRequest(
             config_data=data,
             warnings=warnings,
-            endpoint_name=endpoint_name,
-            serial_number=serial_number,
+            endpoint_name=own.endpoint_name,
+            serial_number=own.serial_number,
             enrollment_id=enrollment,
         )
 
-    def _full_bundle(
-        self,
-        endpoint_name: str,
-        serial_number: str,
-        *,
-        keys: tuple[KeyItem, ...],
-        chain: CertificateChainItem,
-        entropy: bytes | None,
-        sid: str | None = None,
-    ) -> Bundle:
+    def _full_bundle(self, own: _DeviceItems) -> Bundle:
         return Bundle(
-            keys=(*keys, *self._static_keys),
+            keys=(*own.keys, *self._static_keys),
             certificates=self._static_certs,
-            certificate_chains=(chain, *self._static_chains),
-            config_params=(*self._device_params(endpoint_name, serial_number), *self._static_params),
-            entropy=entropy,
+            certificate_chains=(own.chain, *self._static_chains),
+            config_params=(*self._device_params(own.endpoint_name, own.serial_number), *self._static_params),
+            entropy=own.entropy,
             verify=self.config.verify_on_device,
-            keep_alive=False if sid is not None else None,
-            sid=sid,
+            keep_alive=own.keep_alive,
+            sid=own.sid,
         )
 
     def prepare(
@@ -295,9 +297,9 @@ class BundleBuilder:
         if mode is KeyMode.BY_DEVICE:
             return self._csr_request(endpoint_name, serial_number, entropy, warnings)
         if mode is KeyMode.BY_TOOL:
-            key = material.generate_p256()
+            key = keys.generate_p256()
             leaf = self._issue(key.public_key(), endpoint_name, now)
-            key_der = material.private_key_der(key)
+            key_der = keys.private_key_der(key)
             ders = (leaf, *self._chain_tail)
         else:
             supplied = load_supplied_keys(
@@ -310,14 +312,14 @@ class BundleBuilder:
             )
             warnings.extend(supplied.warnings)
             key_der, ders = supplied.private_key_der, supplied.chain_ders
-        return self._finish(
+        own = _DeviceItems(
             endpoint_name,
             serial_number,
             keys=(KeyItem(self.names.private_key, "ECCPrivate", key_der),),
             chain=CertificateChainItem(self.names.certificate, ders),
             entropy=entropy,
-            warnings=warnings,
         )
+        return self._finish(own, warnings)
 
     def _csr_request(
         self, endpoint_name: str, serial_number: str, entropy: bytes | None, warnings: list[WarningInfo]
@@ -357,15 +359,15 @@ class BundleBuilder:
         pending = request.pending_csr
         if pending is None:
             raise FactoryError.from_code(FcuErrorCode.GENERAL, "the request did not ask for a CSR")
-        csr = csrs.get(pending.key_name)
-        if csr is None:
+        csr_der = csrs.get(pending.key_name)
+        if csr_der is None:
             raise FactoryError.from_code(
                 FcuErrorCode.RESPONSE_FIELD_MISSING,
                 f"Csrs ({pending.key_name})",
                 hint="the device sent no CSR",
             )
         try:
-            public_key, subject = issue.load_signed_csr(csr)
+            public_key, subject = csr.load_signed_csr(csr_der)
         except CryptoError as exc:
             raise FactoryError.from_code(FcuErrorCode.CSR_SIGNATURE_INVALID, hint=str(exc)) from exc
         if subject.get("common-name") != request.endpoint_name:
@@ -375,12 +377,12 @@ class BundleBuilder:
             )
         leaf = self._issue(public_key, request.endpoint_name, dt.datetime.now(dt.UTC))
         chain = CertificateChainItem(pending.cert_name, (leaf, *self._chain_tail), prkn=pending.key_name)
-        return self._finish(
+        own = _DeviceItems(
             request.endpoint_name,
             request.serial_number,
             keys=(),
             chain=chain,
             entropy=None,
-            warnings=list(request.warnings),
             sid=pending.session_id,
         )
+        return self._finish(own, list(request.warnings))

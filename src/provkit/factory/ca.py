@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from provkit.codes import FcuErrorCode
-from provkit.crypto import issue, material
+from provkit.crypto import issue, keys, x509
 from provkit.errors import CaError, CryptoError
 from provkit.factory.paths import FcuPaths
 
@@ -40,14 +40,14 @@ class FactoryCa:
     """
 
     def __init__(
-        self, key: issue.PrivateKey, certificate: issue.Certificate, chain: tuple[issue.Certificate, ...] = ()
+        self, key: keys.PrivateKey, certificate: x509.Certificate, chain: tuple[x509.Certificate, ...] = ()
     ) -> None:
         self._key = key
         self.certificate = certificate
         self.chain = chain
         # Cached once: every bundle with chain depth > 1 carries these bytes.
-        self._chain_ders = tuple(material.certificate_der(cert) for cert in (certificate, *chain))
-        self._device_floor = issue.not_valid_before(certificate) + dt.timedelta(seconds=1)
+        self._chain_ders = tuple(x509.certificate_der(cert) for cert in (certificate, *chain))
+        self._device_floor = x509.not_valid_before(certificate) + dt.timedelta(seconds=1)
 
     @classmethod
     def load(cls, paths: FcuPaths, passphrase: bytes | None = None) -> FactoryCa:
@@ -58,7 +58,7 @@ class FactoryCa:
         """
         certs = _load_ca_certificates(paths.ca_cert)
         key = _load_ca_key(paths.ca_key, passphrase)
-        if not issue.public_keys_equal(key.public_key(), issue.certificate_public_key(certs[0])):
+        if not keys.keys_match(key.public_key(), x509.certificate_public_key(certs[0])):
             raise CaError(
                 FcuErrorCode.CA_CERT_KEY_MISMATCH.format(paths.ca_cert, paths.ca_key),
                 code=FcuErrorCode.CA_CERT_KEY_MISMATCH,
@@ -93,13 +93,13 @@ class FactoryCa:
 
     def issue(
         self,
-        public_key: issue.PublicKey,
+        public_key: keys.PublicKey,
         *,
         common_name: str,
         subject: Mapping[str, str] | None = None,
         validity_years: int = BOOTSTRAP_DEVICE_CERT_YEARS,
         now: dt.datetime | None = None,
-    ) -> issue.Certificate:
+    ) -> x509.Certificate:
         """Sign a device certificate (EKU clientAuth, CN = ``common_name``).
 
         Args:
@@ -125,7 +125,7 @@ class FactoryCa:
         )
 
 
-def _load_ca_certificates(path: Path) -> list[issue.Certificate]:
+def _load_ca_certificates(path: Path) -> list[x509.Certificate]:
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
@@ -137,10 +137,10 @@ def _load_ca_certificates(path: Path) -> list[issue.Certificate]:
     except OSError as exc:
         raise _corrupt_cert(path, str(exc)) from exc
     try:
-        certs = material.load_certificates(data)
+        certs = x509.load_certificates(data)
     except CryptoError as exc:
         raise _corrupt_cert(path, str(exc)) from exc
-    if not issue.is_ca_certificate(certs[0]) or not material.is_p256(issue.certificate_public_key(certs[0])):
+    if not x509.is_ca_certificate(certs[0]) or not keys.is_p256(x509.certificate_public_key(certs[0])):
         raise _corrupt_cert(path, "the certificate is not a P-256 CA certificate")
     return certs
 
@@ -153,7 +153,7 @@ def _corrupt_cert(path: Path, why: str) -> CaError:
     )
 
 
-def _load_ca_key(path: Path, passphrase: bytes | None) -> issue.PrivateKey:
+def _load_ca_key(path: Path, passphrase: bytes | None) -> keys.PrivateKey:
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
@@ -165,10 +165,10 @@ def _load_ca_key(path: Path, passphrase: bytes | None) -> issue.PrivateKey:
     except OSError as exc:
         raise _corrupt_key(path, str(exc)) from exc
     try:
-        key = issue.load_pem_private_key(data, passphrase)
+        key = keys.load_private_key(data, passphrase)
     except CryptoError as exc:
         raise _corrupt_key(path, str(exc)) from exc
-    if not material.is_p256(key):
+    if not keys.is_p256(key):
         raise _corrupt_key(path, "the key is not a P-256 key")
     return key
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from provkit.codes import FcuErrorCode
-from provkit.crypto import issue, material
+from provkit.crypto import keys, x509
 from provkit.errors import ConfigError, CryptoError, DeviceKeysError
 from provkit.factory.config import invalid
 from provkit.factory.resources import TEN_YEARS, read_file
@@ -87,20 +87,20 @@ def load_supplied_keys(
     key = _load_key(key_path)
     certs = _load_chain(cert_path)
     warnings = _check_certificate(certs, key, cert_path, endpoint_name, account_id, now)
-    ders = tuple(material.certificate_der(cert) for cert in certs[:chain_depth])
-    return SuppliedKeys(material.private_key_der(key), ders, tuple(warnings))
+    ders = tuple(x509.certificate_der(cert) for cert in certs[:chain_depth])
+    return SuppliedKeys(keys.private_key_der(key), ders, tuple(warnings))
 
 
-def _load_key(path: Path) -> issue.PrivateKey:
+def _load_key(path: Path) -> keys.PrivateKey:
     try:
-        key = material.load_private_key(path.read_bytes())
+        key = keys.load_private_key(path.read_bytes())
     except (OSError, CryptoError) as exc:
         raise DeviceKeysError(
             FcuErrorCode.PRIVATE_KEY_FILE_LOAD_FAILED.format(path),
             code=FcuErrorCode.PRIVATE_KEY_FILE_LOAD_FAILED,
             hint=f"{exc}; give an unencrypted EC P-256 key in DER or PEM",
         ) from exc
-    if not material.is_p256(key):
+    if not keys.is_p256(key):
         raise DeviceKeysError(
             FcuErrorCode.PRIVATE_KEY_FILE_LOAD_FAILED.format(path),
             code=FcuErrorCode.PRIVATE_KEY_FILE_LOAD_FAILED,
@@ -109,13 +109,13 @@ def _load_key(path: Path) -> issue.PrivateKey:
     return key
 
 
-def _load_chain(path: Path) -> list[issue.Certificate]:
+def _load_chain(path: Path) -> list[x509.Certificate]:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise _cert_error(path, str(exc)) from exc
     try:
-        certs = material.load_certificates(data)
+        certs = x509.load_certificates(data)
     except CryptoError as exc:
         raise DeviceKeysError(
             FcuErrorCode.NOT_X509_CERTIFICATE.format(path),
@@ -136,8 +136,8 @@ def _cert_error(path: Path, why: str) -> DeviceKeysError:
 
 
 def _check_certificate(
-    certs: list[issue.Certificate],
-    key: issue.PrivateKey,
+    certs: list[x509.Certificate],
+    key: keys.PrivateKey,
     path: Path,
     endpoint_name: str,
     account_id: str | None,
@@ -145,29 +145,29 @@ def _check_certificate(
 ) -> list[WarningInfo]:
     leaf = certs[0]
     for cert in certs:
-        if not material.supported_scheme(cert):
+        if not x509.supported_scheme(cert):
             raise _cert_error(path, "every certificate must use a P-256 key and ecdsa-with-SHA256")
-    if not issue.public_keys_equal(key.public_key(), issue.certificate_public_key(leaf)):
+    if not keys.keys_match(key.public_key(), x509.certificate_public_key(leaf)):
         raise _cert_error(path, "the certificate does not match the private key")
-    if material.is_self_signed(leaf):
+    if x509.is_self_signed(leaf):
         raise _cert_error(path, "the device certificate must not be self-signed")
     for child, parent in itertools.pairwise(certs):
-        if not issue.signed_by(child, parent):
+        if not x509.signed_by(child, parent):
             raise _cert_error(path, "each certificate of the chain must be signed by the next one")
-    if len(certs) > 1 and not issue.not_valid_before(certs[1]) < issue.not_valid_before(leaf):
+    if len(certs) > 1 and not x509.not_valid_before(certs[1]) < x509.not_valid_before(leaf):
         raise _cert_error(path, "the CA certificate must become valid before the device certificate")
-    if issue.not_valid_before(leaf) >= now:
+    if x509.not_valid_before(leaf) >= now:
         raise _cert_error(path, "the device certificate is not valid yet")
-    if issue.not_valid_after(leaf) <= now:
+    if x509.not_valid_after(leaf) <= now:
         raise _cert_error(path, "the device certificate has expired")
-    if not issue.has_extended_key_usage(leaf, "clientAuth"):
+    if not x509.has_extended_key_usage(leaf, "clientAuth"):
         raise _cert_error(path, "the device certificate needs ExtendedKeyUsage clientAuth")
-    if issue.subject_attribute(leaf, "common-name") != endpoint_name:
+    if x509.subject_attribute(leaf, "common-name") != endpoint_name:
         raise _cert_error(path, f"the certificate CN must equal the endpoint name {endpoint_name!r}")
-    if account_id is not None and issue.subject_attribute(leaf, "organizational-unit-name") != account_id:
+    if account_id is not None and x509.subject_attribute(leaf, "organizational-unit-name") != account_id:
         raise _cert_error(path, f"the certificate OU must equal the aid {account_id!r} of the LwM2M URI")
     warnings = []
-    if issue.not_valid_after(leaf) - now < TEN_YEARS:
+    if x509.not_valid_after(leaf) - now < TEN_YEARS:
         warnings.append(
             WarningInfo(
                 int(FcuErrorCode.CERTIFICATE_FILE_LOAD_FAILED), f"{path}: certificate expires within 10 years"

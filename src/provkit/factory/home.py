@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from provkit.codes import FcuErrorCode
-from provkit.crypto import issue, material
+from provkit.crypto import issue, keys, x509
 from provkit.errors import FactoryError
 from provkit.factory.paths import FcuPaths
 
@@ -54,9 +54,9 @@ def write_demo_server_cas(resources_dir: Path, *, now: dt.datetime | None = None
     moment = now or dt.datetime.now(dt.UTC)
     written = []
     for name in DEMO_SERVER_CA_FILES:
-        cert = issue.create_ca(material.generate_p256(), _DEMO_SUBJECT, now=moment)
+        cert = issue.create_ca(keys.generate_p256(), _DEMO_SUBJECT, now=moment)
         path = resources_dir / name
-        path.write_bytes(issue.certificate_pem([cert]))
+        path.write_bytes(x509.certificate_pem([cert]))
         written.append(path)
     return written
 

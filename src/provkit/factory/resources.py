@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from provkit.codes import FcuErrorCode
-from provkit.crypto import issue, material
+from provkit.crypto import keys, x509
 from provkit.errors import ConfigError, CryptoError, DeviceKeysError
 from provkit.factory.config import CustomProperty, FcuConfig, invalid
 from provkit.factory.results import WarningInfo
@@ -61,11 +61,11 @@ def read_file(path: Path) -> bytes:
         ) from exc
 
 
-def read_certificates(path: Path) -> list[issue.Certificate]:
+def read_certificates(path: Path) -> list[x509.Certificate]:
     """Read a DER/PEM certificate file (PEM may hold a chain), or raise 360/390."""
     data = read_file(path)
     try:
-        return material.load_certificates(data)
+        return x509.load_certificates(data)
     except CryptoError as exc:
         raise DeviceKeysError(
             FcuErrorCode.NOT_X509_CERTIFICATE.format(path),
@@ -86,9 +86,9 @@ def load_static_material(config: FcuConfig, *, now: dt.datetime) -> StaticMateri
         "bootstrap-server-ca-certificate-file" if config.use_bootstrap else "lwm2m-server-ca-certificate-file"
     )
     server_ca = read_certificates(config.server_ca_certificate_file)[0]
-    if not material.supported_scheme(server_ca):
+    if not x509.supported_scheme(server_ca):
         raise invalid(ca_field, "the certificate must use a P-256 key and ecdsa-with-SHA256")
-    if issue.not_valid_after(server_ca) <= now:
+    if x509.not_valid_after(server_ca) <= now:
         raise invalid(ca_field, "the server CA certificate has expired")
     if config.server_crl_file is not None:
         read_file(config.server_crl_file)  # FCC never uses the CRL; only check that it exists
@@ -96,12 +96,12 @@ def load_static_material(config: FcuConfig, *, now: dt.datetime) -> StaticMateri
     if config.update_auth_certificate_file is not None:
         update = read_certificates(config.update_auth_certificate_file)[0]
         _check_update_auth(update, now, warnings)
-        update_der = material.certificate_der(update)
-    keys, certs, chains, params = _custom_items(config.custom_properties)
+        update_der = x509.certificate_der(update)
+    key_items, certs, chains, params = _custom_items(config.custom_properties)
     return StaticMaterial(
-        server_ca_der=material.certificate_der(server_ca),
+        server_ca_der=x509.certificate_der(server_ca),
         update_auth_der=update_der,
-        keys=tuple(keys),
+        keys=tuple(key_items),
         certificates=tuple(certs),
         chains=tuple(chains),
         params=tuple(params),
@@ -109,27 +109,27 @@ def load_static_material(config: FcuConfig, *, now: dt.datetime) -> StaticMateri
     )
 
 
-def _check_update_auth(cert: issue.Certificate, now: dt.datetime, warnings: list[WarningInfo]) -> None:
+def _check_update_auth(cert: x509.Certificate, now: dt.datetime, warnings: list[WarningInfo]) -> None:
     name = "update-auth-certificate-file"
-    if not material.supported_scheme(cert):
+    if not x509.supported_scheme(cert):
         raise invalid(name, "the certificate must use a P-256 key and ecdsa-with-SHA256")
-    if not material.is_self_signed(cert):
+    if not x509.is_self_signed(cert):
         raise invalid(name, "the update authority certificate must be self-signed")
-    if issue.not_valid_before(cert) > now:
+    if x509.not_valid_before(cert) > now:
         raise invalid(name, "the certificate is not valid yet (valid-from is in the future)")
-    if issue.not_valid_after(cert) <= now:
+    if x509.not_valid_after(cert) <= now:
         raise invalid(name, "the certificate has expired")
     code = int(FcuErrorCode.VALIDATION_ERROR)
-    if issue.not_valid_after(cert) - now < TEN_YEARS:
+    if x509.not_valid_after(cert) - now < TEN_YEARS:
         warnings.append(WarningInfo(code, f"{name}: the certificate expires in less than 10 years"))
-    if not issue.has_extended_key_usage(cert, "codeSigning"):
+    if not x509.has_extended_key_usage(cert, "codeSigning"):
         warnings.append(WarningInfo(code, f"{name}: the certificate has no codeSigning extended key usage"))
 
 
 def _custom_items(
     properties: tuple[CustomProperty, ...],
 ) -> tuple[list[KeyItem], list[CertificateItem], list[CertificateChainItem], list[ConfigParam]]:
-    keys: list[KeyItem] = []
+    key_items: list[KeyItem] = []
     certs: list[CertificateItem] = []
     chains: list[CertificateChainItem] = []
     params: list[ConfigParam] = []
@@ -145,20 +145,20 @@ def _custom_items(
         assert isinstance(raw, bytes)
         try:
             if prop.type == "certificate":
-                loaded = material.load_certificates(raw)
-                ders = tuple(material.certificate_der(cert) for cert in loaded)
+                loaded = x509.load_certificates(raw)
+                ders = tuple(x509.certificate_der(cert) for cert in loaded)
                 if len(ders) == 1:
                     certs.append(CertificateItem(prop.name, ders[0]))
                 else:
                     _check_chain(loaded, where)
                     chains.append(CertificateChainItem(prop.name, ders))
             elif prop.type == "private-key":
-                keys.append(KeyItem(prop.name, "ECCPrivate", material.private_key_der(_p256_private(raw))))
+                key_items.append(KeyItem(prop.name, "ECCPrivate", keys.private_key_der(_p256_private(raw))))
             else:
-                public = material.load_public_key(raw)
-                if not material.is_p256(public):
+                public = keys.load_public_key(raw)
+                if not keys.is_p256(public):
                     raise CryptoError("the key is not P-256")
-                keys.append(KeyItem(prop.name, "ECCPublic", material.public_key_der(public)))
+                key_items.append(KeyItem(prop.name, "ECCPublic", keys.public_key_der(public)))
         except CryptoError as exc:
             if prop.type == "certificate":
                 raise DeviceKeysError(
@@ -166,19 +166,19 @@ def _custom_items(
                     code=FcuErrorCode.NOT_X509_CERTIFICATE,
                 ) from exc
             raise invalid(f"{where}.data", f"not a valid EC {prop.type}: {exc}") from exc
-    return keys, certs, chains, params
+    return key_items, certs, chains, params
 
 
-def _p256_private(raw: bytes) -> issue.PrivateKey:
-    key = material.load_private_key(raw)
-    if not material.is_p256(key):
+def _p256_private(raw: bytes) -> keys.PrivateKey:
+    key = keys.load_private_key(raw)
+    if not keys.is_p256(key):
         raise CryptoError("the key is not P-256")
     return key
 
 
-def _check_chain(certs: list[issue.Certificate], where: str) -> None:
+def _check_chain(certs: list[x509.Certificate], where: str) -> None:
     if len(certs) > 5:
         raise invalid(where, "a certificate chain holds at most 5 certificates")
     for child, parent in itertools.pairwise(certs):
-        if not issue.signed_by(child, parent):
+        if not x509.signed_by(child, parent):
             raise invalid(where, "each certificate of the chain must be signed by the next one")

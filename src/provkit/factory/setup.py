@@ -11,7 +11,7 @@ import itertools
 from pathlib import Path
 
 from provkit.codes import FcuErrorCode
-from provkit.crypto import issue, material
+from provkit.crypto import csr, issue, keys, x509
 from provkit.errors import CaError, CryptoError, FactoryError, ProvkitError
 from provkit.factory.ca import FactoryCa, write_keystore_files
 from provkit.factory.config import FcuConfig, invalid
@@ -47,17 +47,17 @@ def setup_ca(
                     hint="use 'provkit setup -f' (override_existing_ca=True) to replace the factory CA",
                 )
     subject = dict(config.certificate_authority) or DEFAULT_CA_SUBJECT
-    key = material.generate_p256()
+    key = keys.generate_p256()
     try:
         if config.setup_ca_as_intermediate:
-            body = issue.create_ca_csr(key, subject)
+            body = csr.create_ca_csr(key, subject)
         else:
             moment = now or dt.datetime.now(dt.UTC)
-            body = issue.certificate_pem([issue.create_ca(key, subject, now=moment)])
+            body = x509.certificate_pem([issue.create_ca(key, subject, now=moment)])
     except CryptoError as exc:
         raise invalid("certificate-authority", str(exc)) from exc
     files = {
-        paths.ca_key: (issue.private_key_pem(key, passphrase), KEY_MODE),
+        paths.ca_key: (keys.private_key_pem(key, passphrase), KEY_MODE),
         targets[1]: (body, CERT_MODE),
     }
     try:
@@ -81,35 +81,35 @@ def install_ca_certificate(paths: FcuPaths, data: bytes, passphrase: bytes | Non
             222 when it does not match the key, or its chain does not link up.
     """
     try:
-        certs = material.load_certificates(data)
+        certs = x509.load_certificates(data)
     except CryptoError as exc:
         raise CaError(
             FcuErrorCode.CA_CERT_LOAD_FAILED.format("<given certificate>"),
             code=FcuErrorCode.CA_CERT_LOAD_FAILED,
             hint="give the signed CA certificate in PEM (with its chain) or DER",
         ) from exc
-    if not issue.is_ca_certificate(certs[0]):
+    if not x509.is_ca_certificate(certs[0]):
         raise CaError(
             FcuErrorCode.CA_CERT_LOAD_FAILED.format("<given certificate>"),
             code=FcuErrorCode.CA_CERT_LOAD_FAILED,
             hint="the certificate lacks BasicConstraints CA=true; ask your CA to sign it as a CA",
         )
     for child, parent in itertools.pairwise(certs):
-        if not issue.signed_by(child, parent):
+        if not x509.signed_by(child, parent):
             raise CaError(
                 FcuErrorCode.CA_CERT_KEY_MISMATCH.format("<given chain>", paths.ca_key),
                 code=FcuErrorCode.CA_CERT_KEY_MISMATCH,
                 hint="the chain must be leaf first, each certificate signed by the next",
             )
     key_pem = _read_key(paths)
-    key = issue.load_pem_private_key(key_pem, passphrase)
-    if not issue.public_keys_equal(key.public_key(), issue.certificate_public_key(certs[0])):
+    key = keys.load_private_key(key_pem, passphrase)
+    if not keys.keys_match(key.public_key(), x509.certificate_public_key(certs[0])):
         raise CaError(
             FcuErrorCode.CA_CERT_KEY_MISMATCH.format("<given certificate>", paths.ca_key),
             code=FcuErrorCode.CA_CERT_KEY_MISMATCH,
             hint="sign the CSR written by setup (keystore/fcu.csr), not another request",
         )
-    write_keystore_files({paths.ca_cert: (issue.certificate_pem(certs), CERT_MODE)})
+    write_keystore_files({paths.ca_cert: (x509.certificate_pem(certs), CERT_MODE)})
     return get_setup_status(paths, passphrase)
 
 
@@ -142,7 +142,7 @@ def get_setup_status(paths: FcuPaths, passphrase: bytes | None = None) -> SetupS
             csr=csr,
         )
     warnings = []
-    expires = issue.not_valid_after(ca.certificate)
+    expires = x509.not_valid_after(ca.certificate)
     if expires - dt.datetime.now(dt.UTC) < dt.timedelta(days=3650):
         warnings.append(WarningInfo(0, f"the factory CA expires on {expires:%Y-%m-%d}"))
     return SetupStatus(status=0, warnings=warnings, ca_certificate=str(Path(paths.ca_cert)))

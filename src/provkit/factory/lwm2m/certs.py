@@ -10,10 +10,8 @@ Fixed against the reference tool: curves come from an explicit table (not the pr
 ``ec._CURVE_TYPES``), times are timezone-aware, notBefore is back-dated a minute so a
 device with a slightly slow clock accepts the certificate at once, and nothing is
 written to the working directory. Certificates can also be signed by the provkit
-factory CA (P-256 keys only, as that CA issues).
-
-This module imports ``cryptography`` directly: the cert-config needs RSA keys, any curve,
-any digest and explicit serials, which :mod:`provkit.crypto` (P-256 only) does not offer.
+factory CA (P-256 keys only, as that CA issues). The keys and certificates themselves
+are made by :mod:`provkit.crypto.certconfig`.
 """
 
 from __future__ import annotations
@@ -25,11 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
-
+from provkit.crypto import certconfig, keys, x509
 from provkit.errors import CryptoError, Lwm2mError
 
 if TYPE_CHECKING:
@@ -45,31 +39,8 @@ class CertConfigError(Lwm2mError, ValueError):
 DEFAULT_VALIDITY_S: Final = 7 * 365 * 24 * 3600
 BACKDATE: Final = dt.timedelta(minutes=1)
 
-_SUBJECT: Final = (
-    ("countryName", NameOID.COUNTRY_NAME),
-    ("stateOrProvinceName", NameOID.STATE_OR_PROVINCE_NAME),
-    ("localityName", NameOID.LOCALITY_NAME),
-    ("organizationName", NameOID.ORGANIZATION_NAME),
-    ("organizationUnitName", NameOID.ORGANIZATIONAL_UNIT_NAME),
-    ("emailAddress", NameOID.EMAIL_ADDRESS),
-)
-_CURVES: Final[dict[str, type[ec.EllipticCurve]]] = {
-    "secp256r1": ec.SECP256R1,
-    "prime256v1": ec.SECP256R1,
-    "p-256": ec.SECP256R1,
-    "secp384r1": ec.SECP384R1,
-    "p-384": ec.SECP384R1,
-    "secp521r1": ec.SECP521R1,
-    "p-521": ec.SECP521R1,
-}
-_DIGESTS: Final[dict[str, type[hashes.SHA224 | hashes.SHA256 | hashes.SHA384 | hashes.SHA512]]] = {
-    "sha224": hashes.SHA224,
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-}
 _KNOWN_KEYS: Final = {
-    *(key for key, _ in _SUBJECT),
+    *certconfig.SUBJECT_KEYS,
     "commonName",
     "serialNumber",
     "validityOffsetInSeconds",
@@ -104,7 +75,7 @@ class CertInfo:
         if unknown:
             raise CertConfigError(f"unknown cert-config keys: {', '.join(map(str, unknown))}")
         subject = []
-        for key, _ in _SUBJECT:
+        for key in certconfig.SUBJECT_KEYS:
             if key in data:
                 if not isinstance(data[key], str) or not data[key]:
                     raise CertConfigError(f"{key} must be non-empty text")
@@ -119,13 +90,15 @@ class CertInfo:
                 raise CertConfigError(f"{key} must be an integer of at least {low}")
             ints[key] = value
         digest = str(data.get("digest", "sha256")).lower()
-        if digest not in _DIGESTS:
-            raise CertConfigError(f"digest {digest!r} is not one of {', '.join(_DIGESTS)}")
+        if digest not in certconfig.DIGEST_NAMES:
+            raise CertConfigError(f"digest {digest!r} is not one of {', '.join(certconfig.DIGEST_NAMES)}")
         if ints["RSAKeyLen"] is not None and "ellipticCurve" in data:
             raise CertConfigError("give either RSAKeyLen or ellipticCurve, not both")
         curve = str(data.get("ellipticCurve", "secp256r1")).lower()
-        if curve not in _CURVES:
-            raise CertConfigError(f"ellipticCurve {curve!r} is not one of {', '.join(_CURVES)}")
+        if curve not in certconfig.CURVE_NAMES:
+            raise CertConfigError(
+                f"ellipticCurve {curve!r} is not one of {', '.join(certconfig.CURVE_NAMES)}"
+            )
         return cls(
             tuple(subject),
             common_name,
@@ -165,23 +138,7 @@ class Credentials:
     @property
     def cert_pem(self) -> bytes:
         """The certificate as PEM."""
-        return x509.load_der_x509_certificate(self.cert_der).public_bytes(serialization.Encoding.PEM)
-
-
-def _new_key(info: CertInfo) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
-    if info.rsa_key_len is not None:
-        return rsa.generate_private_key(public_exponent=65537, key_size=info.rsa_key_len)
-    return ec.generate_private_key(_CURVES[info.curve]())
-
-
-def _name(info: CertInfo, common_name: str) -> x509.Name:
-    oids = dict(_SUBJECT)
-    try:
-        attributes = [x509.NameAttribute(oids[key], value) for key, value in info.subject]
-        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    except ValueError as exc:
-        raise CertConfigError(f"invalid subject: {exc}") from exc
-    return x509.Name(attributes)
+        return x509.certificate_pem([x509.load_certificate(self.cert_der)])
 
 
 def _common_name(info: CertInfo, endpoint_name: str | None) -> str:
@@ -189,12 +146,6 @@ def _common_name(info: CertInfo, endpoint_name: str | None) -> str:
     if not name:
         raise CertConfigError("no commonName in the cert-config and no endpoint name (-e) to use")
     return name
-
-
-def _pkcs8(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
 
 
 def generate_self_signed(
@@ -205,20 +156,22 @@ def generate_self_signed(
     Raises:
         CertConfigError: no common name, or an invalid subject value.
     """
-    key = _new_key(info)
-    name = _name(info, _common_name(info, endpoint_name))
+    common_name = _common_name(info, endpoint_name)
+    try:
+        name = certconfig.subject_name(info.subject, common_name)
+    except CryptoError as exc:
+        raise CertConfigError(f"invalid subject: {exc}") from exc
+    key = certconfig.generate_key(info.curve, info.rsa_key_len)
     start = (now or dt.datetime.now(dt.UTC)) - BACKDATE
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(info.serial_number)
-        .not_valid_before(start)
-        .not_valid_after(start + BACKDATE + dt.timedelta(seconds=info.validity_s))
-        .sign(key, _DIGESTS[info.digest]())
+    cert_der = certconfig.self_signed_certificate(
+        key,
+        name,
+        serial=info.serial_number,
+        not_before=start,
+        not_after=start + BACKDATE + dt.timedelta(seconds=info.validity_s),
+        digest=info.digest,
     )
-    return Credentials(_pkcs8(key), cert.public_bytes(serialization.Encoding.DER))
+    return Credentials(certconfig.private_key_pkcs8(key), cert_der)
 
 
 def generate_ca_signed(
@@ -233,9 +186,9 @@ def generate_ca_signed(
         CertConfigError: RSA or a curve other than P-256 was requested, or no common name.
         CryptoError: the CA refused a subject value.
     """
-    if info.rsa_key_len is not None or _CURVES[info.curve] is not ec.SECP256R1:
+    if info.rsa_key_len is not None or not certconfig.is_p256_curve(info.curve):
         raise CertConfigError("the provkit factory CA signs P-256 keys only")
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = keys.generate_p256()
     fields = {
         "country-name": "countryName",
         "state-or-province-name": "stateOrProvinceName",
@@ -253,7 +206,7 @@ def generate_ca_signed(
         validity_years=years,
         now=now,
     )
-    return Credentials(_pkcs8(key), cert.public_bytes(serialization.Encoding.DER))
+    return Credentials(certconfig.private_key_pkcs8(key), x509.certificate_der(cert))
 
 
 def certificate_der(data: bytes, *, what: str = "certificate") -> bytes:
@@ -263,31 +216,15 @@ def certificate_der(data: bytes, *, what: str = "certificate") -> bytes:
         CryptoError: not an X.509 certificate.
     """
     try:
-        cert = (
-            x509.load_pem_x509_certificate(data)
-            if data.lstrip().startswith(b"-----")
-            else x509.load_der_x509_certificate(data)
-        )
-    except ValueError as exc:
+        return x509.certificate_der(x509.load_certificate(data))
+    except CryptoError as exc:
         raise CryptoError(f"{what} is not an X.509 certificate in DER or PEM") from exc
-    return cert.public_bytes(serialization.Encoding.DER)
 
 
 def private_key_der(data: bytes) -> bytes:
     """Return a private key (DER or PEM, PKCS#8/SEC1/PKCS#1, unencrypted) as PKCS#8 DER.
 
     Raises:
-        CryptoError: not an unencrypted private key.
+        CryptoError: not an unencrypted private key, or neither EC nor RSA.
     """
-    try:
-        loader = (
-            serialization.load_pem_private_key
-            if data.lstrip().startswith(b"-----")
-            else serialization.load_der_private_key
-        )
-        key = loader(data, None)
-    except (ValueError, TypeError) as exc:
-        raise CryptoError(f"not an unencrypted private key: {exc}") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        raise CryptoError("only EC and RSA private keys are supported")
-    return _pkcs8(key)
+    return certconfig.normalize_private_key(data)
