@@ -35,15 +35,21 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     │   ├── DuplicateIdentityError                 endpoint or serial already provisioned
     │   └── AllocationError                        identity pattern / CSV exhausted or invalid
     ├── BatchError                 (+ValueError)   batch input (CSV rows, directories)
-    └── Lwm2mError
-        ├── SenmlError             (+ValueError)   SenML encode/decode or strict-mode rejection
-        ├── EndpointConfigError    (+ValueError)   endpoint configuration invalid; .path
-        └── RegistrationError                      management server refused or unreachable
+    ├── Lwm2mError
+    │   ├── SenmlError             (+ValueError)   SenML encode/decode or strict-mode rejection
+    │   ├── EndpointConfigError    (+ValueError)   endpoint configuration invalid; .path
+    │   └── RegistrationError                      management server refused or unreachable
+    └── DeveloperError                             developer flow (MBL CLI style), codes 6000-6005
+        ├── StoreError                             user/team store unusable or entry missing
+        ├── CloudApiError                          Device Management API failed; .http_status
+        │   ├── ApiKeyRejected                     the API key is invalid (HTTP 401/403)
+        │   └── CertificateExists                  developer certificate name taken (HTTP 409)
+        └── CredentialsParseError  (+ValueError)   C credentials/resources file unusable
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from provkit.codes import FccStatus, FcuErrorCode, FtcdCommStatus, FtErrorCode, KcmStatus
 
@@ -168,7 +174,7 @@ class FactoryError(ProvkitError):
         super().__init__(message, code=None if code is None else int(code), hint=hint)
 
     @classmethod
-    def from_code(cls, code: FcuErrorCode, *args: object, hint: str | None = None) -> FactoryError:
+    def from_code(cls, code: FcuErrorCode, *args: object, hint: str | None = None) -> Self:
         """Build the error with the documented message for ``code``."""
         return cls(code.format(*args), code=code, hint=hint)
 
@@ -271,3 +277,55 @@ class RegistrationError(Lwm2mError):
     """The LwM2M management server refused the registration or could not be reached."""
 
     default_code = 5003
+
+
+class DeveloperError(ProvkitError):
+    """A developer-flow operation (stores, Device Management API, credentials files) failed."""
+
+    default_code = 6000
+
+
+class StoreError(DeveloperError):
+    """A user or team store cannot be read or written, or has no such entry."""
+
+    default_code = 6001
+
+
+class CloudApiError(DeveloperError):
+    """The Device Management API refused a request or could not be reached.
+
+    Attributes:
+        http_status: the HTTP status the service answered, ``None`` when unreachable.
+    """
+
+    default_code = 6002
+
+    def __init__(self, message: str, *, http_status: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.http_status = http_status
+
+
+class ApiKeyRejected(CloudApiError):
+    """The service answered 401 or 403: the API key is invalid, revoked or lacks rights."""
+
+    default_code = 6004
+
+
+class CertificateExists(CloudApiError):
+    """The service answered 409: a developer certificate of that name already exists."""
+
+    default_code = 6005
+
+
+class CredentialsParseError(DeveloperError, ValueError):
+    """A ``mbed_cloud_dev_credentials.c`` or ``update_default_resources.c`` text is unusable.
+
+    Attributes:
+        line: the 1-based line of the defect, 0 when it concerns the whole file.
+    """
+
+    default_code = 6003
+
+    def __init__(self, message: str, *, line: int = 0, hint: str | None = None) -> None:
+        super().__init__(f"line {line}: {message}" if line else message, hint=hint)
+        self.line = line

@@ -1,0 +1,265 @@
+"""``provkit developer …``: the MBL CLI developer flow over provkit's transports.
+
+Commands mirror mbl-cli 2.0 (``save-api-key``, ``provision-pelion``, ``get-pelion-status``,
+``list-certificates``, ``delete-certificate``), but the device is reached with
+``--tcp IP:PORT``, ``--serial PORT`` or ``--file PATH`` instead of SSH, and receives one
+all-or-nothing bundle. See docs/developer.md.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from provkit.cli._errors import exit_with
+from provkit.errors import DeviceResponseError, ProvkitError
+
+_EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    home: Path | None
+    api_host: str | None
+
+
+def _opts(ctx: click.Context) -> _Options:
+    obj = ctx.find_object(_Options)
+    assert obj is not None  # set by developer_group
+    return obj
+
+
+@click.group("developer")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PROVKIT_DEVELOPER_HOME",
+    help="Directory of .mbl-stores.json and the default stores [default: your home].",
+)
+@click.option(
+    "--api-host",
+    envvar="PROVKIT_API_HOST",
+    help="Device Management API URL [default: https://api.us-east-1.mbedcloud.com].",
+)
+@click.pass_context
+def developer_group(ctx: click.Context, home: Path | None, api_host: str | None) -> None:
+    """Developer flow (MBL CLI style): API key, developer/update certificates, provisioning."""
+    # Subcommands find these with ctx.find_object; the global CliState is not needed here.
+    ctx.obj = _Options(home, api_host)
+
+
+def _transport_options(func: Any) -> Any:
+    options = [
+        click.option("--tcp", "tcp", metavar="IP:PORT", help="Device agent over TCP."),
+        click.option("--serial", "serial", metavar="PORT", help="Device agent on a serial port."),
+        click.option("--baud-rate", default=115200, show_default=True, help="Serial line speed."),
+        click.option(
+            "--file",
+            "file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the request frame to a file instead (no device answer).",
+        ),
+        click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the device."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _open_link(tcp: str | None, serial: str | None, baud_rate: int, file: Path | None) -> Any:
+    from provkit.transport.links import FileLink, SerialLink, TcpLink
+
+    chosen = [name for name, value in (("--tcp", tcp), ("--serial", serial), ("--file", file)) if value]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --tcp IP:PORT, --serial PORT or --file PATH")
+    if tcp:
+        ip, sep, port = tcp.rpartition(":")
+        if not sep or not ip or not port.isdigit():
+            raise click.UsageError(f"--tcp {tcp!r} is not IP:PORT")
+        return TcpLink(ip.strip("[]"), int(port))
+    if serial:
+        return SerialLink(serial, baud_rate=baud_rate)
+    assert file is not None
+    return FileLink(file)
+
+
+def _deliver(link: Any, bundle: bytes, timeout: float) -> dict[str, object] | None:
+    """Send ``bundle``; return the device's status as JSON, or ``None`` for a file link."""
+    from provkit.developer import check_device_response, status_json
+
+    with link:
+        answer = link.exchange(bundle, timeout_s=timeout)
+    if not link.returns_responses:
+        return None
+    return status_json(check_device_response(answer))
+
+
+def _finish(result: dict[str, object], device: dict[str, object] | None) -> None:
+    """Print the result JSON; leave with status 1 when the device answered a failure."""
+    if device is not None:
+        result["deviceResponse"] = device
+    click.echo(json.dumps(result, indent=1))
+    status = device.get("status") if device is not None else 0
+    if isinstance(status, int) and status != 0:
+        assert device is not None
+        exit_with(DeviceResponseError(f"the device refused: {device.get('message')}", code=status))
+
+
+@developer_group.command("save-api-key")
+@click.argument("key")
+@click.pass_context
+def save_api_key_cmd(ctx: click.Context, key: str) -> None:
+    """Validate KEY with Device Management and save it in the user store."""
+    from provkit.developer import save_api_key
+
+    opts = _opts(ctx)
+    try:
+        account = save_api_key(key, host=opts.api_host, home=opts.home)
+    except ProvkitError as exc:
+        exit_with(exc)
+    click.echo(f"API key saved (account {account.get('id', '?')})")
+
+
+@developer_group.command("create-certificate")
+@click.argument("name")
+@click.option("--description", default="", help="Description stored in Device Management.")
+@click.pass_context
+def create_certificate_cmd(ctx: click.Context, name: str, description: str) -> None:
+    """Create developer certificate NAME in Device Management and save it in the team store."""
+    from provkit.developer import create_developer_certificate
+
+    opts = _opts(ctx)
+    try:
+        paths = create_developer_certificate(
+            name, description=description, host=opts.api_host, home=opts.home
+        )
+    except ProvkitError as exc:
+        exit_with(exc)
+    click.echo(f"developer certificate {name!r} saved: {len(paths)} files in {paths[0].parent}")
+
+
+@developer_group.command("import-update-certificate")
+@click.argument("name")
+@click.argument("resources_c", type=_EXISTING)
+@click.pass_context
+def import_update_cmd(ctx: click.Context, name: str, resources_c: Path) -> None:
+    """Parse a manifest-tool update_default_resources.c and save it as NAME in the team store."""
+    from provkit.developer import import_update_certificate
+
+    try:
+        paths = import_update_certificate(name, resources_c, home=_opts(ctx).home)
+    except ProvkitError as exc:
+        exit_with(exc)
+    click.echo(f"update certificate {name!r} saved: {len(paths)} files in {paths[0].parent}")
+
+
+@developer_group.command("list-certificates")
+@click.option("--cloud/--local", default=False, help="Also list the certificates in Device Management.")
+@click.pass_context
+def list_certificates_cmd(ctx: click.Context, cloud: bool) -> None:
+    """List the team store's certificates (and, with --cloud, the service's) as JSON."""
+    from provkit.developer import cloud_client, list_certificates
+
+    opts = _opts(ctx)
+    try:
+        client = cloud_client(host=opts.api_host, home=opts.home) if cloud else None
+        entries = list_certificates(home=opts.home, client=client)
+    except ProvkitError as exc:
+        exit_with(exc)
+    rows = [{"name": e.name, "kind": e.kind, "local": e.local, "id": e.cloud_id} for e in entries]
+    click.echo(json.dumps(rows, indent=1))
+
+
+@developer_group.command("delete-certificate")
+@click.argument("name")
+@click.option("--local-only", is_flag=True, help="Delete only the team store copy.")
+@click.pass_context
+def delete_certificate_cmd(ctx: click.Context, name: str, local_only: bool) -> None:
+    """Delete certificate NAME from the team store and from Device Management."""
+    from provkit.developer import delete_certificate
+
+    opts = _opts(ctx)
+    try:
+        local, cloud_id = delete_certificate(name, cloud=not local_only, host=opts.api_host, home=opts.home)
+    except ProvkitError as exc:
+        exit_with(exc)
+    where = [
+        w for w, done in (("team store", local), (f"Device Management (id {cloud_id})", cloud_id)) if done
+    ]
+    click.echo(f"deleted {name!r} from " + " and ".join(where))
+
+
+@developer_group.command("provision-pelion")
+@click.argument("dev_cert_name")
+@click.argument("update_cert_name")
+@click.option(
+    "-c", "--create-dev-cert", is_flag=True, help="Create DEV_CERT_NAME in Device Management first."
+)
+@click.option(
+    "-p",
+    "--parse-update-cert",
+    "update_c",
+    type=_EXISTING,
+    help="Import this update_default_resources.c first.",
+)
+@click.option("--set-time/--no-set-time", default=True, show_default=True, help="Send the host time.")
+@_transport_options
+@click.pass_context
+def provision_cmd(
+    ctx: click.Context,
+    dev_cert_name: str,
+    update_cert_name: str,
+    create_dev_cert: bool,
+    update_c: Path | None,
+    set_time: bool,
+    tcp: str | None,
+    serial: str | None,
+    baud_rate: int,
+    file: Path | None,
+    timeout: float,
+) -> None:
+    """Provision a device with a developer and an update certificate, all or nothing."""
+    from provkit.developer import (
+        build_provisioning_bundle,
+        create_developer_certificate,
+        import_update_certificate,
+        load_for_provisioning,
+    )
+
+    opts = _opts(ctx)
+    link = _open_link(tcp, serial, baud_rate, file)
+    try:
+        if create_dev_cert:
+            create_developer_certificate(dev_cert_name, host=opts.api_host, home=opts.home)
+        if update_c is not None:
+            import_update_certificate(update_cert_name, update_c, home=opts.home)
+        dev, update = load_for_provisioning(dev_cert_name, update_cert_name, home=opts.home)
+        bundle = build_provisioning_bundle(dev, update, current_time=int(time.time()) if set_time else None)
+        device = _deliver(link, bundle.data, timeout)
+    except ProvkitError as exc:
+        exit_with(exc)
+    result: dict[str, object] = {"endpointName": bundle.endpoint_name, "items": list(bundle.items)}
+    if device is None:
+        result["file"] = str(file)
+    _finish(result, device)
+
+
+@developer_group.command("get-pelion-status")
+@_transport_options
+def status_cmd(
+    tcp: str | None, serial: str | None, baud_rate: int, file: Path | None, timeout: float
+) -> None:
+    """Ask the device to verify its Device Management configuration; print the answer as JSON."""
+    from provkit.developer import status_bundle
+
+    link = _open_link(tcp, serial, baud_rate, file)
+    try:
+        device = _deliver(link, status_bundle(), timeout)
+    except ProvkitError as exc:
+        exit_with(exc)
+    _finish({} if device is not None else {"file": str(file)}, device)

@@ -1,0 +1,164 @@
+"""Turn a developer certificate and an update certificate into one FCC bundle.
+
+pelion-provisioning-util writes 15 KCM items one ``kcm_item_store`` at a time and stops
+at the first failure, leaving a half-provisioned device (mbl-manifest-peers.md §1.6).
+Here the same items travel as **one** device configuration bundle: the device stores a
+bundle all-or-nothing and runs ``fcc_verify_device_configured_4mbed_cloud`` before
+committing, so a device either holds the complete, verified set or is left untouched.
+
+Mapping (§2.3): the 11 ``MBED_CLOUD_DEV_*`` values, ``arm_uc_default_certificate``,
+``arm_uc_vendor_id``, ``arm_uc_class_id``, plus ``mbed.UseBootstrap`` = 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from provkit.crypto import keys, x509
+from provkit.developer import credentials as c
+from provkit.errors import CredentialsParseError, CryptoError
+from provkit.factory.response import verify_device_response
+from provkit.factory.results import DeviceResponseStatus
+from provkit.params import names as n
+from provkit.wire.bundle import Bundle, CertificateItem, ConfigParam, KeyItem, encode_bundle
+
+CONFIG_STRINGS: Final = {
+    c.ENDPOINT_NAME: n.ENDPOINT_NAME,
+    c.SERVER_URI: n.BOOTSTRAP_SERVER_URI,
+    c.MANUFACTURER: n.MANUFACTURER,
+    c.MODEL_NUMBER: n.MODEL_NUMBER,
+    c.SERIAL_NUMBER: n.SERIAL_NUMBER,
+    c.DEVICE_TYPE: n.DEVICE_TYPE,
+    c.HARDWARE_VERSION: n.HARDWARE_VERSION,
+}
+"""Developer string variables and the config items they become."""
+
+STORED_ITEMS: Final = (
+    n.USE_BOOTSTRAP,
+    *CONFIG_STRINGS.values(),
+    n.MEMORY_TOTAL_KB,
+    n.BOOTSTRAP_DEVICE_PRIVATE_KEY,
+    n.BOOTSTRAP_DEVICE_CERT,
+    n.BOOTSTRAP_SERVER_CA_CERT,
+    n.UPDATE_AUTH_CERT,
+    n.VENDOR_ID,
+    n.CLASS_ID,
+)
+"""The 15 KCM items a provisioned device holds."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisioningBundle:
+    """An encoded bundle and what it will store.
+
+    Attributes:
+        data: the CBOR bundle (the body of an ``mbedprov`` frame).
+        items: the KCM item names it stores, in :data:`STORED_ITEMS` order.
+        endpoint_name: the developer certificate's endpoint name.
+    """
+
+    data: bytes
+    items: tuple[str, ...]
+    endpoint_name: str
+
+
+def _need(variables: Mapping[str, bytes], names: tuple[str, ...], what: str) -> None:
+    missing = [name for name in names if name not in variables]
+    if missing:
+        raise CredentialsParseError(f"the {what} lacks {', '.join(missing)}")
+
+
+def _text(variables: Mapping[str, bytes], name: str) -> str | bytes:
+    raw = variables[name]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw  # KCM stores bytes as given; a non-UTF-8 name is the account's business
+
+
+def _check_material(dev: Mapping[str, bytes], update: Mapping[str, bytes]) -> None:
+    # Refuse unusable material on the host, with the C variable's name, before the device
+    # answers with a less telling KCM status.
+    try:
+        for name, source in ((c.DEVICE_CERTIFICATE, dev), (c.SERVER_CA_CERTIFICATE, dev)):
+            x509.load_certificate(source[name])
+        device_cert = x509.load_certificate(dev[c.DEVICE_CERTIFICATE])
+        key = keys.load_private_key(dev[c.DEVICE_PRIVATE_KEY])
+        if not x509.matches_private_key(device_cert, key):
+            raise CredentialsParseError(f"{c.DEVICE_PRIVATE_KEY} does not match {c.DEVICE_CERTIFICATE}")
+        x509.load_certificate(update[c.UPDATE_CERTIFICATE])
+    except CryptoError as exc:
+        raise CredentialsParseError(f"unusable credentials: {exc}") from exc
+
+
+def build_provisioning_bundle(
+    dev: Mapping[str, bytes], update: Mapping[str, bytes], *, current_time: int | None = None
+) -> ProvisioningBundle:
+    """Build the bundle that provisions a device for Device Management in bootstrap mode.
+
+    Args:
+        dev: the developer certificate's variables (:func:`parse_developer_credentials`).
+        update: the update certificate's variables (:func:`parse_update_resources`).
+        current_time: Unix seconds to set the device clock with (``mbed.CurrentTime``; not
+            a stored item), so the device's certificate-validity checks use a real time.
+
+    Raises:
+        CredentialsParseError: a variable is missing, a certificate or key is unusable, or
+            the key does not match the device certificate.
+        BundleEncodeError: a value breaks a KCM rule (e.g. an overlong name).
+    """
+    _need(dev, c.DEV_REQUIRED, "developer certificate")
+    _need(update, c.UPDATE_REQUIRED, "update certificate")
+    _check_material(dev, update)
+    params = [ConfigParam(n.USE_BOOTSTRAP, 1)]
+    if current_time is not None:
+        params.insert(0, ConfigParam(n.CURRENT_TIME, current_time))
+    params += [ConfigParam(item, _text(dev, var)) for var, item in CONFIG_STRINGS.items()]
+    params += [
+        ConfigParam(n.MEMORY_TOTAL_KB, int.from_bytes(dev[c.MEMORY_TOTAL_KB], "little")),
+        ConfigParam(n.VENDOR_ID, update[c.VENDOR_ID]),
+        ConfigParam(n.CLASS_ID, update[c.CLASS_ID]),
+    ]
+    bundle = Bundle(
+        keys=(KeyItem(n.BOOTSTRAP_DEVICE_PRIVATE_KEY, "ECCPrivate", dev[c.DEVICE_PRIVATE_KEY]),),
+        certificates=(
+            CertificateItem(
+                n.BOOTSTRAP_DEVICE_CERT, dev[c.DEVICE_CERTIFICATE], prkn=n.BOOTSTRAP_DEVICE_PRIVATE_KEY
+            ),
+            CertificateItem(n.BOOTSTRAP_SERVER_CA_CERT, dev[c.SERVER_CA_CERTIFICATE]),
+            CertificateItem(n.UPDATE_AUTH_CERT, update[c.UPDATE_CERTIFICATE]),
+        ),
+        config_params=tuple(params),
+        verify=True,
+    )
+    endpoint = dev[c.ENDPOINT_NAME].decode("utf-8", "replace")
+    return ProvisioningBundle(encode_bundle(bundle), STORED_ITEMS, endpoint)
+
+
+def status_bundle() -> bytes:
+    """A bundle that stores nothing and asks the device to verify its configuration.
+
+    The device answers what ``pelion-provisioning-util --get-pelion-status`` prints:
+    the verification status, InfoMessage and warnings.
+    """
+    return encode_bundle(Bundle(verify=True))
+
+
+def check_device_response(response: bytes) -> DeviceResponseStatus:
+    """Decode the device's answer with the factory side's response check.
+
+    Raises:
+        ResponseDecodeError, FactoryError: the answer is not a valid response bundle.
+    """
+    return verify_device_response(response)
+
+
+def status_json(status: DeviceResponseStatus) -> dict[str, object]:
+    """The device's status as printed by the CLI: ``{"status", "message", "warnings"}``."""
+    return {
+        "status": status.status,
+        "message": status.message,
+        "warnings": [w.message for w in status.warnings],
+    }

@@ -1,0 +1,288 @@
+"""The user and team stores of the MBL CLI developer flow, in mbl-cli's on-disk format.
+
+``~/.mbl-stores.json`` records where the stores are (``{"user": path, "team": path}``,
+written with the defaults ``~/.mbl-store/user`` and ``~/.mbl-store/team`` on first use).
+Each store is a directory with ``config.json``::
+
+    {"location": "<abs dir>", "api_key": "<str>", "dev_certs": {"<name>": ["<abs path>.bin", ...]}}
+
+and one sub-directory per certificate set holding ``<C variable name>.bin`` files
+(mbl-manifest-peers.md §1.2). Developer and update certificates share ``dev_certs``, as
+in mbl-cli, so stores stay readable by both tools.
+
+Permissions are explicit (umask-proof): the user store (it holds the API key in clear)
+is ``0700`` with a ``0600`` ``config.json``. The team store is ``0770`` and its files
+``0660``: mbl-cli's documentation promised ``drwxrw----`` (``0760``), but a directory
+without the execute bit cannot be entered, so the group could list names and open
+nothing; ``0770`` is the usable form of that intent. Private-key files are ``0600``
+everywhere: only the member who created a developer certificate can read its key, and a
+team that wants to share a key must grant it deliberately (``chmod g+r``).
+
+Every write replaces files atomically and runs under an exclusive ``flock`` of the store,
+so team members adding certificates at the same time do not lose each other's entries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from provkit.developer.credentials import PRIVATE_KEY_VARIABLES
+from provkit.developer.fsutil import atomic_write, ensure_dir, fsync_dir, locked
+from provkit.errors import StoreError
+
+HOME_ENV: Final = "PROVKIT_DEVELOPER_HOME"
+"""Directory holding ``.mbl-stores.json`` and the default stores (default: the user's home)."""
+
+LOCATIONS_FILE: Final = ".mbl-stores.json"
+USER: Final = "user"
+TEAM: Final = "team"
+CLOUD_FILE: Final = ".cloud.json"
+"""Per-certificate record of the Device Management certificate id (not a ``.bin``)."""
+
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Modes:
+    directory: int
+    allowed: int
+    file: int
+
+
+_MODES: Final = {
+    USER: _Modes(directory=0o700, allowed=0o700, file=0o600),
+    TEAM: _Modes(directory=0o770, allowed=0o2770, file=0o660),
+}
+_SECRET_FILE_MODE: Final = 0o600
+
+
+def developer_home(home: Path | None = None) -> Path:
+    """Return ``home``, else ``$PROVKIT_DEVELOPER_HOME``, else the user's home directory."""
+    if home is not None:
+        return home
+    env = os.environ.get(HOME_ENV)
+    return Path(env) if env else Path.home()
+
+
+def store_locations(home: Path | None = None) -> dict[str, Path]:
+    """Read ``.mbl-stores.json``, writing the defaults first if it is absent or empty.
+
+    Raises:
+        StoreError: the record is not a JSON object of path strings.
+    """
+    base = developer_home(home)
+    record = base / LOCATIONS_FILE
+    text = record.read_text(encoding="utf-8") if record.is_file() else ""
+    if not text.strip():
+        defaults = {USER: str(base / ".mbl-store" / USER), TEAM: str(base / ".mbl-store" / TEAM)}
+        ensure_dir(base, 0o700, 0o7777)
+        atomic_write(record, (json.dumps(defaults, indent=4) + "\n").encode(), 0o600)
+        return {kind: Path(path) for kind, path in defaults.items()}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoreError(f"{record} is not JSON: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise StoreError(f"{record} must be a JSON object of store paths")
+    return {str(kind): Path(path).expanduser() for kind, path in data.items()}
+
+
+def check_certificate_name(name: str) -> str:
+    """Return ``name`` if usable as a certificate directory name.
+
+    Raises:
+        StoreError: empty, too long, a path, hidden, or other than ``A–Z a–z 0–9 . _ -``.
+    """
+    if not _NAME_RE.fullmatch(name):
+        raise StoreError(
+            f"invalid certificate name {name!r}",
+            hint="use 1-100 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit",
+        )
+    return name
+
+
+class Store:
+    """One store directory and its ``config.json``.
+
+    Use :meth:`open`; the directory and an empty ``config.json`` are created on first use.
+
+    Attributes:
+        kind: ``"user"`` or ``"team"``.
+        location: the store directory.
+    """
+
+    def __init__(self, kind: str, location: Path) -> None:
+        if kind not in _MODES:
+            raise StoreError(f"store type {kind!r} not recognised; only user and team are supported")
+        self.kind = kind
+        self.location = location
+        self._modes = _MODES[kind]
+
+    @classmethod
+    def open(cls, kind: str, home: Path | None = None) -> Store:
+        """Open (creating if needed) the store of type ``kind`` recorded under ``home``.
+
+        Raises:
+            StoreError: an unknown store type, or the store cannot be created or read.
+        """
+        if kind not in _MODES:
+            raise StoreError(f"store type {kind!r} not recognised; only user and team are supported")
+        locations = store_locations(home)
+        if kind not in locations:
+            raise StoreError(f"{developer_home(home) / LOCATIONS_FILE} has no {kind!r} store")
+        store = cls(kind, locations[kind].resolve())
+        ensure_dir(store.location, store._modes.directory, store._modes.allowed)
+        with store._lock(exclusive=True):
+            if not store.config_path.exists():
+                store._write_config({"location": str(store.location), "api_key": "", "dev_certs": {}})
+        return store
+
+    @property
+    def config_path(self) -> Path:
+        """The store's ``config.json``."""
+        return self.location / "config.json"
+
+    def _lock(self, *, exclusive: bool) -> Any:
+        return locked(self.location, exclusive=exclusive, mode=self._modes.file)
+
+    def _read_config(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(f"cannot read {self.config_path}: {exc}") from exc
+        certs = data.get("dev_certs") if isinstance(data, dict) else None
+        if (
+            not isinstance(certs, dict)
+            or not isinstance(data.get("api_key", ""), str)
+            or not all(isinstance(v, list) for v in certs.values())
+        ):
+            raise StoreError(f"{self.config_path} does not have the store layout")
+        return dict(data)
+
+    def _write_config(self, data: Mapping[str, Any]) -> None:
+        text = json.dumps(data, indent=4, sort_keys=False) + "\n"
+        atomic_write(self.config_path, text.encode("utf-8"), self._modes.file)
+
+    # ------------------------------------------------------------ API key
+
+    @property
+    def api_key(self) -> str | None:
+        """The saved API key, or ``None``."""
+        with self._lock(exclusive=False):
+            key = str(self._read_config().get("api_key", ""))
+        return key or None
+
+    def set_api_key(self, key: str) -> None:
+        """Save ``key`` (stripped of whitespace), replacing any previous one."""
+        with self._lock(exclusive=True):
+            data = self._read_config()
+            data["api_key"] = key.strip()
+            self._write_config(data)
+
+    # ------------------------------------------------------------ certificates
+
+    def certificate_names(self) -> list[str]:
+        """The names in ``dev_certs``, sorted."""
+        with self._lock(exclusive=False):
+            return sorted(self._read_config()["dev_certs"])
+
+    def add_certificate(
+        self, name: str, variables: Mapping[str, bytes], *, cloud_id: str | None = None
+    ) -> list[Path]:
+        """Save a certificate set as ``<name>/<VAR>.bin`` files, replacing a set of that name.
+
+        The files are written to a staging directory and renamed into place under the
+        store lock, so readers see the old or the new set complete.
+
+        Args:
+            name: the user-chosen certificate name.
+            variables: ``{C variable name: bytes}``.
+            cloud_id: the Device Management certificate id, kept for ``delete``.
+
+        Returns:
+            The ``.bin`` paths recorded in ``config.json``.
+
+        Raises:
+            StoreError: an invalid name or a write failure.
+        """
+        check_certificate_name(name)
+        target = self.location / name
+        with self._lock(exclusive=True):
+            data = self._read_config()
+            staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.location))
+            try:
+                staging.chmod(self._modes.directory)
+                paths = []
+                for var, value in variables.items():
+                    mode = _SECRET_FILE_MODE if var in PRIVATE_KEY_VARIABLES else self._modes.file
+                    atomic_write(staging / f"{var}.bin", bytes(value), mode)
+                    paths.append(target / f"{var}.bin")
+                if cloud_id is not None:
+                    record = json.dumps({"id": cloud_id}).encode()
+                    atomic_write(staging / CLOUD_FILE, record, self._modes.file)
+                self._swap_in(staging, target)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            data["dev_certs"][name] = [str(p) for p in paths]
+            self._write_config(data)
+        return paths
+
+    def _swap_in(self, staging: Path, target: Path) -> None:
+        old = None
+        try:
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=self.location))
+                target.replace(old / target.name)
+            staging.replace(target)
+        except OSError as exc:
+            raise StoreError(f"cannot replace {target}: {exc}") from exc
+        fsync_dir(self.location)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def read_certificate(self, name: str) -> dict[str, bytes]:
+        """Return ``{variable: bytes}`` of a saved set, from the paths in ``config.json``.
+
+        Raises:
+            StoreError: no set of that name, or a recorded file is missing.
+        """
+        with self._lock(exclusive=False):
+            paths = self._read_config()["dev_certs"].get(name)
+            if paths is None:
+                raise StoreError(f"no certificate named {name!r} in the {self.kind} store ({self.location})")
+            out = {}
+            for path in map(Path, paths):
+                try:
+                    out[path.name.removesuffix(".bin")] = path.read_bytes()
+                except OSError as exc:
+                    raise StoreError(f"certificate {name!r}: cannot read {path}: {exc}") from exc
+        return out
+
+    def cloud_id(self, name: str) -> str | None:
+        """The Device Management id recorded when the set was created, if any."""
+        try:
+            record = json.loads((self.location / check_certificate_name(name) / CLOUD_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        value = record.get("id") if isinstance(record, dict) else None
+        return str(value) if value else None
+
+    def remove_certificate(self, name: str) -> bool:
+        """Forget a set and delete its directory; return whether it existed."""
+        check_certificate_name(name)
+        with self._lock(exclusive=True):
+            data = self._read_config()
+            known = data["dev_certs"].pop(name, None) is not None
+            if known:
+                self._write_config(data)
+            shutil.rmtree(self.location / name, ignore_errors=True)
+        return known

@@ -1,0 +1,152 @@
+"""The Device Management client and the store-backed flow, against a local HTTP server."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from developer.cfiles import DevCredentials
+from developer.fakecloud import CloudState, fake_cloud
+from provkit.developer import (
+    CloudClient,
+    Store,
+    create_developer_certificate,
+    delete_certificate,
+    list_certificates,
+    save_api_key,
+)
+from provkit.developer.cloud import api_host
+from provkit.errors import ApiKeyRejected, CertificateExists, CloudApiError, CredentialsParseError, StoreError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cloud():
+    creds = DevCredentials()
+    with fake_cloud(CloudState(credentials_text=lambda name: creds.c_text())) as state:
+        yield state
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_save_api_key_validates_then_stores(cloud, tmp_path):
+    """GET /v3/accounts/me with the bearer key; the key lands in the user store."""
+    assert save_api_key("ak_good", host=cloud.url, home=tmp_path)["id"] == "acc-1"
+    ((method, path, headers, _),) = cloud.seen
+    assert (method, path, headers["Authorization"]) == ("GET", "/v3/accounts/me", "Bearer ak_good")
+    assert Store.open("user", tmp_path).api_key == "ak_good"
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "code"),
+    [(401, ApiKeyRejected, 6004), (403, ApiKeyRejected, 6004), (500, CloudApiError, 6002)],
+)
+def test_rejected_or_failing_validation_saves_nothing(cloud, tmp_path, status, error, code):
+    """401/403 are an invalid key; 500 a service failure; either way no key is saved."""
+    cloud.fail_status = status
+    with pytest.raises(error) as info:
+        save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    assert info.value.code == code and info.value.http_status == status
+    assert Store.open("user", tmp_path).api_key is None
+
+
+def test_unknown_key_is_rejected(cloud, tmp_path):
+    """The service's 401 for an unknown key becomes ApiKeyRejected with a hint."""
+    with pytest.raises(ApiKeyRejected, match=r"rejected \(HTTP 401\): Invalid API key") as info:
+        save_api_key("ak_bad", host=cloud.url, home=tmp_path)
+    assert "Portal" in (info.value.hint or "")
+
+
+def test_unreachable_service(tmp_path):
+    """A closed port is a CloudApiError without an HTTP status; nothing is saved."""
+    with pytest.raises(CloudApiError, match="cannot reach") as info:
+        save_api_key("ak_good", host=_closed_port_url(), home=tmp_path)
+    assert info.value.http_status is None
+    assert Store.open("user", tmp_path).api_key is None
+
+
+def test_api_host_must_be_http(monkeypatch):
+    """Only http(s) hosts are accepted; the env var is the fallback."""
+    monkeypatch.setenv("PROVKIT_API_HOST", "http://example.test/")
+    assert api_host() == "http://example.test"
+    with pytest.raises(CloudApiError, match="not an http"):
+        api_host("file:///etc/passwd")
+
+
+def test_create_certificate_saves_parsed_variables(cloud, tmp_path):
+    """POST /v3/developer-certificates; the variables and the cloud id are saved in the team store."""
+    save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    paths = create_developer_certificate("dev1", description="desk", host=cloud.url, home=tmp_path)
+    assert len(paths) == 12  # the 11 provisioned variables + ACCOUNT_ID
+    method, path, headers, body = cloud.seen[-1]
+    assert (method, path, body) == (
+        "POST",
+        "/v3/developer-certificates",
+        {"name": "dev1", "description": "desk"},
+    )
+    assert headers["Content-Type"] == "application/json"
+    team = Store.open("team", tmp_path)
+    assert team.cloud_id("dev1") in cloud.certificates
+
+
+def test_create_needs_a_key_and_a_free_name(cloud, tmp_path):
+    """No saved key, a duplicate local name and a 409 from the service are all clear errors."""
+    with pytest.raises(StoreError, match="no API key is saved"):
+        create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
+    save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
+    with pytest.raises(StoreError, match="already has a certificate named 'dev1'"):
+        create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
+    Store.open("team", tmp_path).remove_certificate("dev1")  # local copy gone, cloud one remains
+    with pytest.raises(CertificateExists, match="already exists") as info:
+        create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
+    assert info.value.code == 6005 and info.value.http_status == 409
+
+
+def test_unusable_service_credentials_are_not_saved(tmp_path):
+    """A placeholder credentials file from the service is refused, naming the created id."""
+    state = CloudState(
+        credentials_text=lambda name: "const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE[] = { 0 };"
+    )
+    with fake_cloud(state):
+        save_api_key("ak_good", host=state.url, home=tmp_path)
+        with pytest.raises(CredentialsParseError, match="unusable") as info:
+            create_developer_certificate("dev1", host=state.url, home=tmp_path)
+    assert next(iter(state.certificates)) in (info.value.hint or "")
+    assert Store.open("team", tmp_path).certificate_names() == []
+
+
+def test_list_pages_and_delete(cloud, tmp_path):
+    """Listing follows has_more/after pages; delete uses the recorded id, else finds it by name."""
+    save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    for name in ("a", "b", "c"):
+        create_developer_certificate(name, host=cloud.url, home=tmp_path)
+    cloud.certificates["zzz"] = {"id": "zzz", "name": "portal-only"}
+    client = CloudClient("ak_good", cloud.url)
+    assert sorted(c["name"] for c in client.trusted_certificates()) == ["a", "b", "c", "portal-only"]
+    entries = {e.name: e for e in list_certificates(home=tmp_path, client=client)}
+    assert entries["portal-only"].local is False and entries["a"].kind == "developer"
+    a_id = Store.open("team", tmp_path).cloud_id("a")
+    assert delete_certificate("a", host=cloud.url, home=tmp_path) == (True, a_id)
+    assert ("DELETE", f"/v3/trusted-certificates/{a_id}") == cloud.seen[-1][:2]
+    assert delete_certificate("portal-only", host=cloud.url, home=tmp_path) == (False, "zzz")
+    assert delete_certificate("b", cloud=False, home=tmp_path) == (True, None)
+    with pytest.raises(StoreError, match="no certificate named 'nothing'"):
+        delete_certificate("nothing", host=cloud.url, home=tmp_path)
+    assert sorted(c["name"] for c in cloud.certificates.values()) == ["b", "c"]
+
+
+def test_delete_keeps_local_copy_when_service_fails(cloud, tmp_path):
+    """A 500 on DELETE leaves the team store entry in place."""
+    save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    create_developer_certificate("a", host=cloud.url, home=tmp_path)
+    cloud.fail_status = 500
+    with pytest.raises(CloudApiError, match="HTTP 500"):
+        delete_certificate("a", host=cloud.url, home=tmp_path)
+    assert Store.open("team", tmp_path).certificate_names() == ["a"]

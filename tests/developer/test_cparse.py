@@ -1,0 +1,176 @@
+"""The C credentials parser: vectors, every mbl-cli fault of mbl-manifest-peers.md §1.5, C details."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from provkit.developer import parse_c_variables, parse_developer_credentials, parse_update_resources
+from provkit.errors import CredentialsParseError
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "developer"
+EXPECTED = json.loads((VECTORS / "expected.json").read_text())
+DEV_TEXT = (VECTORS / "mbed_cloud_dev_credentials.c").read_text()
+V1_TEXT = (VECTORS / "update_default_resources_v1.c").read_text()
+V2_TEXT = (VECTORS / "update_default_resources_v2.c").read_text()
+
+
+def _digest(values: dict[str, bytes]) -> dict[str, list[object]]:
+    return {k: [len(v), hashlib.sha256(v).hexdigest()] for k, v in sorted(values.items())}
+
+
+@pytest.mark.parametrize(
+    ("file", "parse"),
+    [
+        ("mbed_cloud_dev_credentials.c", parse_developer_credentials),
+        ("update_default_resources_v1.c", parse_update_resources),
+        ("update_default_resources_v2.c", parse_update_resources),
+    ],
+)
+def test_vectors_parse_to_the_generated_values(file, parse):
+    """Each vector yields exactly the values it was generated from."""
+    assert _digest(parse((VECTORS / file).read_text())) == EXPECTED[file]
+
+
+# ---------------------------------------------------------------- §1.5 faults
+
+
+def test_fault_update_file_with_inttypes_include_parses():
+    """manifest-tool 2.6.2 writes <inttypes.h>; mbl-cli required exactly <stdint.h> and crashed."""
+    assert "#include <inttypes.h>" in V2_TEXT
+    assert len(parse_update_resources(V2_TEXT)["arm_uc_default_certificate"]) > 300
+
+
+def test_fault_dev_credentials_with_stdint_or_both_includes_parse():
+    """mbl-cli needed the text to split into exactly two parts on one include line."""
+    both = DEV_TEXT.replace("#include <inttypes.h>", "#include <stdint.h>\n#include <inttypes.h>")
+    twice = "// see #include <inttypes.h> below\n" + DEV_TEXT
+    stdint = DEV_TEXT.replace("#include <inttypes.h>", "#include <stdint.h>")
+    for text in (both, twice, stdint):
+        assert parse_developer_credentials(text) == parse_developer_credentials(DEV_TEXT)
+
+
+def test_fault_zero_placeholder_is_not_ascii_zero():
+    """2.x's fingerprint { 0 } was stored as the ASCII b"0"; it is a placeholder and is dropped."""
+    values = parse_update_resources(V2_TEXT)
+    assert "arm_uc_default_fingerprint" not in values
+    assert b"0" not in values.values()
+
+
+def test_fault_update_public_key_is_65_bytes():
+    """The 2.x-only uncompressed public key is parsed as 65 bytes starting 0x04."""
+    key = parse_update_resources(V2_TEXT)["arm_uc_update_public_key"]
+    assert len(key) == 65 and key[0] == 4
+
+
+def test_fault_memory_total_is_four_bytes():
+    """MBED_CLOUD_DEV_MEMORY_TOTAL_KB is a 4-byte uint32_t, not ASCII (fcc_dev_flow.c)."""
+    values = parse_developer_credentials(DEV_TEXT)
+    assert values["MBED_CLOUD_DEV_MEMORY_TOTAL_KB"] == (524288).to_bytes(4, "little")
+    zero = DEV_TEXT.replace("MEMORY_TOTAL_KB = 524288", "MEMORY_TOTAL_KB = 0")
+    assert parse_developer_credentials(zero)["MBED_CLOUD_DEV_MEMORY_TOTAL_KB"] == b"\0\0\0\0"
+
+
+def test_fault_placeholder_array_in_credentials_is_refused():
+    """A placeholder { 0x0 } certificate (the example file) is an error, not the text "0x0"."""
+    start = DEV_TEXT.index("const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE[]")
+    end = DEV_TEXT.index("};", start) + 2
+    text = (
+        DEV_TEXT[:start]
+        + "const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE[] = { 0x0 };"
+        + DEV_TEXT[end:]
+    )
+    with pytest.raises(CredentialsParseError, match="DEVICE_CERTIFICATE is a placeholder") as info:
+        parse_developer_credentials(text)
+    assert info.value.code == 6003
+
+
+def test_fault_strings_with_comma_semicolon_and_equals_survive():
+    """A manufacturer "Acme, Inc.; "dev" = test" broke mbl-cli's split on , ; and ' = '."""
+    values = parse_developer_credentials(DEV_TEXT)
+    assert values["MBED_CLOUD_DEV_MANUFACTURER"] == b'Acme, Inc.; "dev" = test'
+
+
+def test_fault_sizeof_bookkeeping_and_psk_bits_are_not_values():
+    """*_size, *_SIZE and sizeof(...)*8 are derived, not stored; v1's empty PSK arrays are empty."""
+    v1 = parse_update_resources(V1_TEXT)
+    assert not any(name.endswith(("_size", "_bits")) for name in v1)
+    assert v1["arm_uc_default_psk"] == b"" and len(v1["arm_uc_default_fingerprint"]) == 32
+    dev = parse_developer_credentials(DEV_TEXT)
+    assert not any(name.endswith("_SIZE") for name in dev)
+    sizes = {v.name: v.data for v in parse_c_variables(V1_TEXT)}
+    assert int.from_bytes(sizes["arm_uc_default_psk_bits"], "little") == 0
+    assert int.from_bytes(sizes["arm_uc_vendor_id_size"], "little") == 16
+
+
+def test_fault_variable_names_are_exact_identifiers():
+    """mbl-cli cut names from the first 'arm_uc_'; here only identifiers with the prefix count."""
+    text = V2_TEXT + "\nconst uint8_t my_arm_uc_vendor_id[] = { 1, 2 };\n"
+    assert "my_arm_uc_vendor_id" not in parse_update_resources(text)
+
+
+# ---------------------------------------------------------------- C details
+
+
+def test_escapes_concatenation_chars_and_padding():
+    """C escapes, adjacent literals, char literals, declared sizes and multi-declarators."""
+    text = r"""
+    /* block ; comment = { */
+    static const char s[] = "A\x42\103" "\n\"" ; // trailing
+    const char *p = "ptr";
+    const uint8_t padded[4] = { 'a', 0x62 }, other[] = { (1 + 2) * 3, -1 + 2, 0177, };
+    const uint16_t total = sizeof(padded) + sizeof(s);
+    extern const uint8_t declared_only[];
+    #define NOT_A_VALUE = 5, \
+        continued;
+    """
+    values = {v.name: v.data for v in parse_c_variables(text)}
+    assert values == {
+        "s": b'ABC\n"',
+        "p": b"ptr",
+        "padded": b"ab\0\0",
+        "other": bytes([9, 1, 0o177]),
+        "total": (4 + 6).to_bytes(2, "little"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("const uint8_t a[] = { 0x100 };", "line 1: a: value 256 does not fit"),
+        ("/* open", "unterminated /\\* comment"),
+        ('const char a[] = "open;\n', "line 1: unterminated string"),
+        ("const float a = 1;", "unsupported type 'float'"),
+        ("const uint8_t a[] = { 1 }\nconst uint8_t b[] = { 2 };", "line 2: expected ';'"),
+        ('#if X\nconst char a[] = "1";\n#else\nconst char a[] = "2";\n#endif', "line 4: a is defined twice"),
+        ("const uint8_t a[1] = { 1, 2 };", "2 initialisers for 1 elements"),
+        ("const uint32_t a = sizeof(b);", "sizeof of an unknown variable"),
+        ("const uint8_t a[] = { 08 };", "malformed number"),
+        ('const char a[] = "\\q";', "unknown escape"),
+    ],
+)
+def test_malformed_input_is_refused_with_its_line(text, message):
+    """Every defect is a CredentialsParseError naming the line."""
+    with pytest.raises(CredentialsParseError, match=message):
+        parse_c_variables(text)
+
+
+def test_missing_required_values_are_named():
+    """A file without the update certificate, or with a wrong-size id, is refused."""
+    without = V2_TEXT.replace("arm_uc_default_certificate", "arm_uc_other_certificate")
+    with pytest.raises(CredentialsParseError, match="defines no arm_uc_default_certificate"):
+        parse_update_resources(without)
+    short = (
+        "const uint8_t arm_uc_vendor_id[] = { 1, 2 };\n"
+        + V2_TEXT.split("const uint16_t arm_uc_vendor_id_size")[1]
+    )
+    with pytest.raises(CredentialsParseError):
+        parse_update_resources(short)
+    bad_type = DEV_TEXT.replace(
+        "const uint32_t MBED_CLOUD_DEV_MEMORY_TOTAL_KB", "const uint8_t MBED_CLOUD_DEV_MEMORY_TOTAL_KB"
+    )
+    with pytest.raises(CredentialsParseError, match="must be a uint32_t"):
+        parse_developer_credentials(bad_type.replace("= 524288", "= 5"))

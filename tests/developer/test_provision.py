@@ -1,0 +1,115 @@
+"""One-bundle provisioning: the 15 KCM items, device verification, all-or-nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from developer.cfiles import NOW, DevCredentials, UpdateResources
+from provkit.developer import (
+    STORED_ITEMS,
+    build_provisioning_bundle,
+    check_device_response,
+    parse_developer_credentials,
+    parse_update_resources,
+    status_bundle,
+    status_json,
+)
+from provkit.device.fcc import FactoryConfiguratorClient
+from provkit.device.kcm import ItemType, Kcm
+from provkit.device.storage import MemoryStorage
+from provkit.errors import CredentialsParseError
+from provkit.params import names as n
+from provkit.wire.bundle import decode_bundle
+
+NOW_S = int(NOW.timestamp()) + 3600
+
+
+def _material(update_years: int = 20) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    dev = parse_developer_credentials(DevCredentials(memory_kb=1024).c_text())
+    update = parse_update_resources(UpdateResources(validity_years=update_years).c_text_v2())
+    return dev, update
+
+
+def _device() -> tuple[Kcm, FactoryConfiguratorClient]:
+    kcm = Kcm(MemoryStorage())
+    return kcm, FactoryConfiguratorClient(kcm)
+
+
+def test_bundle_maps_variables_to_kcm_names():
+    """Values land under the §2.3 names with FCC's encodings; UseBootstrap is 1."""
+    dev, update = _material()
+    built = build_provisioning_bundle(dev, update, current_time=NOW_S)
+    bundle = decode_bundle(built.data)
+    params = {p.name: p.data for p in bundle.config_params}
+    assert params[n.USE_BOOTSTRAP] == 1 and params[n.MEMORY_TOTAL_KB] == 1024
+    assert params[n.CURRENT_TIME] == NOW_S
+    assert params[n.BOOTSTRAP_SERVER_URI] == dev["MBED_CLOUD_DEV_BOOTSTRAP_SERVER_URI"].decode()
+    assert params[n.VENDOR_ID] == update["arm_uc_vendor_id"]
+    assert {k.name: k.data for k in bundle.keys} == {
+        n.BOOTSTRAP_DEVICE_PRIVATE_KEY: dev["MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_PRIVATE_KEY"]
+    }
+    certs = {c.name: c for c in bundle.certificates}
+    assert certs[n.BOOTSTRAP_DEVICE_CERT].prkn == n.BOOTSTRAP_DEVICE_PRIVATE_KEY
+    assert certs[n.UPDATE_AUTH_CERT].data == update["arm_uc_default_certificate"]
+    assert bundle.verify is True and len(built.items) == 15 == len(set(built.items))
+
+
+def test_device_stores_fifteen_items_and_verifies():
+    """A real FCC stores the 15 items; verification passes with only time-zone warnings."""
+    kcm, fcc = _device()
+    dev, update = _material()
+    status = check_device_response(
+        fcc.bundle_handler(build_provisioning_bundle(dev, update, current_time=NOW_S).data).response or b""
+    )
+    assert status.status == 0, status.message
+    stored = {item.name for item in kcm.list_items()}
+    assert set(STORED_ITEMS) <= stored and len(STORED_ITEMS) == 15
+    assert kcm.item_get(n.MEMORY_TOTAL_KB, ItemType.CONFIG) == (1024).to_bytes(4, "little")
+    assert kcm.item_get(n.USE_BOOTSTRAP, ItemType.CONFIG) == (1).to_bytes(4, "little")
+    result = fcc.verify_device_configured()
+    assert result.ok, result.message
+    assert set(result.warnings) <= {"Item not set:mbed.Timezone", "Item not set:mbed.UTCOffset"}
+    assert status_json(status)["warnings"] == list(result.warnings)
+
+
+def test_short_lived_update_certificate_is_reported():
+    """A 1-year (manifest-tool 1.x style) update certificate provisions with FCC's 10-year warning."""
+    _kcm, fcc = _device()
+    dev, update = _material(update_years=1)
+    answer = fcc.bundle_handler(build_provisioning_bundle(dev, update, current_time=NOW_S).data)
+    warnings = status_json(check_device_response(answer.response or b""))["warnings"]
+    assert any("mbed.UpdateAuthCert" in w and "10 years" in w for w in warnings)  # type: ignore[union-attr]
+
+
+def test_device_refusal_leaves_storage_untouched():
+    """An endpoint name that is not the certificate's CN fails verification: nothing is kept."""
+    kcm, fcc = _device()
+    dev, update = _material()
+    dev["MBED_CLOUD_DEV_BOOTSTRAP_ENDPOINT_NAME"] = b"someone-else"
+    answer = fcc.bundle_handler(build_provisioning_bundle(dev, update, current_time=NOW_S).data)
+    status = check_device_response(answer.response or b"")
+    assert status.status != 0 and n.BOOTSTRAP_DEVICE_CERT in status.message
+    assert [i.name for i in kcm.list_items() if i.name.startswith("mbed.")] == []
+
+
+def test_host_refuses_mismatched_or_incomplete_material():
+    """A key from another certificate, or a missing variable, is refused before sending."""
+    dev, update = _material()
+    other, _ = _material()
+    dev_bad = dev | {
+        "MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_PRIVATE_KEY": other["MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_PRIVATE_KEY"]
+    }
+    with pytest.raises(CredentialsParseError, match="does not match"):
+        build_provisioning_bundle(dev_bad, update)
+    with pytest.raises(CredentialsParseError, match="lacks arm_uc_class_id"):
+        build_provisioning_bundle(dev, {k: v for k, v in update.items() if k != "arm_uc_class_id"})
+    with pytest.raises(CredentialsParseError, match="unusable"):
+        build_provisioning_bundle(dev | {"MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE": b"junk"}, update)
+
+
+def test_status_bundle_reports_an_empty_device():
+    """The status bundle stores nothing; an empty device answers item-not-set for UseBootstrap."""
+    kcm, fcc = _device()
+    status = check_device_response(fcc.bundle_handler(status_bundle()).response or b"")
+    assert status.status != 0 and n.USE_BOOTSTRAP in status.message
+    assert [i.name for i in kcm.list_items() if i.name.startswith("mbed.")] == []

@@ -1,0 +1,193 @@
+"""The user and team stores: mbl-cli layout, explicit permissions, atomic writes, locking."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from provkit.developer.fsutil import atomic_write
+from provkit.developer.store import TEAM, USER, Store, store_locations
+from provkit.errors import StoreError
+
+KEY_VAR = "MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_PRIVATE_KEY"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_first_use_writes_default_locations(tmp_path):
+    """An absent or empty .mbl-stores.json gets the ~/.mbl-store/{user,team} defaults."""
+    assert store_locations(tmp_path) == {
+        USER: tmp_path / ".mbl-store" / "user",
+        TEAM: tmp_path / ".mbl-store" / "team",
+    }
+    record = json.loads((tmp_path / ".mbl-stores.json").read_text())
+    assert record == {"user": str(tmp_path / ".mbl-store/user"), "team": str(tmp_path / ".mbl-store/team")}
+    (tmp_path / ".mbl-stores.json").write_text("")
+    assert store_locations(tmp_path)[USER] == tmp_path / ".mbl-store" / "user"
+
+
+def test_custom_locations_env_and_unknown_type(tmp_path, monkeypatch):
+    """A user-written record is honoured, the env var sets the base, other types are refused."""
+    (tmp_path / ".mbl-stores.json").write_text(
+        json.dumps({"user": str(tmp_path / "u"), "team": str(tmp_path / "t")})
+    )
+    monkeypatch.setenv("PROVKIT_DEVELOPER_HOME", str(tmp_path))
+    assert Store.open(TEAM).location == (tmp_path / "t").resolve()
+    with pytest.raises(StoreError, match="store type 'group' not recognised; only user and team") as info:
+        Store.open("group")
+    assert info.value.code == 6001
+    (tmp_path / ".mbl-stores.json").write_text("[1, 2]")
+    with pytest.raises(StoreError, match="JSON object"):
+        Store.open(USER)
+
+
+def test_config_layout_is_mbl_cli_compatible(tmp_path):
+    """config.json has exactly location, api_key, dev_certs with absolute .bin paths."""
+    team = Store.open(TEAM, tmp_path)
+    paths = team.add_certificate("dev1", {"MBED_CLOUD_DEV_MANUFACTURER": b"acme", KEY_VAR: b"\x30\x81"})
+    config = json.loads(team.config_path.read_text())
+    assert config == {
+        "location": str(team.location),
+        "api_key": "",
+        "dev_certs": {
+            "dev1": [
+                str(team.location / "dev1" / f"{v}.bin") for v in ("MBED_CLOUD_DEV_MANUFACTURER", KEY_VAR)
+            ]
+        },
+    }
+    assert [p.read_bytes() for p in paths] == [b"acme", b"\x30\x81"]
+    assert team.read_certificate("dev1") == {"MBED_CLOUD_DEV_MANUFACTURER": b"acme", KEY_VAR: b"\x30\x81"}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o000])
+def test_permissions_are_explicit_whatever_the_umask(tmp_path, umask):
+    """User 0700/0600; team 0770/0660; private keys 0600 — independent of the umask."""
+    old = os.umask(umask)
+    try:
+        user = Store.open(USER, tmp_path)
+        user.set_api_key("  ak_secret \n")
+        team = Store.open(TEAM, tmp_path)
+        team.add_certificate("dev1", {"MBED_CLOUD_DEV_MANUFACTURER": b"x", KEY_VAR: b"k"})
+    finally:
+        os.umask(old)
+    assert user.api_key == "ak_secret"
+    assert (_mode(user.location), _mode(user.config_path)) == (0o700, 0o600)
+    assert (_mode(team.location), _mode(team.config_path), _mode(team.location / "dev1")) == (
+        0o770,
+        0o660,
+        0o770,
+    )
+    assert _mode(team.location / "dev1" / "MBED_CLOUD_DEV_MANUFACTURER.bin") == 0o660
+    assert _mode(team.location / "dev1" / f"{KEY_VAR}.bin") == 0o600
+
+
+def test_existing_loose_store_is_tightened(tmp_path, umask_022):
+    """A pre-existing world-readable user store loses the extra bits; the team setgid bit stays."""
+    user_dir = tmp_path / ".mbl-store" / "user"
+    team_dir = tmp_path / ".mbl-store" / "team"
+    user_dir.mkdir(parents=True)
+    team_dir.mkdir()
+    user_dir.chmod(0o755)
+    team_dir.chmod(0o2777)
+    Store.open(USER, tmp_path)
+    Store.open(TEAM, tmp_path)
+    assert _mode(user_dir) == 0o700
+    assert _mode(team_dir) == 0o2770
+
+
+def test_atomic_write_replaces_without_leftovers(tmp_path):
+    """A reader holding the old file keeps reading it; no temporary file remains."""
+    target = tmp_path / "config.json"
+    atomic_write(target, b"old", 0o600)
+    with target.open("rb") as reader:
+        atomic_write(target, b"new", 0o640)
+        assert reader.read() == b"old"
+    assert target.read_bytes() == b"new" and _mode(target) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_atomic_write_failure_keeps_the_original(tmp_path):
+    """When the final rename fails, the target is intact and the temporary file is removed."""
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "inside").write_bytes(b"keep")
+    with pytest.raises(StoreError, match="cannot write"):
+        atomic_write(target, b"lost", 0o600)
+    assert (target / "inside").read_bytes() == b"keep"
+    assert [p.name for p in tmp_path.iterdir()] == ["busy"]
+    with pytest.raises(StoreError, match="cannot write in"):
+        atomic_write(tmp_path / "no-such-dir" / "f", b"x", 0o600)
+
+
+def test_concurrent_team_writers_lose_nothing(tmp_path):
+    """Sixteen writers adding certificates at once: every one is recorded in config.json."""
+    Store.open(TEAM, tmp_path)
+    errors: list[BaseException] = []
+    start = threading.Barrier(16)
+
+    def add(i: int) -> None:
+        try:
+            store = Store.open(TEAM, tmp_path)  # each writer opens its own lock descriptor
+            start.wait()
+            store.add_certificate(f"cert{i}", {"arm_uc_vendor_id": bytes([i]) * 16})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    team = Store.open(TEAM, tmp_path)
+    assert team.certificate_names() == sorted(f"cert{i}" for i in range(16))
+    assert team.read_certificate("cert7") == {"arm_uc_vendor_id": bytes([7]) * 16}
+
+
+def test_replace_and_remove_certificate(tmp_path):
+    """A new set of the same name replaces the old one whole; removal forgets it."""
+    team = Store.open(TEAM, tmp_path)
+    team.add_certificate("c", {"arm_uc_vendor_id": b"1", "arm_uc_class_id": b"2"}, cloud_id="id-1")
+    team.add_certificate("c", {"arm_uc_vendor_id": b"3"})
+    assert team.read_certificate("c") == {"arm_uc_vendor_id": b"3"}
+    assert sorted(p.name for p in (team.location / "c").iterdir()) == ["arm_uc_vendor_id.bin"]
+    assert team.cloud_id("c") is None
+    assert team.remove_certificate("c") is True
+    assert team.remove_certificate("c") is False
+    assert not (team.location / "c").exists()
+    assert sorted(p.name for p in team.location.iterdir()) == [".lock", "config.json"]
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", ".hidden", "x" * 101])
+def test_unsafe_names_are_refused(tmp_path, name):
+    """Certificate names become directories: paths and hidden names are refused."""
+    with pytest.raises(StoreError, match="invalid certificate name"):
+        Store.open(TEAM, tmp_path).add_certificate(name, {"arm_uc_vendor_id": b"1"})
+
+
+def test_missing_and_corrupt_entries(tmp_path):
+    """Unknown names, deleted .bin files and a damaged config.json are clear errors."""
+    team = Store.open(TEAM, tmp_path)
+    with pytest.raises(StoreError, match="no certificate named 'nope' in the team store"):
+        team.read_certificate("nope")
+    paths = team.add_certificate("c", {"arm_uc_vendor_id": b"1"})
+    paths[0].unlink()
+    with pytest.raises(StoreError, match="cannot read"):
+        team.read_certificate("c")
+    team.config_path.write_text('{"dev_certs": 5}')
+    with pytest.raises(StoreError, match="store layout"):
+        team.certificate_names()
