@@ -1,0 +1,135 @@
+"""``provkit developer …`` end to end: a fake Device Management API and a real device agent on TCP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from developer.cfiles import DevCredentials, UpdateResources
+from developer.fakecloud import CloudState, fake_cloud
+from provkit.cli.developer_cmds import developer_group
+from provkit.developer import STORED_ITEMS, Store
+from provkit.device.fcc import FactoryConfiguratorClient
+from provkit.device.kcm import Kcm
+from provkit.device.storage import SqliteStorage
+from provkit.transport.agent import DeviceAgent
+from provkit.transport.handlers import device_handlers
+from provkit.transport.servers import TcpAgentServer
+from provkit.wire.framing import FCC_TOKEN
+
+pytestmark = pytest.mark.integration
+
+TIME_WARNINGS = {"Item not set:mbed.Timezone", "Item not set:mbed.UTCOffset"}
+
+
+@pytest.fixture
+def cloud() -> Iterator[CloudState]:
+    creds = DevCredentials(manufacturer="Acme, Inc.")
+    with fake_cloud(CloudState(credentials_text=lambda name: creds.c_text())) as state:
+        yield state
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Iterator[tuple[Kcm, FactoryConfiguratorClient, str]]:
+    kcm = Kcm(SqliteStorage(tmp_path / "device.db"))
+    fcc = FactoryConfiguratorClient(kcm)
+    agent = DeviceAgent(device_handlers(fcc), read_timeout_s=10.0)
+    with TcpAgentServer(agent, "127.0.0.1", 0) as server:
+        ip, port = server.address
+        yield kcm, fcc, f"{ip}:{port}"
+
+
+def _run(home: Path, cloud: CloudState | None, *args: str) -> tuple[int, str, str]:
+    base = ["--home", str(home)] + (["--api-host", cloud.url] if cloud else [])
+    result = CliRunner().invoke(developer_group, [*base, *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_provision_pelion_end_to_end(tmp_path, cloud, device):
+    """save-api-key, provision-pelion -c -p over TCP: 15 items stored, device verification passes."""
+    kcm, fcc, address = device
+    home = tmp_path / "home"
+    resources = tmp_path / "update_default_resources.c"
+    resources.write_text(UpdateResources().c_text_v2())
+    code, out, err = _run(home, cloud, "save-api-key", "ak_good")
+    assert code == 0, err
+    assert "API key saved" in out
+    code, out, err = _run(
+        home, cloud, "provision-pelion", "dev1", "upd1", "-c", "-p", str(resources), "--tcp", address
+    )
+    assert code == 0, out + err
+    result = json.loads(out)
+    assert result["items"] == list(STORED_ITEMS)
+    assert result["deviceResponse"]["status"] == 0
+    assert set(result["deviceResponse"]["warnings"]) <= TIME_WARNINGS
+    stored = {item.name for item in kcm.list_items() if item.name.startswith("mbed.")}
+    assert stored == set(STORED_ITEMS)
+    verified = fcc.verify_device_configured()
+    assert verified.ok and set(verified.warnings) <= TIME_WARNINGS
+
+    code, out, err = _run(home, None, "get-pelion-status", "--tcp", address)
+    assert code == 0, err
+    assert json.loads(out)["deviceResponse"]["status"] == 0
+
+    code, out, _ = _run(home, None, "list-certificates")
+    assert [(r["name"], r["kind"]) for r in json.loads(out)] == [("dev1", "developer"), ("upd1", "update")]
+
+    # Re-provisioning reads the stored names (no service, no C file); the device's FCC refuses
+    # to overwrite factory items (17, Data already exists) and keeps the first set intact.
+    code, out, err = _run(home, None, "provision-pelion", "dev1", "upd1", "--tcp", address)
+    assert code == 1 and "Error 17" in err
+    assert json.loads(out)["deviceResponse"]["status"] == 17
+    assert fcc.verify_device_configured().ok
+
+
+def test_status_of_an_empty_device_fails_with_the_reason(tmp_path, device):
+    """get-pelion-status on an unprovisioned device prints the answer and exits 1."""
+    _, _, address = device
+    code, out, err = _run(tmp_path, None, "get-pelion-status", "--tcp", address)
+    assert code == 1
+    assert "mbed.UseBootstrap" in json.loads(out)["deviceResponse"]["message"]
+    assert "the device refused" in err
+
+
+def test_invalid_key_and_unreachable_service(tmp_path, cloud):
+    """A rejected key exits 1 with code 6004; nothing is saved."""
+    code, _, err = _run(tmp_path, cloud, "save-api-key", "ak_wrong")
+    assert code == 1 and err.startswith("Error 6004: the API key was rejected (HTTP 401)")
+    code, _, err = _run(tmp_path, cloud, "create-certificate", "dev1")
+    assert code == 1 and "no API key is saved" in err
+
+
+def test_file_transport_and_usage_errors(tmp_path):
+    """--file writes one request frame; a missing or double transport is a usage error."""
+    home = tmp_path / "home"
+    resources = tmp_path / "u.c"
+    resources.write_text(UpdateResources().c_text_v1())
+    code, _, err = _run(home, None, "import-update-certificate", "upd", str(resources))
+    assert code == 0, err
+    Store.open("team", home).add_certificate("dev", DevCredentials().values)
+    frame = tmp_path / "req.bin"
+    code, out, err = _run(home, None, "provision-pelion", "dev", "upd", "--file", str(frame))
+    assert code == 0, err
+    assert json.loads(out)["file"] == str(frame)
+    assert frame.read_bytes().startswith(FCC_TOKEN)
+    code, _, err = _run(home, None, "provision-pelion", "dev", "upd")
+    assert code == 2 and "exactly one of --tcp" in err
+    code, _, err = _run(home, None, "provision-pelion", "upd", "dev", "--file", str(frame))
+    assert code == 1 and "is an update certificate" in err
+
+
+def test_delete_certificate_locally_and_in_the_service(tmp_path, cloud):
+    """delete-certificate removes the team store copy and the service's certificate."""
+    home = tmp_path / "home"
+    assert _run(home, cloud, "save-api-key", "ak_good")[0] == 0
+    assert _run(home, cloud, "create-certificate", "dev1")[0] == 0
+    code, out, err = _run(home, cloud, "delete-certificate", "dev1")
+    assert code == 0, err
+    assert "team store and Device Management" in out
+    assert cloud.certificates == {}
+    code, out, _ = _run(home, cloud, "list-certificates", "--cloud")
+    assert json.loads(out) == []
