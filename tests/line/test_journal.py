@@ -1,0 +1,73 @@
+"""The group-commit Journal the inject threads record through."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from provkit.errors import RegistryError
+from provkit.line.journal import Journal
+from provkit.registry import AttemptState, NewAttempt, Registry
+
+
+def _attempts(registry: Registry, names: list[str]) -> list[int]:
+    return registry.record_attempts(None, [NewAttempt(n, f"sn-{n}", slot=n) for n in names])
+
+
+def test_journal_commits_many_threads_changes_in_fewer_transactions(registry_url: str) -> None:
+    """Concurrent threads' marks and outcomes all land; the writer shares transactions."""
+    settled: list[tuple[int, object]] = []
+    with Registry.open(registry_url, station_id="s") as registry:
+        ids = _attempts(registry, [f"j{n}" for n in range(64)])
+        gate = threading.Barrier(16)
+        with Journal(registry, lambda i, e: settled.append((i, e))) as journal:
+
+            def work(chunk: list[int]) -> None:
+                gate.wait()
+                for attempt_id in chunk:
+                    journal.mark_sending(attempt_id)
+                    journal.mark_verified(attempt_id, return_status=0)
+
+            threads = [threading.Thread(target=work, args=(ids[n::16],)) for n in range(16)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        transactions = journal.transactions
+        rows = registry.find()
+    assert all(r.state is AttemptState.VERIFIED and r.tries == 1 for r in rows)
+    assert sorted(i for i, _ in settled) == sorted(ids) and all(e is None for _, e in settled)
+    assert transactions < 2 * len(ids)
+
+
+def test_journal_isolates_a_bad_change_and_settles_clashes(tmp_path: Path) -> None:
+    """A change the database refuses fails alone; a taken identity is recorded as refused (4001)."""
+    settled: dict[int, object] = {}
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        good, bad, holder, clash = _attempts(registry, ["g", "b", "h", "h"])
+        registry.mark_verified(holder)
+        with Journal(registry, lambda i, e: settled.__setitem__(i, e)) as journal:
+            # Queued without waiting, so the three usually share one group.
+            journal.update_attempt(bad, AttemptState.INJECTED, no_such_column=1)
+            journal.mark_verified(good)
+            journal.mark_verified(clash)
+        rows = {x.id: x for x in registry.find()}
+    assert isinstance(settled[bad], RegistryError)
+    assert settled[good] is None and rows[good].state is AttemptState.VERIFIED
+    assert settled[clash] is None  # the refusal is the recorded outcome
+    assert rows[clash].state is AttemptState.FAILED and rows[clash].error_code == 4001
+    assert rows[bad].state is AttemptState.ALLOCATED
+
+
+def test_journal_write_ahead_mark_raises_when_registry_is_gone(tmp_path: Path) -> None:
+    """mark_sending returns only once committed; with the registry gone it raises RegistryError."""
+    folder = tmp_path / "reg"
+    folder.mkdir()
+    with Registry.open(folder / "r.sqlite", station_id="s") as registry:
+        attempt = _attempts(registry, ["x"])[0]
+        folder.rename(tmp_path / "gone")
+        registry.engine.dispose()
+        with Journal(registry) as journal, pytest.raises(RegistryError):
+            journal.mark_sending(attempt)
