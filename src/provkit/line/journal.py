@@ -130,6 +130,14 @@ class Journal:
             if self._conn is not None:
                 with contextlib.suppress(Exception):
                     self._conn.close()
+            # Whatever is still queued (the writer failed) must not leave a thread waiting.
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    self._settle(item, RegistryError("registry journal stopped"))
 
     def _serve(self) -> None:
         stop = False
