@@ -54,7 +54,11 @@ def test_serial_device_hanging_up_is_1012(tmp_path: Path) -> None:
     port = os.ttyname(slave)
 
     def device_hangs_up() -> None:
-        os.read(master, 65536)  # the request frame (or its first bytes) arrived
+        # Read the whole request frame (token, length, body, SHA-256), so the tool's write has
+        # drained and the hang-up meets it reading the response.
+        frame = b""
+        while len(frame) < 12 or len(frame) < 12 + int.from_bytes(frame[8:12], "little") + 32:
+            frame += os.read(master, 65536)
         os.write(master, b"[INFO] fcc: bundle received, rebooting\r\n")
         os.close(master)
 
@@ -71,6 +75,6 @@ def test_serial_device_hanging_up_is_1012(tmp_path: Path) -> None:
         os.close(slave)
     assert result.exit_code == 1, result.output
     body = json_status(result.output)
-    assert body["status"] == FtErrorCode.SERIAL_READ_FAILED
+    assert body["status"] == FtErrorCode.SERIAL_READ_FAILED, body
     assert str(body["message"]).startswith(FtErrorCode.SERIAL_READ_FAILED.template)
     assert "Hint: the device closed or reset the serial line" in result.output

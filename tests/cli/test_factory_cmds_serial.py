@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from provkit.crypto import issue
 from provkit.device.fcc import fcc_init
 from provkit.transport.agent import DeviceAgent
 from provkit.transport.handlers import fcc_handler
 from provkit.transport.servers import SerialAgentServer
 from provkit.wire.framing import FCC_TOKEN
 from support.cli import make_fcu_home, run_cli
+from support.intermediate import sign_intermediate
 from support.pty import pty_cable
 
 pytestmark = pytest.mark.integration
@@ -72,25 +68,9 @@ def test_intermediate_setup_and_install(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     csr_path = home / "keystore" / "fcu.csr"
     assert json.loads(result.output.strip().splitlines()[-1])["csr"] == str(csr_path)
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root = issue.create_ca(
-        root_key, {"common-name": "Root"}, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
-    )
-    csr = x509.load_pem_x509_csr(csr_path.read_bytes())
-    now = dt.datetime.now(dt.UTC)
-    signed = (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(root.subject)
-        .public_key(csr.public_key())
-        .serial_number(9)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(root_key, hashes.SHA256())
-    )
+    signed = sign_intermediate(csr_path.read_bytes())
     signed_path = tmp_path / "signed.pem"
-    signed_path.write_bytes(issue.certificate_pem([signed, root]))
+    signed_path.write_bytes(signed.chain_pem)
     result = run("--home-dir", str(home), "setup", "--ca-certificate", str(signed_path))
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["status"] == 0

@@ -17,6 +17,7 @@ from provkit.transport.handlers import fcc_handler
 from provkit.transport.links import SerialLink, TcpLink
 from provkit.transport.servers import SerialAgentServer, TcpAgentServer
 from provkit.wire.framing import FCC_TOKEN
+from support.intermediate import sign_intermediate
 from support.pty import pty_cable
 
 from .conftest import CLASS_ID, VENDOR_ID, HomeFactory
@@ -156,30 +157,10 @@ def test_intermediate_ca_chain_depth_three(
     make_home: HomeFactory, device: FactoryConfiguratorClient, tcp_link: TcpLink
 ) -> None:
     """With an intermediate factory CA a depth-3 chain (device, intermediate, root) is stored and verified."""
-    import datetime as dt
-
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from provkit.crypto import issue
 
     api = make_home(setup_ca_as_intermediate=True, device_certificate_chain_depth=3)
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    root = issue.create_ca(root_key, {"common-name": "Root"}, now=now - dt.timedelta(days=3))
-    csr = x509.load_pem_x509_csr(api.paths.ca_csr.read_bytes())
-    signed = (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(root.subject)
-        .public_key(csr.public_key())
-        .serial_number(11)
-        .not_valid_before(now - dt.timedelta(days=2))
-        .not_valid_after(now + dt.timedelta(days=7000))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(root_key, hashes.SHA256())
-    )
-    api.install_ca_certificate(issue.certificate_pem([signed, root]))
+    signed = sign_intermediate(api.paths.ca_csr.read_bytes(), days=7000, serial=11)
+    api.install_ca_certificate(signed.chain_pem)
     status, _ = provision(api, tcp_link, "chain3")
     assert status.ok, status
     assert len(device.kcm.cert_chain_get("mbed.BootstrapDeviceCert")) == 3

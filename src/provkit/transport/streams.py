@@ -8,6 +8,7 @@ framing logic is written once and every socket or serial failure reaches callers
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +18,16 @@ from serial.tools import list_ports
 
 from provkit.codes import FtErrorCode
 from provkit.errors import ConnectFailed, TransportClosed, TransportError
+
+try:
+    import termios
+except ImportError:  # Windows: pyserial raises only SerialException/OSError there
+    _TTY_ERRORS: tuple[type[Exception], ...] = ()
+else:
+    # tcdrain/tcflush on a hung-up tty raise termios.error, which is not an OSError.
+    _TTY_ERRORS = (termios.error,)
+
+_log = logging.getLogger(__name__)
 
 
 class ByteStream(Protocol):
@@ -157,17 +168,22 @@ class SerialStream:
         """Send all of ``data`` and wait until it left the output buffer."""
         try:
             self.port.write(data)
-            self.port.flush()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, *_TTY_ERRORS) as exc:
             raise TransportError(
                 f"Failed to write data to serial connection: {exc}", code=FtErrorCode.DEVICE_COMMUNICATION
             ) from exc
+        try:
+            self.port.flush()
+        except (serial.SerialException, OSError, *_TTY_ERRORS) as exc:
+            # The bytes were handed over; a line that hung up meanwhile (device reset right
+            # after reading the request) is reported by the read that follows, as 1012.
+            _log.debug("serial flush failed after a complete write: %s", exc)
 
     def discard_input(self) -> None:
         """Drop bytes already received (stale log output) before a new exchange."""
         try:
             self.port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, *_TTY_ERRORS) as exc:
             raise TransportError(
                 f"{FtErrorCode.SERIAL_READ_FAILED.template}: {exc}", code=FtErrorCode.SERIAL_READ_FAILED
             ) from exc
