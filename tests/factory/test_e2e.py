@@ -157,7 +157,6 @@ def test_intermediate_ca_chain_depth_three(
     make_home: HomeFactory, device: FactoryConfiguratorClient, tcp_link: TcpLink
 ) -> None:
     """With an intermediate factory CA a depth-3 chain (device, intermediate, root) is stored and verified."""
-
     api = make_home(setup_ca_as_intermediate=True, device_certificate_chain_depth=3)
     signed = sign_intermediate(api.paths.ca_csr.read_bytes(), days=7000, serial=11)
     api.install_ca_certificate(signed.chain_pem)
