@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import Result
 
 from provkit.device.fcc import FactoryConfiguratorClient, fcc_init
-from provkit.factory.home import write_demo_server_cas
 from provkit.transport.agent import DeviceAgent
 from provkit.transport.handlers import fcc_handler
 from provkit.transport.servers import TcpAgentServer
@@ -23,6 +23,11 @@ pytestmark = pytest.mark.integration
 
 run = run_cli
 _json_line = json_status
+
+
+def _inject_to_file(home: Path, out: Path, endpoint: str = "x") -> Result:
+    return run("--home-dir", str(home), "inject", "--endpoint-name", endpoint, "--serial-number", "S",
+               "to-file", str(out))  # fmt: skip
 
 
 @pytest.fixture
@@ -132,20 +137,8 @@ def test_inject_unreachable_device_is_1021(home: Path) -> None:
 
 def test_inject_without_setup_reports_fcu_code(tmp_path: Path) -> None:
     """inject in a home without a CA prints the FCU code 210 as status and exits 1."""
-    home = tmp_path / "h"
-    run("init", str(home))
-    write_demo_server_cas(home / "resources")
-    result = run(
-        "--home-dir",
-        str(home),
-        "inject",
-        "--endpoint-name",
-        "x",
-        "--serial-number",
-        "S",
-        "to-file",
-        str(tmp_path / "o"),
-    )
+    home = make_fcu_home(tmp_path, setup=False)
+    result = _inject_to_file(home, tmp_path / "o")
     assert result.exit_code == 1
     assert _json_line(result.output)["status"] == 210
     assert "setup" in result.output
@@ -202,17 +195,7 @@ def test_by_device_to_file_is_1000(home: Path, tmp_path: Path) -> None:
             "device-key-generation-mode: by_tool", "device-key-generation-mode: by_device"
         )
     )
-    result = run(
-        "--home-dir",
-        str(home),
-        "inject",
-        "--endpoint-name",
-        "x",
-        "--serial-number",
-        "S",
-        "to-file",
-        str(tmp_path / "o"),
-    )
+    result = _inject_to_file(home, tmp_path / "o")
     assert result.exit_code == 1
     assert _json_line(result.output)["status"] == 1000
 
