@@ -31,13 +31,13 @@ from functools import partial
 from pathlib import Path
 
 from provkit.errors import BatchError, RegistryError
-from provkit.line.bundles import prepare_pending
+from provkit.line.bundles import needing_bundles, prepare_bundles, prepare_pending
 from provkit.line.context import BatchContext, BatchOptions
 from provkit.line.devices import DeviceList, load_devices, parse_devices
 from provkit.line.layout import BatchDir
 from provkit.line.outcome import BatchReport, DeviceOutcome, NoProgress, Progress
 from provkit.line.reconcile import reconcile
-from provkit.line.send import Checker, send_all, verify_one
+from provkit.line.send import Checker, Sender, sendable, verify_one
 from provkit.registry import AttemptState, Registry
 
 __all__ = ["Batch", "BatchOptions"]
@@ -132,9 +132,18 @@ class Batch:
     def inject(self, *, verify: bool = False) -> BatchReport:
         """Send prepared bundles (preparing any that are missing); with ``verify`` also check them."""
         started = datetime.now(UTC)
-        reconcile(self.ctx)
-        prepare_pending(self.ctx)
-        send_all(self.ctx, self._checker, verify=verify)
+        ctx = self.ctx
+        reconcile(ctx)
+        latest = ctx.latest()
+        to_prepare = needing_bundles(ctx, latest)
+        again = {a.id for a in to_prepare}
+        ready = [a for a in latest.values() if a.state in sendable(verify=verify) and a.id not in again]
+        ctx.progress.start("inject", len(ready) + len(to_prepare))
+        # Bundles are sent as soon as their group is recorded as prepared, so the devices
+        # and the inject threads work while the rest is still being prepared.
+        with Sender(ctx, self._checker, verify=verify) as sender:
+            sender.submit(ready)
+            prepare_bundles(ctx, to_prepare, on_recorded=sender.submit)
         return self._finish("run" if verify else "inject", started)
 
     def verify(self) -> BatchReport:

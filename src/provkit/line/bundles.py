@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any, Final
 
@@ -25,13 +27,30 @@ def bundle_ok(ctx: BatchContext, attempt: Attempt) -> bool:
         return False
 
 
-def prepare_pending(ctx: BatchContext) -> None:
-    """Prepare the bundles of allocated attempts and of prepared ones whose file is gone or altered."""
-    todo = [
+Recorded = Callable[[list[Attempt]], None]
+"""Called with attempts whose bundles were just recorded as prepared (now in that state)."""
+
+
+def needing_bundles(ctx: BatchContext, latest: dict[str, Attempt]) -> list[Attempt]:
+    """Allocated attempts, and prepared ones whose bundle file is gone or altered."""
+    return [
         a
-        for a in ctx.latest().values()
+        for a in latest.values()
         if a.state is AttemptState.ALLOCATED or (a.state is AttemptState.PREPARED and not bundle_ok(ctx, a))
     ]
+
+
+def prepare_pending(ctx: BatchContext) -> None:
+    """Prepare the bundles of every attempt that needs one (see :func:`needing_bundles`)."""
+    prepare_bundles(ctx, needing_bundles(ctx, ctx.latest()))
+
+
+def prepare_bundles(ctx: BatchContext, todo: list[Attempt], on_recorded: Recorded | None = None) -> None:
+    """Prepare ``todo``'s bundles over the worker processes, recording them in groups.
+
+    Each group is committed as ``prepared`` before ``on_recorded`` hears of it, so a
+    caller that injects them right away keeps the journal's order of states.
+    """
     ctx.progress.start("prepare", len(todo))
     if not todo:
         return
@@ -49,11 +68,13 @@ def prepare_pending(ctx: BatchContext) -> None:
         ctx.guard(attempt, partial(_store_bundle, ctx, attempt, result, done))
         ctx.progress.advance("prepare")
         if len(done) >= FLUSH_EVERY:
-            _flush_prepared(ctx, done)
-    _flush_prepared(ctx, done)
+            _flush_prepared(ctx, done, by_id, on_recorded)
+    _flush_prepared(ctx, done, by_id, on_recorded)
 
 
-def _flush_prepared(ctx: BatchContext, done: list[dict[str, Any]]) -> None:
+def _flush_prepared(
+    ctx: BatchContext, done: list[dict[str, Any]], by_id: dict[int, Attempt], on_recorded: Recorded | None
+) -> None:
     """Record a group of prepared bundles in one transaction."""
     if not done:
         return
@@ -64,6 +85,15 @@ def _flush_prepared(ctx: BatchContext, done: list[dict[str, Any]]) -> None:
     except RegistryError as exc:
         for row in done:
             ctx.note(row["slot"], exc.code, f"registry unavailable, bundle not recorded: {exc}")
+    else:
+        if on_recorded is not None:
+            columns = [k for k in done[0] if k not in ("id", "slot")]
+            on_recorded(
+                [
+                    replace(by_id[r["id"]], state=AttemptState.PREPARED, **{c: r[c] for c in columns})
+                    for r in done
+                ]
+            )
     done.clear()
 
 

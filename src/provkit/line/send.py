@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Self
 
 from provkit.errors import BatchError, ProvkitError
 from provkit.line.context import BatchContext
@@ -46,27 +46,66 @@ def verify_one(ctx: BatchContext, checker: Checker, attempt: Attempt, recorder: 
     verify_attempt(recorder, checker.get(), attempt, reprovision=ctx.options.reprovision)
 
 
-def send_all(ctx: BatchContext, checker: Checker, *, verify: bool) -> None:
-    """Send every prepared bundle (and with ``verify`` check every answer)."""
-    wanted = {AttemptState.PREPARED, AttemptState.INJECTED} if verify else {AttemptState.PREPARED}
-    todo = [a for a in ctx.latest().values() if a.state in wanted]
-    ctx.progress.start("inject", len(todo))
-    slots = {a.id: a.slot or "" for a in todo}
-    started: dict[int, float] = {}
+def sendable(*, verify: bool) -> frozenset[AttemptState]:
+    """The states a send step takes up: prepared, and with ``verify`` injected too."""
+    if verify:
+        return frozenset({AttemptState.PREPARED, AttemptState.INJECTED})
+    return frozenset({AttemptState.PREPARED})
 
-    def settled(attempt_id: int, error: ProvkitError | None) -> None:
-        slot = slots.get(attempt_id, "")
+
+class Sender:
+    """The inject threads and their journal; attempts can be submitted as they become ready.
+
+    Leaving the context waits for every submitted device, then commits what the
+    journal still holds.
+    """
+
+    def __init__(self, ctx: BatchContext, checker: Checker, *, verify: bool) -> None:
+        self._ctx = ctx
+        self._checker = checker
+        self._verify = verify
+        self._slots: dict[int, str] = {}
+        self._started: dict[int, float] = {}
+        self._journal = Journal(ctx.registry, self._settled)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, ctx.options.concurrency))
+        self._futures: list[Future[None]] = []
+
+    def submit(self, attempts: list[Attempt]) -> None:
+        """Queue ``attempts`` for sending (and verifying)."""
+        with self._ctx.lock:
+            self._slots.update((a.id, a.slot or "") for a in attempts)
+        for attempt in attempts:
+            self._futures.append(
+                self._pool.submit(
+                    _send_one,
+                    self._ctx,
+                    self._checker,
+                    self._journal,
+                    attempt,
+                    self._started,
+                    verify=self._verify,
+                )
+            )
+
+    def _settled(self, attempt_id: int, error: ProvkitError | None) -> None:
+        ctx = self._ctx
         with ctx.lock:
-            if attempt_id in started:
-                ctx.latency[slot] = time.monotonic() - started[attempt_id]
+            slot = self._slots.get(attempt_id, "")
+            if attempt_id in self._started:
+                ctx.latency[slot] = time.monotonic() - self._started[attempt_id]
         if error is not None:
             ctx.note(slot, error.code, f"registry unavailable, outcome not recorded: {error}")
 
-    threads = max(1, ctx.options.concurrency)
-    # The pool is left (every thread done) before the journal, which then commits the rest.
-    with Journal(ctx.registry, settled) as journal, ThreadPoolExecutor(max_workers=threads) as pool:
-        for _ in pool.map(lambda a: _send_one(ctx, checker, journal, a, started, verify=verify), todo):
-            pass
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._pool.shutdown(wait=True)
+            for future in self._futures:
+                future.result()  # a bug in a device's step surfaces here, not silently
+        finally:
+            self._journal.close()
 
 
 def _send_one(
