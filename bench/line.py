@@ -97,13 +97,13 @@ def prepare_rate(pool: PreparePool, home: Path, count: int, tag: str) -> tuple[f
 
 
 def bench_prepare(home: Path, count: int, runs: int) -> None:
-    """1 and 2 workers, alternating, each pool warmed up (workers started, FCU loaded, 500 bundles each)."""
+    """1 and 2 workers, alternating, each pool warmed up (workers started, FCU loaded, 1,000 bundles each)."""
     rates: dict[int, list[float]] = {1: [], 2: []}
     others: dict[int, list[float]] = {1: [], 2: []}
     with PreparePool(1, home) as one, PreparePool(2, home) as two:
         for pool in (one, two):
             pool.warm_up()
-            prepare_rate(pool, home, 500 * pool.workers, f"w{pool.workers}")  # lazy imports, caches
+            prepare_rate(pool, home, 1000 * pool.workers, f"w{pool.workers}")  # lazy imports, caches
         for run in range(runs):
             for pool in (one, two) if run % 2 == 0 else (two, one):
                 rate, busy = prepare_rate(pool, home, count, f"{pool.workers}-{run}")

@@ -19,6 +19,9 @@ bundle leaves), so a batch killed at any moment is resumed by running it again:
 * ``failed``: retried with a new superseding attempt (except identity clashes, which
   only ``--reprovision`` resolves); ``verified``: done.
 
+``run`` and ``inject`` overlap the steps: a group of bundles is sent as soon as it is
+recorded as ``prepared``, so the order of states per attempt is unchanged.
+
 Only a verified attempt enters the ``provisioned`` table, whose constraints keep
 endpoint names and serial numbers unique across every station.
 """
