@@ -80,8 +80,9 @@ def _busy_jiffies() -> tuple[int, int]:
     return machine, ours
 
 
-def prepare_rate(pool: PreparePool, home: Path, count: int, tag: str) -> tuple[float, float]:
-    """Bundles/s of one measurement on a warmed-up pool, and the cores other processes used meanwhile."""
+def prepare_rate(pool: PreparePool, home: Path, count: int, tag: str) -> tuple[float, float, float]:
+    """Bundles/s of one measurement on a warmed-up pool, the cores other processes used
+    meanwhile, and the CPU milliseconds this process tree spent per bundle."""
     out = home / f"bundles-{tag}"
     jobs = [
         PrepareJob(n, f"prep-{tag}-{n:06d}", f"PSN{tag}{n:06d}", out / f"{n:06d}.cbor") for n in range(count)
@@ -92,30 +93,34 @@ def prepare_rate(pool: PreparePool, home: Path, count: int, tag: str) -> tuple[f
     elapsed = time.perf_counter() - started
     machine1, ours1 = _busy_jiffies()
     assert all(r.ok for r in results), next(r for r in results if not r.ok)
-    others = ((machine1 - machine0) - (ours1 - ours0)) / os.sysconf("SC_CLK_TCK") / elapsed
-    return count / elapsed, max(0.0, others)
+    hertz = os.sysconf("SC_CLK_TCK")
+    others = ((machine1 - machine0) - (ours1 - ours0)) / hertz / elapsed
+    return count / elapsed, max(0.0, others), (ours1 - ours0) / hertz / count * 1000
 
 
 def bench_prepare(home: Path, count: int, runs: int) -> None:
     """1 and 2 workers, alternating, each pool warmed up (workers started, FCU loaded, 1,000 bundles each)."""
     rates: dict[int, list[float]] = {1: [], 2: []}
     others: dict[int, list[float]] = {1: [], 2: []}
+    cpu_ms: dict[int, list[float]] = {1: [], 2: []}
     with PreparePool(1, home) as one, PreparePool(2, home) as two:
         for pool in (one, two):
             pool.warm_up()
             prepare_rate(pool, home, 1000 * pool.workers, f"w{pool.workers}")  # lazy imports, caches
         for run in range(runs):
             for pool in (one, two) if run % 2 == 0 else (two, one):
-                rate, busy = prepare_rate(pool, home, count, f"{pool.workers}-{run}")
+                rate, busy, cost = prepare_rate(pool, home, count, f"{pool.workers}-{run}")
                 rates[pool.workers].append(rate)
                 others[pool.workers].append(busy)
+                cpu_ms[pool.workers].append(cost)
     best = {w: max(r) for w, r in rates.items()}
     median = {w: statistics.median(r) for w, r in rates.items()}
     for workers in (1, 2):
         each = ", ".join(f"{r:.0f}" for r in rates[workers])
         print(
             f"prepare {workers} worker{'s' if workers > 1 else ' '}: best {best[workers]:7.1f} bundles/s, "
-            f"median {median[workers]:7.1f} ({each}; {count} bundles each; other processes used "
+            f"median {median[workers]:7.1f} ({each}; {count} bundles each; "
+            f"{statistics.median(cpu_ms[workers]):.2f} CPU ms per bundle; other processes used "
             f"{statistics.median(others[workers]):.2f} of {os.cpu_count()} cores meanwhile)"
         )
     print(f"prepare scaling  : best {best[2] / best[1]:.2f}x, median {median[2] / median[1]:.2f}x")
