@@ -12,7 +12,7 @@ from provkit.errors import BatchError, RegistryError
 from provkit.line.context import BatchContext
 from provkit.line.layout import write_atomic
 from provkit.line.prepare import PreparedBundle, PrepareJob, prepare_many
-from provkit.registry import Attempt, AttemptState
+from provkit.registry import Attempt, AttemptState, StateChange
 
 FLUSH_EVERY: Final = 64
 """Prepared bundles recorded per registry transaction."""
@@ -79,8 +79,13 @@ def _flush_prepared(
     if not done:
         return
     try:
-        ctx.registry.update_many(
-            AttemptState.PREPARED, [{k: v for k, v in r.items() if k != "slot"} for r in done]
+        ctx.registry.apply_changes(
+            [
+                StateChange(
+                    r["id"], AttemptState.PREPARED, {k: v for k, v in r.items() if k not in ("id", "slot")}
+                )
+                for r in done
+            ]
         )
     except RegistryError as exc:
         for row in done:

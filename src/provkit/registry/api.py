@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from provkit.errors import DuplicateIdentityError, RegistryError
@@ -168,28 +168,6 @@ class Registry:
         values = {**values, "state": state.value, "updated_at": _now()}
         with self.transaction() as conn:
             conn.execute(update(attempts).where(attempts.c.id == attempt_id).values(**values))
-
-    def update_many(self, state: AttemptState, rows: Sequence[dict[str, Any]]) -> None:
-        """Move many attempts to ``state`` in one transaction.
-
-        Args:
-            state: the new state.
-            rows: one dict per attempt: ``id`` plus the same other columns in every dict.
-        """
-        if not rows:
-            return
-        columns = [key for key in rows[0] if key != "id"]
-        statement = (
-            update(attempts)
-            .where(attempts.c.id == bindparam("_id"))
-            .values(
-                {**{c: bindparam(c) for c in columns}, "state": state.value, "updated_at": bindparam("_now")}
-            )
-        )
-        now = _now()
-        params = [{**{c: row[c] for c in columns}, "_id": row["id"], "_now": now} for row in rows]
-        with self.transaction() as conn:
-            conn.execute(statement, params)
 
     def mark_sending(self, attempt_id: int) -> None:
         """Write-ahead mark: the bundle is about to be sent (counts the try)."""
