@@ -234,9 +234,9 @@ class BundleBuilder:
         try:
             cert = self._issuer.issue(public_key, endpoint_name, ca.device_not_before(now))
         except CryptoError as exc:
-            raise DeviceKeysError(
-                FcuErrorCode.DTLS_CERTIFICATE_CREATE_FAILED.format(self.names.prefix),
-                code=FcuErrorCode.DTLS_CERTIFICATE_CREATE_FAILED,
+            raise DeviceKeysError.from_code(
+                FcuErrorCode.DTLS_CERTIFICATE_CREATE_FAILED,
+                self.names.prefix,
                 hint=f"{exc}; check endpoint_name and the device-certificate section",
             ) from exc
         return x509.certificate_der(cert)

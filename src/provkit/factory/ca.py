@@ -59,9 +59,10 @@ class FactoryCa:
         certs = _load_ca_certificates(paths.ca_cert)
         key = _load_ca_key(paths.ca_key, passphrase)
         if not keys.keys_match(key.public_key(), x509.certificate_public_key(certs[0])):
-            raise CaError(
-                FcuErrorCode.CA_CERT_KEY_MISMATCH.format(paths.ca_cert, paths.ca_key),
-                code=FcuErrorCode.CA_CERT_KEY_MISMATCH,
+            raise CaError.from_code(
+                FcuErrorCode.CA_CERT_KEY_MISMATCH,
+                paths.ca_cert,
+                paths.ca_key,
                 hint="run 'provkit setup -f' to create a matching pair, or restore the right files",
             )
         return cls(key, certs[0], tuple(certs[1:]))
@@ -125,60 +126,44 @@ class FactoryCa:
         )
 
 
-def _load_ca_certificates(path: Path) -> list[x509.Certificate]:
+_SETUP_HINT: Final = "run 'provkit setup' (or FactoryToolApi.setup_factory_configurator_utility())"
+_CERT_ADVICE: Final = "run 'provkit setup -f' to recreate the CA"
+_KEY_ADVICE: Final = "check the passphrase (PROVKIT_CA_PASSPHRASE) or run 'provkit setup -f'"
+
+
+def _read_keystore_file(path: Path, missing: FcuErrorCode, corrupt: FcuErrorCode, advice: str) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as exc:
-        raise CaError(
-            FcuErrorCode.CA_CERT_NOT_FOUND.format(path),
-            code=FcuErrorCode.CA_CERT_NOT_FOUND,
-            hint="run 'provkit setup' (or FactoryToolApi.setup_factory_configurator_utility())",
-        ) from exc
+        raise CaError.from_code(missing, path, hint=_SETUP_HINT) from exc
     except OSError as exc:
-        raise _corrupt_cert(path, str(exc)) from exc
+        raise CaError.from_code(corrupt, path, hint=f"{exc}; {advice}") from exc
+
+
+def _load_ca_certificates(path: Path) -> list[x509.Certificate]:
+    corrupt, advice = FcuErrorCode.CA_CERT_LOAD_FAILED, _CERT_ADVICE
+    data = _read_keystore_file(path, FcuErrorCode.CA_CERT_NOT_FOUND, corrupt, advice)
     try:
         certs = x509.load_certificates(data)
     except CryptoError as exc:
-        raise _corrupt_cert(path, str(exc)) from exc
+        raise CaError.from_code(corrupt, path, hint=f"{exc}; {advice}") from exc
     if not x509.is_ca_certificate(certs[0]) or not keys.is_p256(x509.certificate_public_key(certs[0])):
-        raise _corrupt_cert(path, "the certificate is not a P-256 CA certificate")
+        raise CaError.from_code(
+            corrupt, path, hint=f"the certificate is not a P-256 CA certificate; {advice}"
+        )
     return certs
 
 
-def _corrupt_cert(path: Path, why: str) -> CaError:
-    return CaError(
-        FcuErrorCode.CA_CERT_LOAD_FAILED.format(path),
-        code=FcuErrorCode.CA_CERT_LOAD_FAILED,
-        hint=f"{why}; run 'provkit setup -f' to recreate the CA",
-    )
-
-
 def _load_ca_key(path: Path, passphrase: bytes | None) -> keys.PrivateKey:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise CaError(
-            FcuErrorCode.CA_KEY_NOT_FOUND.format(path),
-            code=FcuErrorCode.CA_KEY_NOT_FOUND,
-            hint="run 'provkit setup' (or FactoryToolApi.setup_factory_configurator_utility())",
-        ) from exc
-    except OSError as exc:
-        raise _corrupt_key(path, str(exc)) from exc
+    corrupt, advice = FcuErrorCode.CA_KEY_LOAD_FAILED, _KEY_ADVICE
+    data = _read_keystore_file(path, FcuErrorCode.CA_KEY_NOT_FOUND, corrupt, advice)
     try:
         key = keys.load_private_key(data, passphrase)
     except CryptoError as exc:
-        raise _corrupt_key(path, str(exc)) from exc
+        raise CaError.from_code(corrupt, path, hint=f"{exc}; {advice}") from exc
     if not keys.is_p256(key):
-        raise _corrupt_key(path, "the key is not a P-256 key")
+        raise CaError.from_code(corrupt, path, hint=f"the key is not a P-256 key; {advice}")
     return key
-
-
-def _corrupt_key(path: Path, why: str) -> CaError:
-    return CaError(
-        FcuErrorCode.CA_KEY_LOAD_FAILED.format(path),
-        code=FcuErrorCode.CA_KEY_LOAD_FAILED,
-        hint=f"{why}; check the passphrase (PROVKIT_CA_PASSPHRASE) or run 'provkit setup -f'",
-    )
 
 
 def write_keystore_files(files: Mapping[Path, tuple[bytes, int]]) -> None:

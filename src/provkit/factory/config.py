@@ -164,10 +164,8 @@ class FcuConfig:
 
 def invalid(field_name: str, message: str, hint: str | None = None) -> ConfigError:
     """Build the 380 error for ``field_name``."""
-    return ConfigError(
-        FcuErrorCode.VALIDATION_ERROR.format(field_name, message),
-        code=FcuErrorCode.VALIDATION_ERROR,
-        hint=hint or f"correct '{field_name}' in fcu.yml",
+    return ConfigError.from_code(
+        FcuErrorCode.VALIDATION_ERROR, field_name, message, hint=hint or f"correct '{field_name}' in fcu.yml"
     )
 
 

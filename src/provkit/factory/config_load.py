@@ -36,9 +36,9 @@ def interpolate(text: str, variables: Mapping[str, str], *, source: Path) -> str
     def substitute(match: re.Match[str]) -> str:
         name = match.group(2)
         if name not in variables:
-            raise ConfigError(
-                FcuErrorCode.CONFIG_LOAD_FAILED.format(source),
-                code=FcuErrorCode.CONFIG_LOAD_FAILED,
+            raise ConfigError.from_code(
+                FcuErrorCode.CONFIG_LOAD_FAILED,
+                source,
                 hint=f"environment variable {name} used in the file is not set; export it or edit the file",
             )
         return variables[name]
@@ -63,9 +63,9 @@ def read_config_mapping(path: Path, reserved: Mapping[str, str]) -> dict[str, An
     try:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            FcuErrorCode.CONFIG_LOAD_FAILED.format(path),
-            code=FcuErrorCode.CONFIG_LOAD_FAILED,
+        raise ConfigError.from_code(
+            FcuErrorCode.CONFIG_LOAD_FAILED,
+            path,
             hint=f"{exc}; run 'provkit init' to create a template or pass --config-file",
         ) from exc
     # The reserved names take the *resolved* directories: they already honour the
@@ -75,17 +75,13 @@ def read_config_mapping(path: Path, reserved: Mapping[str, str]) -> dict[str, An
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(
-            FcuErrorCode.CONFIG_NOT_YAML.format(path),
-            code=FcuErrorCode.CONFIG_NOT_YAML,
-            hint=f"fix the YAML syntax: {exc}".splitlines()[0],
+        raise ConfigError.from_code(
+            FcuErrorCode.CONFIG_NOT_YAML, path, hint=f"fix the YAML syntax: {exc}".splitlines()[0]
         ) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            FcuErrorCode.CONFIG_NOT_YAML.format(path),
-            code=FcuErrorCode.CONFIG_NOT_YAML,
-            hint="the file must be a YAML mapping of 'key: value' lines",
+        raise ConfigError.from_code(
+            FcuErrorCode.CONFIG_NOT_YAML, path, hint="the file must be a YAML mapping of 'key: value' lines"
         )
     return data

@@ -95,16 +95,14 @@ def _load_key(path: Path) -> keys.PrivateKey:
     try:
         key = keys.load_private_key(path.read_bytes())
     except (OSError, CryptoError) as exc:
-        raise DeviceKeysError(
-            FcuErrorCode.PRIVATE_KEY_FILE_LOAD_FAILED.format(path),
-            code=FcuErrorCode.PRIVATE_KEY_FILE_LOAD_FAILED,
+        raise DeviceKeysError.from_code(
+            FcuErrorCode.PRIVATE_KEY_FILE_LOAD_FAILED,
+            path,
             hint=f"{exc}; give an unencrypted EC P-256 key in DER or PEM",
         ) from exc
     if not keys.is_p256(key):
-        raise DeviceKeysError(
-            FcuErrorCode.PRIVATE_KEY_FILE_LOAD_FAILED.format(path),
-            code=FcuErrorCode.PRIVATE_KEY_FILE_LOAD_FAILED,
-            hint="the key must be on the NIST P-256 curve",
+        raise DeviceKeysError.from_code(
+            FcuErrorCode.PRIVATE_KEY_FILE_LOAD_FAILED, path, hint="the key must be on the NIST P-256 curve"
         )
     return key
 
@@ -117,9 +115,9 @@ def _load_chain(path: Path) -> list[x509.Certificate]:
     try:
         certs = x509.load_certificates(data)
     except CryptoError as exc:
-        raise DeviceKeysError(
-            FcuErrorCode.NOT_X509_CERTIFICATE.format(path),
-            code=FcuErrorCode.NOT_X509_CERTIFICATE,
+        raise DeviceKeysError.from_code(
+            FcuErrorCode.NOT_X509_CERTIFICATE,
+            path,
             hint="give a DER certificate, or PEM (a chain must be PEM, device certificate first)",
         ) from exc
     if len(certs) > 5:
@@ -128,11 +126,7 @@ def _load_chain(path: Path) -> list[x509.Certificate]:
 
 
 def _cert_error(path: Path, why: str) -> DeviceKeysError:
-    return DeviceKeysError(
-        FcuErrorCode.CERTIFICATE_FILE_LOAD_FAILED.format(path),
-        code=FcuErrorCode.CERTIFICATE_FILE_LOAD_FAILED,
-        hint=why,
-    )
+    return DeviceKeysError.from_code(FcuErrorCode.CERTIFICATE_FILE_LOAD_FAILED, path, hint=why)
 
 
 def _check_certificate(

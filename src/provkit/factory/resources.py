@@ -54,10 +54,8 @@ def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ConfigError(
-            FcuErrorCode.FILE_LOAD_FAILED.format(path),
-            code=FcuErrorCode.FILE_LOAD_FAILED,
-            hint=f"{exc.strerror or exc}; check the path in fcu.yml",
+        raise ConfigError.from_code(
+            FcuErrorCode.FILE_LOAD_FAILED, path, hint=f"{exc.strerror or exc}; check the path in fcu.yml"
         ) from exc
 
 
@@ -67,10 +65,8 @@ def read_certificates(path: Path) -> list[x509.Certificate]:
     try:
         return x509.load_certificates(data)
     except CryptoError as exc:
-        raise DeviceKeysError(
-            FcuErrorCode.NOT_X509_CERTIFICATE.format(path),
-            code=FcuErrorCode.NOT_X509_CERTIFICATE,
-            hint="give a DER or PEM X.509 certificate",
+        raise DeviceKeysError.from_code(
+            FcuErrorCode.NOT_X509_CERTIFICATE, path, hint="give a DER or PEM X.509 certificate"
         ) from exc
 
 
@@ -161,9 +157,8 @@ def _custom_items(
                 key_items.append(KeyItem(prop.name, "ECCPublic", keys.public_key_der(public)))
         except CryptoError as exc:
             if prop.type == "certificate":
-                raise DeviceKeysError(
-                    FcuErrorCode.NOT_X509_CERTIFICATE.format(prop.data_file or f"{where}.data"),
-                    code=FcuErrorCode.NOT_X509_CERTIFICATE,
+                raise DeviceKeysError.from_code(
+                    FcuErrorCode.NOT_X509_CERTIFICATE, prop.data_file or f"{where}.data"
                 ) from exc
             raise invalid(f"{where}.data", f"not a valid EC {prop.type}: {exc}") from exc
     return key_items, certs, chains, params

@@ -41,9 +41,9 @@ def setup_ca(
     if not override_existing_ca:
         for path in (paths.ca_key, paths.ca_cert):
             if path.exists():
-                raise CaError(
-                    FcuErrorCode.FILE_ALREADY_EXISTS.format(path),
-                    code=FcuErrorCode.FILE_ALREADY_EXISTS,
+                raise CaError.from_code(
+                    FcuErrorCode.FILE_ALREADY_EXISTS,
+                    path,
                     hint="use 'provkit setup -f' (override_existing_ca=True) to replace the factory CA",
                 )
     subject = dict(config.certificate_authority) or DEFAULT_CA_SUBJECT
@@ -65,10 +65,8 @@ def setup_ca(
         if config.setup_ca_as_intermediate and paths.ca_cert.exists():
             paths.ca_cert.unlink()  # the old certificate belongs to the replaced key
     except OSError as exc:
-        raise FactoryError(
-            FcuErrorCode.CERTIFICATE_CREATE_FAILED.format(),
-            code=FcuErrorCode.CERTIFICATE_CREATE_FAILED,
-            hint=f"cannot write the keystore {paths.keystore}: {exc}",
+        raise FactoryError.from_code(
+            FcuErrorCode.CERTIFICATE_CREATE_FAILED, hint=f"cannot write the keystore {paths.keystore}: {exc}"
         ) from exc
     return get_setup_status(paths, passphrase)
 
@@ -83,30 +81,32 @@ def install_ca_certificate(paths: FcuPaths, data: bytes, passphrase: bytes | Non
     try:
         certs = x509.load_certificates(data)
     except CryptoError as exc:
-        raise CaError(
-            FcuErrorCode.CA_CERT_LOAD_FAILED.format("<given certificate>"),
-            code=FcuErrorCode.CA_CERT_LOAD_FAILED,
+        raise CaError.from_code(
+            FcuErrorCode.CA_CERT_LOAD_FAILED,
+            "<given certificate>",
             hint="give the signed CA certificate in PEM (with its chain) or DER",
         ) from exc
     if not x509.is_ca_certificate(certs[0]):
-        raise CaError(
-            FcuErrorCode.CA_CERT_LOAD_FAILED.format("<given certificate>"),
-            code=FcuErrorCode.CA_CERT_LOAD_FAILED,
+        raise CaError.from_code(
+            FcuErrorCode.CA_CERT_LOAD_FAILED,
+            "<given certificate>",
             hint="the certificate lacks BasicConstraints CA=true; ask your CA to sign it as a CA",
         )
     for child, parent in itertools.pairwise(certs):
         if not x509.signed_by(child, parent):
-            raise CaError(
-                FcuErrorCode.CA_CERT_KEY_MISMATCH.format("<given chain>", paths.ca_key),
-                code=FcuErrorCode.CA_CERT_KEY_MISMATCH,
+            raise CaError.from_code(
+                FcuErrorCode.CA_CERT_KEY_MISMATCH,
+                "<given chain>",
+                paths.ca_key,
                 hint="the chain must be leaf first, each certificate signed by the next",
             )
     key_pem = _read_key(paths)
     key = keys.load_private_key(key_pem, passphrase)
     if not keys.keys_match(key.public_key(), x509.certificate_public_key(certs[0])):
-        raise CaError(
-            FcuErrorCode.CA_CERT_KEY_MISMATCH.format("<given certificate>", paths.ca_key),
-            code=FcuErrorCode.CA_CERT_KEY_MISMATCH,
+        raise CaError.from_code(
+            FcuErrorCode.CA_CERT_KEY_MISMATCH,
+            "<given certificate>",
+            paths.ca_key,
             hint="sign the CSR written by setup (keystore/fcu.csr), not another request",
         )
     write_keystore_files({paths.ca_cert: (x509.certificate_pem(certs), CERT_MODE)})
@@ -117,9 +117,9 @@ def _read_key(paths: FcuPaths) -> bytes:
     try:
         return paths.ca_key.read_bytes()
     except OSError as exc:
-        raise CaError(
-            FcuErrorCode.CA_KEY_NOT_FOUND.format(paths.ca_key),
-            code=FcuErrorCode.CA_KEY_NOT_FOUND,
+        raise CaError.from_code(
+            FcuErrorCode.CA_KEY_NOT_FOUND,
+            paths.ca_key,
             hint="run 'provkit setup' first: it writes the key and the CSR to sign",
         ) from exc
 

@@ -17,7 +17,6 @@ are made by :mod:`provkit.crypto.certconfig`.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Final
 
 from provkit.crypto import certconfig, keys, x509
 from provkit.errors import CryptoError, Lwm2mError
+from provkit.factory.lwm2m.jsonfile import read_json
 
 if TYPE_CHECKING:
     from provkit.factory.ca import FactoryCa
@@ -116,11 +116,7 @@ class CertInfo:
         Raises:
             CertConfigError: unreadable, not JSON, or invalid.
         """
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise CertConfigError(f"cannot read cert-config {path}: {exc}") from exc
-        return cls.from_mapping(data)
+        return cls.from_mapping(read_json(path, CertConfigError, "cert-config"))
 
 
 @dataclass(frozen=True, slots=True)

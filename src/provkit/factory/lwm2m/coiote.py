@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from provkit.errors import RegistrationError
+from provkit.factory.lwm2m.jsonfile import read_json
 
 DEVICES_PATH: Final = "/api/coiotedm/v3/devices"
 DEFAULT_URL: Final = "https://eu.iot.avsystem.cloud"
@@ -62,11 +63,7 @@ class ServerInfo:
         Raises:
             RegistrationError: unreadable, not JSON, or invalid.
         """
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RegistrationError(f"cannot read server file {path}: {exc}") from exc
-        return cls.from_mapping(data)
+        return cls.from_mapping(read_json(path, RegistrationError, "server file"))
 
     @property
     def devices_url(self) -> str:
