@@ -9,7 +9,8 @@ import pytest
 
 from provkit.codes import FcuErrorCode
 from provkit.errors import ConfigError
-from provkit.factory.config import EntropyMode, KeyMode, load_config, validate_config
+from provkit.factory.config import EntropyMode, KeyMode
+from provkit.factory.config_validate import load_config, validate_config
 from provkit.factory.home import init_home
 from provkit.factory.paths import FcuPaths
 

@@ -19,7 +19,8 @@ from provkit.errors import DeviceResponseError, FactoryError
 from provkit.factory import setup as ca_setup
 from provkit.factory.builder import BundleBuilder
 from provkit.factory.ca import FactoryCa
-from provkit.factory.config import FcuConfig, KeyMode, load_config
+from provkit.factory.config import FcuConfig, KeyMode
+from provkit.factory.config_validate import load_config
 from provkit.factory.paths import FcuPaths
 from provkit.factory.resources import load_static_material
 from provkit.factory.response import describe, read_response, verify_device_response
