@@ -27,7 +27,10 @@ def test_setup_failing_unexpectedly_is_1005(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("PROVKIT_CA_PASSPHRASE", "p" * 2000)
     result = run_cli("--home-dir", str(home), "setup")
     assert result.exit_code == 1
-    assert f"Error {int(FtErrorCode.SETUP_FAILED)}: {FtErrorCode.SETUP_FAILED.template}" in result.output
+    assert json_status(result.output) == {
+        "status": int(FtErrorCode.SETUP_FAILED),
+        "message": FtErrorCode.SETUP_FAILED.template,
+    }
     assert "Hint:" in result.output and "1023 bytes" in result.output  # the cause to fix
 
 

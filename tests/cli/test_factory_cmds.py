@@ -67,7 +67,8 @@ def test_init_refuses_overwrite(tmp_path: Path) -> None:
 def test_setup_prints_status_and_refuses_overwrite(home: Path) -> None:
     """setup without -f on an existing CA fails with 290; with -f it succeeds and prints JSON status 0."""
     result = run("--home-dir", str(home), "setup")
-    assert result.exit_code == 1 and "Error 290" in result.output
+    assert result.exit_code == 1 and _json_line(result.output)["status"] == 290
+    assert "Hint: use 'provkit setup -f'" in result.output
     result = run("--home-dir", str(home), "setup", "-f")
     assert result.exit_code == 0
     assert _json_line(result.output)["status"] == 0

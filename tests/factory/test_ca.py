@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import stat
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -15,7 +16,7 @@ from provkit.codes import FcuErrorCode
 from provkit.crypto import issue
 from provkit.crypto.keys import load_private_key
 from provkit.crypto.x509 import certificate_pem
-from provkit.errors import CaError, FactoryError
+from provkit.errors import CaError
 from provkit.factory import FactoryCa, FactoryToolApi
 from support.intermediate import sign_intermediate
 
@@ -43,12 +44,14 @@ def test_setup_creates_key_and_ca_certificate(api: FactoryToolApi) -> None:
 
 
 def test_setup_refuses_to_overwrite_with_290(api: FactoryToolApi) -> None:
-    """A second setup without override fails with 290 and leaves the CA untouched."""
+    """A second setup without override returns status 290 (as FCU does, no exception); the CA is untouched."""
     before = api.paths.ca_cert.read_bytes(), api.paths.ca_key.read_bytes()
-    with pytest.raises(CaError) as info:
-        api.setup_factory_configurator_utility()
-    assert info.value.code == FcuErrorCode.FILE_ALREADY_EXISTS
-    assert info.value.message == FcuErrorCode.FILE_ALREADY_EXISTS.format(api.paths.ca_key)
+    status = api.setup_factory_configurator_utility()
+    assert status.status == FcuErrorCode.FILE_ALREADY_EXISTS and not status.ok
+    assert [(e.code, e.message) for e in status.errors] == [
+        (290, FcuErrorCode.FILE_ALREADY_EXISTS.format(api.paths.ca_key))
+    ]
+    assert status.errors[0].hint and "override_existing_ca" in status.errors[0].hint
     assert (api.paths.ca_cert.read_bytes(), api.paths.ca_key.read_bytes()) == before
 
 
@@ -130,10 +133,71 @@ def test_install_foreign_certificate_is_222(make_home: HomeFactory) -> None:
     other = issue.create_ca(
         ec.generate_private_key(ec.SECP256R1()), {"common-name": "X"}, now=dt.datetime.now(dt.UTC)
     )
-    with pytest.raises(CaError) as info:
-        api.install_ca_certificate(certificate_pem([other]))
-    assert info.value.code == FcuErrorCode.CA_CERT_KEY_MISMATCH
+    status = api.install_ca_certificate(certificate_pem([other]))
+    assert status.status == FcuErrorCode.CA_CERT_KEY_MISMATCH
     assert not api.paths.ca_cert.exists()
+
+
+def _signed_by_root(api: FactoryToolApi, **changes: object) -> bytes:
+    """The setup CSR's key in a CA certificate from a fresh root, with ``changes`` to the profile."""
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.load_pem_x509_csr(api.paths.ca_csr.read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "root")]))
+        .public_key(csr.public_key())
+        .serial_number(5)
+        .not_valid_before(changes.get("not_before", now - dt.timedelta(days=1)))  # type: ignore[arg-type]
+        .not_valid_after(changes.get("not_after", now + dt.timedelta(days=7000)))  # type: ignore[arg-type]
+        .add_extension(
+            x509.BasicConstraints(ca=bool(changes.get("ca", True)), path_length=None), critical=True
+        )
+    )
+    algorithm = changes.get("hash", hashes.SHA256())
+    return builder.sign(root_key, algorithm).public_bytes(serialization.Encoding.PEM)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"ca": False},
+        {"hash": hashes.SHA384()},
+        {
+            "not_before": dt.datetime.now(dt.UTC) - dt.timedelta(days=9),
+            "not_after": dt.datetime.now(dt.UTC) - dt.timedelta(days=1),
+        },
+        {"not_before": dt.datetime.now(dt.UTC) + dt.timedelta(days=2)},
+    ],
+    ids=["not-a-ca", "ecdsa-with-sha384", "expired", "not-yet-valid"],
+)
+def test_install_unusable_ca_certificate_is_211(make_home: HomeFactory, changes: dict[str, object]) -> None:
+    """A signed intermediate that is no CA, not ecdsa-with-SHA256 or not valid now is refused with 211."""
+    api = make_home(setup_ca_as_intermediate=True)
+    assert api.install_ca_certificate(_signed_by_root(api)).ok  # the control: the same profile, unchanged
+    api.paths.ca_cert.unlink()
+    status = api.install_ca_certificate(_signed_by_root(api, **changes))
+    assert status.status == FcuErrorCode.CA_CERT_LOAD_FAILED, status
+    assert status.errors[0].hint
+    assert not api.paths.ca_cert.exists()
+
+
+def test_install_problems_are_reported_in_the_status(make_home: HomeFactory, tmp_path: Path) -> None:
+    """An unreadable certificate file is 360; a CA key the passphrase does not open is 221."""
+    api = make_home(setup=False, setup_ca_as_intermediate=True)
+    locked = FactoryToolApi(home_dir=api.paths.home, ca_passphrase="right")
+    assert locked.setup_factory_configurator_utility().csr
+    missing = locked.install_ca_certificate(tmp_path / "no-such.pem")
+    assert (
+        missing.status == FcuErrorCode.FILE_LOAD_FAILED
+        and str(tmp_path / "no-such.pem") in missing.errors[0].message
+    )
+    signed = _signed_by_root(locked)
+    wrong = FactoryToolApi(home_dir=api.paths.home, ca_passphrase="wrong").install_ca_certificate(signed)
+    assert wrong.status == FcuErrorCode.CA_KEY_LOAD_FAILED
+    assert FactoryToolApi(home_dir=api.paths.home).install_ca_certificate(signed).status == 221
+    assert locked.install_ca_certificate(signed).ok
 
 
 def test_unwritable_keystore_is_320(make_home: HomeFactory) -> None:
@@ -141,7 +205,6 @@ def test_unwritable_keystore_is_320(make_home: HomeFactory) -> None:
     api = make_home(setup=False)
     api.paths.keystore.parent.mkdir(parents=True, exist_ok=True)
     api.paths.keystore.write_text("a file where the keystore directory should be")
-    with pytest.raises(FactoryError) as info:
-        api.setup_factory_configurator_utility()
-    assert info.value.code == FcuErrorCode.CERTIFICATE_CREATE_FAILED
-    assert str(api.paths.keystore) in (info.value.hint or "")
+    status = api.setup_factory_configurator_utility()
+    assert status.status == FcuErrorCode.CERTIFICATE_CREATE_FAILED
+    assert str(api.paths.keystore) in (status.errors[0].hint or "")

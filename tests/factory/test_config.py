@@ -205,6 +205,14 @@ def test_custom_properties_mapping_form() -> None:
     assert config.custom_properties[0].data == "blue"
 
 
+@pytest.mark.parametrize("spec", ["blue", 5, ["config"]])
+def test_custom_properties_mapping_form_needs_mappings(spec: object) -> None:
+    """In the mapping form, a value that is not a mapping is a 380 naming the property, not a crash."""
+    with pytest.raises(ConfigError) as info:
+        _validate(custom_properties={"acme.Colour": spec})
+    assert info.value.message.startswith("Validation error in field: custom-properties.acme.Colour.")
+
+
 def test_resources_argument_wins_over_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An explicit resources_dir is what <%= ENV['FCU_RESOURCES_DIR'] %> expands to, not the environment."""
     monkeypatch.setenv("FCU_RESOURCES_DIR", "/somewhere/else")

@@ -93,6 +93,15 @@ def test_missing_crl_file_is_360(make_home: HomeFactory, tmp_path: Path) -> None
     assert error.code == FcuErrorCode.FILE_LOAD_FAILED
 
 
+def test_file_name_with_nul_byte_is_360(make_home: HomeFactory) -> None:
+    """A file name no file can have (a NUL byte in it) is 360 naming it, not a crash."""
+    error = _prepare_error(
+        make_home,
+        custom_properties=[{"name": "acme.Cert", "type": "certificate", "data-file": "/tmp/a\x00b"}],
+    )
+    assert error.code == FcuErrorCode.FILE_LOAD_FAILED and "a\\x00b" in error.message
+
+
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [

@@ -63,6 +63,16 @@ def test_empty_response_is_180(api: FactoryToolApi) -> None:
     assert info.value.code == FcuErrorCode.RESPONSE_FIELD_MISSING
 
 
+def test_text_response_is_100(api: FactoryToolApi) -> None:
+    """A response given as text instead of bytes fails with 100 saying so, not a TypeError."""
+    with pytest.raises(FactoryError) as info:
+        api.verify_device_response(
+            "dev",
+            "bf6c52657475726e537461747573",
+        )  # type: ignore[arg-type]
+    assert info.value.code == FcuErrorCode.GENERAL and "must be bytes" in info.value.message
+
+
 def test_protocol_mismatch_is_110(api: FactoryToolApi) -> None:
     """A response with another scheme version fails with 110 naming both versions."""
     data = cbor2.dumps({"SchemeVersion": "0.0.2", "ReturnStatus": 0, "InfoMessage": "ok"})

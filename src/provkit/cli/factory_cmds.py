@@ -24,7 +24,7 @@ import click
 from provkit.cli._state import CliState
 from provkit.codes import FtErrorCode
 from provkit.errors import DeviceResponseError, ProvkitError
-from provkit.factory import DeviceResponseStatus, FactoryToolApi
+from provkit.factory import DeviceResponseStatus, FactoryToolApi, SetupStatus
 from provkit.transport.links import DeviceLink, FileLink, SerialLink, TcpLink
 
 SUCCESS_MESSAGE = "Command executed successfully"
@@ -199,19 +199,22 @@ def setup_cmd(ctx: click.Context, force: bool, ca_certificate: Path | None) -> N
             status = api.install_ca_certificate(ca_certificate)
         else:
             status = api.setup_factory_configurator_utility(override_existing_ca=force)
-    except ProvkitError:
-        raise
-    except Exception as exc:  # ft_demo reports anything unforeseen as "setup failed" (1005)
-        raise ProvkitError(
-            FtErrorCode.SETUP_FAILED.format(), code=int(FtErrorCode.SETUP_FAILED), hint=f"{exc!r}"
-        ) from exc
+    except Exception as exc:  # FCU errors come back in the status; anything else is ft_demo's 1005
+        _log.debug("setup failed unexpectedly", exc_info=True)
+        status = SetupStatus.failed(
+            ProvkitError(
+                FtErrorCode.SETUP_FAILED.format(), code=int(FtErrorCode.SETUP_FAILED), hint=f"{exc!r}"
+            )
+        )
     for warning in status.warnings:
         click.echo(f"warning: {warning.message}", err=True)
     if not status.ok and not status.csr:
-        # The keystore was written but the CA does not load back: never report success then.
-        message = status.errors[0].message if status.errors else f"setup failed with status {status.status}"
+        # Setup refused or failed, or the CA it wrote does not load back: never report success.
+        error = status.errors[0] if status.errors else None
+        message = error.message if error else f"setup failed with status {status.status}"
         click.echo(json.dumps({"status": status.status, "message": message}))
-        click.echo("Hint: fix the error above, then run 'provkit setup -f'", err=True)
+        hint = error.hint if error and error.hint else "fix the error above, then run 'provkit setup -f'"
+        click.echo(f"Hint: {hint}", err=True)
         raise SystemExit(1)
     body: dict[str, Any] = {"status": status.status, "message": SUCCESS_MESSAGE}
     if status.csr:

@@ -22,7 +22,7 @@ from provkit.factory.ca import FactoryCa
 from provkit.factory.config import FcuConfig, KeyMode
 from provkit.factory.config_validate import load_config
 from provkit.factory.paths import FcuPaths
-from provkit.factory.resources import load_static_material
+from provkit.factory.resources import load_static_material, read_file
 from provkit.factory.response import describe, read_response, verify_device_response
 from provkit.factory.results import DeviceConfigurationRequest, DeviceResponseStatus, SetupStatus
 
@@ -126,26 +126,37 @@ class FactoryToolApi:
         In ``setup-ca-as-intermediate`` mode writes the key and ``fcu.csr`` instead; have
         the CSR signed and pass the result to :meth:`install_ca_certificate`.
 
-        Raises:
-            CaError: 290 when a CA exists and ``override_existing_ca`` is false.
-            ConfigError: the configuration is invalid.
+        Like Arm's FCU, failures are reported in the returned status, not raised: its
+        ``status`` is the FCU code (290 when a CA exists and ``override_existing_ca`` is
+        false, 190/200/380 for the configuration, 320 for an unwritable keystore) and
+        ``errors`` says what to fix.
         """
-        status = ca_setup.setup_ca(
-            self.paths, self.config, override_existing_ca=override_existing_ca, passphrase=self._passphrase
-        )
-        self.reload()
-        return status
+        try:
+            return ca_setup.setup_ca(
+                self.paths,
+                self.config,
+                override_existing_ca=override_existing_ca,
+                passphrase=self._passphrase,
+            )
+        except FactoryError as error:
+            return SetupStatus.failed(error)
+        finally:
+            self.reload()
 
     def install_ca_certificate(self, certificate: bytes | str | os.PathLike[str]) -> SetupStatus:
         """Install the signed intermediate CA certificate (PEM with chain, or DER; bytes or a path).
 
-        Raises:
-            CaError: 211, 220, 222 when it does not fit the key written by setup.
+        Failures are reported in the returned status: 360 (file unreadable), 220/221 (the
+        key written by setup is missing or unusable), 211 (not a valid CA certificate),
+        222 (it does not fit that key).
         """
-        data = certificate if isinstance(certificate, bytes) else Path(certificate).read_bytes()
-        status = ca_setup.install_ca_certificate(self.paths, data, self._passphrase)
-        self.reload()
-        return status
+        try:
+            data = certificate if isinstance(certificate, bytes) else read_file(Path(certificate))
+            return ca_setup.install_ca_certificate(self.paths, data, self._passphrase)
+        except FactoryError as error:
+            return SetupStatus.failed(error)
+        finally:
+            self.reload()
 
     def get_setup_status(self) -> SetupStatus:
         """Report whether the factory CA is ready (never raises for keystore problems)."""

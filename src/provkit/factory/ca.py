@@ -57,7 +57,7 @@ class FactoryCa:
             CaError: 210, 211, 220, 221 or 222.
         """
         certs = _load_ca_certificates(paths.ca_cert)
-        key = _load_ca_key(paths.ca_key, passphrase)
+        key = load_ca_key(paths.ca_key, passphrase)
         if not keys.keys_match(key.public_key(), x509.certificate_public_key(certs[0])):
             raise CaError.from_code(
                 FcuErrorCode.CA_CERT_KEY_MISMATCH,
@@ -154,7 +154,13 @@ def _load_ca_certificates(path: Path) -> list[x509.Certificate]:
     return certs
 
 
-def _load_ca_key(path: Path, passphrase: bytes | None) -> keys.PrivateKey:
+def load_ca_key(path: Path, passphrase: bytes | None) -> keys.PrivateKey:
+    """Load the factory CA's P-256 private key (``fcu_key.pem``), decrypting it with ``passphrase``.
+
+    Raises:
+        CaError: 220 when the file is missing, 221 when it is unreadable, not a P-256 key,
+            or the passphrase is wrong or missing.
+    """
     corrupt, advice = FcuErrorCode.CA_KEY_LOAD_FAILED, _KEY_ADVICE
     data = _read_keystore_file(path, FcuErrorCode.CA_KEY_NOT_FOUND, corrupt, advice)
     try:

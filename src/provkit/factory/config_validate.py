@@ -241,6 +241,9 @@ def _custom_properties(value: Any, base_dir: Path) -> tuple[CustomProperty, ...]
     if value in (None, ""):
         return ()
     if isinstance(value, Mapping):  # also accept "name: {type: …, data: …}"
+        for name, spec in value.items():
+            if spec is not None and not isinstance(spec, Mapping):
+                raise invalid(f"custom-properties.{name}", "must be a mapping of type and data or data-file")
         value = [{"name": name, **(spec or {})} for name, spec in value.items()]
     if not isinstance(value, list):
         raise invalid("custom-properties", "must be a list of items with name, type and data or data-file")

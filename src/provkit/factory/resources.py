@@ -57,6 +57,10 @@ def read_file(path: Path) -> bytes:
         raise ConfigError.from_code(
             FcuErrorCode.FILE_LOAD_FAILED, path, hint=f"{exc.strerror or exc}; check the path in fcu.yml"
         ) from exc
+    except ValueError as exc:  # e.g. a NUL byte in the name: no such file can exist
+        raise ConfigError.from_code(
+            FcuErrorCode.FILE_LOAD_FAILED, repr(str(path)), hint=f"{exc}; check the path in fcu.yml"
+        ) from exc
 
 
 def read_certificates(path: Path) -> list[x509.Certificate]:

@@ -21,6 +21,12 @@ def read_response(device_response: bytes, *, expected_sid: str | None = None) ->
         raise FactoryError.from_code(
             FcuErrorCode.RESPONSE_FIELD_MISSING, "ReturnStatus", hint="the device response is empty"
         )
+    if not isinstance(device_response, bytes | bytearray | memoryview):
+        raise FactoryError.from_code(
+            FcuErrorCode.GENERAL,
+            f"the device response must be bytes, not {type(device_response).__name__}",
+            hint="pass the CBOR bytes the device sent back",
+        )
     response = decode_response(bytes(device_response))
     if response.scheme_version != SCHEME_VERSION:
         raise FactoryError.from_code(

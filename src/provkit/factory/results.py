@@ -12,15 +12,16 @@ from provkit.errors import ProvkitError
 
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
-    """An error: the documented ``code`` and its ``message``."""
+    """An error: the documented ``code`` and its ``message`` (plus provkit's ``hint``, if any)."""
 
     code: int
     message: str
+    hint: str | None = None
 
     @classmethod
     def from_error(cls, error: ProvkitError) -> ErrorInfo:
         """Describe a provkit error (its code, else 100)."""
-        return cls(error.code if error.code is not None else 100, error.message)
+        return cls(error.code if error.code is not None else 100, error.message, error.hint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,12 @@ class SetupStatus:
     def ok(self) -> bool:
         """Whether the CA is usable."""
         return self.status == 0
+
+    @classmethod
+    def failed(cls, error: ProvkitError) -> SetupStatus:
+        """The status of a setup step that failed with ``error`` (its code, else 100)."""
+        info = ErrorInfo.from_error(error)
+        return cls(status=info.code, errors=[info])
 
 
 @dataclass(frozen=True, slots=True)

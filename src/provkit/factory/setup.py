@@ -13,7 +13,7 @@ from pathlib import Path
 from provkit.codes import FcuErrorCode
 from provkit.crypto import csr, issue, keys, x509
 from provkit.errors import CaError, CryptoError, FactoryError, ProvkitError
-from provkit.factory.ca import FactoryCa, write_keystore_files
+from provkit.factory.ca import FactoryCa, load_ca_key, write_keystore_files
 from provkit.factory.config import FcuConfig, invalid
 from provkit.factory.paths import FcuPaths
 from provkit.factory.results import ErrorInfo, SetupStatus, WarningInfo
@@ -60,38 +60,42 @@ def setup_ca(
         paths.ca_key: (keys.private_key_pem(key, passphrase), KEY_MODE),
         targets[1]: (body, CERT_MODE),
     }
-    try:
-        write_keystore_files(files)
-        if config.setup_ca_as_intermediate and paths.ca_cert.exists():
-            paths.ca_cert.unlink()  # the old certificate belongs to the replaced key
-    except OSError as exc:
-        raise FactoryError.from_code(
-            FcuErrorCode.CERTIFICATE_CREATE_FAILED, hint=f"cannot write the keystore {paths.keystore}: {exc}"
-        ) from exc
+    stale = paths.ca_cert if config.setup_ca_as_intermediate else None  # belongs to the replaced key
+    _write_keystore(paths, files, remove=stale)
     return get_setup_status(paths, passphrase)
 
 
-def install_ca_certificate(paths: FcuPaths, data: bytes, passphrase: bytes | None = None) -> SetupStatus:
+def install_ca_certificate(
+    paths: FcuPaths, data: bytes, passphrase: bytes | None = None, *, now: dt.datetime | None = None
+) -> SetupStatus:
     """Install the externally signed intermediate CA certificate (PEM chain leaf first, or DER).
 
     Raises:
-        CaError: 221 when the keystore has no key, 211 when ``data`` is not a CA certificate,
-            222 when it does not match the key, or its chain does not link up.
+        CaError: 220/221 when the keystore's key is missing or unusable; 211 when ``data`` is
+            not a currently valid ecdsa-with-SHA256 CA certificate; 222 when it does not
+            match the key, or its chain does not link up.
     """
+    key = load_ca_key(paths.ca_key, passphrase)
+    given = "<given certificate>"
     try:
         certs = x509.load_certificates(data)
     except CryptoError as exc:
         raise CaError.from_code(
             FcuErrorCode.CA_CERT_LOAD_FAILED,
-            "<given certificate>",
+            given,
             hint="give the signed CA certificate in PEM (with its chain) or DER",
         ) from exc
-    if not x509.is_ca_certificate(certs[0]):
-        raise CaError.from_code(
-            FcuErrorCode.CA_CERT_LOAD_FAILED,
-            "<given certificate>",
-            hint="the certificate lacks BasicConstraints CA=true; ask your CA to sign it as a CA",
-        )
+    leaf = certs[0]
+    moment = now or dt.datetime.now(dt.UTC)
+    problem = None
+    if not x509.is_ca_certificate(leaf):
+        problem = "the certificate lacks BasicConstraints CA=true; ask your CA to sign it as a CA"
+    elif not x509.supported_scheme(leaf):
+        problem = "the certificate must be signed with ecdsa-with-SHA256; ask your CA to sign it so"
+    elif not x509.not_valid_before(leaf) <= moment < x509.not_valid_after(leaf):
+        problem = "the certificate is not valid now (check its validity dates and this machine's clock)"
+    if problem is not None:
+        raise CaError.from_code(FcuErrorCode.CA_CERT_LOAD_FAILED, given, hint=problem)
     for child, parent in itertools.pairwise(certs):
         if not x509.signed_by(child, parent):
             raise CaError.from_code(
@@ -100,27 +104,32 @@ def install_ca_certificate(paths: FcuPaths, data: bytes, passphrase: bytes | Non
                 paths.ca_key,
                 hint="the chain must be leaf first, each certificate signed by the next",
             )
-    key_pem = _read_key(paths)
-    key = keys.load_private_key(key_pem, passphrase)
-    if not keys.keys_match(key.public_key(), x509.certificate_public_key(certs[0])):
+    if not keys.keys_match(key.public_key(), x509.certificate_public_key(leaf)):
         raise CaError.from_code(
             FcuErrorCode.CA_CERT_KEY_MISMATCH,
-            "<given certificate>",
+            given,
             paths.ca_key,
             hint="sign the CSR written by setup (keystore/fcu.csr), not another request",
         )
-    write_keystore_files({paths.ca_cert: (x509.certificate_pem(certs), CERT_MODE)})
+    _write_keystore(paths, {paths.ca_cert: (x509.certificate_pem(certs), CERT_MODE)})
     return get_setup_status(paths, passphrase)
 
 
-def _read_key(paths: FcuPaths) -> bytes:
+def _write_keystore(
+    paths: FcuPaths, files: dict[Path, tuple[bytes, int]], *, remove: Path | None = None
+) -> None:
+    """Write keystore files all-or-nothing, then delete ``remove`` if it exists.
+
+    Raises:
+        FactoryError: 320 when the keystore cannot be written.
+    """
     try:
-        return paths.ca_key.read_bytes()
+        write_keystore_files(files)
+        if remove is not None:
+            remove.unlink(missing_ok=True)
     except OSError as exc:
-        raise CaError.from_code(
-            FcuErrorCode.CA_KEY_NOT_FOUND,
-            paths.ca_key,
-            hint="run 'provkit setup' first: it writes the key and the CSR to sign",
+        raise FactoryError.from_code(
+            FcuErrorCode.CERTIFICATE_CREATE_FAILED, hint=f"cannot write the keystore {paths.keystore}: {exc}"
         ) from exc
 
 
