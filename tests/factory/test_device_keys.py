@@ -197,11 +197,19 @@ def test_certificate_rules_are_245(
     assert fragment in (info.value.hint or "")
 
 
-def test_short_validity_warns(ext_api: FactoryToolApi, tmp_path: Path) -> None:
-    """A supplied certificate valid for under 10 years is accepted with a warning."""
-    write_keys(tmp_path / "k", years=3)
-    request = ext_api.prepare_device_configuration(ENDPOINT, "SN", tmp_path / "k")
-    assert any("10 years" in w.message for w in request.warnings)
+@pytest.mark.parametrize(("years", "accepted"), [(3, False), (10, False), (11, True)])
+def test_validity_must_exceed_ten_years(
+    ext_api: FactoryToolApi, tmp_path: Path, years: int, accepted: bool
+) -> None:
+    """The FCU rule 'Expiration > 10y': a supplied certificate expiring within 10 years is 245."""
+    write_keys(tmp_path / "k", years=years)
+    if accepted:
+        assert ext_api.prepare_device_configuration(ENDPOINT, "SN", tmp_path / "k").config_data
+        return
+    with pytest.raises(DeviceKeysError) as info:
+        ext_api.prepare_device_configuration(ENDPOINT, "SN", tmp_path / "k")
+    assert info.value.code == FcuErrorCode.CERTIFICATE_FILE_LOAD_FAILED
+    assert "10 years" in (info.value.hint or "")
 
 
 def test_entropy_file(make_home: HomeFactory, tmp_path: Path) -> None:

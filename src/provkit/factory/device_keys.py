@@ -160,14 +160,13 @@ def _check_certificate(
         raise _cert_error(path, f"the certificate CN must equal the endpoint name {endpoint_name!r}")
     if account_id is not None and x509.subject_attribute(leaf, "organizational-unit-name") != account_id:
         raise _cert_error(path, f"the certificate OU must equal the aid {account_id!r} of the LwM2M URI")
-    warnings = []
-    if x509.not_valid_after(leaf) - now < TEN_YEARS:
-        warnings.append(
-            WarningInfo(
-                int(FcuErrorCode.CERTIFICATE_FILE_LOAD_FAILED), f"{path}: certificate expires within 10 years"
-            )
+    if x509.not_valid_after(leaf) - now <= TEN_YEARS:
+        # Seed 001, "Validations in FCU": Expiration > 10y (FCC itself would only warn).
+        expires = x509.not_valid_after(leaf)
+        raise _cert_error(
+            path, f"the device certificate expires on {expires:%Y-%m-%d}; it must be valid > 10 years"
         )
-    return warnings
+    return []
 
 
 def load_entropy(folder: Path | None) -> bytes:
