@@ -288,3 +288,30 @@ def test_unusable_endpoint_name_is_270(api: FactoryToolApi) -> None:
         api.prepare_device_configuration("e" * 65, "SN")
     assert info.value.code == FcuErrorCode.DTLS_CERTIFICATE_CREATE_FAILED
     assert info.value.message == "Failed to create certificate for Bootstrap"
+
+
+def test_fcu_1_2_firmware_integrity_keys_load_and_are_not_sent(make_home: HomeFactory) -> None:
+    """An FCU 1.2 fcu.yml with firmware-integrity-* files loads; prepare warns and sends none of them."""
+    api = make_home(
+        firmware_integrity_ca_certificate_file="<%= ENV['FCU_RESOURCES_DIR'] %>/firmware-integrity-ca.crt",
+        firmware_integrity_certificate_file="../resources/firmware-integrity-certificate.crt",
+        firmware_integrity_crl_file="",
+    )
+    request = api.prepare_device_configuration("fw-1", "SN")
+    bundle = decode_bundle(request.config_data)
+    names = {
+        *_params(bundle),
+        *(c.name for c in bundle.certificates),
+        *(c.name for c in bundle.certificate_chains),
+    }
+    assert not any("FirmwareIntegrity" in name for name in names)
+    noted = sorted(w.message.split(":")[0] for w in request.warnings)
+    assert noted == ["firmware-integrity-ca-certificate-file", "firmware-integrity-certificate-file"]
+    assert all(w.code == FcuErrorCode.VALIDATION_ERROR for w in request.warnings)
+
+
+def test_firmware_integrity_key_must_name_a_file(make_home: HomeFactory) -> None:
+    """An obsolete key is still validated: a value that is not a file name is 380 naming it."""
+    with pytest.raises(ConfigError) as info:
+        _ = make_home(setup=False, firmware_integrity_certificate_file=[1, 2]).config
+    assert info.value.message.startswith("Validation error in field: firmware-integrity-certificate-file.")

@@ -72,8 +72,16 @@ STRING_KEYS: Final = (
     "vendor-id",
     "class-id",
 )
+OBSOLETE_FILE_KEYS: Final = (
+    "firmware-integrity-ca-certificate-file",
+    "firmware-integrity-certificate-file",
+    "firmware-integrity-crl-file",
+)
+"""Keys of FCU 1.2's fcu.yml for ``mbed.FirmwareIntegrity*``, which no FCC release reads any more
+(replaced by ``update-auth-certificate-file``): accepted so such a file loads, and not sent."""
 TOP_LEVEL_KEYS: Final = frozenset(
     {
+        *OBSOLETE_FILE_KEYS,
         "device-key-generation-mode",
         "entropy-generation-mode",
         *BOOL_KEYS,
@@ -145,6 +153,8 @@ class FcuConfig:
     chain_depth: int
     custom_properties: tuple[CustomProperty, ...] = field(default=())
     source: Path | None = None
+    ignored_keys: tuple[str, ...] = field(default=())
+    """Obsolete keys set in the file (:data:`OBSOLETE_FILE_KEYS`); prepare warns about them."""
 
     @property
     def account_id(self) -> str | None:

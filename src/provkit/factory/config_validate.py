@@ -22,6 +22,7 @@ from provkit.factory.config import (
     CUSTOM_TYPES,
     DEVICE_INFO_KEYS,
     MAX_CHAIN_DEPTH,
+    OBSOLETE_FILE_KEYS,
     STRING_KEYS,
     SUBJECT_KEYS,
     TOP_LEVEL_KEYS,
@@ -111,6 +112,7 @@ def validate_config(data: Mapping[str, Any], *, base_dir: Path, source: Path | N
         chain_depth=chain_depth,
         custom_properties=_custom_properties(data.get("custom-properties"), base_dir),
         source=source,
+        ignored_keys=tuple(key for key in OBSOLETE_FILE_KEYS if _file(data, key, base_dir, required=False)),
     )
 
 

@@ -81,7 +81,15 @@ def load_static_material(config: FcuConfig, *, now: dt.datetime) -> StaticMateri
         ConfigError: 360 for an unreadable file, 380 for a rule violation.
         DeviceKeysError: 390 for a file that is not a certificate.
     """
-    warnings: list[WarningInfo] = []
+    code = int(FcuErrorCode.VALIDATION_ERROR)
+    warnings = [
+        WarningInfo(
+            code,
+            f"{key}: obsolete (FCC no longer reads mbed.FirmwareIntegrity*), not sent; "
+            "use update-auth-certificate-file",
+        )
+        for key in config.ignored_keys
+    ]
     ca_field = (
         "bootstrap-server-ca-certificate-file" if config.use_bootstrap else "lwm2m-server-ca-certificate-file"
     )
