@@ -4,59 +4,40 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from factory.test_device_keys import write_keys
+from provkit.device.kcm import ItemType, Kcm
+from provkit.device.storage import open_storage
 from provkit.factory.home import init_home, write_demo_server_cas
+from support.serve import PROVKIT, served_device
 
 pytestmark = pytest.mark.integration
 
-PROVKIT = [sys.executable, "-m", "provkit.cli"]
-READY = "Factory Client IP Address and Port : "
-
 
 @pytest.fixture
-def served_device(tmp_path: Path) -> Iterator[tuple[str, int]]:
+def device(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A 'provkit device serve' process on 127.0.0.1 (free port) with SQLite storage."""
-    proc = subprocess.Popen(
-        [
-            *PROVKIT,
-            "device",
-            "serve",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--storage",
-            str(tmp_path / "dev.db"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with served_device(tmp_path / "dev.db") as address:
+        yield address
+
+
+def _has_device_cert(db: Path, name: str) -> bool:
+    """Whether the device's storage holds the certificate chain ``name``."""
+    storage = open_storage(db)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith(READY), line + (
-            proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
-        )
-        ip, port = line.removeprefix(READY).strip().rsplit(":", 1)
-        yield ip, int(port)
+        return Kcm(storage).item_exists(name, ItemType.CERTIFICATE)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        storage.close()
 
 
-@pytest.mark.parametrize(("mode", "bootstrap"), [("by_tool", "true"), ("by_device", "false")])
+@pytest.mark.parametrize("bootstrap", ["true", "false"])
+@pytest.mark.parametrize("mode", ["by_tool", "by_device", "externally_supplied"])
 def test_inject_process_against_served_device(
-    tmp_path: Path, served_device: tuple[str, int], mode: str, bootstrap: str
+    tmp_path: Path, device: tuple[str, int], mode: str, bootstrap: str
 ) -> None:
     """setup and inject run as processes against a served device and report success in JSON."""
     home = tmp_path / "fcu"
@@ -70,12 +51,21 @@ def test_inject_process_against_served_device(
         [*PROVKIT, "--home-dir", str(home), "setup"], capture_output=True, text=True, check=False
     )
     assert setup.returncode == 0, setup.stderr
-    ip, port = served_device
+    keys: list[str] = []
+    if mode == "externally_supplied":
+        prefix = "Bootstrap" if bootstrap == "true" else "LwM2M"
+        ou = None if bootstrap == "true" else "0123456789abcdef0123456789abcdef"  # the template's aid
+        write_keys(tmp_path / "keys", prefix=prefix, cn="proc-1", ou=ou, chain=True)
+        keys = ["--device-keys-location", str(tmp_path / "keys")]
+    ip, port = device
     inject = subprocess.run(
         [*PROVKIT, "--home-dir", str(home), "inject", "--endpoint-name", "proc-1", "--serial-number", "SN",
-         "tcp", "--ip", ip, "--port", str(port), "-t", "10"],
+         *keys, "tcp", "--ip", ip, "--port", str(port), "-t", "10"],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert inject.returncode == 0, inject.stdout + inject.stderr
     body = json.loads(inject.stdout.strip().splitlines()[-1])
     assert body["status"] == 0 and body["deviceResponse"]["status"] == 0
+    active, other = ("Bootstrap", "LwM2M") if bootstrap == "true" else ("LwM2M", "Bootstrap")
+    assert _has_device_cert(tmp_path / "dev.db", f"mbed.{active}DeviceCert")
+    assert not _has_device_cert(tmp_path / "dev.db", f"mbed.{other}DeviceCert")
