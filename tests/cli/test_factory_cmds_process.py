@@ -69,3 +69,33 @@ def test_inject_process_against_served_device(
     active, other = ("Bootstrap", "LwM2M") if bootstrap == "true" else ("LwM2M", "Bootstrap")
     assert _has_device_cert(tmp_path / "dev.db", f"mbed.{active}DeviceCert")
     assert not _has_device_cert(tmp_path / "dev.db", f"mbed.{other}DeviceCert")
+
+
+@pytest.mark.parametrize(
+    ("flag", "info", "debug"), [((), False, False), (("-v",), True, False), (("-vv",), True, True)]
+)
+def test_verbosity_and_log_file(
+    tmp_path: Path, device: tuple[str, int], flag: tuple[str, ...], info: bool, debug: bool
+) -> None:
+    """-v logs INFO, -vv also DEBUG, to stderr and to --log-file; without -v neither is logged."""
+    home = tmp_path / "fcu"
+    init_home(home)
+    write_demo_server_cas(home / "resources")
+    assert (
+        subprocess.run(
+            [*PROVKIT, "--home-dir", str(home), "setup"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+    log_file = tmp_path / "logs" / "run.log"
+    ip, port = device
+    inject = subprocess.run(
+        [*PROVKIT, *flag, "--log-file", str(log_file), "--home-dir", str(home), "inject",
+         "--endpoint-name", "log-1", "--serial-number", "SN", "tcp", "--ip", ip, "--port", str(port)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert inject.returncode == 0, inject.stdout + inject.stderr
+    logged = log_file.read_text()
+    for text in (logged, inject.stderr):
+        assert ("INFO provkit.factory.api: prepared" in text) == info, text
+        assert ("DEBUG provkit.cli.factory_cmds: sent" in text) == debug, text

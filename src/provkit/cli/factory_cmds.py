@@ -111,6 +111,7 @@ def inject_device(
                 FtErrorCode.GENERAL.format("by_device key generation needs a live device, not a file"),
             )
         response = link.exchange(request.config_data, timeout_s=timeout_s)
+        _log.debug("sent %d bytes, device answered %d bytes", len(request.config_data), len(response))
         if request.needs_csr_response:
             request = api.complete_device_configuration(request, response)
             response = link.exchange(request.config_data, timeout_s=timeout_s)
