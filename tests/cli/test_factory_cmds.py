@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,9 @@ import pytest
 import yaml
 from click.testing import Result
 
+from provkit.cli.factory_cmds import SUCCESS_MESSAGE
 from provkit.device.fcc import FactoryConfiguratorClient, fcc_init
+from provkit.factory.config import DEVICE_INFO_KEYS, OBSOLETE_FILE_KEYS, SUBJECT_KEYS, TOP_LEVEL_KEYS
 from provkit.transport.agent import DeviceAgent
 from provkit.transport.handlers import fcc_handler
 from provkit.transport.servers import TcpAgentServer
@@ -52,8 +56,11 @@ def test_init_writes_commented_template(tmp_path: Path) -> None:
     text = (tmp_path / "h" / "config" / "fcu.yml").read_text()
     assert text.count("#") > 40
     data = yaml.safe_load(text.replace("<%= ENV['FCU_RESOURCES_DIR'] %>", "r"))
-    for key in ("device-key-generation-mode", "setup-ca-as-intermediate", "device-info", "custom-properties"):
-        assert key in data
+    assert set(data) == TOP_LEVEL_KEYS - set(OBSOLETE_FILE_KEYS)  # every key, each with a value line
+    assert all(key in text for key in OBSOLETE_FILE_KEYS)  # mentioned in a comment
+    assert set(data["device-info"]) == set(DEVICE_INFO_KEYS)
+    assert set(data["certificate-authority"]) == set(SUBJECT_KEYS)
+    assert set(data["device-certificate"]) == set(SUBJECT_KEYS) - {"common-name"}
     assert (tmp_path / "h" / "resources").is_dir()
 
 
@@ -145,24 +152,19 @@ def test_inject_without_setup_reports_fcu_code(tmp_path: Path) -> None:
     assert "setup" in result.output
 
 
-def test_inject_to_file_writes_frame(home: Path, tmp_path: Path) -> None:
-    """to-file writes one mbedprov frame whose body is the device bundle."""
+@pytest.mark.parametrize("transport", ["to-file", "to_file"])
+def test_inject_to_file_writes_frame(home: Path, tmp_path: Path, transport: str) -> None:
+    """to-file (or ft_demo's spelling to_file) writes one mbedprov frame whose body is the device bundle."""
     out = tmp_path / "bundle.bin"
     result = run(
-        "--home-dir",
-        str(home),
-        "inject",
-        "--endpoint-name",
-        "f1",
-        "--serial-number",
-        "S",
-        "to-file",
-        str(out),
-    )
+        "--home-dir", str(home), "inject", "--endpoint-name=f1", "--serial-number=S", transport, str(out)
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1]) == {"status": 0, "message": SUCCESS_MESSAGE}
     data = out.read_bytes()
     assert data[:8] == b"mbedprov"
     length = int.from_bytes(data[8:12], "little")
+    assert data[12 + length :] == hashlib.sha256(data[12 : 12 + length]).digest()
     bundle = decode_bundle(data[12 : 12 + length])
     assert {p.name: p.data for p in bundle.config_params}["mbed.EndpointName"] == "f1"
 

@@ -231,7 +231,15 @@ def setup_cmd(ctx: click.Context, force: bool, ca_certificate: Path | None) -> N
 # ---------------------------------------------------------------- inject
 
 
-@click.group("inject", subcommand_metavar="TRANSPORT [ARGS]...")
+class _TransportGroup(click.Group):
+    """The inject transports; ft_demo's spelling ``to_file`` is accepted for ``to-file``."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Return the transport command, accepting ``_`` for ``-``."""
+        return super().get_command(ctx, cmd_name) or super().get_command(ctx, cmd_name.replace("_", "-"))
+
+
+@click.group("inject", cls=_TransportGroup, subcommand_metavar="TRANSPORT [ARGS]...")
 @click.option("--endpoint-name", required=True, help="The device's endpoint name (certificate CN).")
 @click.option("--serial-number", required=True, help="The device's serial number.")
 @click.option(
