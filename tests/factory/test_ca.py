@@ -127,6 +127,17 @@ def test_intermediate_mode_csr_then_install(make_home: HomeFactory) -> None:
     assert ca.chain == (root,) and ca.max_chain_depth == 3
 
 
+def test_setup_mode_switch_removes_the_other_modes_file(make_home: HomeFactory) -> None:
+    """Re-running setup -f in the other mode leaves no CSR or certificate of the replaced key behind."""
+    api = make_home(setup_ca_as_intermediate=True)
+    assert api.paths.ca_csr.exists()
+    self_signed = make_home(setup=False)
+    api.paths.config_file.write_text(self_signed.paths.config_file.read_text())
+    api.reload()
+    assert api.setup_factory_configurator_utility(override_existing_ca=True).ok
+    assert api.paths.ca_cert.exists() and not api.paths.ca_csr.exists()
+
+
 def test_install_foreign_certificate_is_222(make_home: HomeFactory) -> None:
     """Installing a CA certificate for another key fails with 222 and keeps the keystore as it was."""
     api = make_home(setup_ca_as_intermediate=True)

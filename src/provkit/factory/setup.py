@@ -60,7 +60,9 @@ def setup_ca(
         paths.ca_key: (keys.private_key_pem(key, passphrase), KEY_MODE),
         targets[1]: (body, CERT_MODE),
     }
-    stale = paths.ca_cert if config.setup_ca_as_intermediate else None  # belongs to the replaced key
+    # The other mode's file belongs to the replaced key: a stale certificate would not match,
+    # a stale CSR would be signed for a key that no longer exists.
+    stale = paths.ca_cert if config.setup_ca_as_intermediate else paths.ca_csr
     _write_keystore(paths, files, remove=stale)
     return get_setup_status(paths, passphrase)
 
