@@ -20,7 +20,7 @@ from provkit.wire.framing import FCC_TOKEN
 from support.intermediate import sign_intermediate
 from support.pty import pty_cable
 
-from .conftest import CLASS_ID, VENDOR_ID, HomeFactory
+from .conftest import CLASS_ID, LWM2M_AID, VENDOR_ID, HomeFactory
 from .test_device_keys import write_keys
 from .test_resources import write_update_cert
 
@@ -141,16 +141,30 @@ def pty_pair() -> Iterator[tuple[str, str]]:
         yield cable.device_path, cable.host_path
 
 
-@pytest.mark.parametrize("mode", ["by_tool", "by_device"])
+@pytest.mark.parametrize("use_bootstrap", [True, False])
+@pytest.mark.parametrize("mode", ["by_tool", "by_device", "externally_supplied"])
 def test_serial_injection(
-    make_home: HomeFactory, device: FactoryConfiguratorClient, pty_pair: tuple[str, str], mode: str
+    make_home: HomeFactory,
+    device: FactoryConfiguratorClient,
+    pty_pair: tuple[str, str],
+    tmp_path: Path,
+    mode: str,
+    use_bootstrap: bool,
 ) -> None:
-    """Over a pty serial pair with device log lines interleaved, provisioning succeeds."""
-    api = make_home(device_key_generation_mode=mode)
+    """Over a pty serial pair with device log lines interleaved, every key mode provisions in both modes."""
+    api = make_home(device_key_generation_mode=mode, use_bootstrap=use_bootstrap)
+    keys = None
+    if mode == "externally_supplied":
+        keys = tmp_path / "keys"
+        prefix, ou = ("Bootstrap", None) if use_bootstrap else ("LwM2M", LWM2M_AID)
+        write_keys(keys, prefix=prefix, cn="serial-dev", ou=ou)
     agent = DeviceAgent({FCC_TOKEN: fcc_handler(device)}, read_timeout_s=10)
     with SerialAgentServer(agent, pty_pair[0]) as _server, SerialLink(pty_pair[1]) as link:
-        status, _ = provision(api, link, "serial-dev")
+        status, _ = provision(api, link, "serial-dev", keys)
     assert status.ok, status
+    prefix = "Bootstrap" if use_bootstrap else "LwM2M"
+    assert device.kcm.item_get("mbed.EndpointName", ItemType.CONFIG) == b"serial-dev"
+    assert device.kcm.cert_chain_get(f"mbed.{prefix}DeviceCert")
 
 
 def test_intermediate_ca_chain_depth_three(
