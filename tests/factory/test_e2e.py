@@ -7,6 +7,14 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_der_private_key,
+)
 from cryptography.x509.oid import NameOID
 
 from provkit.device.fcc import FactoryConfiguratorClient, fcc_init
@@ -177,3 +185,35 @@ def test_intermediate_ca_chain_depth_three(
     status, _ = provision(api, tcp_link, "chain3")
     assert status.ok, status
     assert len(device.kcm.cert_chain_get("mbed.BootstrapDeviceCert")) == 3
+
+
+def test_custom_properties_of_every_type_are_stored(
+    make_home: HomeFactory, device: FactoryConfiguratorClient, tcp_link: TcpLink, tmp_path: Path
+) -> None:
+    """config, private-key, public-key, certificate and a PEM chain custom item reach the device's KCM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    pub_pem = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+    _, chain_ders = write_keys(tmp_path / "chain", cn="svc", chain=True)
+    ca_pem = x509.load_der_x509_certificate(chain_ders[1]).public_bytes(Encoding.PEM).decode()
+    chain_file = str(tmp_path / "chain" / "BootstrapDeviceCert.pem")
+    api = make_home(
+        custom_properties=[
+            {"name": "acme.Colour", "type": "config", "data": "blue"},
+            {"name": "acme.Key", "type": "private-key", "data": key_pem},
+            {"name": "acme.Pub", "type": "public-key", "data": pub_pem},
+            {"name": "acme.Cert", "type": "certificate", "data": ca_pem},
+            {"name": "acme.Chain", "type": "certificate", "data-file": chain_file},
+        ]
+    )
+    status, _ = provision(api, tcp_link, "custom-dev")
+    assert status.ok, status
+    kcm = device.kcm
+    assert kcm.item_get("acme.Colour", ItemType.CONFIG) == b"blue"
+    stored_key = load_der_private_key(kcm.item_get("acme.Key", ItemType.PRIVATE_KEY), None)
+    assert stored_key.public_key() == key.public_key()
+    assert kcm.item_get("acme.Pub", ItemType.PUBLIC_KEY) == key.public_key().public_bytes(
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+    )
+    assert kcm.cert_chain_get("acme.Cert") == [chain_ders[1]]
+    assert kcm.cert_chain_get("acme.Chain") == chain_ders
