@@ -73,6 +73,26 @@ def test_unset_variable_is_error_190(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "NO_SUCH_VAR_X" in (info.value.hint or "")
 
 
+def test_placeholders_in_comments_are_not_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variable named only in a comment (whole-line or trailing) need not be set; quoted '#' is text."""
+    monkeypatch.delenv("NO_SUCH_VAR_X", raising=False)
+    monkeypatch.setenv("MY_DEVICE_TYPE", "sensor")
+    data = base_config()
+    data["device-info"]["device-type"] = "PLACEHOLDER"
+    path = write_config(tmp_path, data)
+    text = path.read_text().replace(
+        "device-type: PLACEHOLDER",
+        "device-type: \"#<%= ENV['MY_DEVICE_TYPE'] %>\"  # was <%= ENV['NO_SUCH_VAR_X'] %>",
+    )
+    text = text.replace(
+        "manufacturer-name: Example Ltd.", "manufacturer-name: O'Brien Ltd. # not <%= ENV['NO_SUCH_VAR_X'] %>"
+    )
+    path.write_text("# <%= ENV['NO_SUCH_VAR_X'] %>\n" + text)
+    config = load_config(FcuPaths.resolve(tmp_path, environ={}))
+    assert config.device_info.device_type == "#sensor"
+    assert config.device_info.manufacturer_name == "O'Brien Ltd."
+
+
 def test_missing_file_is_error_190(tmp_path: Path) -> None:
     """A configuration file that does not exist fails with 190 naming the file."""
     with pytest.raises(ConfigError) as info:

@@ -43,11 +43,26 @@ def interpolate(text: str, variables: Mapping[str, str], *, source: Path) -> str
             )
         return variables[name]
 
-    # Comment lines are left alone: a placeholder mentioned in a comment is not a use.
-    lines = text.splitlines(keepends=True)
-    return "".join(
-        line if line.lstrip().startswith("#") else _ENV_PLACEHOLDER.sub(substitute, line) for line in lines
-    )
+    # Comments are left alone: a placeholder mentioned in a comment is not a use.
+    out = []
+    for line in text.splitlines(keepends=True):
+        cut = _comment_start(line)
+        out.append(_ENV_PLACEHOLDER.sub(substitute, line[:cut]) + line[cut:])
+    return "".join(out)
+
+
+def _comment_start(line: str) -> int:
+    """Index where the line's YAML comment begins (``#`` at the start or after a blank, unquoted)."""
+    quote = ""
+    for index, char in enumerate(line):
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"" and (index == 0 or line[index - 1] in " \t:[{,"):
+            quote = char  # a quote opens a scalar only at its start (O'Brien has none)
+        elif char == "#" and (index == 0 or line[index - 1] in " \t"):
+            return index
+    return len(line)
 
 
 def read_config_mapping(path: Path, reserved: Mapping[str, str]) -> dict[str, Any]:
