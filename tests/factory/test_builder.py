@@ -315,3 +315,10 @@ def test_firmware_integrity_key_must_name_a_file(make_home: HomeFactory) -> None
     with pytest.raises(ConfigError) as info:
         _ = make_home(setup=False, firmware_integrity_certificate_file=[1, 2]).config
     assert info.value.message.startswith("Validation error in field: firmware-integrity-certificate-file.")
+
+
+def test_factory_fcc_disable_is_sent_only_when_true(api: FactoryToolApi) -> None:
+    """factory_fcc_disable=True adds Disable 1; by default the item is absent (present only when true)."""
+    assert decode_bundle(api.prepare_device_configuration("d", "s").config_data).disable is None
+    request = api.prepare_device_configuration("d", "s", factory_fcc_disable=True)
+    assert decode_bundle(request.config_data).disable is True

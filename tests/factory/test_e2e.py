@@ -17,13 +17,16 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.x509.oid import NameOID
 
+from provkit.codes import FtErrorCode
 from provkit.device.fcc import FactoryConfiguratorClient, fcc_init
 from provkit.device.kcm import ItemType
+from provkit.errors import TransportError
 from provkit.factory import DeviceResponseStatus, FactoryToolApi
 from provkit.transport.agent import DeviceAgent
 from provkit.transport.handlers import fcc_handler
 from provkit.transport.links import SerialLink, TcpLink
 from provkit.transport.servers import SerialAgentServer, TcpAgentServer
+from provkit.wire.bundle import decode_bundle
 from provkit.wire.framing import FCC_TOKEN
 from support.intermediate import sign_intermediate
 from support.pty import pty_cable
@@ -217,3 +220,24 @@ def test_custom_properties_of_every_type_are_stored(
     )
     assert kcm.cert_chain_get("acme.Cert") == [chain_ders[1]]
     assert kcm.cert_chain_get("acme.Chain") == chain_ders
+
+
+@pytest.mark.parametrize("mode", ["by_tool", "by_device"])
+def test_factory_fcc_disable_closes_the_factory_flow(
+    make_home: HomeFactory, device: FactoryConfiguratorClient, tcp_link: TcpLink, mode: str
+) -> None:
+    """With factory_fcc_disable the device stores the bundle, then refuses every further one (no response)."""
+    api = make_home(device_key_generation_mode=mode)
+    request = api.prepare_device_configuration("dis-1", "SN", factory_fcc_disable=True)
+    if request.needs_csr_response:
+        assert decode_bundle(request.config_data).disable is None  # FCC refuses Disable with KpAlvSess 1
+        request = api.complete_device_configuration(
+            request, tcp_link.exchange(request.config_data, timeout_s=10)
+        )
+    status = api.verify_device_response("dis-1", tcp_link.exchange(request.config_data, timeout_s=10))
+    assert status.ok, status
+    assert device.is_factory_disabled()
+    again = api.prepare_device_configuration("dis-2", "SN")
+    with pytest.raises(TransportError) as info:
+        tcp_link.exchange(again.config_data, timeout_s=10)
+    assert info.value.code == FtErrorCode.DEVICE_COMMUNICATION

@@ -165,17 +165,30 @@ class FactoryToolApi:
     # ------------------------------------------------------------ inject
 
     def prepare_device_configuration(
-        self, endpoint_name: str, serial_number: str, device_keys_location: PathArg = None
+        self,
+        endpoint_name: str,
+        serial_number: str,
+        device_keys_location: PathArg = None,
+        factory_fcc_disable: bool = False,
     ) -> DeviceConfigurationRequest:
         """Build the device configuration bundle for one device.
 
         In ``by_device`` mode this is the first message (CSR request); send it, then pass
         the device's answer to :meth:`complete_device_configuration` for the second.
 
+        Args:
+            endpoint_name: the device's endpoint name (``mbed.EndpointName``, certificate CN).
+            serial_number: the device's serial number.
+            device_keys_location: folder of externally supplied keys and ``entropy.bin``.
+            factory_fcc_disable: send ``Disable 1``: after storing, the device refuses any
+                further bundle (the FCU API parameter of seed 000).
+
         Raises:
             FactoryError: with the FCU code of the problem (101–104, 2xx, 3xx).
         """
-        request = self._get_builder().prepare(endpoint_name, serial_number, device_keys_location)
+        request = self._get_builder().prepare(
+            endpoint_name, serial_number, device_keys_location, disable=factory_fcc_disable
+        )
         _log.info("prepared %d-byte bundle for %s", len(request.config_data), endpoint_name)
         return request
 

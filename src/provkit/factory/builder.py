@@ -60,6 +60,7 @@ class _DeviceItems:
     chain: CertificateChainItem
     entropy: bytes | None
     sid: str | None = None
+    disable: bool = False
 
     @property
     def keep_alive(self) -> bool | None:
@@ -252,6 +253,7 @@ class BundleBuilder:
             entropy=own.entropy,
             verify=self.config.verify_on_device,
             keep_alive=own.keep_alive,
+            disable=True if own.disable else None,  # seed 000: "Present only when configured true"
         )
         leaf_der = own.chain.certificates[0]
         enrollment = x509.enrollment_id(leaf_der) if self.config.first_to_claim else None
@@ -280,8 +282,13 @@ class BundleBuilder:
         endpoint_name: str,
         serial_number: str,
         device_keys_location: str | os.PathLike[str] | None = None,
+        *,
+        disable: bool = False,
     ) -> DeviceConfigurationRequest:
         """Build the bundle (or, in ``by_device`` mode, the first, CSR-requesting message).
+
+        ``disable`` adds ``Disable 1`` (FCU's ``factory_fcc_disable``) to the last message:
+        the device then refuses any further bundle.
 
         Raises:
             FactoryError: 101 for a missing endpoint name or serial number.
@@ -295,7 +302,7 @@ class BundleBuilder:
         now = dt.datetime.now(dt.UTC)
         mode = self.config.key_mode
         if mode is KeyMode.BY_DEVICE:
-            return self._csr_request(endpoint_name, serial_number, entropy, warnings)
+            return self._csr_request(endpoint_name, serial_number, entropy, warnings, disable)
         if mode is KeyMode.BY_TOOL:
             key = keys.generate_p256()
             leaf = self._issue(key.public_key(), endpoint_name, now)
@@ -318,11 +325,17 @@ class BundleBuilder:
             keys=(KeyItem(self.names.private_key, "ECCPrivate", key_der),),
             chain=CertificateChainItem(self.names.certificate, ders),
             entropy=entropy,
+            disable=disable,
         )
         return self._finish(own, warnings)
 
     def _csr_request(
-        self, endpoint_name: str, serial_number: str, entropy: bytes | None, warnings: list[WarningInfo]
+        self,
+        endpoint_name: str,
+        serial_number: str,
+        entropy: bytes | None,
+        warnings: list[WarningInfo],
+        disable: bool,
     ) -> DeviceConfigurationRequest:
         self._require_ca()
         subject = {**self._subject, "common-name": endpoint_name}
@@ -340,7 +353,8 @@ class BundleBuilder:
             warnings=warnings,
             endpoint_name=endpoint_name,
             serial_number=serial_number,
-            pending_csr=CsrPending(sid, self.names.private_key, self.names.certificate),
+            # Disable waits for the second message: FCC refuses it together with KpAlvSess 1.
+            pending_csr=CsrPending(sid, self.names.private_key, self.names.certificate, disable),
         )
 
     def complete(
@@ -384,5 +398,6 @@ class BundleBuilder:
             chain=chain,
             entropy=None,
             sid=pending.session_id,
+            disable=pending.disable,
         )
         return self._finish(own, list(request.warnings))

@@ -74,11 +74,13 @@ class CsrPending:
         session_id: the SID sent with the CSR request; the device echoes it.
         key_name: the device key name (``PrKN``) whose CSR is awaited.
         cert_name: the certificate chain name the signed certificate is stored under.
+        disable: whether the second message disables the factory flow (``factory_fcc_disable``).
     """
 
     session_id: str
     key_name: str
     cert_name: str
+    disable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
