@@ -93,6 +93,23 @@ def test_placeholders_in_comments_are_not_uses(tmp_path: Path, monkeypatch: pyte
     assert config.device_info.manufacturer_name == "O'Brien Ltd."
 
 
+def test_unquoted_numbers_in_text_fields_keep_their_text(tmp_path: Path) -> None:
+    """hardware-version: 1.10 stays '1.10', model-number: 0123 stays '0123' (YAML would give 1.1 and 83)."""
+    path = tmp_path / "fcu.yml"
+    text = init_home(tmp_path / "h").config_file.read_text()
+    text = text.replace('hardware-version: "1.0"', "hardware-version: 1.10")
+    text = text.replace("model-number: EX-1", "model-number: 0123")
+    text = text.replace("memory-total: 512", "memory-total: 0x400")
+    text = text.replace("organizational-unit-name: Factory", "organizational-unit-name: 007")
+    path.write_text(text)
+    config = load_config(FcuPaths.resolve(tmp_path / "h", config_file=path, environ={}))
+    info = config.device_info
+    assert (info.hardware_version, info.model_number) == ("1.10", "0123")
+    assert info.memory_total == 1024 and type(info.memory_total) is int
+    assert config.certificate_authority["organizational-unit-name"] == "007"
+    assert type(config.chain_depth) is int
+
+
 def test_missing_file_is_error_190(tmp_path: Path) -> None:
     """A configuration file that does not exist fails with 190 naming the file."""
     with pytest.raises(ConfigError) as info:

@@ -65,6 +65,42 @@ def _comment_start(line: str) -> int:
     return len(line)
 
 
+class SourcedInt(int):
+    """An integer read from fcu.yml that remembers how it was written (``0123`` is 83 in YAML 1.1)."""
+
+    source: str
+
+
+class SourcedFloat(float):
+    """A float read from fcu.yml that remembers how it was written (``1.10`` is 1.1 as a float)."""
+
+    source: str
+
+
+class _FcuLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` whose numbers keep their source text, so text fields keep what was written."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> SourcedInt:
+        value = SourcedInt(super().construct_yaml_int(node))
+        value.source = str(node.value)
+        return value
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> SourcedFloat:
+        value = SourcedFloat(super().construct_yaml_float(node))
+        value.source = str(node.value)
+        return value
+
+
+_FcuLoader.add_constructor("tag:yaml.org,2002:int", _FcuLoader.construct_yaml_int)
+_FcuLoader.add_constructor("tag:yaml.org,2002:float", _FcuLoader.construct_yaml_float)
+
+
+def scalar_text(value: object) -> str:
+    """The text of a scalar as written in fcu.yml (a number's source text, e.g. ``1.10``, ``0123``)."""
+    source = getattr(value, "source", None)
+    return source if isinstance(source, str) else str(value)
+
+
 def read_config_mapping(path: Path, reserved: Mapping[str, str]) -> dict[str, Any]:
     """Read, interpolate and parse ``fcu.yml`` into a mapping.
 
@@ -88,7 +124,7 @@ def read_config_mapping(path: Path, reserved: Mapping[str, str]) -> dict[str, An
     variables = {**os.environ, **reserved}
     text = interpolate(raw, variables, source=path)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_FcuLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError.from_code(
             FcuErrorCode.CONFIG_NOT_YAML, path, hint=f"fix the YAML syntax: {exc}".splitlines()[0]

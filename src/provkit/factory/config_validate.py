@@ -34,7 +34,7 @@ from provkit.factory.config import (
     invalid,
     uri_aid,
 )
-from provkit.factory.config_load import read_config_mapping
+from provkit.factory.config_load import read_config_mapping, scalar_text
 from provkit.factory.paths import FcuPaths
 
 _E = TypeVar("_E", bound=StrEnum)
@@ -109,7 +109,7 @@ def validate_config(data: Mapping[str, Any], *, base_dir: Path, source: Path | N
         class_id=class_id,
         device_info=_device_info(data, time_sync),
         device_certificate=_subject(data, "device-certificate", allow_cn=False),
-        chain_depth=chain_depth,
+        chain_depth=int(chain_depth),
         custom_properties=_custom_properties(data.get("custom-properties"), base_dir),
         source=source,
         ignored_keys=tuple(key for key in OBSOLETE_FILE_KEYS if _file(data, key, base_dir, required=False)),
@@ -198,7 +198,7 @@ def _subject(data: Mapping[str, Any], key: str, *, allow_cn: bool) -> dict[str, 
             continue
         if not isinstance(value, str | int) or isinstance(value, bool):
             raise invalid(name, "must be a string")
-        text = str(value)
+        text = scalar_text(value)
         if sub == "country-name" and (len(text) != 2 or not text.isalpha()):
             raise invalid(name, f"{text!r} is not a two-letter country code")
         result[sub] = text
@@ -219,7 +219,7 @@ def _device_info(data: Mapping[str, Any], time_sync: bool) -> DeviceInfo:
             raise _missing(f"device-info.{sub}")
         if not isinstance(value, str | int | float):
             raise invalid(f"device-info.{sub}", "must be a string")
-        texts.append(str(value))
+        texts.append(scalar_text(value))
     memory = section.get("memory-total")
     if memory is None:
         raise _missing("device-info.memory-total")
@@ -229,14 +229,14 @@ def _device_info(data: Mapping[str, Any], time_sync: bool) -> DeviceInfo:
     if timezone in (None, ""):
         timezone = None
     else:
-        timezone = str(timezone)
+        timezone = scalar_text(timezone)
         try:
             zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise invalid(
                 "device-info.timezone", f"{timezone!r} is not an IANA time zone", "e.g. UTC, Europe/Paris"
             ) from None
-    return DeviceInfo(texts[0], texts[1], texts[2], texts[3], memory, timezone)
+    return DeviceInfo(texts[0], texts[1], texts[2], texts[3], int(memory), timezone)
 
 
 def _custom_properties(value: Any, base_dir: Path) -> tuple[CustomProperty, ...]:
@@ -284,5 +284,7 @@ def _custom_properties(value: Any, base_dir: Path) -> tuple[CustomProperty, ...]
                 raise invalid(f"{where}.data-file", "must be a file name")
             path = Path(data_file).expanduser()
             path = path if path.is_absolute() else base_dir / path
+        if isinstance(data, int):
+            data = int(data)  # a plain int for the encoder, not fcu.yml's SourcedInt
         result.append(CustomProperty(name, kind, data, path))
     return tuple(result)
