@@ -159,3 +159,17 @@ def test_custom_chain_must_link(make_home: HomeFactory, tmp_path: Path) -> None:
         make_home, custom_properties=[{"name": "acme.Chain", "type": "certificate", "data-file": str(path)}]
     )
     assert error.code == FcuErrorCode.VALIDATION_ERROR
+
+
+def test_custom_certificate_outside_the_crypto_scheme_is_380(make_home: HomeFactory, tmp_path: Path) -> None:
+    """A custom certificate with an RSA key (outside the P-256 scheme) fails with 380 naming the entry."""
+    good, bad = tmp_path / "good.pem", tmp_path / "rsa.pem"
+    good.write_bytes(make_cert().public_bytes(serialization.Encoding.PEM))
+    bad.write_bytes(make_cert(rsa_key=True).public_bytes(serialization.Encoding.PEM))
+    api = make_home(custom_properties=[{"name": "acme.C", "type": "certificate", "data-file": str(good)}])
+    assert api.prepare_device_configuration("d", "s").config_data
+    error = _prepare_error(
+        make_home, custom_properties=[{"name": "acme.C", "type": "certificate", "data-file": str(bad)}]
+    )
+    assert error.message.startswith("Validation error in field: custom-properties[0].")
+    assert "P-256" in error.message

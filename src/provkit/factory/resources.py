@@ -154,6 +154,8 @@ def _custom_items(
         try:
             if prop.type == "certificate":
                 loaded = x509.load_certificates(raw)
+                if not all(x509.supported_scheme(cert) for cert in loaded):
+                    raise invalid(where, "every certificate must use a P-256 key and ecdsa-with-SHA256")
                 ders = tuple(x509.certificate_der(cert) for cert in loaded)
                 if len(ders) == 1:
                     certs.append(CertificateItem(prop.name, ders[0]))
