@@ -14,24 +14,63 @@ from pathlib import Path
 
 import pytest
 
-from provkit.codes import FtErrorCode
+from provkit.codes import FcuErrorCode, FtErrorCode
+from provkit.errors import ConfigError
 from provkit.factory import FactoryToolApi
 from support.cli import json_status, make_fcu_home, run_cli
 
 pytestmark = pytest.mark.integration
 
 
-def test_setup_failing_unexpectedly_is_1005(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A CA passphrase the key encryption cannot take is not a documented FCU error: 1005, cause as hint."""
+def test_passphrase_the_key_encryption_refuses_is_330(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CA passphrase OpenSSL cannot take (over 1023 bytes): 330 with the cause as hint, nothing written."""
     home = make_fcu_home(tmp_path, setup=False)
     monkeypatch.setenv("PROVKIT_CA_PASSPHRASE", "p" * 2000)
     result = run_cli("--home-dir", str(home), "setup")
     assert result.exit_code == 1
     assert json_status(result.output) == {
-        "status": int(FtErrorCode.SETUP_FAILED),
-        "message": FtErrorCode.SETUP_FAILED.template,
+        "status": int(FcuErrorCode.PRIVATE_KEY_CREATE_FAILED),
+        "message": FcuErrorCode.PRIVATE_KEY_CREATE_FAILED.template,
     }
     assert "Hint:" in result.output and "1023 bytes" in result.output  # the cause to fix
+    assert not (home / "keystore" / "fcu_key.pem").exists()
+
+
+def test_passphrase_that_is_not_utf8(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A passphrase of non-UTF-8 bytes from the environment encrypts the key and opens it again."""
+    home = make_fcu_home(tmp_path, setup=False)
+    monkeypatch.setenv("PROVKIT_CA_PASSPHRASE", b"\xff\xfe-secret".decode("utf-8", "surrogateescape"))
+    assert run_cli("--home-dir", str(home), "setup").exit_code == 0
+    out = tmp_path / "frame.bin"
+    inject = (
+        "--home-dir",
+        str(home),
+        "inject",
+        "--endpoint-name",
+        "pw-1",
+        "--serial-number",
+        "S",
+        "to-file",
+        str(out),
+    )
+    assert run_cli(*inject).exit_code == 0
+    monkeypatch.setenv("PROVKIT_CA_PASSPHRASE", "other")
+    result = run_cli(*inject)
+    assert result.exit_code == 1 and json_status(result.output)["status"] == FcuErrorCode.CA_KEY_LOAD_FAILED
+
+
+def test_unresolvable_home_is_190(tmp_path: Path) -> None:
+    """A home that is a symlink loop: the API raises 190 naming it; setup and inject print it as JSON."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(ConfigError) as info:
+        FactoryToolApi(home_dir=loop)
+    assert info.value.code == FcuErrorCode.CONFIG_LOAD_FAILED and str(loop) in info.value.message
+    for command in (("setup",), ("inject", "--endpoint-name", "e", "--serial-number", "s", "to-file", "x")):
+        result = run_cli("--home-dir", str(loop), *command)
+        assert result.exit_code == 1 and json_status(result.output)["status"] == 190, result.output
 
 
 def test_setup_never_reports_success_for_a_ca_that_does_not_load(

@@ -210,3 +210,12 @@ def test_demo_ignores_fcu_environment(tmp_path: Path, monkeypatch: pytest.Monkey
     result = run("demo")
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "ks").exists()
+
+
+def test_demo_reports_a_failed_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When setup cannot write the CA (a passphrase the key encryption refuses), demo says so and exits 1."""
+    monkeypatch.setenv("PROVKIT_CA_PASSPHRASE", "p" * 2000)
+    result = run("demo")
+    assert result.exit_code == 1
+    body = _json_line(result.output)
+    assert body["status"] != 0 and "deviceResponse" not in body

@@ -194,12 +194,14 @@ def setup_cmd(ctx: click.Context, force: bool, ca_certificate: Path | None) -> N
     setup-ca-as-intermediate: true, setup writes keystore/fcu.csr; have it signed, then
     run 'provkit setup --ca-certificate signed.pem'.
     """
-    api = _api(ctx)
     try:
+        api = _api(ctx)
         if ca_certificate is not None:
             status = api.install_ca_certificate(ca_certificate)
         else:
             status = api.setup_factory_configurator_utility(override_existing_ca=force)
+    except ProvkitError as failure:  # e.g. 190: the FCU directories cannot be resolved
+        status = SetupStatus.failed(failure)
     except Exception as exc:  # FCU errors come back in the status; anything else is ft_demo's 1005
         _log.debug("setup failed unexpectedly", exc_info=True)
         status = SetupStatus.failed(
@@ -321,7 +323,10 @@ def run_demo(home: Path, endpoint_name: str, serial_number: str) -> tuple[Inject
 
     paths = make_demo_home(home)
     api = FactoryToolApi(paths.home, paths.resources, paths.keystore, paths.config_file)
-    api.setup_factory_configurator_utility()
+    setup = api.setup_factory_configurator_utility()
+    if not setup.ok:  # e.g. an unusable PROVKIT_CA_PASSPHRASE: report it, do not inject
+        error = setup.errors[0]
+        return InjectOutcome(setup.status, error.message, hint=error.hint), []
     kcm = Kcm(MemoryStorage())
     agent = DeviceAgent({FCC_TOKEN: fcc_handler(FactoryConfiguratorClient(kcm))})
     with serve_tcp(agent, "127.0.0.1", 0) as server, TcpLink(*server.address, connect_timeout_s=5) as link:

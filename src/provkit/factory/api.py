@@ -44,6 +44,9 @@ class FactoryToolApi:
         config_file: ``fcu.yml`` (default ``<home>/config/fcu.yml``).
         ca_passphrase: passphrase of the CA key (default ``$PROVKIT_CA_PASSPHRASE``; none
             means the key is stored unencrypted).
+
+    Raises:
+        ConfigError: 190 when a directory cannot be resolved (e.g. a symlink loop).
     """
 
     def __init__(
@@ -57,7 +60,8 @@ class FactoryToolApi:
     ) -> None:
         self.paths = FcuPaths.resolve(home_dir, resources_dir, keystore_dir, config_file)
         secret = ca_passphrase if ca_passphrase is not None else os.environ.get(PASSPHRASE_ENV)
-        self._passphrase = secret.encode() if isinstance(secret, str) else secret
+        # surrogateescape: a passphrase from the environment may hold bytes that are not UTF-8.
+        self._passphrase = secret.encode("utf-8", "surrogateescape") if isinstance(secret, str) else secret
         self._lock = threading.Lock()
         self._config: FcuConfig | None = None
         self._builder: BundleBuilder | None = None

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from provkit.codes import FcuErrorCode
+from provkit.errors import ConfigError
+
 CA_KEY_FILE: Final = "fcu_key.pem"
 """File name of the factory CA private key inside the keystore."""
 
@@ -21,6 +24,17 @@ CA_CERT_FILE: Final = "fcu.crt"
 
 CA_CSR_FILE: Final = "fcu.csr"
 """File name of the CSR written by setup in intermediate-CA mode."""
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+        raise ConfigError.from_code(
+            FcuErrorCode.CONFIG_LOAD_FAILED,
+            path,
+            hint=f"cannot resolve {path}: {exc}; check the FCU directories",
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +63,17 @@ class FcuPaths:
         *,
         environ: Mapping[str, str] | None = None,
     ) -> FcuPaths:
-        """Resolve the directories from arguments, environment and defaults."""
+        """Resolve the directories from arguments, environment and defaults.
+
+        Raises:
+            ConfigError: 190 when a directory cannot be resolved (e.g. a symlink loop).
+        """
         env = os.environ if environ is None else environ
-        home = Path(home_dir or env.get("FCU_HOME_DIR") or Path.cwd()).expanduser().resolve()
-        resources = Path(resources_dir or env.get("FCU_RESOURCES_DIR") or home / "resources").expanduser()
-        keystore = Path(keystore_dir or env.get("FCU_KEYSTORE_DIR") or home / "keystore").expanduser()
-        config = Path(config_file or home / "config" / "fcu.yml").expanduser()
-        return cls(home, resources.resolve(), keystore.resolve(), config.resolve())
+        home = _resolved(Path(home_dir or env.get("FCU_HOME_DIR") or Path.cwd()))
+        resources = Path(resources_dir or env.get("FCU_RESOURCES_DIR") or home / "resources")
+        keystore = Path(keystore_dir or env.get("FCU_KEYSTORE_DIR") or home / "keystore")
+        config = Path(config_file or home / "config" / "fcu.yml")
+        return cls(home, _resolved(resources), _resolved(keystore), _resolved(config))
 
     @property
     def ca_key(self) -> Path:

@@ -36,11 +36,13 @@ def setup_ca(
     Raises:
         CaError: 290 when the files exist and ``override_existing_ca`` is false.
         ConfigError: 380 for an unusable ``certificate-authority`` subject.
+        FactoryError: 330 when the key cannot be encrypted with ``passphrase``; 320 when
+            the keystore cannot be written.
     """
     targets = [paths.ca_key, paths.ca_csr if config.setup_ca_as_intermediate else paths.ca_cert]
     if not override_existing_ca:
         for path in (paths.ca_key, paths.ca_cert):
-            if path.exists():
+            if _exists(path):
                 raise CaError.from_code(
                     FcuErrorCode.FILE_ALREADY_EXISTS,
                     path,
@@ -56,10 +58,14 @@ def setup_ca(
             body = x509.certificate_pem([issue.create_ca(key, subject, now=moment)])
     except CryptoError as exc:
         raise invalid("certificate-authority", str(exc)) from exc
-    files = {
-        paths.ca_key: (keys.private_key_pem(key, passphrase), KEY_MODE),
-        targets[1]: (body, CERT_MODE),
-    }
+    try:
+        key_pem = keys.private_key_pem(key, passphrase)
+    except ValueError as exc:  # e.g. a passphrase over 1023 bytes, which OpenSSL refuses
+        raise FactoryError.from_code(
+            FcuErrorCode.PRIVATE_KEY_CREATE_FAILED,
+            hint=f"cannot encrypt the CA key: {exc}; check the passphrase",
+        ) from exc
+    files = {paths.ca_key: (key_pem, KEY_MODE), targets[1]: (body, CERT_MODE)}
     # The other mode's file belongs to the replaced key: a stale certificate would not match,
     # a stale CSR would be signed for a key that no longer exists.
     stale = paths.ca_cert if config.setup_ca_as_intermediate else paths.ca_csr
@@ -135,14 +141,22 @@ def _write_keystore(
         ) from exc
 
 
+def _exists(path: Path) -> bool:
+    # Path.exists() raises for e.g. a name that is too long; such a file cannot exist either.
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def get_setup_status(paths: FcuPaths, passphrase: bytes | None = None) -> SetupStatus:
     """Report whether the keystore holds a usable CA (never raises for keystore problems)."""
     try:
         ca = FactoryCa.load(paths, passphrase)
     except ProvkitError as error:
         warnings = []
-        csr = str(paths.ca_csr) if paths.ca_csr.exists() else None
-        if csr and not paths.ca_cert.exists():
+        csr = str(paths.ca_csr) if _exists(paths.ca_csr) else None
+        if csr and not _exists(paths.ca_cert):
             warnings.append(
                 WarningInfo(0, f"intermediate CA: have {csr} signed by your CA, then install the certificate")
             )
