@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,12 @@ def test_resources_argument_wins_over_environment(tmp_path: Path, monkeypatch: p
     init_home(tmp_path)
     paths = FcuPaths.resolve(tmp_path, resources_dir=tmp_path / "res")
     assert load_config(paths).server_ca_certificate_file.parent == tmp_path.resolve() / "res"
+
+
+def test_fifo_as_config_file_is_190_not_a_hang(tmp_path: Path) -> None:
+    """A named pipe given as fcu.yml fails at once with 190 instead of blocking on the read."""
+    fifo = tmp_path / "fcu.yml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError) as info:
+        load_config(FcuPaths.resolve(tmp_path, config_file=fifo, environ={}))
+    assert info.value.code == FcuErrorCode.CONFIG_LOAD_FAILED and "regular file" in (info.value.hint or "")

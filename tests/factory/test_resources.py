@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,11 @@ def test_custom_certificate_outside_the_crypto_scheme_is_380(make_home: HomeFact
     )
     assert error.message.startswith("Validation error in field: custom-properties[0].")
     assert "P-256" in error.message
+
+
+def test_fifo_as_server_ca_file_is_360_not_a_hang(make_home: HomeFactory, tmp_path: Path) -> None:
+    """A named pipe where the server CA certificate should be fails at once with 360."""
+    fifo = tmp_path / "ca.pem"
+    os.mkfifo(fifo)
+    error = _prepare_error(make_home, bootstrap_server_ca_certificate_file=str(fifo))
+    assert error.code == FcuErrorCode.FILE_LOAD_FAILED and "regular file" in (error.hint or "")

@@ -112,6 +112,8 @@ def read_config_mapping(path: Path, reserved: Mapping[str, str]) -> dict[str, An
         ConfigError: 190 if the file cannot be read, 200 if it is not a YAML mapping.
     """
     try:
+        if path.exists() and not path.is_file():  # a directory, or a FIFO that would block forever
+            raise OSError("not a regular file")
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError.from_code(

@@ -52,6 +52,8 @@ class StaticMaterial:
 def read_file(path: Path) -> bytes:
     """Read ``path`` or raise the FCU 360 error naming it."""
     try:
+        if path.exists() and not path.is_file():  # a directory, or a FIFO that would block forever
+            raise OSError("not a regular file")
         return path.read_bytes()
     except OSError as exc:
         raise ConfigError.from_code(
