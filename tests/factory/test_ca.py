@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import stat
 from pathlib import Path
 
@@ -219,3 +220,18 @@ def test_unwritable_keystore_is_320(make_home: HomeFactory) -> None:
     status = api.setup_factory_configurator_utility()
     assert status.status == FcuErrorCode.CERTIFICATE_CREATE_FAILED
     assert str(api.paths.keystore) in (status.errors[0].hint or "")
+
+
+def test_keystore_entries_that_are_not_files_are_211_and_221(api: FactoryToolApi) -> None:
+    """A FIFO as fcu.crt (211) or a directory as fcu_key.pem (221) is reported at once, not read."""
+    api.paths.ca_cert.unlink()
+    os.mkfifo(api.paths.ca_cert)
+    assert api.get_setup_status().status == FcuErrorCode.CA_CERT_LOAD_FAILED
+    api.paths.ca_cert.unlink()
+    assert api.setup_factory_configurator_utility(override_existing_ca=True).ok
+    api.paths.ca_key.unlink()
+    api.paths.ca_key.mkdir()
+    status = api.get_setup_status()
+    assert status.status == FcuErrorCode.CA_KEY_LOAD_FAILED and "regular file" in (
+        status.errors[0].hint or ""
+    )

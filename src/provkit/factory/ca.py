@@ -133,6 +133,8 @@ _KEY_ADVICE: Final = "check the passphrase (PROVKIT_CA_PASSPHRASE) or run 'provk
 
 def _read_keystore_file(path: Path, missing: FcuErrorCode, corrupt: FcuErrorCode, advice: str) -> bytes:
     try:
+        if path.exists() and not path.is_file():  # a directory, or a FIFO that would block forever
+            raise OSError("not a regular file")
         return path.read_bytes()
     except FileNotFoundError as exc:
         raise CaError.from_code(missing, path, hint=_SETUP_HINT) from exc
