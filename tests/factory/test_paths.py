@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from provkit.codes import FcuErrorCode
+from provkit.errors import ConfigError
 from provkit.factory import FactoryToolApi
 from provkit.factory.paths import FcuPaths
 
@@ -47,3 +49,10 @@ def test_environment_then_arguments(tmp_path: Path) -> None:
         tmp_path / "k",
         tmp_path / "c.yml",
     )
+
+
+def test_directory_name_with_nul_byte_is_190() -> None:
+    """A directory argument no path can have (a NUL byte) is 190, not a ValueError."""
+    with pytest.raises(ConfigError) as info:
+        FactoryToolApi(keystore_dir="key\x00store")
+    assert info.value.code == FcuErrorCode.CONFIG_LOAD_FAILED

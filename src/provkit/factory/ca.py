@@ -20,7 +20,7 @@ from typing import Final
 from provkit.codes import FcuErrorCode
 from provkit.crypto import issue, keys, x509
 from provkit.errors import CaError, CryptoError
-from provkit.factory.paths import FcuPaths
+from provkit.factory.paths import FcuPaths, read_regular_file
 
 BOOTSTRAP_DEVICE_CERT_YEARS: Final = 20
 """Device certificate lifetime in bootstrap mode (FCC warns below 10 years; renewable)."""
@@ -133,9 +133,7 @@ _KEY_ADVICE: Final = "check the passphrase (PROVKIT_CA_PASSPHRASE) or run 'provk
 
 def _read_keystore_file(path: Path, missing: FcuErrorCode, corrupt: FcuErrorCode, advice: str) -> bytes:
     try:
-        if path.exists() and not path.is_file():  # a directory, or a FIFO that would block forever
-            raise OSError("not a regular file")
-        return path.read_bytes()
+        return read_regular_file(path)
     except FileNotFoundError as exc:
         raise CaError.from_code(missing, path, hint=_SETUP_HINT) from exc
     except OSError as exc:

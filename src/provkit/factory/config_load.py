@@ -16,6 +16,7 @@ import yaml
 
 from provkit.codes import FcuErrorCode
 from provkit.errors import ConfigError
+from provkit.factory.paths import read_regular_file
 
 # ERB-style placeholder as FCU documents it; both quote styles are accepted.
 _ENV_PLACEHOLDER: Final = re.compile(r"<%=\s*ENV\[\s*(['\"])([A-Za-z_][A-Za-z0-9_]*)\1\s*\]\s*%>")
@@ -112,9 +113,7 @@ def read_config_mapping(path: Path, reserved: Mapping[str, str]) -> dict[str, An
         ConfigError: 190 if the file cannot be read, 200 if it is not a YAML mapping.
     """
     try:
-        if path.exists() and not path.is_file():  # a directory, or a FIFO that would block forever
-            raise OSError("not a regular file")
-        raw = path.read_text(encoding="utf-8")
+        raw = read_regular_file(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError.from_code(
             FcuErrorCode.CONFIG_LOAD_FAILED,

@@ -26,10 +26,22 @@ CA_CSR_FILE: Final = "fcu.csr"
 """File name of the CSR written by setup in intermediate-CA mode."""
 
 
+def read_regular_file(path: Path) -> bytes:
+    """Read ``path``, which must be a regular file.
+
+    Raises:
+        OSError: the file cannot be read, or it is a directory, a FIFO or a device (whose
+            read could block forever).
+    """
+    if path.exists() and not path.is_file():
+        raise OSError("not a regular file")
+    return path.read_bytes()
+
+
 def _resolved(path: Path) -> Path:
     try:
         return path.expanduser().resolve()
-    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop (3.11), a NUL in the name
         raise ConfigError.from_code(
             FcuErrorCode.CONFIG_LOAD_FAILED,
             path,

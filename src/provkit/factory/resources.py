@@ -20,6 +20,7 @@ from provkit.codes import FcuErrorCode
 from provkit.crypto import keys, x509
 from provkit.errors import ConfigError, CryptoError, DeviceKeysError
 from provkit.factory.config import CustomProperty, FcuConfig, invalid
+from provkit.factory.paths import read_regular_file
 from provkit.factory.results import WarningInfo
 from provkit.wire.bundle import CertificateChainItem, CertificateItem, ConfigParam, KeyItem
 
@@ -52,9 +53,7 @@ class StaticMaterial:
 def read_file(path: Path) -> bytes:
     """Read ``path`` or raise the FCU 360 error naming it."""
     try:
-        if path.exists() and not path.is_file():  # a directory, or a FIFO that would block forever
-            raise OSError("not a regular file")
-        return path.read_bytes()
+        return read_regular_file(path)
     except OSError as exc:
         raise ConfigError.from_code(
             FcuErrorCode.FILE_LOAD_FAILED, path, hint=f"{exc.strerror or exc}; check the path in fcu.yml"
