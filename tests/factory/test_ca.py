@@ -235,3 +235,18 @@ def test_keystore_entries_that_are_not_files_are_211_and_221(api: FactoryToolApi
     assert status.status == FcuErrorCode.CA_KEY_LOAD_FAILED and "regular file" in (
         status.errors[0].hint or ""
     )
+
+
+def test_expired_ca_certificate_is_211(api: FactoryToolApi) -> None:
+    """An expired fcu.crt (for the right key) is 211 naming the date, and prepare refuses to sign with it."""
+    key = load_private_key(api.paths.ca_key.read_bytes())
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    expired = issue.create_ca(key, {"common-name": "old CA"}, now=start, validity_years=1)
+    api.paths.ca_cert.write_bytes(certificate_pem([expired]))
+    status = api.get_setup_status()
+    assert status.status == FcuErrorCode.CA_CERT_LOAD_FAILED
+    assert "expired on" in (status.errors[0].hint or "")
+    api.reload()
+    with pytest.raises(CaError) as info:
+        api.prepare_device_configuration("d", "s")
+    assert info.value.code == FcuErrorCode.CA_CERT_LOAD_FAILED

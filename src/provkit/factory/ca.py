@@ -151,6 +151,12 @@ def _load_ca_certificates(path: Path) -> list[x509.Certificate]:
         raise CaError.from_code(
             corrupt, path, hint=f"the certificate is not a P-256 CA certificate; {advice}"
         )
+    expires = x509.not_valid_after(certs[0])
+    if expires <= dt.datetime.now(dt.UTC):
+        # Certificates it signed would chain to an expired CA: the cloud and devices refuse them.
+        raise CaError.from_code(
+            corrupt, path, hint=f"the CA certificate expired on {expires:%Y-%m-%d}; {advice}"
+        )
     return certs
 
 
