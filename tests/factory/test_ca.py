@@ -123,7 +123,7 @@ def test_intermediate_mode_csr_then_install(make_home: HomeFactory) -> None:
     assert status.status == FcuErrorCode.CA_CERT_NOT_FOUND and status.csr
     signed = sign_intermediate(api.paths.ca_csr.read_bytes(), serial=7)
     root = signed.root
-    assert api.install_ca_certificate(signed.chain_pem).ok
+    assert api.install_ca_certificate(signed.chain_pem.decode()).ok  # PEM text works as well as bytes
     ca = FactoryCa.load(api.paths)
     assert ca.chain == (root,) and ca.max_chain_depth == 3
 

@@ -148,14 +148,19 @@ class FactoryToolApi:
             self.reload()
 
     def install_ca_certificate(self, certificate: bytes | str | os.PathLike[str]) -> SetupStatus:
-        """Install the signed intermediate CA certificate (PEM with chain, or DER; bytes or a path).
+        """Install the signed intermediate CA certificate (PEM with chain, or DER; bytes, PEM text or a path).
 
         Failures are reported in the returned status: 360 (file unreadable), 220/221 (the
         key written by setup is missing or unusable), 211 (not a valid CA certificate),
         222 (it does not fit that key).
         """
         try:
-            data = certificate if isinstance(certificate, bytes) else read_file(Path(certificate))
+            if isinstance(certificate, str) and certificate.lstrip().startswith("-----BEGIN"):
+                data = certificate.encode()  # PEM text rather than a file name
+            elif isinstance(certificate, bytes):
+                data = certificate
+            else:
+                data = read_file(Path(certificate))
             return ca_setup.install_ca_certificate(self.paths, data, self._passphrase)
         except FactoryError as error:
             return SetupStatus.failed(error)
