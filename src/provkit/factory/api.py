@@ -132,8 +132,8 @@ class FactoryToolApi:
 
         Like Arm's FCU, failures are reported in the returned status, not raised: its
         ``status`` is the FCU code (290 when a CA exists and ``override_existing_ca`` is
-        false, 190/200/380 for the configuration, 320 for an unwritable keystore) and
-        ``errors`` says what to fix.
+        false, 190/200/380 for the configuration, 330 for a passphrase the key encryption
+        refuses, 320 for an unwritable keystore) and ``errors`` says what to fix.
         """
         try:
             return ca_setup.setup_ca(
