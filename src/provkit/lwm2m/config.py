@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -41,6 +41,54 @@ MAX_CONFIG_BYTES: Final = 1 << 20
 """Largest configuration document accepted."""
 
 _MODE_NUMBERS: Final = {name: number for number, name in SECURITY_MODES.items()}
+
+
+class _Document(dict[object, object]):
+    """A parsed YAML/JSON mapping that remembers keys written twice (both parsers keep the last)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.duplicates: list[object] = []
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> _Document:
+    doc = _Document()
+    for key, value in pairs:
+        if key in doc:
+            doc.duplicates.append(key)
+        doc[key] = value
+    return doc
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` whose mappings are :class:`_Document` s."""
+
+
+def _yaml_mapping(loader: _Loader, node: yaml.MappingNode) -> Iterator[_Document]:
+    doc = _Document()
+    yield doc
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # keys merged in with "<<" may legitimately be overridden
+        key = loader.construct_object(key_node)
+        try:
+            if key in seen:
+                doc.duplicates.append(key)
+            seen.add(key)
+        except TypeError:
+            pass  # unhashable: construct_mapping below refuses it
+    doc.update(loader.construct_mapping(node))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _yaml_mapping)
+
+
+def _unique(mapping: Mapping[object, object], where: str) -> None:
+    duplicates = getattr(mapping, "duplicates", ())
+    if duplicates:
+        path = f"{where}/{duplicates[0]}" if where else str(duplicates[0])
+        raise EndpointConfigError("the key is given twice (only one value would be kept)", path=path)
 
 
 @dataclass
@@ -162,6 +210,7 @@ def _id(key: object, where: str, what: str) -> int:
 def _resources(obj: ObjectSpec, body: object, where: str) -> Instance:
     if not isinstance(body, Mapping) or not body:
         raise EndpointConfigError("an instance must be a non-empty mapping of resources", path=where)
+    _unique(body, where)
     out: Instance = {}
     for key, raw in body.items():
         here = f"{where}/{key}"
@@ -174,6 +223,7 @@ def _resources(obj: ObjectSpec, body: object, where: str) -> Instance:
             items = dict(enumerate(raw)) if isinstance(raw, list) else raw
             if not isinstance(items, Mapping):
                 raise EndpointConfigError("multiple-instance resource needs a list or mapping", path=here)
+            _unique(items, here)
             out[spec.rid] = {
                 _id(riid, f"{here}/{riid}", "resource instance"): _value(spec, v, f"{here}/{riid}")
                 for riid, v in items.items()
@@ -195,6 +245,7 @@ def config_from_mapping(data: object, *, require_credentials: bool = True) -> En
     """
     if not isinstance(data, Mapping) or not data:
         raise EndpointConfigError("the configuration must be a non-empty mapping of objects")
+    _unique(data, "")
     config = EndpointConfig()
     for obj_key, instances in data.items():
         obj = (
@@ -206,11 +257,15 @@ def config_from_mapping(data: object, *, require_credentials: bool = True) -> En
             )
         if not isinstance(instances, Mapping) or not instances:
             raise EndpointConfigError("an object must map instance ids to resources", path=str(obj_key))
+        _unique(instances, str(obj_key))
         if not obj.multiple and len(instances) > 1:
             raise EndpointConfigError(f"{obj.name} is a single-instance object", path=str(obj_key))
         for iid_key, body in instances.items():
             where = f"{obj_key}/{iid_key}"
             iid = _id(iid_key, where, "instance")
+            if not obj.multiple and iid != 0:
+                # The device refuses any other id of a single-instance object (/3/1/...).
+                raise EndpointConfigError(f"{obj.name} is a single-instance object: its id is 0", path=where)
             if (obj.oid, iid) in config.instances:
                 raise EndpointConfigError("instance is given twice", path=where)
             config.instances[(obj.oid, iid)] = _resources(obj, body, where)
@@ -235,7 +290,10 @@ def load_config_text(
             raise EndpointConfigError(f"{name} is not UTF-8 text") from exc
     stripped = text.lstrip()
     try:
-        data = json.loads(text) if stripped.startswith("{") else yaml.safe_load(text)
+        if stripped.startswith("{"):
+            data = json.loads(text, object_pairs_hook=_json_object)
+        else:
+            data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except json.JSONDecodeError as exc:
         raise EndpointConfigError(f"{name} is not valid JSON: {exc}") from exc
     except yaml.YAMLError as exc:
