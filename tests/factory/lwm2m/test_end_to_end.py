@@ -9,12 +9,14 @@ from typing import ClassVar
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from provkit.device.kcm import ItemType, Kcm
-from provkit.device.lwm2m import Lwm2mAcceptor, make_lwm2m_handler
+from provkit.device.lwm2m import AcceptStatus, Lwm2mAcceptor, make_lwm2m_handler
 from provkit.device.storage import SqliteStorage
 from provkit.errors import EndpointConfigError, RegistrationError
-from provkit.factory.lwm2m import FactoryProvisioning, ProvisioningRefused
+from provkit.factory.lwm2m import CertConfigError, FactoryProvisioning, ProvisioningRefused
+from provkit.factory.lwm2m.certs import private_key_der
 from provkit.transport.agent import DeviceAgent
 from provkit.transport.links import FileLink, TcpLink
 from provkit.transport.servers import TcpAgentServer
@@ -183,3 +185,90 @@ def test_registration_unreachable_and_bad_inputs():
         FactoryProvisioning(VECTORS_DIR / "sample_psk.yaml", "ep", {"domain": "d"}, "tok", None)
     with pytest.raises(RegistrationError, match="token"):
         FactoryProvisioning(VECTORS_DIR / "sample_psk.yaml", "ep", info, None, None).register()
+
+
+def _rsa_credentials(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """An RSA key (PEM, PKCS#1) and its self-signed certificate (PEM), as openssl would leave them."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(5)
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_path, cert_path = tmp_path / f"{name}.key.pem", tmp_path / f"{name}.crt.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+@pytest.mark.integration
+def test_existing_rsa_credentials_over_tcp(device, tmp_path):
+    """-k / -r / -p files (PEM) go into /0/1/5, /0/1/3, /0/1/4 as DER; the device checks the RSA pair."""
+    kcm, server = device
+    key_path, cert_path = _rsa_credentials(tmp_path, "ep")
+    _, server_cert = _rsa_credentials(tmp_path, "srv")
+    fp = FactoryProvisioning(CERT_CFG, "urn:dev:rsa", None, None, None)
+    fp.set_server_cert(server_cert)
+    fp.set_endpoint_cert_and_key(key_path, cert_path)
+    with TcpLink(*server.address) as link:
+        fp.provision_device(link)
+    stored = {e.path: e.value for e in Lwm2mAcceptor(kcm).configuration()}
+    assert stored["/0/1/3"] == x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(
+        serialization.Encoding.DER
+    )
+    assert stored["/0/1/5"][:1] == b"\x30" and stored["/0/1/4"][:1] == b"\x30"
+    assert {i.name: i.type for i in kcm.list_items()}["lwm2m.0.1.5"] is ItemType.SYMMETRIC_KEY
+
+
+def test_existing_credentials_bad_input(tmp_path):
+    """A key that does not match its certificate, swapped files or a non-certificate -p fail on the host."""
+    key_path, cert_path = _rsa_credentials(tmp_path, "ep")
+    other_key, _ = _rsa_credentials(tmp_path, "other")
+    fp = FactoryProvisioning(CERT_CFG, "urn:dev:x", None, None, None)
+    with pytest.raises(CertConfigError, match="does not match"):
+        fp.set_endpoint_cert_and_key(other_key, cert_path)
+    with pytest.raises(CertConfigError, match=r"endpoint private key \(-k\) .*ep.crt.pem"):
+        fp.set_endpoint_cert_and_key(cert_path, key_path)
+    with pytest.raises(CertConfigError, match=r"server certificate \(-p\)"):
+        fp.set_server_cert(key_path)
+    with pytest.raises(EndpointConfigError, match="cannot read"):
+        fp.set_server_cert(tmp_path / "missing.der")
+    assert fp.config.get(0, 1, 3) is None and fp.config.get(0, 1, 4) is None
+
+
+def test_acceptor_refuses_mismatched_rsa_pair(tmp_path):
+    """The device checks RSA key/certificate pairs too, not only P-256 ones."""
+    from provkit.lwm2m.senml_cbor import encode_cbor
+
+    key_path, cert_path = _rsa_credentials(tmp_path, "ep")
+    other_key, _ = _rsa_credentials(tmp_path, "other")
+    fp = FactoryProvisioning(CERT_CFG, "urn:dev:x", None, None, None)
+    fp.set_endpoint_cert_and_key(key_path, cert_path)
+    fp.config.set(0, 1, 5, private_key_der(other_key.read_bytes()))
+    kcm = Kcm(SqliteStorage(tmp_path / "d.db"))
+    result = Lwm2mAcceptor(kcm).accept(encode_cbor(fp.config.entries()))
+    assert result.status is AcceptStatus.VALIDATION_FAILED
+    assert result.reason == "/0/1/5: the private key does not match the certificate /0/1/3"
+    fp.config.set(0, 1, 5, b"\x30\x03\x02\x01\x00")
+    result = Lwm2mAcceptor(kcm).accept(encode_cbor(fp.config.entries()))
+    assert result.status is AcceptStatus.VALIDATION_FAILED and "not a private key" in result.reason
+    assert kcm.list_items() == []
