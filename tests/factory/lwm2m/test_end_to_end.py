@@ -1,11 +1,7 @@
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from cryptography import x509
@@ -21,8 +17,10 @@ from provkit.transport.agent import DeviceAgent
 from provkit.transport.links import FileLink, TcpLink
 from provkit.transport.servers import TcpAgentServer
 from provkit.wire.framing import LWM2M_TOKEN
+from support.coiote import Coiote, coiote_server
 
 VECTORS_DIR = Path(__file__).resolve().parents[2] / "vectors" / "lwm2m"
+SAMPLE = VECTORS_DIR / "sample_psk.yaml"
 
 CERT_CFG = {
     "Security": {
@@ -105,48 +103,19 @@ def test_file_link_writes_framed_request(tmp_path):
     assert LWM2M_TOKEN in path.read_bytes() and blob in path.read_bytes()
 
 
-class _Coiote(BaseHTTPRequestHandler):
-    """A minimal Coiote devices endpoint that records requests and answers per the test's plan."""
-
-    seen: ClassVar[list[tuple[str, str, dict[str, str], object]]] = []
-    status = 201
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).seen.append((self.command, self.path, dict(self.headers), body))
-        status = type(self).status
-        payload = {"id": body["properties"]["endpointName"]} if status < 400 else {"error": "Device exists"}
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def coiote() -> Iterator[tuple[ThreadingHTTPServer, type[_Coiote]]]:
+def coiote() -> Iterator[Coiote]:
     """A real HTTP server on 127.0.0.1:0 in a thread."""
-    handler = type("Handler", (_Coiote,), {"seen": [], "status": 201})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, handler
-    server.shutdown()
-    server.server_close()
+    with coiote_server() as server:
+        yield server
 
 
 @pytest.mark.integration
 def test_registration_psk(coiote):
     """PSK registration posts the endpoint, domain, identity and hex key with the bearer token."""
-    server, handler = coiote
-    info = {"url": "http://127.0.0.1", "port": server.server_address[1], "domain": "/embedded/"}
-    fp = FactoryProvisioning(VECTORS_DIR / "sample_psk.yaml", "urn:dev:reg", info, "tok123", None)
+    fp = FactoryProvisioning(SAMPLE, "urn:dev:reg", coiote.server_info(), "tok123", None)
     assert fp.register() == {"id": "urn:dev:reg"}
-    ((method, path, headers, body),) = handler.seen
+    ((method, path, headers, body),) = coiote.seen
     assert (method, path) == ("POST", "/api/coiotedm/v3/devices")
     assert headers["Authorization"] == "Bearer tok123" and headers["Accept"] == "application/json"
     assert body == {
@@ -160,14 +129,42 @@ def test_registration_psk(coiote):
 
 
 @pytest.mark.integration
-def test_registration_http_error(coiote):
-    """An HTTP 409 becomes a RegistrationError with the status and the server's message."""
-    server, handler = coiote
-    handler.status = 409
-    info = {"url": "http://127.0.0.1", "port": server.server_address[1], "domain": "/embedded/"}
-    fp = FactoryProvisioning(VECTORS_DIR / "sample_psk.yaml", "urn:dev:reg", info, "tok", None)
-    with pytest.raises(RegistrationError, match=r"HTTP 409.*Device exists"):
+@pytest.mark.parametrize(("mode", "name"), [("cert", "cert"), ("est", "cert")])
+def test_registration_certificate_modes(coiote, mode, name):
+    """Certificate modes register the management (non-bootstrap) instance without identity or PSK;
+    EST (4) registers as ``cert``, Coiote documenting no ``est``."""
+    cfg = {**CERT_CFG, "Security": {**CERT_CFG["Security"], 1: {**CERT_CFG["Security"][1], "Mode": mode}}}
+    fp = FactoryProvisioning(cfg, "urn:dev:c", coiote.server_info("/main/d/"), "tok", None)
+    fp.generate_self_signed_cert()
+    fp.register()
+    ((_, _, _, body),) = coiote.seen
+    assert body == {
+        "properties": {"endpointName": "urn:dev:c"},
+        "connectorType": "management",
+        "domain": "/main/d/",
+        "securityMode": name,
+        "dtlsIdentity": None,
+        "dtlsPsk": None,
+    }
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("status", "raw", "message"),
+    [
+        (409, None, r"HTTP 409 Conflict: Device exists"),
+        (401, None, r"HTTP 401 Unauthorized: Device exists"),
+        (500, b"<html>boom</html>", r"HTTP 500 Internal Server Error: <html>boom</html>"),
+        (503, b"", r"HTTP 503 Service Unavailable$"),
+    ],
+)
+def test_registration_http_errors(coiote, status, raw, message):
+    """HTTP failures become a RegistrationError (5003) with the status and the server's message."""
+    coiote.status, coiote.raw_error = status, raw
+    fp = FactoryProvisioning(SAMPLE, "urn:dev:reg", coiote.server_info(), "tok", None)
+    with pytest.raises(RegistrationError, match=message) as info:
         fp.register()
+    assert info.value.code == 5003
 
 
 def test_registration_unreachable_and_bad_inputs():
@@ -272,3 +269,23 @@ def test_acceptor_refuses_mismatched_rsa_pair(tmp_path):
     result = Lwm2mAcceptor(kcm).accept(encode_cbor(fp.config.entries()))
     assert result.status is AcceptStatus.VALIDATION_FAILED and "not a private key" in result.reason
     assert kcm.list_items() == []
+
+
+def test_server_file_forms():
+    """The server JSON of the seed maps to the devices URL; IPv6 hosts keep brackets; bad URLs are refused."""
+    from provkit.factory.lwm2m import ServerInfo
+
+    seed = {"url": "https://try-anjay.avsystem.com", "port": 8087, "domain": "/embedded/"}
+    assert (
+        ServerInfo.from_mapping(seed).devices_url
+        == "https://try-anjay.avsystem.com:8087/api/coiotedm/v3/devices"
+    )
+    assert (
+        ServerInfo.from_mapping({"url": "http://[::1]", "port": 80, "domain": "/d/"}).devices_url
+        == "http://[::1]:80/api/coiotedm/v3/devices"
+    )
+    for url in ("http://", "http://[::1", "ftp://host", 5):
+        with pytest.raises(RegistrationError, match="not an http"):
+            ServerInfo.from_mapping({"url": url, "domain": "/d/"})
+    with pytest.raises(RegistrationError, match="port"):
+        ServerInfo.from_mapping({**seed, "port": 0})
