@@ -221,15 +221,14 @@ def provision_cmd(
 ) -> None:
     """Provision a device over TCP, serial or a file; register it if -s, -t and -e are given."""
     from provkit.transport.links import FileLink, SerialLink, TcpLink
-    from provkit.wire.framing import LWM2M_TOKEN
 
     if sum(x is not None for x in (tcp, serial_port, file_path)) != 1:
         raise click.UsageError("give exactly one of --tcp, --serial, --file")
     try:
         fp = _prepare(endpoint_cfg, urn, cert, pkey, pcert, scert, factory_ca, server, token)
         if file_path is not None:
-            written = FileLink(file_path).write(fp.build_blob(), token=LWM2M_TOKEN)
-            click.echo(f"wrote framed request to {written}")
+            fp.provision_device(FileLink(file_path))
+            click.echo(f"wrote framed request to {file_path}")
         else:
             link: TcpLink | SerialLink
             if tcp is not None:

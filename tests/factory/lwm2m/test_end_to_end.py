@@ -96,11 +96,13 @@ def test_cert_mode_without_certificate_is_refused_on_the_host():
 
 
 def test_file_link_writes_framed_request(tmp_path):
-    """The file transport writes the blob as an lwm2mfpv frame for offline delivery."""
-    fp = FactoryProvisioning(VECTORS_DIR / "sample_psk.yaml", "ep", None, None, None)
-    blob = fp.build_blob()
-    path = FileLink(tmp_path / "req.bin").write(blob, token=LWM2M_TOKEN)
-    assert LWM2M_TOKEN in path.read_bytes() and blob in path.read_bytes()
+    """Over the file transport the blob is written as an lwm2mfpv frame; no answer is invented."""
+    from provkit.wire.framing import encode_request
+
+    fp = FactoryProvisioning(SAMPLE, "ep", None, None, None)
+    blob = fp.provision_device(FileLink(tmp_path / "req.bin"))
+    assert (tmp_path / "req.bin").read_bytes() == encode_request(blob, LWM2M_TOKEN)
+    assert fp.last_result is None
 
 
 @pytest.fixture

@@ -210,6 +210,9 @@ class FactoryProvisioning:
     ) -> bytes:
         """Build the blob; write it to ``output`` and/or deliver it over ``link``.
 
+        :attr:`last_result` holds the device's answer (``None`` over a ``FileLink``, which
+        only writes the frame for later replay).
+
         Returns:
             The blob.
 
