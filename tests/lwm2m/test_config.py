@@ -170,3 +170,13 @@ def test_registry_matches_research_tables():
             for r in sorted(obj.resources.values(), key=lambda r: r.rid)
         ]
         assert got == table["resources"]
+
+
+def test_alias_expansion_is_capped():
+    """A few lines of YAML aliases cannot expand into millions of resources."""
+    riids = ", ".join(f"{i}: {i}" for i in range(1000))
+    lines = ["Security:", f"  0: {{Ciphersuite: &a {{{riids}}}}}"]
+    lines += [f"  {i}: {{Ciphersuite: *a}}" for i in range(1, 100)]
+    with pytest.raises(EndpointConfigError, match="more than 8192 resources") as info:
+        load_config_text("\n".join(lines))
+    assert info.value.path == "Security/8/Ciphersuite"

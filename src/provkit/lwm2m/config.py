@@ -40,6 +40,10 @@ from provkit.lwm2m.validate import ConfigurationRejected, Instance, group_instan
 MAX_CONFIG_BYTES: Final = 1 << 20
 """Largest configuration document accepted."""
 
+MAX_RESOURCES: Final = 8192
+"""Most resource (instance) values in one configuration: more cannot fit a device's 64 KiB
+blob anyway, and the cap stops a small YAML document from expanding through aliases."""
+
 _MODE_NUMBERS: Final = {name: number for number, name in SECURITY_MODES.items()}
 
 
@@ -207,7 +211,13 @@ def _id(key: object, where: str, what: str) -> int:
     return number
 
 
-def _resources(obj: ObjectSpec, body: object, where: str) -> Instance:
+def _count(budget: list[int], n: int, where: str) -> None:
+    budget[0] -= n
+    if budget[0] < 0:
+        raise EndpointConfigError(f"the configuration has more than {MAX_RESOURCES} resources", path=where)
+
+
+def _resources(obj: ObjectSpec, body: object, where: str, budget: list[int]) -> Instance:
     if not isinstance(body, Mapping) or not body:
         raise EndpointConfigError("an instance must be a non-empty mapping of resources", path=where)
     _unique(body, where)
@@ -224,11 +234,13 @@ def _resources(obj: ObjectSpec, body: object, where: str) -> Instance:
             if not isinstance(items, Mapping):
                 raise EndpointConfigError("multiple-instance resource needs a list or mapping", path=here)
             _unique(items, here)
+            _count(budget, len(items), here)
             out[spec.rid] = {
                 _id(riid, f"{here}/{riid}", "resource instance"): _value(spec, v, f"{here}/{riid}")
                 for riid, v in items.items()
             }
         else:
+            _count(budget, 1, here)
             out[spec.rid] = _value(spec, raw, here)
     return out
 
@@ -247,6 +259,7 @@ def config_from_mapping(data: object, *, require_credentials: bool = True) -> En
         raise EndpointConfigError("the configuration must be a non-empty mapping of objects")
     _unique(data, "")
     config = EndpointConfig()
+    budget = [MAX_RESOURCES]
     for obj_key, instances in data.items():
         obj = (
             find_object(obj_key) if isinstance(obj_key, int | str) and not isinstance(obj_key, bool) else None
@@ -268,7 +281,7 @@ def config_from_mapping(data: object, *, require_credentials: bool = True) -> En
                 raise EndpointConfigError(f"{obj.name} is a single-instance object: its id is 0", path=where)
             if (obj.oid, iid) in config.instances:
                 raise EndpointConfigError("instance is given twice", path=where)
-            config.instances[(obj.oid, iid)] = _resources(obj, body, where)
+            config.instances[(obj.oid, iid)] = _resources(obj, body, where, budget)
     config.validate(require_credentials=require_credentials)
     return config
 
