@@ -58,6 +58,8 @@ def test_new_blob_replaces_old_configuration(kcm):
     ("blob", "status"),
     [
         (b"\x81\xa1\x00", AcceptStatus.MALFORMED),
+        (b"\x80", AcceptStatus.MALFORMED),
+        (b"\x9f\xff", AcceptStatus.MALFORMED),
         (cbor.dumps([{0: "/0/1/0", 2: 1, 1: "unit"}]), AcceptStatus.MALFORMED),
         (cbor.dumps([{0: "/0/1", 2: 1}]), AcceptStatus.BAD_PATH),
         (cbor.dumps([{0: "/0/1/16", 2: 1}]), AcceptStatus.BAD_PATH),

@@ -107,6 +107,9 @@ class Lwm2mAcceptor:
             raise _Refused(AcceptStatus.BAD_PATH, str(exc)) from exc
         except SenmlError as exc:
             raise _Refused(AcceptStatus.MALFORMED, str(exc)) from exc
+        if not decoded:
+            # An empty pack would wipe the provisioned configuration and store nothing.
+            raise _Refused(AcceptStatus.MALFORMED, "the blob holds no records")
         entries = [_typed(entry) for entry in decoded]
         instances = group_instances(entries)
         try:
