@@ -55,6 +55,11 @@ def test_several_instances_names_and_numbers():
     assert config.get(0, 2, 5) == b"\x00\x01\x02"
     assert config.security_mode(1) == 3
     assert str(config.get(1, 2, 10)) == "11:0"
+    # The reference tool's Objlnk bug (§2.8): the link must reach the blob as {0: path, "vlo": "oid:iid"}.
+    from provkit.lwm2m import cbor
+
+    records = [dict(r.items) for r in cbor.loads(encode_cbor(config.entries()))]  # type: ignore[union-attr]
+    assert {0: "/1/2/10", "vlo": "11:0"} in records
 
 
 @pytest.mark.parametrize(
