@@ -1,7 +1,7 @@
 """Endpoint configuration: which LwM2M object instances a device gets, as YAML or JSON.
 
 The reference tool ``eval()`` s a Python dict; provkit reads a declarative document
-instead (``yaml.safe_load`` / ``json.loads``, never code)::
+instead (read by :mod:`provkit.lwm2m.document`, never as code)::
 
     Security:
       0: {ServerURI: "coaps://bs.example.com:5684", Bootstrap: true, Mode: psk,
@@ -16,29 +16,24 @@ Values: text, integers, booleans, floats; opaque resources take text (UTF-8),
 ``{hex: ...}``, ``{base64: ...}`` or YAML ``!!binary``; object links ``"oid:iid"`` or
 ``{oid: .., iid: ..}``; multiple-instance resources a mapping ``{riid: value}`` or a
 list. Security Mode also takes ``psk``, ``rpk``, ``cert``, ``nosec``, ``est``. Every error
-names the path as written (``Security/1/Mode``).
+names the path as written (``Security/1/Mode``); so does a key given twice.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-import yaml
-
 from provkit.errors import EndpointConfigError, SenmlError
+from provkit.lwm2m.document import duplicate_keys, parse_document
 from provkit.lwm2m.objects import SECURITY_MODES, ObjectSpec, ResourceSpec, ResourceType, find_object
 from provkit.lwm2m.paths import MAX_ID, format_path
 from provkit.lwm2m.senml import Entry, Objlnk, Value
 from provkit.lwm2m.types import check_value
 from provkit.lwm2m.validate import ConfigurationRejected, Instance, group_instances, validate_instances
-
-MAX_CONFIG_BYTES: Final = 1 << 20
-"""Largest configuration document accepted."""
 
 MAX_RESOURCES: Final = 8192
 """Most resource (instance) values in one configuration: more cannot fit a device's 64 KiB
@@ -47,49 +42,8 @@ blob anyway, and the cap stops a small YAML document from expanding through alia
 _MODE_NUMBERS: Final = {name: number for number, name in SECURITY_MODES.items()}
 
 
-class _Document(dict[object, object]):
-    """A parsed YAML/JSON mapping that remembers keys written twice (both parsers keep the last)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.duplicates: list[object] = []
-
-
-def _json_object(pairs: list[tuple[str, object]]) -> _Document:
-    doc = _Document()
-    for key, value in pairs:
-        if key in doc:
-            doc.duplicates.append(key)
-        doc[key] = value
-    return doc
-
-
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` whose mappings are :class:`_Document` s."""
-
-
-def _yaml_mapping(loader: _Loader, node: yaml.MappingNode) -> Iterator[_Document]:
-    doc = _Document()
-    yield doc
-    seen: set[object] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue  # keys merged in with "<<" may legitimately be overridden
-        key = loader.construct_object(key_node)
-        try:
-            if key in seen:
-                doc.duplicates.append(key)
-            seen.add(key)
-        except TypeError:
-            pass  # unhashable: construct_mapping below refuses it
-    doc.update(loader.construct_mapping(node))
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _yaml_mapping)
-
-
 def _unique(mapping: Mapping[object, object], where: str) -> None:
-    duplicates = getattr(mapping, "duplicates", ())
+    duplicates = duplicate_keys(mapping)
     if duplicates:
         path = f"{where}/{duplicates[0]}" if where else str(duplicates[0])
         raise EndpointConfigError("the key is given twice (only one value would be kept)", path=path)
@@ -289,28 +243,9 @@ def config_from_mapping(data: object, *, require_credentials: bool = True) -> En
 def load_config_text(
     text: str | bytes, *, name: str = "endpoint configuration", require_credentials: bool = True
 ) -> EndpointConfig:
-    """Parse YAML or JSON text (JSON is YAML, but is tried first for exact error messages).
+    """Parse YAML or JSON text (see :func:`provkit.lwm2m.document.parse_document`) and validate it.
 
     Raises:
         EndpointConfigError: not YAML/JSON, too large, or invalid.
     """
-    if len(text) > MAX_CONFIG_BYTES:
-        raise EndpointConfigError(f"{name} is larger than {MAX_CONFIG_BYTES} bytes")
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise EndpointConfigError(f"{name} is not UTF-8 text") from exc
-    stripped = text.lstrip()
-    try:
-        if stripped.startswith("{"):
-            data = json.loads(text, object_pairs_hook=_json_object)
-        else:
-            data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except json.JSONDecodeError as exc:
-        raise EndpointConfigError(f"{name} is not valid JSON: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise EndpointConfigError(f"{name} is not valid YAML: {exc}") from exc
-    except RecursionError as exc:
-        raise EndpointConfigError(f"{name} is nested too deeply") from exc
-    return config_from_mapping(data, require_credentials=require_credentials)
+    return config_from_mapping(parse_document(text, name), require_credentials=require_credentials)
