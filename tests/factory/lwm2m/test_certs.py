@@ -117,3 +117,30 @@ def test_factory_ca_signed(make_home):
     assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
     with pytest.raises(CertConfigError, match="P-256"):
         generate_ca_signed(CertInfo.from_mapping({"ellipticCurve": "secp384r1"}), "ep", ca)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"emailAddress": "a@b.c"}, "does not issue emailAddress"),
+        ({"countryName": "POL"}, "refused the subject"),
+        ({"RSAKeyLen": 2048}, "P-256"),
+    ],
+)
+def test_factory_ca_refusals(make_home, data, reason):
+    """What the factory CA cannot put in a certificate is a CertConfigError, not a silent omission."""
+    from provkit.factory.lwm2m.certs import generate_ca_signed
+
+    ca = make_home().factory_ca
+    with pytest.raises(CertConfigError, match=reason):
+        generate_ca_signed(CertInfo.from_mapping(data), "ep", ca)
+
+
+def test_factory_ca_long_validity(make_home):
+    """The longest cert-config validity still gives a certificate (whole years, rounded up)."""
+    from provkit.factory.lwm2m.certs import MAX_VALIDITY_S, generate_ca_signed
+
+    ca = make_home().factory_ca
+    info = CertInfo.from_mapping({"validityOffsetInSeconds": MAX_VALIDITY_S})
+    cert = x509.load_der_x509_certificate(generate_ca_signed(info, "ep", ca).cert_der)
+    assert cert.not_valid_after_utc.year >= dt.datetime.now(dt.UTC).year + 199

@@ -199,12 +199,11 @@ def generate_ca_signed(
     cert-config's offset rounded up), random serial.
 
     Raises:
-        CertConfigError: RSA or a curve other than P-256 was requested, or no common name.
-        CryptoError: the CA refused a subject value.
+        CertConfigError: RSA, a curve other than P-256, ``emailAddress`` or an invalid subject
+            value was requested, or there is no common name.
     """
     if info.rsa_key_len is not None or not certconfig.is_p256_curve(info.curve):
         raise CertConfigError("the provkit factory CA signs P-256 keys only")
-    key = keys.generate_p256()
     fields = {
         "country-name": "countryName",
         "state-or-province-name": "stateOrProvinceName",
@@ -213,15 +212,23 @@ def generate_ca_signed(
         "organizational-unit-name": "organizationUnitName",
     }
     given = dict(info.subject)
+    dropped = sorted(set(given) - set(fields.values()))
+    if dropped:
+        # Refused rather than silently left out of the certificate.
+        raise CertConfigError(f"the provkit factory CA does not issue {', '.join(dropped)} in the subject")
     subject = {ours: given[theirs] for ours, theirs in fields.items() if theirs in given}
     years = max(1, -(-info.validity_s // (365 * 24 * 3600)))
-    cert = ca.issue(
-        key.public_key(),
-        common_name=_common_name(info, endpoint_name),
-        subject=subject,
-        validity_years=years,
-        now=now,
-    )
+    key = keys.generate_p256()
+    try:
+        cert = ca.issue(
+            key.public_key(),
+            common_name=_common_name(info, endpoint_name),
+            subject=subject,
+            validity_years=years,
+            now=now,
+        )
+    except CryptoError as exc:
+        raise CertConfigError(f"the factory CA refused the subject: {exc}") from exc
     return Credentials(certconfig.private_key_pkcs8(key), x509.certificate_der(cert))
 
 
