@@ -254,8 +254,11 @@ def test_provision_file_then_replay(tmp_path):
     from provkit.wire.framing import Response, ResponseReader
 
     request = tmp_path / "request.bin"
-    result = CliRunner().invoke(cli, ["lwm2m", "provision", "-c", str(SAMPLE), "--file", str(request)])
+    result = CliRunner().invoke(
+        cli, ["lwm2m", "provision", "-c", str(SAMPLE), "-t", "tok", "--file", str(request)]
+    )
     assert result.exit_code == 0, result.output
+    assert "registration needs -s, -t and -e together" in result.stderr
     kcm = Kcm(SqliteStorage(tmp_path / "dev.db"))
     agent = DeviceAgent({LWM2M_TOKEN: make_lwm2m_handler(kcm)}, read_timeout_s=10.0)
     with TcpAgentServer(agent, "127.0.0.1", 0) as server, socket.create_connection(server.address) as sock:

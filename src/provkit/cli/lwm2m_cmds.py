@@ -245,6 +245,8 @@ def provision_cmd(
         if server is not None and token and urn:
             fp.register()
             click.echo(f"registered {urn}")
+        elif server is not None or token:
+            click.echo("warning: registration needs -s, -t and -e together; not registered", err=True)
     except ProvkitError as exc:
         exit_with(exc)
 
