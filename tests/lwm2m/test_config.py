@@ -55,6 +55,11 @@ def test_several_instances_names_and_numbers():
     assert config.get(0, 2, 5) == b"\x00\x01\x02"
     assert config.security_mode(1) == 3
     assert str(config.get(1, 2, 10)) == "11:0"
+    # The reference tool's Objlnk bug (§2.8): the link must reach the blob as {0: path, "vlo": "oid:iid"}.
+    from provkit.lwm2m import cbor
+
+    records = [dict(r.items) for r in cbor.loads(encode_cbor(config.entries()))]  # type: ignore[union-attr]
+    assert {0: "/1/2/10", "vlo": "11:0"} in records
 
 
 @pytest.mark.parametrize(
@@ -74,6 +79,12 @@ def test_several_instances_names_and_numbers():
         ("Device: {0: {Manufacturer: a}, 1: {Manufacturer: b}}", "Device", "single-instance"),
         ("Server: {1: {APNLink: '1-2'}}", "Server/1/APNLink", "object link"),
         ("Server: {1: [1, 2]}", "Server/1", "non-empty mapping"),
+        ("Device: {1: {Manufacturer: a}}", "Device/1", "its id is 0"),
+        ("Server: {1: {Lifetime: 1, Lifetime: 2}}", "Server/1/Lifetime", "given twice"),
+        ("Server: {1: {Lifetime: 1}, 1: {Lifetime: 2}}", "Server/1", "given twice"),
+        ("Security: {1: {Ciphersuite: {0: 1, 0: 2}}}", "Security/1/Ciphersuite/0", "given twice"),
+        ('{"Server": {"1": {"Lifetime": 1, "Lifetime": 2}}}', "Server/1/Lifetime", "given twice"),
+        ('{"Server": {}, "Server": {}}', "Server", "given twice"),
     ],
 )
 def test_errors_name_the_path(text, path, reason):
@@ -136,3 +147,41 @@ def test_malformed_documents(text):
     """Broken YAML/JSON, non-mappings and code-executing tags are clear errors."""
     with pytest.raises(EndpointConfigError):
         load_config_text(text)
+
+
+def test_yaml_merge_keys_may_be_overridden():
+    """A key merged in with ``<<`` and set again is an override, not a duplicate."""
+    text = """Server:
+  1:
+    <<: {ShortServerID: 1, Lifetime: 60, NotificationStoring: false, Binding: U}
+    Lifetime: 86400
+"""
+    assert load_config_text(text).get(1, 1, 1) == 86400
+
+
+def test_registry_matches_research_tables():
+    """Every resource of /0, /1 and /3 has the id, name, type, multiplicity, M/O and version of §6."""
+    import json
+
+    from provkit.lwm2m.objects import OBJECTS
+
+    tables = json.loads((VECTORS_DIR / "objects.json").read_text())["objects"]
+    assert sorted(OBJECTS) == sorted(int(oid) for oid in tables)
+    for oid, table in tables.items():
+        obj = OBJECTS[int(oid)]
+        assert (obj.name, obj.multiple) == (table["name"], table["multiple"])
+        got = [
+            [r.rid, r.name, r.type.value, r.multiple, r.mandatory, r.since]
+            for r in sorted(obj.resources.values(), key=lambda r: r.rid)
+        ]
+        assert got == table["resources"]
+
+
+def test_alias_expansion_is_capped():
+    """A few lines of YAML aliases cannot expand into millions of resources."""
+    riids = ", ".join(f"{i}: {i}" for i in range(1000))
+    lines = ["Security:", f"  0: {{Ciphersuite: &a {{{riids}}}}}"]
+    lines += [f"  {i}: {{Ciphersuite: *a}}" for i in range(1, 100)]
+    with pytest.raises(EndpointConfigError, match="more than 8192 resources") as info:
+        load_config_text("\n".join(lines))
+    assert info.value.path == "Security/8/Ciphersuite"

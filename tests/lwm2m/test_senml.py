@@ -110,6 +110,10 @@ def test_rfc8428_example_strict_rejects(vectors):
         (b"\x9f\x9f" * 10, "broken CBOR"),
         (b"\x80\x00", "broken CBOR"),
         (b"", "broken CBOR"),
+        (b"\x81\xa3\x00\x66/1/1/1\x02\x01\x06\x61x", "'t'|t\\) must be a number"),
+        (b"\x81\xa3\x00\x66/1/1/1\x02\x01\x22\xf5", "bt\\) must be a number"),
+        (b"\x81\xa2\x00\x66/1/1/7\x03\xc4\x82\x21\x01", "must be str"),
+        (b"\x81\xa2\x00\x66/1/1/7\x03\xf7", "undefined"),
     ],
 )
 def test_strict_rejections(blob, reason):
@@ -122,6 +126,15 @@ def test_indefinite_lengths_accepted():
     """Indefinite arrays and maps (which the device parses) decode like definite ones."""
     blob = b"\x9f\xbf\x00\x66/1/1/7\x03\x61U\xff\xff"
     assert decode_strict(blob) == [Entry("/1/1/7", "U")]
+
+
+def test_other_tags_are_ignored_like_the_device(vectors):
+    """Tags other than 4 are read through: a self-described blob (55799) and a tagged string decode."""
+    v8 = bytes.fromhex(vectors["V8"]["hex"])
+    assert decode_strict(b"\xd9\xd9\xf7" + v8) == decode_strict(v8)
+    assert decode_strict(b"\x81\xa2\x00\x66/1/1/7\x03\xd8\x20\x61U") == [Entry("/1/1/7", "U")]
+    assert decode_strict(b"\x81\xa3\x00\x66/1/1/1\x02\x01\x06\x01") == [Entry("/1/1/1", 1)]
+    assert decode_cbor(b"\xd9\xd9\xf7" + v8)[0].name == "/0/1/0"
 
 
 def test_tag4_decimal_fraction():

@@ -1,7 +1,9 @@
 """``provkit lwm2m …``: build, inspect, provision and register LwM2M SenML configurations.
 
 Options mirror the reference tool's ``ptool.py``: ``-c ENDPOINT_CFG``, ``-e URN``,
-``-s SERVER``, ``-t TOKEN``, ``-C CERT``, ``-k PKEY``, ``-r PCERT``, ``-p SCERT``.
+``-s SERVER``, ``-t TOKEN``, ``-C CERT``, ``-k PKEY``, ``-r PCERT``, ``-p SCERT``; plus
+``--factory-ca`` to have the provkit factory CA (of ``provkit --home-dir``) sign the
+generated certificate instead of self-signing it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import click
 
 from provkit.cli._errors import exit_with
+from provkit.cli._state import CliState
 from provkit.errors import ProvkitError
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -38,6 +41,12 @@ def _tool_options(func: Any) -> Any:
             "-r", "--pcert", "pcert", type=_EXISTING, help="Endpoint certificate (DER/PEM), with -k."
         ),
         click.option("-p", "--scert", "scert", type=_EXISTING, help="Server certificate (DER/PEM)."),
+        click.option(
+            "--factory-ca",
+            "factory_ca",
+            is_flag=True,
+            help="Generate the certificate signed by the factory CA of --home-dir (P-256), not self-signed.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -51,19 +60,33 @@ def _prepare(
     pkey: Path | None,
     pcert: Path | None,
     scert: Path | None,
+    factory_ca: bool,
     server: Path | None = None,
     token: str | None = None,
 ) -> Any:
+    """Build the FactoryProvisioning and install certificates the way ``ptool.py`` does."""
     from provkit.factory.lwm2m import FactoryProvisioning
 
+    if (pkey is None) != (pcert is None):
+        raise click.UsageError("-k/--pkey and -r/--pcert go together")
+    if pkey is not None and (cert is not None or factory_ca):
+        raise click.UsageError("give -C/--factory-ca (generate) or -k and -r (existing), not both")
     fp = FactoryProvisioning(endpoint_cfg, urn, server, token, cert)
-    if fp.cert_instances():
-        if scert is not None:
-            fp.set_server_cert(scert)
-        if cert is not None:
-            fp.generate_self_signed_cert()
-        elif pkey is not None and pcert is not None:
-            fp.set_endpoint_cert_and_key(pkey, pcert)
+    if not fp.cert_instances():
+        if any(x is not None for x in (cert, pkey, scert)) or factory_ca:
+            click.echo("warning: no Security instance uses a certificate mode; -C/-k/-r/-p ignored", err=True)
+        return fp
+    if scert is not None:
+        fp.set_server_cert(scert)
+    if factory_ca:
+        from provkit.factory.api import FactoryToolApi
+
+        state = click.get_current_context().find_object(CliState) or CliState()
+        fp.generate_self_signed_cert(ca=FactoryToolApi(home_dir=state.home_dir).factory_ca)
+    elif cert is not None:
+        fp.generate_self_signed_cert()
+    elif pkey is not None and pcert is not None:
+        fp.set_endpoint_cert_and_key(pkey, pcert)
     return fp
 
 
@@ -83,27 +106,35 @@ def build_cmd(
     pkey: Path | None,
     pcert: Path | None,
     scert: Path | None,
+    factory_ca: bool,
     output: Path,
     json_out: Path | None,
 ) -> None:
     """Build a provisioning blob from an endpoint configuration."""
+    from provkit.factory.lwm2m.provisioning import write_output
     from provkit.lwm2m.senml_json import encode_json
 
     try:
-        fp = _prepare(endpoint_cfg, urn, cert, pkey, pcert, scert)
+        fp = _prepare(endpoint_cfg, urn, cert, pkey, pcert, scert, factory_ca)
         blob = fp.provision_device(output=output)
         if json_out is not None:
-            json_out.write_text(encode_json(fp.config.entries(), indent=1) + "\n", encoding="utf-8")
+            write_output(json_out, (encode_json(fp.config.entries(), indent=1) + "\n").encode("utf-8"))
     except ProvkitError as exc:
         exit_with(exc)
     click.echo(f"wrote {len(blob)} bytes, {len(fp.config.entries())} resources to {output}")
 
 
-def _shown(value: object, secret: bool, reveal: bool) -> str:
+def _shown(value: object, secret: bool, reveal: bool, *, full: bool = False) -> object:
+    """Return a value for display: secrets masked, bytes as hex (shortened unless ``full``).
+
+    With ``full`` (JSON output) numbers and booleans stay JSON numbers and booleans.
+    """
     if isinstance(value, bytes):
         if secret and not reveal:
             return f"<{len(value)} secret bytes>"
-        return value.hex() if len(value) <= 32 else f"{value[:32].hex()}… ({len(value)} bytes)"
+        return value.hex() if full or len(value) <= 32 else f"{value[:32].hex()}… ({len(value)} bytes)"
+    if full and (value is None or isinstance(value, bool | int | float | str)):
+        return value
     return str(value)
 
 
@@ -121,12 +152,17 @@ def inspect_cmd(blob: Path, fmt: str, generic: bool, reveal: bool) -> None:
     from provkit.lwm2m.strict import decode_strict
 
     data = blob.read_bytes()
+    full = fmt == "json"
     try:
         rows: list[dict[str, object]] = []
         if generic:
             for record in decode_cbor(data):
                 rows.append(
-                    {"path": record.name, "label": record.label, "value": _shown(record.value, False, True)}
+                    {
+                        "path": record.name,
+                        "label": record.label,
+                        "value": _shown(record.value, False, True, full=full),
+                    }
                 )
         else:
             from provkit.lwm2m.senml import value_label
@@ -139,7 +175,7 @@ def inspect_cmd(blob: Path, fmt: str, generic: bool, reveal: bool) -> None:
                         "path": entry.path,
                         "resource": spec.name if spec else "?",
                         "label": value_label(entry.value),
-                        "value": _shown(entry.value, bool(spec and spec.secret), reveal),
+                        "value": _shown(entry.value, bool(spec and spec.secret), reveal, full=full),
                     }
                 )
     except ProvkitError as exc:
@@ -174,6 +210,7 @@ def provision_cmd(
     pkey: Path | None,
     pcert: Path | None,
     scert: Path | None,
+    factory_ca: bool,
     server: Path | None,
     token: str | None,
     tcp: str | None,
@@ -184,15 +221,14 @@ def provision_cmd(
 ) -> None:
     """Provision a device over TCP, serial or a file; register it if -s, -t and -e are given."""
     from provkit.transport.links import FileLink, SerialLink, TcpLink
-    from provkit.wire.framing import LWM2M_TOKEN
 
     if sum(x is not None for x in (tcp, serial_port, file_path)) != 1:
         raise click.UsageError("give exactly one of --tcp, --serial, --file")
     try:
-        fp = _prepare(endpoint_cfg, urn, cert, pkey, pcert, scert, server, token)
+        fp = _prepare(endpoint_cfg, urn, cert, pkey, pcert, scert, factory_ca, server, token)
         if file_path is not None:
-            written = FileLink(file_path).write(fp.build_blob(), token=LWM2M_TOKEN)
-            click.echo(f"wrote framed request to {written}")
+            fp.provision_device(FileLink(file_path))
+            click.echo(f"wrote framed request to {file_path}")
         else:
             link: TcpLink | SerialLink
             if tcp is not None:
@@ -209,6 +245,8 @@ def provision_cmd(
         if server is not None and token and urn:
             fp.register()
             click.echo(f"registered {urn}")
+        elif server is not None or token:
+            click.echo("warning: registration needs -s, -t and -e together; not registered", err=True)
     except ProvkitError as exc:
         exit_with(exc)
 

@@ -112,3 +112,16 @@ def normalize_private_key(der_or_pem: bytes) -> bytes:
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise CryptoError("only EC and RSA private keys are supported")
     return private_key_pkcs8(key)
+
+
+def key_matches_certificate(key_der_or_pem: bytes, cert: x509.Certificate) -> bool:
+    """Return whether ``cert`` certifies the public half of the EC or RSA private key.
+
+    Raises:
+        CryptoError: the key bytes are not an unencrypted private key.
+    """
+    key = load_any_private_key(key_der_or_pem)
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        return False
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)

@@ -4,7 +4,8 @@
 * :mod:`provkit.lwm2m.paths` — LwM2M path parsing as the device does it.
 * :mod:`provkit.lwm2m.senml`, :mod:`~provkit.lwm2m.senml_cbor`, :mod:`~provkit.lwm2m.senml_json`
   — RFC 8428 records and codecs; :mod:`~provkit.lwm2m.strict` — the device's rules.
-* :mod:`provkit.lwm2m.config` — YAML/JSON endpoint configuration, validated.
+* :mod:`provkit.lwm2m.config` — YAML/JSON endpoint configuration, validated
+  (:mod:`~provkit.lwm2m.document` reads the text).
 * :mod:`provkit.lwm2m.validate` — Security/Server object rules (§4.3).
 * :mod:`provkit.lwm2m.response` — the acceptor's result body.
 

@@ -1,7 +1,7 @@
 """Endpoint configuration: which LwM2M object instances a device gets, as YAML or JSON.
 
 The reference tool ``eval()`` s a Python dict; provkit reads a declarative document
-instead (``yaml.safe_load`` / ``json.loads``, never code)::
+instead (read by :mod:`provkit.lwm2m.document`, never as code)::
 
     Security:
       0: {ServerURI: "coaps://bs.example.com:5684", Bootstrap: true, Mode: psk,
@@ -16,31 +16,37 @@ Values: text, integers, booleans, floats; opaque resources take text (UTF-8),
 ``{hex: ...}``, ``{base64: ...}`` or YAML ``!!binary``; object links ``"oid:iid"`` or
 ``{oid: .., iid: ..}``; multiple-instance resources a mapping ``{riid: value}`` or a
 list. Security Mode also takes ``psk``, ``rpk``, ``cert``, ``nosec``, ``est``. Every error
-names the path as written (``Security/1/Mode``).
+names the path as written (``Security/1/Mode``); so does a key given twice.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-import yaml
-
 from provkit.errors import EndpointConfigError, SenmlError
+from provkit.lwm2m.document import duplicate_keys, parse_document
 from provkit.lwm2m.objects import SECURITY_MODES, ObjectSpec, ResourceSpec, ResourceType, find_object
 from provkit.lwm2m.paths import MAX_ID, format_path
 from provkit.lwm2m.senml import Entry, Objlnk, Value
 from provkit.lwm2m.types import check_value
 from provkit.lwm2m.validate import ConfigurationRejected, Instance, group_instances, validate_instances
 
-MAX_CONFIG_BYTES: Final = 1 << 20
-"""Largest configuration document accepted."""
+MAX_RESOURCES: Final = 8192
+"""Most resource (instance) values in one configuration: more cannot fit a device's 64 KiB
+blob anyway, and the cap stops a small YAML document from expanding through aliases."""
 
 _MODE_NUMBERS: Final = {name: number for number, name in SECURITY_MODES.items()}
+
+
+def _unique(mapping: Mapping[object, object], where: str) -> None:
+    duplicates = duplicate_keys(mapping)
+    if duplicates:
+        path = f"{where}/{duplicates[0]}" if where else str(duplicates[0])
+        raise EndpointConfigError("the key is given twice (only one value would be kept)", path=path)
 
 
 @dataclass
@@ -159,9 +165,16 @@ def _id(key: object, where: str, what: str) -> int:
     return number
 
 
-def _resources(obj: ObjectSpec, body: object, where: str) -> Instance:
+def _count(budget: list[int], n: int, where: str) -> None:
+    budget[0] -= n
+    if budget[0] < 0:
+        raise EndpointConfigError(f"the configuration has more than {MAX_RESOURCES} resources", path=where)
+
+
+def _resources(obj: ObjectSpec, body: object, where: str, budget: list[int]) -> Instance:
     if not isinstance(body, Mapping) or not body:
         raise EndpointConfigError("an instance must be a non-empty mapping of resources", path=where)
+    _unique(body, where)
     out: Instance = {}
     for key, raw in body.items():
         here = f"{where}/{key}"
@@ -174,11 +187,14 @@ def _resources(obj: ObjectSpec, body: object, where: str) -> Instance:
             items = dict(enumerate(raw)) if isinstance(raw, list) else raw
             if not isinstance(items, Mapping):
                 raise EndpointConfigError("multiple-instance resource needs a list or mapping", path=here)
+            _unique(items, here)
+            _count(budget, len(items), here)
             out[spec.rid] = {
                 _id(riid, f"{here}/{riid}", "resource instance"): _value(spec, v, f"{here}/{riid}")
                 for riid, v in items.items()
             }
         else:
+            _count(budget, 1, here)
             out[spec.rid] = _value(spec, raw, here)
     return out
 
@@ -195,7 +211,9 @@ def config_from_mapping(data: object, *, require_credentials: bool = True) -> En
     """
     if not isinstance(data, Mapping) or not data:
         raise EndpointConfigError("the configuration must be a non-empty mapping of objects")
+    _unique(data, "")
     config = EndpointConfig()
+    budget = [MAX_RESOURCES]
     for obj_key, instances in data.items():
         obj = (
             find_object(obj_key) if isinstance(obj_key, int | str) and not isinstance(obj_key, bool) else None
@@ -206,14 +224,18 @@ def config_from_mapping(data: object, *, require_credentials: bool = True) -> En
             )
         if not isinstance(instances, Mapping) or not instances:
             raise EndpointConfigError("an object must map instance ids to resources", path=str(obj_key))
+        _unique(instances, str(obj_key))
         if not obj.multiple and len(instances) > 1:
             raise EndpointConfigError(f"{obj.name} is a single-instance object", path=str(obj_key))
         for iid_key, body in instances.items():
             where = f"{obj_key}/{iid_key}"
             iid = _id(iid_key, where, "instance")
+            if not obj.multiple and iid != 0:
+                # The device refuses any other id of a single-instance object (/3/1/...).
+                raise EndpointConfigError(f"{obj.name} is a single-instance object: its id is 0", path=where)
             if (obj.oid, iid) in config.instances:
                 raise EndpointConfigError("instance is given twice", path=where)
-            config.instances[(obj.oid, iid)] = _resources(obj, body, where)
+            config.instances[(obj.oid, iid)] = _resources(obj, body, where, budget)
     config.validate(require_credentials=require_credentials)
     return config
 
@@ -221,25 +243,9 @@ def config_from_mapping(data: object, *, require_credentials: bool = True) -> En
 def load_config_text(
     text: str | bytes, *, name: str = "endpoint configuration", require_credentials: bool = True
 ) -> EndpointConfig:
-    """Parse YAML or JSON text (JSON is YAML, but is tried first for exact error messages).
+    """Parse YAML or JSON text (see :func:`provkit.lwm2m.document.parse_document`) and validate it.
 
     Raises:
         EndpointConfigError: not YAML/JSON, too large, or invalid.
     """
-    if len(text) > MAX_CONFIG_BYTES:
-        raise EndpointConfigError(f"{name} is larger than {MAX_CONFIG_BYTES} bytes")
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise EndpointConfigError(f"{name} is not UTF-8 text") from exc
-    stripped = text.lstrip()
-    try:
-        data = json.loads(text) if stripped.startswith("{") else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise EndpointConfigError(f"{name} is not valid JSON: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise EndpointConfigError(f"{name} is not valid YAML: {exc}") from exc
-    except RecursionError as exc:
-        raise EndpointConfigError(f"{name} is nested too deeply") from exc
-    return config_from_mapping(data, require_credentials=require_credentials)
+    return config_from_mapping(parse_document(text, name), require_credentials=require_credentials)

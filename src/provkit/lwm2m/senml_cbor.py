@@ -53,12 +53,22 @@ def _decimal_fraction(tag: cbor.Tag) -> float:
     raise SenmlError("tag 4 decimal fraction is not [exponent, mantissa]")
 
 
+def untagged(value: object) -> object:
+    """Strip every tag except 4 (decimal fraction): the device reads tagged items as plain ones.
+
+    This is how a self-described blob (tag 55799, ``d9 d9 f7`` in front) or a tagged string
+    still reads as the device reads it (``anjay-lwm2m.md`` §4.2: "tags other than 4 ignored").
+    """
+    while isinstance(value, cbor.Tag) and value.tag != 4:
+        value = value.value
+    return value
+
+
 def plain(value: object) -> object:
-    """Unwrap tag 4 decimal fractions to floats; refuse other tags and ``undefined``."""
+    """Unwrap tag 4 decimal fractions to floats, ignore other tags; refuse ``undefined``."""
+    value = untagged(value)
     if isinstance(value, cbor.Tag):
-        if value.tag == 4:
-            return _decimal_fraction(value)
-        raise SenmlError(f"unsupported CBOR tag {value.tag}")
+        return _decimal_fraction(value)
     if value is cbor.UNDEFINED:
         raise SenmlError("CBOR 'undefined' is not a SenML value")
     return value
@@ -70,13 +80,14 @@ def raw_records(data: bytes) -> list[cbor.Pairs]:
     Raises:
         SenmlError: broken CBOR, or not an array of maps.
     """
-    top = cbor.loads(data)
+    top = untagged(cbor.loads(data))
     if not isinstance(top, list):
         raise SenmlError("a SenML pack must be a CBOR array")
-    for index, item in enumerate(top):
+    records = [untagged(item) for item in top]
+    for index, item in enumerate(records):
         if not isinstance(item, cbor.Pairs):
             raise SenmlError(f"record {index} is not a CBOR map")
-    return top
+    return records  # type: ignore[return-value]
 
 
 def decode_cbor(data: bytes) -> list[Record]:
@@ -88,8 +99,9 @@ def decode_cbor(data: bytes) -> list[Record]:
     named: list[list[tuple[str, object]]] = []
     for index, pairs in enumerate(raw_records(data)):
         record = []
-        for key, value in pairs.items:
-            if isinstance(key, bool) or key not in CBOR_LABELS:
+        for tagged_key, value in pairs.items:
+            key = untagged(tagged_key)
+            if isinstance(key, bool) or not isinstance(key, int | str) or key not in CBOR_LABELS:
                 if isinstance(key, str):
                     # RFC 8428 §4.4: extensions use text labels; keep them as they are.
                     record.append((key, plain(value)))

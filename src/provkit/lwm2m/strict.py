@@ -15,9 +15,11 @@
 * every record carries a value (a provisioning blob writes, it never reads);
 * no path twice.
 
-Time labels are tolerated, and ignored, because the device accepts the keys; provkit
-never emits them. Unlike the device, trailing bytes after the array are refused: a
-truncated-then-padded transfer must not pass as a good blob.
+Time labels are tolerated (when numbers), and ignored, because the device accepts the
+keys; provkit never emits them. Tags other than 4 are ignored, as by the device (so a
+self-described blob, tag 55799, reads like a plain one). Unlike the device, trailing
+bytes after the array are refused: a truncated-then-padded transfer must not pass as a
+good blob.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Final
 
 from provkit.errors import SenmlError
 from provkit.lwm2m.senml import CBOR_LABELS, LABEL_KEYS, Entry, Objlnk, Value
-from provkit.lwm2m.senml_cbor import plain, raw_records
+from provkit.lwm2m.senml_cbor import plain, raw_records, untagged
 from provkit.lwm2m.senml_json import raw_json
 
 ACCEPTED_LABELS: Final[frozenset[int | str]] = frozenset({-3, -2, 0, 2, 3, 4, 6, 8, "vlo"})
@@ -74,18 +76,24 @@ def check_records(records: list[list[tuple[object, object]]]) -> list[Entry]:
     seen: set[str] = set()
     for index, pairs in enumerate(records):
         fields: dict[int | str, object] = {}
-        for key, value in pairs:
+        for tagged_key, value in pairs:
+            key = untagged(tagged_key)
             if isinstance(key, bool) or not isinstance(key, int | str) or key not in ACCEPTED_LABELS:
                 raise SenmlError(f"record {index}: label {_label_text(key)} is not accepted by the device")
             if key in fields:
                 raise SenmlError(f"record {index}: label {_label_text(key)} appears twice")
             fields[key] = value
+        for key in (-3, 6):
+            if key in fields:
+                stamp = plain(fields[key])
+                if isinstance(stamp, bool) or not isinstance(stamp, int | float):
+                    raise SenmlError(f"record {index}: {_label_text(key)} must be a number")
         if -2 in fields:
-            bn = fields[-2]
+            bn = plain(fields[-2])
             if not isinstance(bn, str):
                 raise SenmlError(f"record {index}: 'bn' must be text")
             base_name = bn
-        name = fields.get(0, "")
+        name = plain(fields.get(0, ""))
         if not isinstance(name, str):
             raise SenmlError(f"record {index}: 'n' must be text")
         values = [key for key in _VALUE_KEYS if key in fields]

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provkit.codes import KcmStatus
 from provkit.device.kcm import ItemType, Kcm
@@ -11,7 +13,11 @@ from provkit.device.lwm2m import AcceptStatus, Lwm2mAcceptor, make_lwm2m_handler
 from provkit.device.storage import MemoryStorage, SqliteStorage
 from provkit.errors import StorageError
 from provkit.lwm2m import cbor
+from provkit.lwm2m.config import EndpointConfig
 from provkit.lwm2m.response import AcceptResult
+from provkit.lwm2m.senml import Objlnk
+from provkit.lwm2m.senml_cbor import encode_cbor
+from provkit.lwm2m.strict import decode_strict
 
 VECTORS = json.loads((Path(__file__).resolve().parents[2] / "vectors" / "lwm2m" / "vectors.json").read_text())
 V8 = bytes.fromhex(VECTORS["V8"]["hex"])
@@ -58,6 +64,8 @@ def test_new_blob_replaces_old_configuration(kcm):
     ("blob", "status"),
     [
         (b"\x81\xa1\x00", AcceptStatus.MALFORMED),
+        (b"\x80", AcceptStatus.MALFORMED),
+        (b"\x9f\xff", AcceptStatus.MALFORMED),
         (cbor.dumps([{0: "/0/1/0", 2: 1, 1: "unit"}]), AcceptStatus.MALFORMED),
         (cbor.dumps([{0: "/0/1", 2: 1}]), AcceptStatus.BAD_PATH),
         (cbor.dumps([{0: "/0/1/16", 2: 1}]), AcceptStatus.BAD_PATH),
@@ -112,3 +120,39 @@ def test_handler_encodes_result(kcm):
     body = make_lwm2m_handler(kcm)(V8)
     assert AcceptResult.decode(body).ok
     assert dict(cbor.loads(body).items) == {"Result": 0, "Reason": "", "Written": 8}  # type: ignore[union-attr]
+
+
+_text = st.text(max_size=20)
+_device = st.fixed_dictionaries(
+    {},
+    optional={
+        0: _text,
+        2: _text,
+        9: st.integers(0, 100),
+        13: st.integers(-(1 << 63), (1 << 63) - 1),
+        11: st.dictionaries(st.integers(0, 65534), st.integers(0, 32), min_size=1, max_size=4),
+        22: st.dictionaries(
+            st.integers(0, 65534), st.builds(Objlnk, st.integers(0, 65535), st.integers(0, 65535)), max_size=3
+        ),
+    },
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_device, st.binary(min_size=1, max_size=48), st.text(min_size=1, max_size=30))
+def test_stored_configuration_round_trips(device, psk, identity):
+    """Whatever valid configuration is accepted reads back from secure storage unchanged, types included."""
+    config = EndpointConfig.from_entries(decode_strict(V10))
+    config.set(0, 1, 5, psk)
+    config.set(0, 1, 3, identity.encode())
+    for rid, value in device.items():
+        if isinstance(value, dict):
+            for riid, item in value.items():
+                config.instances.setdefault((3, 0), {}).setdefault(rid, {})[riid] = item  # type: ignore[index]
+        else:
+            config.set(3, 0, rid, value)
+    blob = encode_cbor(config.entries())
+    acceptor = Lwm2mAcceptor(Kcm(MemoryStorage()))
+    result = acceptor.accept(blob)
+    assert result.ok, result.reason
+    assert acceptor.configuration() == config.entries()

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from provkit.crypto import keys, x509
+from provkit.crypto import certconfig, x509
 from provkit.device.kcm import Kcm
 from provkit.device.lwm2m import store
 from provkit.errors import CryptoError, SenmlError, StorageError
@@ -76,13 +76,10 @@ def _check_certificates(instances: dict[tuple[int, int], dict[int, object]]) -> 
         except CryptoError as exc:
             raise _Refused(AcceptStatus.VALIDATION_FAILED, f"/0/{iid}/3: not a certificate: {exc}") from exc
         try:
-            key = keys.load_private_key(key_der)
-        except CryptoError:
-            # Non-EC keys (RSA) are accepted unparsed; they must at least be DER.
-            if key_der[:1] != b"\x30":
-                raise _Refused(AcceptStatus.VALIDATION_FAILED, f"/0/{iid}/5: not a DER private key") from None
-            continue
-        if not x509.matches_private_key(cert, key):
+            matches = certconfig.key_matches_certificate(key_der, cert)
+        except CryptoError as exc:
+            raise _Refused(AcceptStatus.VALIDATION_FAILED, f"/0/{iid}/5: not a private key: {exc}") from exc
+        if not matches:
             raise _Refused(
                 AcceptStatus.VALIDATION_FAILED,
                 f"/0/{iid}/5: the private key does not match the certificate /0/{iid}/3",
@@ -110,6 +107,9 @@ class Lwm2mAcceptor:
             raise _Refused(AcceptStatus.BAD_PATH, str(exc)) from exc
         except SenmlError as exc:
             raise _Refused(AcceptStatus.MALFORMED, str(exc)) from exc
+        if not decoded:
+            # An empty pack would wipe the provisioned configuration and store nothing.
+            raise _Refused(AcceptStatus.MALFORMED, "the blob holds no records")
         entries = [_typed(entry) for entry in decoded]
         instances = group_instances(entries)
         try:

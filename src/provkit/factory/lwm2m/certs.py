@@ -3,8 +3,9 @@
 Keys of the cert-config (``anjay-lwm2m.md`` §2.5): ``countryName``, ``stateOrProvinceName``,
 ``localityName``, ``organizationName``, ``organizationUnitName``, ``emailAddress``,
 ``commonName`` (default: the endpoint name), ``serialNumber`` (the certificate serial,
-default 1), ``validityOffsetInSeconds`` (default 7×365 days), ``digest`` (default
-``sha256``), and either ``RSAKeyLen`` or ``ellipticCurve`` (default ``secp256r1``).
+default 1; the seed's sample gives 0, which RFC 5280 forbids, so 0 means a random serial),
+``validityOffsetInSeconds`` (default 7×365 days), ``digest`` (default ``sha256``), and
+either ``RSAKeyLen`` (2048..8192) or ``ellipticCurve`` (default ``secp256r1``).
 
 Fixed against the reference tool: curves come from an explicit table (not the private
 ``ec._CURVE_TYPES``), times are timezone-aware, notBefore is back-dated a minute so a
@@ -17,6 +18,7 @@ are made by :mod:`provkit.crypto.certconfig`.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +33,23 @@ if TYPE_CHECKING:
 
 
 class CertConfigError(Lwm2mError, ValueError):
-    """The cert-config is unreadable or invalid, or asks for something the signer cannot do."""
+    """A cert-config or given credentials (``-k``, ``-r``, ``-p``) cannot be used.
+
+    The cert-config is unreadable, invalid or asks for something the signer cannot do, or
+    a key or certificate file does not parse or the key does not match the certificate.
+    """
 
     default_code = 5005
 
 
 DEFAULT_VALIDITY_S: Final = 7 * 365 * 24 * 3600
 BACKDATE: Final = dt.timedelta(minutes=1)
+MAX_VALIDITY_S: Final = 200 * 365 * 24 * 3600
+"""Longest validity accepted (keeps notAfter far inside X.509's year 9999)."""
+MAX_SERIAL: Final = (1 << 159) - 1
+"""Largest X.509 serial number (RFC 5280: at most 20 octets, positive)."""
+RSA_KEY_LENGTHS: Final = (2048, 8192)
+"""Smallest and largest ``RSAKeyLen`` (longer keys take minutes to generate)."""
 
 _KNOWN_KEYS: Final = {
     *certconfig.SUBJECT_KEYS,
@@ -57,6 +69,7 @@ class CertInfo:
     subject: tuple[tuple[str, str], ...] = ()
     common_name: str | None = None
     serial_number: int = 1
+    """0 (the seed's sample value, which RFC 5280 forbids) means a random serial."""
     validity_s: int = DEFAULT_VALIDITY_S
     digest: str = "sha256"
     rsa_key_len: int | None = None
@@ -84,10 +97,16 @@ class CertInfo:
         if common_name is not None and (not isinstance(common_name, str) or not common_name):
             raise CertConfigError("commonName must be non-empty text")
         ints = {}
-        for key, low in (("serialNumber", 1), ("validityOffsetInSeconds", 1), ("RSAKeyLen", 2048)):
+        for key, low, high in (
+            ("serialNumber", 0, MAX_SERIAL),
+            ("validityOffsetInSeconds", 1, MAX_VALIDITY_S),
+            ("RSAKeyLen", *RSA_KEY_LENGTHS),
+        ):
             value = data.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise CertConfigError(f"{key} must be an integer of at least {low}")
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
+            ):
+                raise CertConfigError(f"{key} must be an integer within {low}..{high}")
             ints[key] = value
         digest = str(data.get("digest", "sha256")).lower()
         if digest not in certconfig.DIGEST_NAMES:
@@ -99,10 +118,11 @@ class CertInfo:
             raise CertConfigError(
                 f"ellipticCurve {curve!r} is not one of {', '.join(certconfig.CURVE_NAMES)}"
             )
+        serial = ints["serialNumber"]
         return cls(
             tuple(subject),
             common_name,
-            ints["serialNumber"] or 1,
+            1 if serial is None else serial,
             ints["validityOffsetInSeconds"] or DEFAULT_VALIDITY_S,
             digest,
             ints["RSAKeyLen"],
@@ -162,7 +182,7 @@ def generate_self_signed(
     cert_der = certconfig.self_signed_certificate(
         key,
         name,
-        serial=info.serial_number,
+        serial=info.serial_number or secrets.randbelow(1 << 63) + 1,
         not_before=start,
         not_after=start + BACKDATE + dt.timedelta(seconds=info.validity_s),
         digest=info.digest,
@@ -179,12 +199,11 @@ def generate_ca_signed(
     cert-config's offset rounded up), random serial.
 
     Raises:
-        CertConfigError: RSA or a curve other than P-256 was requested, or no common name.
-        CryptoError: the CA refused a subject value.
+        CertConfigError: RSA, a curve other than P-256, ``emailAddress`` or an invalid subject
+            value was requested, or there is no common name.
     """
     if info.rsa_key_len is not None or not certconfig.is_p256_curve(info.curve):
         raise CertConfigError("the provkit factory CA signs P-256 keys only")
-    key = keys.generate_p256()
     fields = {
         "country-name": "countryName",
         "state-or-province-name": "stateOrProvinceName",
@@ -193,15 +212,23 @@ def generate_ca_signed(
         "organizational-unit-name": "organizationUnitName",
     }
     given = dict(info.subject)
+    dropped = sorted(set(given) - set(fields.values()))
+    if dropped:
+        # Refused rather than silently left out of the certificate.
+        raise CertConfigError(f"the provkit factory CA does not issue {', '.join(dropped)} in the subject")
     subject = {ours: given[theirs] for ours, theirs in fields.items() if theirs in given}
     years = max(1, -(-info.validity_s // (365 * 24 * 3600)))
-    cert = ca.issue(
-        key.public_key(),
-        common_name=_common_name(info, endpoint_name),
-        subject=subject,
-        validity_years=years,
-        now=now,
-    )
+    key = keys.generate_p256()
+    try:
+        cert = ca.issue(
+            key.public_key(),
+            common_name=_common_name(info, endpoint_name),
+            subject=subject,
+            validity_years=years,
+            now=now,
+        )
+    except CryptoError as exc:
+        raise CertConfigError(f"the factory CA refused the subject: {exc}") from exc
     return Credentials(certconfig.private_key_pkcs8(key), x509.certificate_der(cert))
 
 
@@ -224,3 +251,8 @@ def private_key_der(data: bytes) -> bytes:
         CryptoError: not an unencrypted private key, or neither EC nor RSA.
     """
     return certconfig.normalize_private_key(data)
+
+
+def key_matches(key_der: bytes, cert_der: bytes) -> bool:
+    """Return whether the certificate certifies the private key (EC or RSA)."""
+    return certconfig.key_matches_certificate(key_der, x509.load_certificate(cert_der))

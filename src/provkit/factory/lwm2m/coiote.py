@@ -48,8 +48,12 @@ class ServerInfo:
         if not isinstance(data, Mapping):
             raise RegistrationError("the server file must hold a JSON object")
         url, port, domain = data.get("url", DEFAULT_URL), data.get("port", DEFAULT_PORT), data.get("domain")
-        if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-            raise RegistrationError(f"server url {url!r} is not an http(s) URL")
+        try:
+            parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise RegistrationError(f"server url {url!r} is not an http(s) URL with a host")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise RegistrationError(f"server port {port!r} is not 1..65535")
         if not isinstance(domain, str) or not domain.startswith("/") or not domain.endswith("/"):
@@ -69,7 +73,10 @@ class ServerInfo:
     def devices_url(self) -> str:
         """The full URL of the devices collection."""
         parts = urllib.parse.urlsplit(self.url)
-        return urllib.parse.urlunsplit((parts.scheme, f"{parts.hostname}:{self.port}", DEVICES_PATH, "", ""))
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"  # an IPv6 literal keeps its brackets before the port
+        return urllib.parse.urlunsplit((parts.scheme, f"{host}:{self.port}", DEVICES_PATH, "", ""))
 
 
 def registration_body(

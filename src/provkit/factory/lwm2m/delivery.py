@@ -37,8 +37,12 @@ class ProvisioningRefused(DeviceResponseError):
         self.result = result
 
 
-def deliver(link: Link, blob: bytes, *, timeout_s: float | None = 30.0) -> AcceptResult:
+def deliver(link: Link, blob: bytes, *, timeout_s: float | None = 30.0) -> AcceptResult | None:
     """Send ``blob`` and return the device's accepted result.
+
+    Returns:
+        The device's result, or ``None`` for a link that carries no answer back (a
+        ``FileLink``: the frame is replayed to the device later).
 
     Raises:
         ProvisioningRefused: the device refused it (nothing changed on the device).
@@ -46,6 +50,8 @@ def deliver(link: Link, blob: bytes, *, timeout_s: float | None = 30.0) -> Accep
         TransportError: the link failed.
     """
     body = link.exchange(blob, timeout_s=timeout_s, token=LWM2M_TOKEN)
+    if not getattr(link, "returns_responses", True):
+        return None
     try:
         result = AcceptResult.decode(body)
     except SenmlError as exc:

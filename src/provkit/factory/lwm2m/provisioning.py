@@ -11,11 +11,11 @@ asked, delivery uses provkit's transports, and every failure is a ``ProvkitError
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from provkit.errors import EndpointConfigError, RegistrationError
+from provkit.errors import CryptoError, EndpointConfigError, Lwm2mError, RegistrationError
 from provkit.factory.lwm2m import certs
 from provkit.factory.lwm2m.coiote import CoioteRegistration, ServerInfo
 from provkit.factory.lwm2m.delivery import Link, deliver
@@ -35,6 +35,28 @@ def _read(path: str | Path, what: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as exc:
         raise EndpointConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+
+def write_output(path: str | Path, data: bytes) -> None:
+    """Write a result file (blob, JSON records).
+
+    Raises:
+        Lwm2mError: the file cannot be written.
+    """
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise Lwm2mError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _credential(
+    convert: Callable[[bytes], bytes], data: bytes, what: str, source: str | Path | bytes
+) -> bytes:
+    try:
+        return convert(data)
+    except CryptoError as exc:
+        named = "" if isinstance(source, bytes) else f" {source}"
+        raise certs.CertConfigError(f"{what}{named} is unusable: {exc}") from exc
 
 
 def load_endpoint_config(source: str | Path | Mapping[str, object] | EndpointConfig) -> EndpointConfig:
@@ -116,19 +138,36 @@ class FactoryProvisioning:
         return targets
 
     def set_server_cert(self, scert: str | Path | bytes, iid: int | None = None) -> None:
-        """Put the server certificate (DER or PEM, file or bytes) into ``/0/x/4``."""
+        """Put the server certificate (DER or PEM, file or bytes) into ``/0/x/4``.
+
+        Raises:
+            EndpointConfigError: the file is unreadable, or no instance uses a certificate mode.
+            CertConfigError: it is not an X.509 certificate.
+        """
         data = scert if isinstance(scert, bytes) else _read(scert, "server certificate")
-        der = certs.certificate_der(data, what="server certificate")
+        der = _credential(certs.certificate_der, data, "server certificate (-p)", scert)
         for target in self._targets(iid):
             self.config.set(0, target, 4, der)
 
     def set_endpoint_cert_and_key(
         self, pkey: str | Path | bytes, pcert: str | Path | bytes, iid: int | None = None
     ) -> None:
-        """Put an existing endpoint key (``/0/x/5``) and certificate (``/0/x/3``) in place."""
+        """Put an existing endpoint key (``/0/x/5``) and certificate (``/0/x/3``) in place.
+
+        Raises:
+            EndpointConfigError: a file is unreadable, or no instance uses a certificate mode.
+            CertConfigError: not a key / certificate, or the key does not match the certificate
+                (the device would refuse the blob).
+        """
         key = pkey if isinstance(pkey, bytes) else _read(pkey, "endpoint private key")
         cert = pcert if isinstance(pcert, bytes) else _read(pcert, "endpoint certificate")
-        self._install(certs.Credentials(certs.private_key_der(key), certs.certificate_der(cert)), iid)
+        key_der = _credential(certs.private_key_der, key, "endpoint private key (-k)", pkey)
+        cert_der = _credential(certs.certificate_der, cert, "endpoint certificate (-r)", pcert)
+        if not certs.key_matches(key_der, cert_der):
+            raise certs.CertConfigError(
+                "the endpoint private key (-k) does not match the endpoint certificate (-r)"
+            )
+        self._install(certs.Credentials(key_der, cert_der), iid)
 
     def generate_self_signed_cert(
         self, *, ca: FactoryCa | None = None, iid: int | None = None, now: dt.datetime | None = None
@@ -171,16 +210,21 @@ class FactoryProvisioning:
     ) -> bytes:
         """Build the blob; write it to ``output`` and/or deliver it over ``link``.
 
+        :attr:`last_result` holds the device's answer (``None`` over a ``FileLink``, which
+        only writes the frame for later replay).
+
         Returns:
             The blob.
 
         Raises:
+            EndpointConfigError: a Security/Server rule is broken.
+            Lwm2mError: ``output`` cannot be written.
             ProvisioningRefused: the device refused it.
             TransportError: the link failed.
         """
         blob = self.build_blob()
         if output is not None:
-            Path(output).write_bytes(blob)
+            write_output(output, blob)
         if link is not None:
             self.last_result = deliver(link, blob, timeout_s=timeout_s)
         return blob
