@@ -191,3 +191,51 @@ def test_missing_and_corrupt_entries(tmp_path):
     team.config_path.write_text('{"dev_certs": 5}')
     with pytest.raises(StoreError, match="store layout"):
         team.certificate_names()
+
+
+def test_unreadable_records_are_store_errors(tmp_path):
+    """Non-UTF-8 .mbl-stores.json / config.json, non-string paths: 6001, never a crash."""
+    record = tmp_path / ".mbl-stores.json"
+    record.write_bytes(b"\xff\xfe{")
+    with pytest.raises(StoreError, match="cannot read") as info:
+        store_locations(tmp_path)
+    assert info.value.code == 6001
+    record.unlink()
+    team = Store.open(TEAM, tmp_path)
+    team.config_path.write_bytes(b"\xff\xfe")
+    with pytest.raises(StoreError, match="cannot read"):
+        team.certificate_names()
+    team.config_path.write_text('{"dev_certs": {"a": [1, 2]}}')
+    with pytest.raises(StoreError, match="store layout"):
+        team.read_certificate("a")
+
+
+def test_garbled_cloud_record_is_no_id(tmp_path):
+    """A damaged .cloud.json means "id unknown" (delete then searches by name), not a crash."""
+    team = Store.open(TEAM, tmp_path)
+    team.add_certificate("c", {"arm_uc_vendor_id": b"1"}, cloud_id="id-1")
+    assert team.cloud_id("c") == "id-1"
+    (team.location / "c" / ".cloud.json").write_bytes(b"\xff\x00")
+    assert team.cloud_id("c") is None
+
+
+def test_empty_store_path_is_refused_and_cwd_untouched(tmp_path, monkeypatch):
+    """An empty path would make the current directory a store and chmod it: refused."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    cwd.chmod(0o755)
+    monkeypatch.chdir(cwd)
+    (tmp_path / ".mbl-stores.json").write_text(json.dumps({"user": "", "team": " "}))
+    with pytest.raises(StoreError, match="non-empty store paths"):
+        Store.open(TEAM, tmp_path)
+    assert _mode(cwd) == 0o755 and list(cwd.iterdir()) == []
+
+
+def test_relative_store_paths_are_under_the_home(tmp_path, monkeypatch):
+    """A relative path in .mbl-stores.json is relative to the home, not to the current directory."""
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".mbl-stores.json").write_text(json.dumps({"user": "stores/u", "team": "stores/t"}))
+    assert Store.open(TEAM, home).location == (home / "stores" / "t").resolve()
+    assert not (tmp_path / "stores").exists()

@@ -75,12 +75,19 @@ def developer_home(home: Path | None = None) -> Path:
 def store_locations(home: Path | None = None) -> dict[str, Path]:
     """Read ``.mbl-stores.json``, writing the defaults first if it is absent or empty.
 
+    A relative store path is taken relative to the directory holding the record (the
+    home), never to the current directory; ``~`` is expanded.
+
     Raises:
-        StoreError: the record is not a JSON object of path strings.
+        StoreError: the record cannot be read, or is not a JSON object of non-empty path
+            strings.
     """
     base = developer_home(home)
     record = base / LOCATIONS_FILE
-    text = record.read_text(encoding="utf-8") if record.is_file() else ""
+    try:
+        text = record.read_text(encoding="utf-8") if record.is_file() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"cannot read {record}: {exc}") from exc
     if not text.strip():
         defaults = {USER: str(base / ".mbl-store" / USER), TEAM: str(base / ".mbl-store" / TEAM)}
         ensure_dir(base, 0o700, 0o7777)
@@ -90,9 +97,10 @@ def store_locations(home: Path | None = None) -> dict[str, Path]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise StoreError(f"{record} is not JSON: {exc}") from exc
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise StoreError(f"{record} must be a JSON object of store paths")
-    return {str(kind): Path(path).expanduser() for kind, path in data.items()}
+    if not isinstance(data, dict) or not all(isinstance(v, str) and v.strip() for v in data.values()):
+        # An empty path would make the current directory a store (and chmod it).
+        raise StoreError(f"{record} must be a JSON object of non-empty store paths")
+    return {str(kind): base / Path(path).expanduser() for kind, path in data.items()}
 
 
 def check_certificate_name(name: str) -> str:
@@ -156,13 +164,13 @@ class Store:
     def _read_config(self) -> dict[str, Any]:
         try:
             data = json.loads(self.config_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
             raise StoreError(f"cannot read {self.config_path}: {exc}") from exc
         certs = data.get("dev_certs") if isinstance(data, dict) else None
         if (
             not isinstance(certs, dict)
             or not isinstance(data.get("api_key", ""), str)
-            or not all(isinstance(v, list) for v in certs.values())
+            or not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in certs.values())
         ):
             raise StoreError(f"{self.config_path} does not have the store layout")
         return dict(data)
@@ -271,7 +279,7 @@ class Store:
         """The Device Management id recorded when the set was created, if any."""
         try:
             record = json.loads((self.location / check_certificate_name(name) / CLOUD_FILE).read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # absent, not JSON, or not UTF-8: no usable record
             return None
         value = record.get("id") if isinstance(record, dict) else None
         return str(value) if value else None
