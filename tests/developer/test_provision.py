@@ -35,6 +35,37 @@ def _device() -> tuple[Kcm, FactoryConfiguratorClient]:
     return kcm, FactoryConfiguratorClient(kcm)
 
 
+def test_item_names_are_the_clients_literal_names():
+    """The 15 names are the strings of factory_configurator_client.c (mbl-manifest-peers.md §2.3)."""
+    assert set(STORED_ITEMS) == {
+        "mbed.UseBootstrap",
+        "mbed.EndpointName",
+        "mbed.BootstrapDeviceCert",
+        "mbed.BootstrapDevicePrivateKey",
+        "mbed.BootstrapServerCACert",
+        "mbed.BootstrapServerURI",
+        "mbed.Manufacturer",
+        "mbed.ModelNumber",
+        "mbed.SerialNumber",
+        "mbed.DeviceType",
+        "mbed.HardwareVersion",
+        "mbed.MemoryTotalKB",
+        "mbed.UpdateAuthCert",
+        "mbed.VendorId",
+        "mbed.ClassId",
+    }
+    dev, update = _material()
+    bundle = decode_bundle(build_provisioning_bundle(dev, update, current_time=NOW_S).data)
+    sent = {i.name for group in (bundle.keys, bundle.certificates, bundle.config_params) for i in group}
+    assert sent == set(STORED_ITEMS) | {"mbed.CurrentTime"}
+    assert {k.name for k in bundle.keys} == {"mbed.BootstrapDevicePrivateKey"}
+    assert {c.name for c in bundle.certificates} == {
+        "mbed.BootstrapDeviceCert",
+        "mbed.BootstrapServerCACert",
+        "mbed.UpdateAuthCert",
+    }
+
+
 def test_bundle_maps_variables_to_kcm_names():
     """Values land under the §2.3 names with FCC's encodings; UseBootstrap is 1."""
     dev, update = _material()

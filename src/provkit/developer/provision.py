@@ -12,9 +12,9 @@ Mapping (§2.3): the 11 ``MBED_CLOUD_DEV_*`` values, ``arm_uc_default_certificat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from provkit.crypto import keys, x509
 from provkit.developer import credentials as c
@@ -48,6 +48,8 @@ STORED_ITEMS: Final = (
 )
 """The 15 KCM items a provisioned device holds."""
 
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True, slots=True)
 class ProvisioningBundle:
@@ -78,19 +80,35 @@ def _text(variables: Mapping[str, bytes], name: str) -> str | bytes:
         return raw  # KCM stores bytes as given; a non-UTF-8 name is the account's business
 
 
-def _check_material(dev: Mapping[str, bytes], update: Mapping[str, bytes]) -> None:
-    # Refuse unusable material on the host, with the C variable's name, before the device
-    # answers with a less telling KCM status.
+def _load(name: str, loader: Callable[[bytes], _T], data: bytes) -> _T:
     try:
-        for name, source in ((c.DEVICE_CERTIFICATE, dev), (c.SERVER_CA_CERTIFICATE, dev)):
-            x509.load_certificate(source[name])
-        device_cert = x509.load_certificate(dev[c.DEVICE_CERTIFICATE])
-        key = keys.load_private_key(dev[c.DEVICE_PRIVATE_KEY])
-        if not x509.matches_private_key(device_cert, key):
-            raise CredentialsParseError(f"{c.DEVICE_PRIVATE_KEY} does not match {c.DEVICE_CERTIFICATE}")
-        x509.load_certificate(update[c.UPDATE_CERTIFICATE])
+        return loader(data)
     except CryptoError as exc:
-        raise CredentialsParseError(f"unusable credentials: {exc}") from exc
+        raise CredentialsParseError(f"unusable credentials: {name}: {exc}") from exc
+
+
+def check_update_material(update: Mapping[str, bytes]) -> None:
+    """Check that the update certificate set is complete and its certificate parses.
+
+    Raises:
+        CredentialsParseError: a variable is missing or the certificate is not X.509.
+    """
+    _need(update, c.UPDATE_REQUIRED, "update certificate")
+    _load(c.UPDATE_CERTIFICATE, x509.load_certificate, update[c.UPDATE_CERTIFICATE])
+
+
+def check_developer_material(dev: Mapping[str, bytes]) -> None:
+    """Check the developer set: complete, certificates parse, the key matches the certificate.
+
+    Raises:
+        CredentialsParseError: naming the C variable at fault.
+    """
+    _need(dev, c.DEV_REQUIRED, "developer certificate")
+    _load(c.SERVER_CA_CERTIFICATE, x509.load_certificate, dev[c.SERVER_CA_CERTIFICATE])
+    device_cert = _load(c.DEVICE_CERTIFICATE, x509.load_certificate, dev[c.DEVICE_CERTIFICATE])
+    key = _load(c.DEVICE_PRIVATE_KEY, keys.load_private_key, dev[c.DEVICE_PRIVATE_KEY])
+    if not x509.matches_private_key(device_cert, key):
+        raise CredentialsParseError(f"{c.DEVICE_PRIVATE_KEY} does not match {c.DEVICE_CERTIFICATE}")
 
 
 def build_provisioning_bundle(
@@ -109,9 +127,10 @@ def build_provisioning_bundle(
             the key does not match the device certificate.
         BundleEncodeError: a value breaks a KCM rule (e.g. an overlong name).
     """
-    _need(dev, c.DEV_REQUIRED, "developer certificate")
-    _need(update, c.UPDATE_REQUIRED, "update certificate")
-    _check_material(dev, update)
+    # Refuse unusable material on the host, with the C variable's name, before the device
+    # answers with a less telling KCM status.
+    check_developer_material(dev)
+    check_update_material(update)
     params = [ConfigParam(n.USE_BOOTSTRAP, 1)]
     if current_time is not None:
         params.insert(0, ConfigParam(n.CURRENT_TIME, current_time))
