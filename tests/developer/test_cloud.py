@@ -249,3 +249,13 @@ def test_fetch_existing_developer_certificate(cloud, tmp_path):
     assert cloud.seen[-1][:2] == ("GET", f"/v3/developer-certificates/{made.id}")
     with pytest.raises(CloudApiError, match="HTTP 404"):
         CloudClient("ak_good", cloud.url).developer_certificate("no-such-id")
+
+
+def test_delete_a_set_with_a_lost_file(cloud, tmp_path):
+    """A developer set whose .bin files vanished can still be deleted, locally and in the service."""
+    save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    paths = create_developer_certificate("a", host=cloud.url, home=tmp_path)
+    paths[0].unlink()
+    assert [e.name for e in list_certificates(home=tmp_path)] == ["a"]
+    assert delete_certificate("a", host=cloud.url, home=tmp_path)[0] is True
+    assert cloud.certificates == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import threading
 from pathlib import Path
@@ -239,3 +240,33 @@ def test_relative_store_paths_are_under_the_home(tmp_path, monkeypatch):
     (home / ".mbl-stores.json").write_text(json.dumps({"user": "stores/u", "team": "stores/t"}))
     assert Store.open(TEAM, home).location == (home / "stores" / "t").resolve()
     assert not (tmp_path / "stores").exists()
+
+
+def test_team_store_read_where_it_is_now(tmp_path):
+    """A team store copied elsewhere (another member's mount point) still reads; paths are re-recorded."""
+    team = Store.open(TEAM, tmp_path / "alice")
+    team.add_certificate("c", {"arm_uc_vendor_id": b"1" * 16})
+    moved = tmp_path / "bob" / "shared-team"
+    shutil.copytree(team.location, moved)
+    (tmp_path / "bob" / ".mbl-stores.json").write_text(json.dumps({"user": "u", "team": str(moved)}))
+    bob = Store.open(TEAM, tmp_path / "bob")
+    assert bob.read_certificate("c") == {"arm_uc_vendor_id": b"1" * 16}
+    bob.add_certificate("d", {"arm_uc_class_id": b"2" * 16})
+    assert json.loads(bob.config_path.read_text())["location"] == str(moved.resolve())
+
+
+def test_recorded_paths_outside_the_store_are_not_followed(tmp_path):
+    """config.json pointing at a file outside the store (a shared store edited by someone) is not read."""
+    team = Store.open(TEAM, tmp_path)
+    team.add_certificate("c", {KEY_VAR: b"mine"})
+    outside = tmp_path / "elsewhere" / f"{KEY_VAR}.bin"
+    outside.parent.mkdir()
+    outside.write_bytes(b"someone else's secret")
+    config = json.loads(team.config_path.read_text())
+    config["dev_certs"]["c"] = [str(outside)]
+    team.config_path.write_text(json.dumps(config))
+    assert team.read_certificate("c") == {KEY_VAR: b"mine"}
+    config["dev_certs"]["c"] = ["/etc/passwd"]
+    team.config_path.write_text(json.dumps(config))
+    with pytest.raises(StoreError, match=r"is not a <C variable>\.bin path"):
+        team.read_certificate("c")

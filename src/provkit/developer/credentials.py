@@ -11,7 +11,7 @@ refused before anything is saved or sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from provkit.developer.cparse import CVariable, parse_c_variables
@@ -130,6 +130,9 @@ def parse_update_resources(text: str) -> dict[str, bytes]:
     return {name: var.data for name, var in found.items()}
 
 
-def is_update_set(variables: Mapping[str, bytes]) -> bool:
-    """Whether stored variables are an update certificate set (else a developer certificate)."""
+def is_update_set(variables: Iterable[str]) -> bool:
+    """Whether a set's variable names (or ``{name: bytes}``) make an update certificate set.
+
+    Anything else is a developer certificate set.
+    """
     return any(name.startswith(UPDATE_PREFIX) for name in variables)

@@ -163,7 +163,7 @@ def list_certificates(
     team = Store.open(TEAM, home)
     entries: dict[str, CertificateEntry] = {}
     for name in team.certificate_names():
-        kind = "update" if is_update_set(team.read_certificate(name)) else "developer"
+        kind = "update" if is_update_set(team.certificate_variables(name)) else "developer"
         entries[name] = CertificateEntry(name, kind, True, team.cloud_id(name))
     if client is not None:
         for item in client.trusted_certificates():
@@ -195,7 +195,8 @@ def delete_certificate(
     team = Store.open(TEAM, home)
     local = name in team.certificate_names()
     cloud_id = None
-    if cloud and not (local and is_update_set(team.read_certificate(name))):
+    # The kind comes from config.json alone, so a set with a lost file can still be deleted.
+    if cloud and not (local and is_update_set(team.certificate_variables(name))):
         client = cloud_client(host=host, home=home)
         cloud_id = team.cloud_id(name) if local else None
         if cloud_id is None:

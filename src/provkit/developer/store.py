@@ -31,7 +31,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Final
 
 from provkit.developer.credentials import PRIVATE_KEY_VARIABLES
@@ -48,6 +48,7 @@ CLOUD_FILE: Final = ".cloud.json"
 """Per-certificate record of the Device Management certificate id (not a ``.bin``)."""
 
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_VARIABLE_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +242,7 @@ class Store:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             data["dev_certs"][name] = [str(p) for p in paths]
+            data["location"] = str(self.location)  # where the store is now, if it moved
             self._write_config(data)
         return paths
 
@@ -257,20 +259,45 @@ class Store:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
-    def read_certificate(self, name: str) -> dict[str, bytes]:
-        """Return ``{variable: bytes}`` of a saved set, from the paths in ``config.json``.
+    def certificate_variables(self, name: str) -> list[str]:
+        """The C variable names of a saved set, from ``config.json`` alone (no file is read).
 
         Raises:
-            StoreError: no set of that name, or a recorded file is missing.
+            StoreError: no set of that name, or a recorded path is not ``<VAR>.bin``.
         """
         with self._lock(exclusive=False):
-            paths = self._read_config()["dev_certs"].get(name)
-            if paths is None:
-                raise StoreError(f"no certificate named {name!r} in the {self.kind} store ({self.location})")
+            return self._variables(name)
+
+    def _variables(self, name: str) -> list[str]:
+        paths = self._read_config()["dev_certs"].get(name)
+        if paths is None:
+            raise StoreError(f"no certificate named {name!r} in the {self.kind} store ({self.location})")
+        names = []
+        for path in paths:
+            var = PurePath(path).name.removesuffix(".bin")
+            if not path.endswith(".bin") or not _VARIABLE_RE.fullmatch(var):
+                raise StoreError(f"certificate {name!r}: {path!r} is not a <C variable>.bin path")
+            names.append(var)
+        return names
+
+    def read_certificate(self, name: str) -> dict[str, bytes]:
+        """Return ``{variable: bytes}`` of a saved set.
+
+        Each file is read from ``<this store>/<name>/<VAR>.bin``, whatever directory
+        ``config.json`` recorded: a team store shared over a network or a sync service
+        sits at a different path on each member's machine, and a path edited to point
+        outside the store (another member's files) must not be followed.
+
+        Raises:
+            StoreError: no set of that name, or a file is missing.
+        """
+        check_certificate_name(name)
+        with self._lock(exclusive=False):
             out = {}
-            for path in map(Path, paths):
+            for var in self._variables(name):
+                path = self.location / name / f"{var}.bin"
                 try:
-                    out[path.name.removesuffix(".bin")] = path.read_bytes()
+                    out[var] = path.read_bytes()
                 except OSError as exc:
                     raise StoreError(f"certificate {name!r}: cannot read {path}: {exc}") from exc
         return out
