@@ -270,3 +270,10 @@ def test_recorded_paths_outside_the_store_are_not_followed(tmp_path):
     team.config_path.write_text(json.dumps(config))
     with pytest.raises(StoreError, match=r"is not a <C variable>\.bin path"):
         team.read_certificate("c")
+
+
+def test_user_and_team_store_must_differ(tmp_path):
+    """One directory for both would keep the API key in the group-readable team config.json."""
+    (tmp_path / ".mbl-stores.json").write_text(json.dumps({"user": "s", "team": str(tmp_path / "s")}))
+    with pytest.raises(StoreError, match="must be different directories"):
+        Store.open(USER, tmp_path)

@@ -101,7 +101,11 @@ def store_locations(home: Path | None = None) -> dict[str, Path]:
     if not isinstance(data, dict) or not all(isinstance(v, str) and v.strip() for v in data.values()):
         # An empty path would make the current directory a store (and chmod it).
         raise StoreError(f"{record} must be a JSON object of non-empty store paths")
-    return {str(kind): base / Path(path).expanduser() for kind, path in data.items()}
+    locations = {str(kind): base / Path(path).expanduser() for kind, path in data.items()}
+    if USER in locations and TEAM in locations and locations[USER].resolve() == locations[TEAM].resolve():
+        # One config.json for both would put the API key in a group-readable file.
+        raise StoreError(f"{record}: the user and team stores must be different directories")
+    return locations
 
 
 def check_certificate_name(name: str) -> str:
