@@ -259,3 +259,32 @@ def test_delete_a_set_with_a_lost_file(cloud, tmp_path):
     assert [e.name for e in list_certificates(home=tmp_path)] == ["a"]
     assert delete_certificate("a", host=cloud.url, home=tmp_path)[0] is True
     assert cloud.certificates == {}
+
+
+def test_credentials_with_unusable_certificates_are_not_saved(tmp_path):
+    """Zero-filled arrays (mbl-cli's test fixture shape) parse, but are refused before saving."""
+    creds = DevCredentials()
+    text = creds.c_text()
+    start = text.index("const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_SERVER_ROOT_CA_CERTIFICATE[]")
+    end = text.index("};", start) + 2
+    text = (
+        text[:start]
+        + "const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_SERVER_ROOT_CA_CERTIFICATE[] =\n{ 0x00, 0x00, 0x00 };"
+        + text[end:]
+    )
+    with fake_cloud(CloudState(credentials_text=lambda name: text)) as state:
+        save_api_key("ak_good", host=state.url, home=tmp_path)
+        with pytest.raises(CredentialsParseError, match="ROOT_CA_CERTIFICATE") as info:
+            create_developer_certificate("dev1", host=state.url, home=tmp_path)
+    assert info.value.code == 6003 and "delete it in the Portal" in (info.value.hint or "")
+    assert Store.open("team", tmp_path).certificate_names() == []
+
+
+def test_revoked_key_on_create_is_6004(cloud, tmp_path):
+    """A saved key the service no longer accepts fails create-certificate with 6004 and HTTP 401."""
+    save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    cloud.valid_keys.clear()
+    with pytest.raises(ApiKeyRejected) as info:
+        create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
+    assert info.value.http_status == 401
+    assert Store.open("team", tmp_path).certificate_names() == []

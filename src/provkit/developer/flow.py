@@ -13,7 +13,7 @@ from typing import Any
 from provkit.developer.cloud import CloudClient, DeveloperCertificate, check_api_key
 from provkit.developer.credentials import is_update_set, parse_developer_credentials, parse_update_resources
 from provkit.developer.ctokens import source_text
-from provkit.developer.provision import check_update_material
+from provkit.developer.provision import check_developer_material, check_update_material
 from provkit.developer.store import TEAM, USER, Store, check_certificate_name
 from provkit.errors import CloudApiError, CredentialsParseError, StoreError
 
@@ -78,6 +78,7 @@ def create_developer_certificate(
 def _save_developer_certificate(team: Store, name: str, cert: DeveloperCertificate, how: str) -> list[Path]:
     try:
         variables = parse_developer_credentials(cert.security_file_content)
+        check_developer_material(variables)
     except CredentialsParseError as exc:
         raise CredentialsParseError(
             f"the developer certificate returned by the service is unusable: {exc.message}",
