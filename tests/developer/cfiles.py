@@ -254,3 +254,10 @@ class UpdateResources:
                 self._array("arm_uc_update_public_key", fmt, sized=False),
             ]
         )
+
+
+def replace_array(text: str, name: str, initialiser: str) -> str:
+    """``text`` with the ``const uint8_t name[]`` definition given ``initialiser`` instead."""
+    start = text.index(f"const uint8_t {name}[]")
+    end = text.index("};", start) + 2
+    return f"{text[:start]}const uint8_t {name}[] = {initialiser};{text[end:]}"

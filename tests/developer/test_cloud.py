@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from developer.cfiles import DevCredentials
+from developer.cfiles import DevCredentials, replace_array
 from developer.fakecloud import CloudState, fake_cloud
 from provkit.developer import (
     CloudClient,
@@ -263,15 +263,8 @@ def test_delete_a_set_with_a_lost_file(cloud, tmp_path):
 
 def test_credentials_with_unusable_certificates_are_not_saved(tmp_path):
     """Zero-filled arrays (mbl-cli's test fixture shape) parse, but are refused before saving."""
-    creds = DevCredentials()
-    text = creds.c_text()
-    start = text.index("const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_SERVER_ROOT_CA_CERTIFICATE[]")
-    end = text.index("};", start) + 2
-    text = (
-        text[:start]
-        + "const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_SERVER_ROOT_CA_CERTIFICATE[] =\n{ 0x00, 0x00, 0x00 };"
-        + text[end:]
-    )
+    name = "MBED_CLOUD_DEV_BOOTSTRAP_SERVER_ROOT_CA_CERTIFICATE"
+    text = replace_array(DevCredentials().c_text(), name, "\n{ 0x00, 0x00, 0x00 }")
     with fake_cloud(CloudState(credentials_text=lambda name: text)) as state:
         save_api_key("ak_good", host=state.url, home=tmp_path)
         with pytest.raises(CredentialsParseError, match="ROOT_CA_CERTIFICATE") as info:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from developer.cfiles import DevCredentials, UpdateResources
+from developer.cfiles import DevCredentials, UpdateResources, replace_array
 from provkit.developer import parse_c_variables, parse_developer_credentials, parse_update_resources
 from provkit.developer.ctokens import source_text
 from provkit.errors import CredentialsParseError
@@ -78,13 +78,7 @@ def test_fault_memory_total_is_four_bytes():
 
 def test_fault_placeholder_array_in_credentials_is_refused():
     """A placeholder { 0x0 } certificate (the example file) is an error, not the text "0x0"."""
-    start = DEV_TEXT.index("const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE[]")
-    end = DEV_TEXT.index("};", start) + 2
-    text = (
-        DEV_TEXT[:start]
-        + "const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE[] = { 0x0 };"
-        + DEV_TEXT[end:]
-    )
+    text = replace_array(DEV_TEXT, "MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE", "{ 0x0 }")
     with pytest.raises(CredentialsParseError, match="DEVICE_CERTIFICATE is a placeholder") as info:
         parse_developer_credentials(text)
     assert info.value.code == 6003
