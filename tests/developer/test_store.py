@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from provkit.developer.store import TEAM, USER, Store, store_locations
 from provkit.errors import StoreError
 
 KEY_VAR = "MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_PRIVATE_KEY"
+NOBODY = 65534
 
 
 def _mode(path: Path) -> int:
@@ -76,7 +79,7 @@ def test_config_layout_is_mbl_cli_compatible(tmp_path):
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o000])
 def test_permissions_are_explicit_whatever_the_umask(tmp_path, umask):
-    """User 0700/0600; team 0770/0660; private keys 0600 — independent of the umask."""
+    """User 0700/0600; team 0770/0660, private keys included — independent of the umask."""
     old = os.umask(umask)
     try:
         user = Store.open(USER, tmp_path)
@@ -93,7 +96,7 @@ def test_permissions_are_explicit_whatever_the_umask(tmp_path, umask):
         0o770,
     )
     assert _mode(team.location / "dev1" / "MBED_CLOUD_DEV_MANUFACTURER.bin") == 0o660
-    assert _mode(team.location / "dev1" / f"{KEY_VAR}.bin") == 0o600
+    assert _mode(team.location / "dev1" / f"{KEY_VAR}.bin") == 0o660  # team members provision with it
 
 
 def test_existing_loose_store_is_tightened(tmp_path, umask_022):
@@ -277,3 +280,32 @@ def test_user_and_team_store_must_differ(tmp_path):
     (tmp_path / ".mbl-stores.json").write_text(json.dumps({"user": "s", "team": str(tmp_path / "s")}))
     with pytest.raises(StoreError, match="must be different directories"):
         Store.open(USER, tmp_path)
+
+
+def _cat_as_nobody(gid: int, *paths: Path) -> subprocess.CompletedProcess[bytes]:
+    """``cat`` files as uid nobody with only group ``gid`` (the kernel checks the modes)."""
+    return subprocess.run(
+        ["cat", *map(str, paths)], user=NOBODY, group=gid, extra_groups=[], capture_output=True, check=False
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_team_member_reads_anothers_certificate_and_outsiders_cannot(umask_022):
+    """Another user in the store's group reads every file of a set, the key included; others nothing."""
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o711)  # only the store's own modes decide below
+        (base / ".mbl-stores.json").write_text(json.dumps({"user": "u", "team": "team"}))
+        team = Store.open(TEAM, base)
+        team.add_certificate("dev1", {"MBED_CLOUD_DEV_MANUFACTURER": b"acme;", KEY_VAR: b"key"})
+        for path in [team.location, *team.location.rglob("*")]:
+            os.chown(path, 0, NOBODY)  # the team's group
+        files = [team.config_path, *sorted((team.location / "dev1").glob("*.bin"))]
+        member = _cat_as_nobody(NOBODY, *files)
+        assert member.returncode == 0, member.stderr
+        assert member.stdout.endswith(b"keyacme;")  # BOOTSTRAP_DEVICE_PRIVATE_KEY.bin sorts first
+        outsider = _cat_as_nobody(1, *files)
+        assert outsider.returncode != 0 and b"Permission denied" in outsider.stderr
+        assert outsider.stdout == b""
+    finally:
+        shutil.rmtree(base)

@@ -57,8 +57,6 @@ UPDATE_PUBLIC_KEY: Final = "arm_uc_update_public_key"
 UPDATE_REQUIRED: Final = (UPDATE_CERTIFICATE, VENDOR_ID, CLASS_ID)
 """The 3 update variables the device receives."""
 
-PRIVATE_KEY_VARIABLES: Final = frozenset({DEVICE_PRIVATE_KEY, "arm_uc_default_psk"})
-"""Variables holding secrets: stored 0600 in the team store."""
 
 _SIZES: Final = {VENDOR_ID: 16, CLASS_ID: 16, UPDATE_PUBLIC_KEY: 65}
 _BYTE_ARRAYS: Final = frozenset({DEVICE_CERTIFICATE, SERVER_CA_CERTIFICATE, DEVICE_PRIVATE_KEY})

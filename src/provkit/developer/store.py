@@ -14,9 +14,10 @@ Permissions are explicit (umask-proof): the user store (it holds the API key in 
 is ``0700`` with a ``0600`` ``config.json``. The team store is ``0770`` and its files
 ``0660``: mbl-cli's documentation promised ``drwxrw----`` (``0760``), but a directory
 without the execute bit cannot be entered, so the group could list names and open
-nothing; ``0770`` is the usable form of that intent. Private-key files are ``0600``
-everywhere: only the member who created a developer certificate can read its key, and a
-team that wants to share a key must grant it deliberately (``chmod g+r``).
+nothing; ``0770`` is the usable form of that intent. Private-key files are team files
+like the others (``0660``, never world-readable): the team store exists so that "any team
+member who has access to this folder can provision devices with these credentials"
+(seed 003), and provisioning needs the developer certificate's key.
 
 Every write replaces files atomically and runs under an exclusive ``flock`` of the store,
 so team members adding certificates at the same time do not lose each other's entries.
@@ -34,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Final
 
-from provkit.developer.credentials import PRIVATE_KEY_VARIABLES
 from provkit.developer.fsutil import atomic_write, ensure_dir, fsync_dir, locked
 from provkit.errors import StoreError
 
@@ -62,7 +62,6 @@ _MODES: Final = {
     USER: _Modes(directory=0o700, allowed=0o700, file=0o600),
     TEAM: _Modes(directory=0o770, allowed=0o2770, file=0o660),
 }
-_SECRET_FILE_MODE: Final = 0o600
 
 
 def developer_home(home: Path | None = None) -> Path:
@@ -235,8 +234,7 @@ class Store:
                 staging.chmod(self._modes.directory)
                 paths = []
                 for var, value in variables.items():
-                    mode = _SECRET_FILE_MODE if var in PRIVATE_KEY_VARIABLES else self._modes.file
-                    atomic_write(staging / f"{var}.bin", bytes(value), mode)
+                    atomic_write(staging / f"{var}.bin", bytes(value), self._modes.file)
                     paths.append(target / f"{var}.bin")
                 if cloud_id is not None:
                     record = json.dumps({"id": cloud_id}).encode()
