@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -250,3 +251,20 @@ def test_refused_bundle_leaves_the_sqlite_device_untouched(tmp_path, device):
     code, out, err = _run(home, None, "provision-pelion", "dev", "upd", "--tcp", address)
     assert code == 0, err
     assert {i.name for i in kcm.list_items() if i.name.startswith("mbed.")} == set(STORED_ITEMS)
+
+
+def test_unreachable_device_after_create_says_how_to_retry(tmp_path, cloud):
+    """-c succeeded, then the device is not there: the error tells to retry without -c/-p."""
+    home = tmp_path / "home"
+    resources = tmp_path / "u.c"
+    resources.write_text(UpdateResources().c_text_v2())
+    assert _run(home, cloud, "save-api-key", "ak_good")[0] == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{sock.getsockname()[1]}"
+    code, _, err = _run(
+        home, cloud, "provision-pelion", "dev1", "upd1", "-c", "-p", str(resources), "--tcp", closed
+    )
+    assert code == 1 and err.startswith("Error 1021:")
+    assert "retry with: provision-pelion dev1 upd1 (no -c/-p)" in err
+    assert Store.open("team", home).certificate_names() == ["dev1", "upd1"]

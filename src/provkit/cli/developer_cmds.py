@@ -242,9 +242,17 @@ def provision_cmd(
             host=opts.api_host,
             home=opts.home,
         )
+    except ProvkitError as exc:
+        exit_with(exc)
+    try:
         bundle = build_provisioning_bundle(dev, update, current_time=int(time.time()) if set_time else None)
         device = _deliver(link, bundle.data, timeout)
     except ProvkitError as exc:
+        if exc.hint is None:  # the sets are saved now: -c or -p again would fail or redo work
+            exc.hint = (
+                f"{dev_cert_name!r} and {update_cert_name!r} are in the team store; "
+                f"retry with: provision-pelion {dev_cert_name} {update_cert_name} (no -c/-p)"
+            )
         exit_with(exc)
     result: dict[str, object] = {"endpointName": bundle.endpoint_name, "items": list(bundle.items)}
     if device is None:
