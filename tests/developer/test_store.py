@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,6 +10,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -307,5 +309,52 @@ def test_team_member_reads_anothers_certificate_and_outsiders_cannot(umask_022):
         outsider = _cat_as_nobody(1, *files)
         assert outsider.returncode != 0 and b"Permission denied" in outsider.stderr
         assert outsider.stdout == b""
+    finally:
+        shutil.rmtree(base)
+
+
+@contextlib.contextmanager
+def _acting_as_nobody() -> Iterator[None]:
+    """Switch this process's effective uid/gid to nobody/nogroup (root can switch back)."""
+    groups = os.getgroups()
+    os.setgroups([])
+    os.setegid(NOBODY)
+    os.seteuid(NOBODY)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(groups)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_member_opens_a_store_someone_else_owns_even_if_loose(umask_022):
+    """A group member cannot chmod another's store dir; opening, reading and adding still work."""
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o711)
+        (base / "alice").mkdir()
+        (base / "alice" / ".mbl-stores.json").write_text(
+            json.dumps({"user": "u", "team": str(base / "team")})
+        )
+        alice = Store.open(TEAM, base / "alice")
+        alice.add_certificate("dev1", {KEY_VAR: b"key"})
+        for path in [alice.location, *alice.location.rglob("*")]:
+            os.chown(path, 0, NOBODY)
+        alice.location.chmod(0o2775)  # loosened by its owner
+        bob_home = base / "bob"
+        bob_home.mkdir()
+        (bob_home / ".mbl-stores.json").write_text(json.dumps({"user": "u", "team": str(base / "team")}))
+        for path in (bob_home, bob_home / ".mbl-stores.json"):
+            os.chown(path, NOBODY, NOBODY)
+        with _acting_as_nobody():
+            bob = Store.open(TEAM, bob_home)
+            assert bob.read_certificate("dev1") == {KEY_VAR: b"key"}
+            bob.add_certificate("dev2", {KEY_VAR: b"bob's"})
+        assert _mode(alice.location) == 0o2775  # not bob's to change
+        assert alice.certificate_names() == ["dev1", "dev2"]
+        assert Store.open(TEAM, base / "alice").location == alice.location
+        assert _mode(alice.location) == 0o2770  # its owner tightens it
     finally:
         shutil.rmtree(base)
