@@ -17,7 +17,7 @@ from developer.fakecloud import CloudState, fake_cloud
 from provkit.cli.developer_cmds import developer_group
 from provkit.developer import STORED_ITEMS, Store
 from provkit.device.fcc import FactoryConfiguratorClient
-from provkit.device.kcm import Kcm
+from provkit.device.kcm import ItemType, Kcm
 from provkit.device.storage import SqliteStorage
 from provkit.transport.agent import DeviceAgent
 from provkit.transport.handlers import device_handlers
@@ -268,3 +268,27 @@ def test_unreachable_device_after_create_says_how_to_retry(tmp_path, cloud):
     assert code == 1 and err.startswith("Error 1021:")
     assert "retry with: provision-pelion dev1 upd1 (no -c/-p)" in err
     assert Store.open("team", home).certificate_names() == ["dev1", "upd1"]
+
+
+def test_store_written_by_mbl_cli_provisions(tmp_path, device):
+    """A team store in mbl-cli's own encoding (MEMORY_TOTAL_KB as ASCII "0", umask modes) provisions."""
+    kcm, _, address = device
+    home = tmp_path / "home"
+    team_dir = tmp_path / "mbl-team"
+    (home).mkdir()
+    (home / ".mbl-stores.json").write_text(
+        json.dumps({"user": str(tmp_path / "mbl-user"), "team": str(team_dir)})
+    )
+    dev = DevCredentials(memory_kb=0).values | {"MBED_CLOUD_DEV_MEMORY_TOTAL_KB": b"0"}
+    update = UpdateResources().values
+    config: dict[str, object] = {"location": str(team_dir), "api_key": "", "dev_certs": {}}
+    for name, values in (("dev", dev), ("upd", update)):
+        (team_dir / name).mkdir(parents=True)
+        for var, data in values.items():
+            (team_dir / name / f"{var}.bin").write_bytes(data)
+        config["dev_certs"][name] = [str(team_dir / name / f"{var}.bin") for var in values]  # type: ignore[index]
+    (team_dir / "config.json").write_text(json.dumps(config))
+    code, out, err = _run(home, None, "provision-pelion", "dev", "upd", "--tcp", address)
+    assert code == 0, err
+    assert json.loads(out)["deviceResponse"]["status"] == 0
+    assert kcm.item_get("mbed.MemoryTotalKB", ItemType.CONFIG) == b"\0\0\0\0"

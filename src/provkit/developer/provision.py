@@ -12,6 +12,7 @@ Mapping (§2.3): the 11 ``MBED_CLOUD_DEV_*`` values, ``arm_uc_default_certificat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -49,6 +50,7 @@ STORED_ITEMS: Final = (
 """The 15 KCM items a provisioned device holds."""
 
 _T = TypeVar("_T")
+_C_INT_TEXT: Final = re.compile(rb"(0[xX][0-9A-Fa-f]{1,8}|0[0-7]{0,11}|[1-9][0-9]{0,9})[uUlL]{0,3}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,28 @@ def _load(name: str, loader: Callable[[bytes], _T], data: bytes) -> _T:
         raise CredentialsParseError(f"unusable credentials: {name}: {exc}") from exc
 
 
+def memory_total_kb(raw: bytes) -> int:
+    """The ``MBED_CLOUD_DEV_MEMORY_TOTAL_KB`` value of a stored set, from either tool.
+
+    provkit stores the C ``uint32_t`` as 4 little-endian bytes; mbl-cli stored the C
+    literal's text (``b"0"``, mbl-manifest-peers.md §1.5). Text is told apart by being a C
+    integer literal: as 4 little-endian bytes its last character alone would mean at least
+    0x30000000 KB (about 750 GiB), not a device's memory.
+
+    Raises:
+        CredentialsParseError: neither form.
+    """
+    literal = _C_INT_TEXT.fullmatch(raw)
+    if literal:
+        digits = literal.group(1).decode("ascii")
+        value = int(digits, 16 if digits[:2] in ("0x", "0X") else 8 if digits[:1] == "0" else 10)
+        if value < 1 << 32:
+            return value
+    elif len(raw) == 4:
+        return int.from_bytes(raw, "little")
+    raise CredentialsParseError(f"{c.MEMORY_TOTAL_KB} is neither a uint32_t nor a C number's text: {raw!r}")
+
+
 def check_update_material(update: Mapping[str, bytes]) -> None:
     """Check that the update certificate set is complete and its certificate parses.
 
@@ -104,6 +128,7 @@ def check_developer_material(dev: Mapping[str, bytes]) -> None:
         CredentialsParseError: naming the C variable at fault.
     """
     _need(dev, c.DEV_REQUIRED, "developer certificate")
+    memory_total_kb(dev[c.MEMORY_TOTAL_KB])
     _load(c.SERVER_CA_CERTIFICATE, x509.load_certificate, dev[c.SERVER_CA_CERTIFICATE])
     device_cert = _load(c.DEVICE_CERTIFICATE, x509.load_certificate, dev[c.DEVICE_CERTIFICATE])
     key = _load(c.DEVICE_PRIVATE_KEY, keys.load_private_key, dev[c.DEVICE_PRIVATE_KEY])
@@ -136,7 +161,7 @@ def build_provisioning_bundle(
         params.insert(0, ConfigParam(n.CURRENT_TIME, current_time))
     params += [ConfigParam(item, _text(dev, var)) for var, item in CONFIG_STRINGS.items()]
     params += [
-        ConfigParam(n.MEMORY_TOTAL_KB, int.from_bytes(dev[c.MEMORY_TOTAL_KB], "little")),
+        ConfigParam(n.MEMORY_TOTAL_KB, memory_total_kb(dev[c.MEMORY_TOTAL_KB])),
         ConfigParam(n.VENDOR_ID, update[c.VENDOR_ID]),
         ConfigParam(n.CLASS_ID, update[c.CLASS_ID]),
     ]
