@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,12 +17,13 @@ from developer.fakecloud import CloudState, fake_cloud
 from provkit.cli.developer_cmds import developer_group
 from provkit.developer import STORED_ITEMS, Store
 from provkit.device.fcc import FactoryConfiguratorClient
-from provkit.device.kcm import Kcm
+from provkit.device.kcm import ItemType, Kcm
 from provkit.device.storage import SqliteStorage
 from provkit.transport.agent import DeviceAgent
 from provkit.transport.handlers import device_handlers
 from provkit.transport.servers import TcpAgentServer
 from provkit.wire.framing import FCC_TOKEN
+from support.pty import serial_agent
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +123,7 @@ def test_file_transport_and_usage_errors(tmp_path):
     code, _, err = _run(home, None, "provision-pelion", "dev", "upd")
     assert code == 2 and "exactly one of --tcp" in err
     code, _, err = _run(home, None, "provision-pelion", "upd", "dev", "--file", str(frame))
-    assert code == 1 and "is an update certificate" in err
+    assert code == 1 and "'dev' is a developer certificate, not an update certificate" in err
 
 
 def test_delete_certificate_locally_and_in_the_service(tmp_path, cloud):
@@ -133,3 +137,158 @@ def test_delete_certificate_locally_and_in_the_service(tmp_path, cloud):
     assert cloud.certificates == {}
     code, out, _ = _run(home, cloud, "list-certificates", "--cloud")
     assert json.loads(out) == []
+
+
+def test_bad_update_file_is_refused_before_anything_is_created(tmp_path, cloud):
+    """-c -p with a malformed, missing or certificate-less C file: 6003, no POST, nothing saved."""
+    home = tmp_path / "home"
+    assert _run(home, cloud, "save-api-key", "ak_good")[0] == 0
+    bad = tmp_path / "bad.c"
+    bad.write_text("const uint8_t arm_uc_vendor_id[] = { 0x1, 0x2,\nconst x;")
+    junk_cert = tmp_path / "junk.c"
+    junk_cert.write_text(
+        UpdateResources()
+        .c_text_v2()
+        .replace("arm_uc_default_certificate[] = {", "arm_uc_default_certificate[] = { 1,")
+    )
+    for path, message in (
+        (bad, "Error 6003: line 2: expected a value, found 'const'"),
+        (tmp_path / "missing.c", "Error 6003: cannot read"),
+        (junk_cert, "Error 6003: unusable credentials: arm_uc_default_certificate"),
+    ):
+        code, _, err = _run(
+            home, cloud, "provision-pelion", "dev1", "upd1", "-c", "-p", str(path), "--file", "x"
+        )
+        assert code == 1 and err.startswith(message), err
+    code, _, err = _run(home, cloud, "provision-pelion", "dev1", "upd-none", "-c", "--file", "x")
+    assert code == 1 and "no update certificate named 'upd-none'" in err and "-p" in err
+    assert [m for m, *_ in cloud.seen] == ["GET"]  # only save-api-key's check: no POST
+    assert cloud.certificates == {} and Store.open("team", home).certificate_names() == []
+    assert not (tmp_path / "x").exists()
+
+
+def test_existing_certificate_is_fetched_by_name(tmp_path, cloud, device):
+    """Without -c, a name missing from the team store is fetched from the service (mbl-cli §1.4)."""
+    kcm, _, address = device
+    home = tmp_path / "home"
+    resources = tmp_path / "update_default_resources.c"
+    resources.write_text(UpdateResources().c_text_v1())
+    code, _, err = _run(
+        home, cloud, "provision-pelion", "teammate", "upd", "-p", str(resources), "--file", "x"
+    )
+    assert code == 1 and "no developer certificate named 'teammate'" in err and "save an API key" in err
+    assert _run(home, cloud, "save-api-key", "ak_good")[0] == 0
+    code, _, err = _run(home, cloud, "provision-pelion", "nobody", "upd", "-p", str(resources), "--file", "x")
+    assert code == 1 and "no certificate named 'nobody' in the team store or in Device Management" in err
+    other = tmp_path / "other-home"  # a team member creates it with their own store
+    assert _run(other, cloud, "save-api-key", "ak_good")[0] == 0
+    assert _run(other, cloud, "create-certificate", "teammate")[0] == 0
+    code, out, err = _run(
+        home, cloud, "provision-pelion", "teammate", "upd", "-p", str(resources), "--tcp", address
+    )
+    assert code == 0, err
+    assert json.loads(out)["deviceResponse"]["status"] == 0
+    team = Store.open("team", home)
+    assert team.certificate_names() == ["teammate", "upd"]
+    assert team.cloud_id("teammate") == Store.open("team", other).cloud_id("teammate")
+    assert {i.name for i in kcm.list_items() if i.name.startswith("mbed.")} == set(STORED_ITEMS)
+
+
+def test_portal_shaped_certificate_provisions_with_self_signed_warning(tmp_path, device):
+    """A self-issued developer certificate (as the portal makes them) verifies, with FCC's warning."""
+    _, fcc, address = device
+    home = tmp_path / "home"
+    creds = DevCredentials(portal_shape=True)
+    with fake_cloud(CloudState(credentials_text=lambda name: creds.c_text())) as state:
+        resources = tmp_path / "u.c"
+        resources.write_text(UpdateResources().c_text_v2())
+        assert _run(home, state, "save-api-key", "ak_good")[0] == 0
+        code, out, err = _run(
+            home, state, "provision-pelion", "dev", "upd", "-c", "-p", str(resources), "--tcp", address
+        )
+    assert code == 0, err
+    warnings = json.loads(out)["deviceResponse"]["warnings"]
+    assert "Certificate is self signed:mbed.BootstrapDeviceCert" in warnings
+    assert fcc.verify_device_configured().ok
+
+
+def test_provision_over_serial_to_a_device_serve_process(tmp_path, cloud):
+    """provision-pelion --serial to `provkit device serve --serial` (a real process) over a pty cable."""
+    home = tmp_path / "home"
+    db = tmp_path / "serial-device.sqlite"
+    resources = tmp_path / "u.c"
+    resources.write_text(UpdateResources().c_text_v2())
+    assert _run(home, cloud, "save-api-key", "ak_good")[0] == 0
+    with serial_agent(str(db)) as agent:
+        code, out, err = _run(
+            home, cloud, "provision-pelion", "dev", "upd", "-c", "-p", str(resources),
+            "--serial", agent.cable.host_path, "--timeout", "60",
+        )  # fmt: skip
+        assert code == 0, out + err
+        assert json.loads(out)["deviceResponse"]["status"] == 0
+    assert "stopped after 1 message(s)" in agent.output
+    device = [sys.executable, "-m", "provkit.cli", "device"]
+    verified = subprocess.run([*device, "verify", "--storage", str(db)], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_refused_bundle_leaves_the_sqlite_device_untouched(tmp_path, device):
+    """The device refuses one bad item (endpoint is not the certificate's CN): none of the 15 is kept."""
+    kcm, _, address = device
+    home = tmp_path / "home"
+    resources = tmp_path / "u.c"
+    resources.write_text(UpdateResources().c_text_v2())
+    creds = DevCredentials()
+    team = Store.open("team", home)
+    team.add_certificate("dev", creds.values | {"MBED_CLOUD_DEV_BOOTSTRAP_ENDPOINT_NAME": b"someone-else"})
+    code, out, err = _run(
+        home, None, "provision-pelion", "dev", "upd", "-p", str(resources), "--tcp", address
+    )
+    assert code == 1 and "the device refused" in err
+    assert "mbed.BootstrapDeviceCert" in json.loads(out)["deviceResponse"]["message"]
+    assert [i.name for i in kcm.list_items() if i.name.startswith("mbed.")] == []
+    team.add_certificate("dev", creds.values)
+    code, out, err = _run(home, None, "provision-pelion", "dev", "upd", "--tcp", address)
+    assert code == 0, err
+    assert {i.name for i in kcm.list_items() if i.name.startswith("mbed.")} == set(STORED_ITEMS)
+
+
+def test_unreachable_device_after_create_says_how_to_retry(tmp_path, cloud):
+    """-c succeeded, then the device is not there: the error tells to retry without -c/-p."""
+    home = tmp_path / "home"
+    resources = tmp_path / "u.c"
+    resources.write_text(UpdateResources().c_text_v2())
+    assert _run(home, cloud, "save-api-key", "ak_good")[0] == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{sock.getsockname()[1]}"
+    code, _, err = _run(
+        home, cloud, "provision-pelion", "dev1", "upd1", "-c", "-p", str(resources), "--tcp", closed
+    )
+    assert code == 1 and err.startswith("Error 1021:")
+    assert "retry with: provision-pelion dev1 upd1 (no -c/-p)" in err
+    assert Store.open("team", home).certificate_names() == ["dev1", "upd1"]
+
+
+def test_store_written_by_mbl_cli_provisions(tmp_path, device):
+    """A team store in mbl-cli's own encoding (MEMORY_TOTAL_KB as ASCII "0", umask modes) provisions."""
+    kcm, _, address = device
+    home = tmp_path / "home"
+    team_dir = tmp_path / "mbl-team"
+    (home).mkdir()
+    (home / ".mbl-stores.json").write_text(
+        json.dumps({"user": str(tmp_path / "mbl-user"), "team": str(team_dir)})
+    )
+    dev = DevCredentials(memory_kb=0).values | {"MBED_CLOUD_DEV_MEMORY_TOTAL_KB": b"0"}
+    update = UpdateResources().values
+    config: dict[str, object] = {"location": str(team_dir), "api_key": "", "dev_certs": {}}
+    for name, values in (("dev", dev), ("upd", update)):
+        (team_dir / name).mkdir(parents=True)
+        for var, data in values.items():
+            (team_dir / name / f"{var}.bin").write_bytes(data)
+        config["dev_certs"][name] = [str(team_dir / name / f"{var}.bin") for var in values]  # type: ignore[index]
+    (team_dir / "config.json").write_text(json.dumps(config))
+    code, out, err = _run(home, None, "provision-pelion", "dev", "upd", "--tcp", address)
+    assert code == 0, err
+    assert json.loads(out)["deviceResponse"]["status"] == 0
+    assert kcm.item_get("mbed.MemoryTotalKB", ItemType.CONFIG) == b"\0\0\0\0"

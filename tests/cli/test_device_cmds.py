@@ -24,7 +24,7 @@ from provkit.transport.links import TcpLink
 from provkit.wire.response import decode_response
 from support.bundles import device_bundle
 from support.cli import json_status, make_fcu_home, run_cli
-from support.pty import pty_cable
+from support.pty import serial_agent
 
 AGENT = (sys.executable, "-m", "provkit.cli", "device")
 LWM2M_SAMPLE = Path(__file__).resolve().parents[1] / "vectors" / "lwm2m" / "sample_psk.yaml"
@@ -186,31 +186,15 @@ def test_serve_serial_subprocess_provisioned_by_inject_serial(tmp_path: Path) ->
     """
     home = make_fcu_home(tmp_path)
     db = tmp_path / "serial-device.sqlite"
-    with pty_cable() as cable:
-        proc = subprocess.Popen(
-            [*AGENT, "serve", "--serial", cable.device_path, "--storage", str(db)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert proc.stdout is not None
-            assert (
-                proc.stdout.readline().strip()
-                == f"Factory Client is waiting for frames on {cable.device_path}"
-            )
-            result = run_cli(
-                "--home-dir", str(home), "inject", "--endpoint-name", "ser-proc-1", "--serial-number", "SN-1",
-                "serial", "--port", cable.host_path, "-t", "30",
-            )  # fmt: skip
-            assert result.exit_code == 0, result.output
-            body = json_status(result.output)
-            assert body["status"] == 0 and body["message"] == "Command executed successfully"
-            assert body["deviceResponse"]["status"] == 0
-            assert "stopped after 1 message(s)" in stop(proc)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+    with serial_agent(str(db)) as agent:
+        result = run_cli(
+            "--home-dir", str(home), "inject", "--endpoint-name", "ser-proc-1", "--serial-number", "SN-1",
+            "serial", "--port", agent.cable.host_path, "-t", "30",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        body = json_status(result.output)
+        assert body["status"] == 0 and body["message"] == "Command executed successfully"
+        assert body["deviceResponse"]["status"] == 0
+    assert "stopped after 1 message(s)" in agent.output
     verified = CliRunner().invoke(cli, ["device", "verify", "--storage", str(db)])
     assert verified.exit_code == 0, verified.output

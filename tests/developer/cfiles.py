@@ -12,8 +12,10 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
+from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import SubjectKeyIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provkit.crypto import issue, keys, x509
 
@@ -43,6 +45,9 @@ class DevCredentials:
     manufacturer: str = "dev_manufacturer"
     memory_kb: int = 0
     extra: str = ""
+    portal_shape: bool = False
+    """Make the device certificate the way the portal does (§2.2): self-issued, CA:TRUE
+    pathlen 0, clientAuth, OU = account id, CN = endpoint, valid 10 years."""
     values: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -51,15 +56,18 @@ class DevCredentials:
             ca_key, {"common-name": "Test Bootstrap CA", "organization-name": "provkit"}, now=NOW
         )
         device_key = keys.generate_p256()
-        cert = issue.issue_device_certificate(
-            ca_key,
-            ca,
-            device_key.public_key(),
-            common_name=self.endpoint,
-            subject={"organizational-unit-name": self.account_id, "organization-name": "provkit"},
-            not_before=NOW,
-            validity_years=20,
-        )
+        if self.portal_shape:
+            cert = self._self_issued(device_key)
+        else:
+            cert = issue.issue_device_certificate(
+                ca_key,
+                ca,
+                device_key.public_key(),
+                common_name=self.endpoint,
+                subject={"organizational-unit-name": self.account_id, "organization-name": "provkit"},
+                not_before=NOW,
+                validity_years=20,
+            )
         pkcs8 = device_key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -79,6 +87,30 @@ class DevCredentials:
             "MBED_CLOUD_DEV_HARDWARE_VERSION": b"dev_hardware_version",
             "MBED_CLOUD_DEV_MEMORY_TOTAL_KB": self.memory_kb.to_bytes(4, "little"),
         }
+
+    def _self_issued(self, key: keys.PrivateKey) -> cx509.Certificate:
+        name = cx509.Name(
+            [
+                cx509.NameAttribute(NameOID.COUNTRY_NAME, "GB"),
+                cx509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Cambridgeshire"),
+                cx509.NameAttribute(NameOID.LOCALITY_NAME, "Cambridge"),
+                cx509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test Ltd"),
+                cx509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, self.account_id),
+                cx509.NameAttribute(NameOID.COMMON_NAME, self.endpoint),
+            ]
+        )
+        builder = (
+            cx509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(cx509.random_serial_number())
+            .not_valid_before(NOW)
+            .not_valid_after(NOW + dt.timedelta(days=3652))
+            .add_extension(cx509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(cx509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        )
+        return builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
 
     def c_text(self) -> str:
         """The ``security_file_content``: portal layout with guards, an #error block and sizes."""
@@ -178,6 +210,31 @@ class UpdateResources:
             ]
         )
 
+    def c_text_v1_early(self) -> str:
+        """The earlier 1.x template: a sizeof split over two lines, only ``psk`` and a literal
+        ``psk_bits = 128`` (empty braces when no PSK), double spaces before ``=``."""
+        fmt = "0x{:x}"
+        fingerprint = self._array("arm_uc_default_fingerprint", fmt, sized=False)
+        return "".join(
+            [
+                "//----------------------------------------------------------------------------\n",
+                "//   Test resources in the early manifest-tool 1.x layout.\n",
+                "//----------------------------------------------------------------------------\n\n",
+                _USER_CONFIG,
+                "#include <stdint.h>\n\n#ifdef MBED_CLOUD_DEV_UPDATE_ID\n",
+                self._array("arm_uc_vendor_id", fmt),
+                self._array("arm_uc_class_id", fmt).replace("[] =", "[]  ="),
+                "#endif\n\n#ifdef MBED_CLOUD_DEV_UPDATE_CERT\n",
+                fingerprint.replace("[] =", "[] = "),
+                "const uint16_t arm_uc_default_fingerprint_size =\n",
+                "    sizeof(arm_uc_default_fingerprint);\n\n",
+                self._array("arm_uc_default_certificate", fmt),
+                "#endif\n\n\n#ifdef MBED_CLOUD_DEV_UPDATE_PSK\n",
+                "const uint8_t arm_uc_default_psk[] = {\n    \n};\n",
+                "const uint16_t arm_uc_default_psk_bits = 128;\n#endif\n",
+            ]
+        )
+
     def c_text_v2(self) -> str:
         """manifest-tool 2.6.2 layout: <inttypes.h>, no guards, { 0 } fingerprint, public key."""
         fmt = "0x{:02X}"
@@ -197,3 +254,10 @@ class UpdateResources:
                 self._array("arm_uc_update_public_key", fmt, sized=False),
             ]
         )
+
+
+def replace_array(text: str, name: str, initialiser: str) -> str:
+    """``text`` with the ``const uint8_t name[]`` definition given ``initialiser`` instead."""
+    start = text.index(f"const uint8_t {name}[]")
+    end = text.index("};", start) + 2
+    return f"{text[:start]}const uint8_t {name}[] = {initialiser};{text[end:]}"

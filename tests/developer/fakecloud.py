@@ -1,7 +1,8 @@
 """A small Device Management API on 127.0.0.1 for the developer-flow tests.
 
-It implements the four calls the flow makes, keeps certificates in memory, records every
-request, and can be told to fail every call with a given status.
+It implements the five calls the flow makes, keeps certificates in memory, records every
+request, and can be told to fail every call with a given status or to answer every call
+with fixed raw bytes (``raw_answer``: status, body; ``raw_headers``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ class CloudState:
     certificates: dict[str, dict[str, Any]] = field(default_factory=dict)
     seen: list[tuple[str, str, dict[str, str], Any]] = field(default_factory=list)
     fail_status: int | None = None
+    raw_answer: tuple[int, bytes] | None = None
+    raw_headers: dict[str, str] = field(default_factory=dict)
     credentials_text: Callable[[str], str] = lambda name: ""
     url: str = ""
 
@@ -43,6 +46,15 @@ def _handler(state: CloudState) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
             state.seen.append((self.command, self.path, dict(self.headers), body))
+            if state.raw_answer is not None:
+                status, raw = state.raw_answer
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(raw)))
+                for header, value in state.raw_headers.items():
+                    self.send_header(header, value)
+                self.end_headers()
+                self.wfile.write(raw)
+                return
             if state.fail_status is not None:
                 self._answer(state.fail_status, {"message": "internal trouble"})
                 return
@@ -55,6 +67,12 @@ def _handler(state: CloudState) -> type[BaseHTTPRequestHandler]:
                 self._answer(200, {"id": "acc-1", "object": "account"})
             elif route == ("POST", "/v3/developer-certificates"):
                 self._create(body)
+            elif self.command == "GET" and url.path.startswith("/v3/developer-certificates/"):
+                cert = state.certificates.get(url.path.rsplit("/", 1)[1])
+                if cert is None or "security_file_content" not in cert:
+                    self._answer(404, {"message": "not a developer certificate"})
+                else:
+                    self._answer(200, cert)
             elif route == ("GET", "/v3/trusted-certificates"):
                 self._list(parse_qs(url.query))
             elif self.command == "DELETE" and url.path.startswith("/v3/trusted-certificates/"):
@@ -70,18 +88,22 @@ def _handler(state: CloudState) -> type[BaseHTTPRequestHandler]:
                 self._answer(409, {"message": f"Certificate with name {name} already exists"})
                 return
             cert_id = uuid.uuid4().hex
-            state.certificates[cert_id] = {"id": cert_id, "name": name, "service": "bootstrap"}
-            content = state.credentials_text(name)
-            self._answer(
-                201, {"id": cert_id, "name": name, "object": "trusted-cert", "security_file_content": content}
-            )
+            state.certificates[cert_id] = {
+                "id": cert_id,
+                "name": name,
+                "service": "bootstrap",
+                "object": "trusted-cert",
+                "security_file_content": state.credentials_text(name),
+            }
+            self._answer(201, state.certificates[cert_id])
 
         def _list(self, query: dict[str, list[str]]) -> None:
             items = sorted(state.certificates.values(), key=lambda c: c["id"])
             after = query.get("after", [""])[0]
             if after:
                 items = [c for c in items if c["id"] > after]
-            page = items[:2]  # small pages so the client's paging is exercised
+            # small pages so the client's paging is exercised; no credentials in a listing
+            page = [{k: v for k, v in c.items() if k != "security_file_content"} for c in items[:2]]
             self._answer(200, {"object": "list", "data": page, "has_more": len(items) > 2})
 
         do_GET = do_POST = do_DELETE = _handle

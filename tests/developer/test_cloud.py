@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
-from developer.cfiles import DevCredentials
+from developer.cfiles import DevCredentials, replace_array
 from developer.fakecloud import CloudState, fake_cloud
 from provkit.developer import (
     CloudClient,
@@ -150,3 +153,131 @@ def test_delete_keeps_local_copy_when_service_fails(cloud, tmp_path):
     with pytest.raises(CloudApiError, match="HTTP 500"):
         delete_certificate("a", host=cloud.url, home=tmp_path)
     assert Store.open("team", tmp_path).certificate_names() == ["a"]
+
+
+@pytest.mark.parametrize("key", ["", "   ", "ak_with space", "ak_\nline", "ak_caf\u00e9", "ak_\x00"])
+def test_malformed_key_is_refused_without_a_request(cloud, tmp_path, key):
+    """A key that cannot be an HTTP header value is 6004 at once, not a misleading "cannot reach"."""
+    with pytest.raises(ApiKeyRejected, match="the API key is") as info:
+        save_api_key(key, host=cloud.url, home=tmp_path)
+    assert info.value.code == 6004 and info.value.http_status is None
+    assert cloud.seen == []
+    assert Store.open("user", tmp_path).api_key is None
+
+
+def test_saving_another_key_replaces_the_first(cloud, tmp_path):
+    """The user store holds one key; a second save-api-key overwrites it (seed 003)."""
+    cloud.valid_keys.add("ak_second")
+    save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    save_api_key("  ak_second\n", host=cloud.url, home=tmp_path)
+    assert Store.open("user", tmp_path).api_key == "ak_second"
+    assert [h["Authorization"] for _, _, h, _ in cloud.seen] == ["Bearer ak_good", "Bearer ak_second"]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (200, b"\xff\xfe\xfd", "the answer is not JSON"),
+        (200, b"<html>", "the answer is not JSON"),
+        (200, b"[1]", "not an account object"),
+        (500, b"\xff\xfe\xfd", "failed with HTTP 500$"),
+        (502, b'{"message": {"nested": 1}}', "failed with HTTP 502$"),
+    ],
+)
+def test_garbled_answers_are_cloud_errors(cloud, status, body, message):
+    """Non-JSON, non-UTF-8 or odd answers are CloudApiError 6002 (with the HTTP status), not a crash."""
+    cloud.raw_answer = (status, body)
+    with pytest.raises(CloudApiError, match=message) as info:
+        CloudClient("ak_good", cloud.url).account()
+    assert info.value.code == 6002
+    assert info.value.http_status == (status if status >= 400 else None)
+
+
+def test_paging_without_a_new_cursor_stops(cloud):
+    """has_more with a page whose last id does not advance would loop forever: it is an error."""
+    cloud.raw_answer = (200, b'{"data": [{"name": "a"}], "has_more": true}')
+    with pytest.raises(CloudApiError, match="has_more without a new page cursor"):
+        CloudClient("ak_good", cloud.url).trusted_certificates()
+    cloud.raw_answer = (200, b'{"data": [{"id": "x", "name": "a"}], "has_more": true}')
+    with pytest.raises(CloudApiError, match="has_more without a new page cursor"):
+        CloudClient("ak_good", cloud.url).trusted_certificates()
+    assert len(cloud.seen) == 3  # one page, then two pages with the same cursor
+
+
+def test_redirect_is_not_followed_with_the_key(cloud):
+    """A 302 to another host is reported; the key is not sent there."""
+    with fake_cloud() as elsewhere:
+        cloud.raw_answer = (302, b"")
+        cloud.raw_headers = {"Location": f"{elsewhere.url}/v3/accounts/me"}
+        with pytest.raises(CloudApiError, match="HTTP 302") as info:
+            CloudClient("ak_good", cloud.url).account()
+        assert info.value.http_status == 302
+        assert elsewhere.seen == []
+
+
+@contextmanager
+def _not_http() -> Iterator[str]:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        thread.join()
+
+
+def test_a_server_that_does_not_speak_http():
+    """A peer answering in another protocol is CloudApiError 6002, not http.client's exception."""
+    with _not_http() as url, pytest.raises(CloudApiError, match="did not answer in HTTP") as info:
+        CloudClient("ak_good", url).account()
+    assert info.value.code == 6002 and info.value.http_status is None
+
+
+def test_fetch_existing_developer_certificate(cloud, tmp_path):
+    """GET /v3/developer-certificates/{id} returns the credentials of a certificate made elsewhere."""
+    save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    made = CloudClient("ak_good", cloud.url).create_developer_certificate("portal-made")
+    fetched = CloudClient("ak_good", cloud.url).developer_certificate(made.id)
+    assert fetched == made
+    assert cloud.seen[-1][:2] == ("GET", f"/v3/developer-certificates/{made.id}")
+    with pytest.raises(CloudApiError, match="HTTP 404"):
+        CloudClient("ak_good", cloud.url).developer_certificate("no-such-id")
+
+
+def test_delete_a_set_with_a_lost_file(cloud, tmp_path):
+    """A developer set whose .bin files vanished can still be deleted, locally and in the service."""
+    save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    paths = create_developer_certificate("a", host=cloud.url, home=tmp_path)
+    paths[0].unlink()
+    assert [e.name for e in list_certificates(home=tmp_path)] == ["a"]
+    assert delete_certificate("a", host=cloud.url, home=tmp_path)[0] is True
+    assert cloud.certificates == {}
+
+
+def test_credentials_with_unusable_certificates_are_not_saved(tmp_path):
+    """Zero-filled arrays (mbl-cli's test fixture shape) parse, but are refused before saving."""
+    name = "MBED_CLOUD_DEV_BOOTSTRAP_SERVER_ROOT_CA_CERTIFICATE"
+    text = replace_array(DevCredentials().c_text(), name, "\n{ 0x00, 0x00, 0x00 }")
+    with fake_cloud(CloudState(credentials_text=lambda name: text)) as state:
+        save_api_key("ak_good", host=state.url, home=tmp_path)
+        with pytest.raises(CredentialsParseError, match="ROOT_CA_CERTIFICATE") as info:
+            create_developer_certificate("dev1", host=state.url, home=tmp_path)
+    assert info.value.code == 6003 and "delete it in the Portal" in (info.value.hint or "")
+    assert Store.open("team", tmp_path).certificate_names() == []
+
+
+def test_revoked_key_on_create_is_6004(cloud, tmp_path):
+    """A saved key the service no longer accepts fails create-certificate with 6004 and HTTP 401."""
+    save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    cloud.valid_keys.clear()
+    with pytest.raises(ApiKeyRejected) as info:
+        create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
+    assert info.value.http_status == 401
+    assert Store.open("team", tmp_path).certificate_names() == []

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from developer.cfiles import DevCredentials, UpdateResources, replace_array
 from provkit.developer import parse_c_variables, parse_developer_credentials, parse_update_resources
+from provkit.developer.ctokens import source_text
 from provkit.errors import CredentialsParseError
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "developer"
@@ -76,13 +78,7 @@ def test_fault_memory_total_is_four_bytes():
 
 def test_fault_placeholder_array_in_credentials_is_refused():
     """A placeholder { 0x0 } certificate (the example file) is an error, not the text "0x0"."""
-    start = DEV_TEXT.index("const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE[]")
-    end = DEV_TEXT.index("};", start) + 2
-    text = (
-        DEV_TEXT[:start]
-        + "const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE[] = { 0x0 };"
-        + DEV_TEXT[end:]
-    )
+    text = replace_array(DEV_TEXT, "MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE", "{ 0x0 }")
     with pytest.raises(CredentialsParseError, match="DEVICE_CERTIFICATE is a placeholder") as info:
         parse_developer_credentials(text)
     assert info.value.code == 6003
@@ -150,6 +146,13 @@ def test_escapes_concatenation_chars_and_padding():
         ("const uint32_t a = sizeof(b);", "sizeof of an unknown variable"),
         ("const uint8_t a[] = { 08 };", "malformed number"),
         ('const char a[] = "\\q";', "unknown escape"),
+        ("const uint8_t a[] = {" + "(" * 500 + "1" + ")" * 500 + "};", "nested deeper than 100"),
+        ("const uint8_t a[] = {" + "-" * 500 + "1};", "nested deeper than 100"),
+        ("const uint8_t a[-1] = { };", "array size -1 is outside"),
+        ("const uint8_t a[0x7fffffffffff] = { 1 };", "array size 140737488355327 is outside"),
+        ("const uint32_t a[300000] = { 1 };", "array size 300000 is outside"),
+        ("const uint8_t a[] = {" + "*".join(["0xffffffff"] * 50) + "};", "does not fit in 64 bits"),
+        ("const uint8_t a[] = {" + "9" * 5000 + "};", "number of more than 66 digits"),
     ],
 )
 def test_malformed_input_is_refused_with_its_line(text, message):
@@ -174,3 +177,43 @@ def test_missing_required_values_are_named():
     )
     with pytest.raises(CredentialsParseError, match="must be a uint32_t"):
         parse_developer_credentials(bad_type.replace("= 524288", "= 5"))
+
+
+def test_malformed_input_never_escapes_as_another_exception():
+    """Hostile shapes (deep nesting, huge sizes, huge numbers) are CredentialsParseError, not a crash."""
+    for text in (
+        "const uint8_t a[] = {" + "(" * 50_000 + "1" + ")" * 50_000 + "};",
+        "const uint8_t a[1099511627776];",
+        "const uint8_t a[] = { 0x" + "f" * 100_000 + " };",
+    ):
+        with pytest.raises(CredentialsParseError) as info:
+            parse_c_variables(text)
+        assert info.value.code == 6003
+
+
+def test_non_utf8_source_keeps_its_bytes():
+    """A Latin-1 comment does not stop the parse; a Latin-1 string keeps its own bytes; a BOM is dropped."""
+    data = (
+        b"\xef\xbb\xbf// \xa9 2019 Soci\xe9t\xe9\n"
+        b'const char MBED_CLOUD_DEV_MANUFACTURER[] = "Soci\xe9t\xe9 \xc3\xa9";\n'
+    )
+    (var,) = parse_c_variables(source_text(data))
+    assert var.data == b"Soci\xe9t\xe9 \xc3\xa9"
+
+
+def test_early_v1_layout_parses():
+    """The earlier 1.x template: two-line sizeof, empty PSK braces, a literal psk_bits = 128."""
+    resources = UpdateResources()
+    values = parse_update_resources(resources.c_text_v1_early())
+    names = ["arm_uc_vendor_id", "arm_uc_class_id", "arm_uc_default_certificate"]
+    names.append("arm_uc_default_fingerprint")
+    for name in names:
+        assert values[name] == resources.values[name]
+    assert values["arm_uc_default_psk"] == b""
+    assert "arm_uc_default_fingerprint_size" not in values
+
+
+def test_portal_shaped_credentials_parse():
+    """A credentials file with a self-issued device certificate (the portal's shape) parses whole."""
+    creds = DevCredentials(portal_shape=True)
+    assert parse_developer_credentials(creds.c_text()) == creds.values

@@ -14,6 +14,7 @@ from provkit.developer import (
     status_bundle,
     status_json,
 )
+from provkit.developer.provision import memory_total_kb
 from provkit.device.fcc import FactoryConfiguratorClient
 from provkit.device.kcm import ItemType, Kcm
 from provkit.device.storage import MemoryStorage
@@ -33,6 +34,37 @@ def _material(update_years: int = 20) -> tuple[dict[str, bytes], dict[str, bytes
 def _device() -> tuple[Kcm, FactoryConfiguratorClient]:
     kcm = Kcm(MemoryStorage())
     return kcm, FactoryConfiguratorClient(kcm)
+
+
+def test_item_names_are_the_clients_literal_names():
+    """The 15 names are the strings of factory_configurator_client.c (mbl-manifest-peers.md §2.3)."""
+    assert set(STORED_ITEMS) == {
+        "mbed.UseBootstrap",
+        "mbed.EndpointName",
+        "mbed.BootstrapDeviceCert",
+        "mbed.BootstrapDevicePrivateKey",
+        "mbed.BootstrapServerCACert",
+        "mbed.BootstrapServerURI",
+        "mbed.Manufacturer",
+        "mbed.ModelNumber",
+        "mbed.SerialNumber",
+        "mbed.DeviceType",
+        "mbed.HardwareVersion",
+        "mbed.MemoryTotalKB",
+        "mbed.UpdateAuthCert",
+        "mbed.VendorId",
+        "mbed.ClassId",
+    }
+    dev, update = _material()
+    bundle = decode_bundle(build_provisioning_bundle(dev, update, current_time=NOW_S).data)
+    sent = {i.name for group in (bundle.keys, bundle.certificates, bundle.config_params) for i in group}
+    assert sent == set(STORED_ITEMS) | {"mbed.CurrentTime"}
+    assert {k.name for k in bundle.keys} == {"mbed.BootstrapDevicePrivateKey"}
+    assert {c.name for c in bundle.certificates} == {
+        "mbed.BootstrapDeviceCert",
+        "mbed.BootstrapServerCACert",
+        "mbed.UpdateAuthCert",
+    }
 
 
 def test_bundle_maps_variables_to_kcm_names():
@@ -113,3 +145,19 @@ def test_status_bundle_reports_an_empty_device():
     status = check_device_response(fcc.bundle_handler(status_bundle()).response or b"")
     assert status.status != 0 and n.USE_BOOTSTRAP in status.message
     assert [i.name for i in kcm.list_items() if i.name.startswith("mbed.")] == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [(b"\x00\x04\x00\x00", 1024), (b"0", 0), (b"1024", 1024), (b"0x400", 1024), (b"4294967295", 2**32 - 1)],
+)
+def test_memory_total_kb_from_either_tool(raw, value):
+    """provkit's 4-byte uint32_t and mbl-cli's ASCII text of the C literal both read right."""
+    assert memory_total_kb(raw) == value
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x01\x02", b"abc", b"4294967296", b"0x1ffffffff"])
+def test_memory_total_kb_refuses_other_shapes(raw):
+    """Anything else is a CredentialsParseError naming the variable."""
+    with pytest.raises(CredentialsParseError, match="MBED_CLOUD_DEV_MEMORY_TOTAL_KB"):
+        memory_total_kb(raw)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import stat
+import subprocess
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,7 @@ from provkit.developer.store import TEAM, USER, Store, store_locations
 from provkit.errors import StoreError
 
 KEY_VAR = "MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_PRIVATE_KEY"
+NOBODY = 65534
 
 
 def _mode(path: Path) -> int:
@@ -75,7 +81,7 @@ def test_config_layout_is_mbl_cli_compatible(tmp_path):
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o000])
 def test_permissions_are_explicit_whatever_the_umask(tmp_path, umask):
-    """User 0700/0600; team 0770/0660; private keys 0600 — independent of the umask."""
+    """User 0700/0600; team 0770/0660, private keys included — independent of the umask."""
     old = os.umask(umask)
     try:
         user = Store.open(USER, tmp_path)
@@ -92,7 +98,7 @@ def test_permissions_are_explicit_whatever_the_umask(tmp_path, umask):
         0o770,
     )
     assert _mode(team.location / "dev1" / "MBED_CLOUD_DEV_MANUFACTURER.bin") == 0o660
-    assert _mode(team.location / "dev1" / f"{KEY_VAR}.bin") == 0o600
+    assert _mode(team.location / "dev1" / f"{KEY_VAR}.bin") == 0o660  # team members provision with it
 
 
 def test_existing_loose_store_is_tightened(tmp_path, umask_022):
@@ -191,3 +197,164 @@ def test_missing_and_corrupt_entries(tmp_path):
     team.config_path.write_text('{"dev_certs": 5}')
     with pytest.raises(StoreError, match="store layout"):
         team.certificate_names()
+
+
+def test_unreadable_records_are_store_errors(tmp_path):
+    """Non-UTF-8 .mbl-stores.json / config.json, non-string paths: 6001, never a crash."""
+    record = tmp_path / ".mbl-stores.json"
+    record.write_bytes(b"\xff\xfe{")
+    with pytest.raises(StoreError, match="cannot read") as info:
+        store_locations(tmp_path)
+    assert info.value.code == 6001
+    record.unlink()
+    team = Store.open(TEAM, tmp_path)
+    team.config_path.write_bytes(b"\xff\xfe")
+    with pytest.raises(StoreError, match="cannot read"):
+        team.certificate_names()
+    team.config_path.write_text('{"dev_certs": {"a": [1, 2]}}')
+    with pytest.raises(StoreError, match="store layout"):
+        team.read_certificate("a")
+
+
+def test_garbled_cloud_record_is_no_id(tmp_path):
+    """A damaged .cloud.json means "id unknown" (delete then searches by name), not a crash."""
+    team = Store.open(TEAM, tmp_path)
+    team.add_certificate("c", {"arm_uc_vendor_id": b"1"}, cloud_id="id-1")
+    assert team.cloud_id("c") == "id-1"
+    (team.location / "c" / ".cloud.json").write_bytes(b"\xff\x00")
+    assert team.cloud_id("c") is None
+
+
+def test_empty_store_path_is_refused_and_cwd_untouched(tmp_path, monkeypatch):
+    """An empty path would make the current directory a store and chmod it: refused."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    cwd.chmod(0o755)
+    monkeypatch.chdir(cwd)
+    (tmp_path / ".mbl-stores.json").write_text(json.dumps({"user": "", "team": " "}))
+    with pytest.raises(StoreError, match="non-empty store paths"):
+        Store.open(TEAM, tmp_path)
+    assert _mode(cwd) == 0o755 and list(cwd.iterdir()) == []
+
+
+def test_relative_store_paths_are_under_the_home(tmp_path, monkeypatch):
+    """A relative path in .mbl-stores.json is relative to the home, not to the current directory."""
+    monkeypatch.chdir(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".mbl-stores.json").write_text(json.dumps({"user": "stores/u", "team": "stores/t"}))
+    assert Store.open(TEAM, home).location == (home / "stores" / "t").resolve()
+    assert not (tmp_path / "stores").exists()
+
+
+def test_team_store_read_where_it_is_now(tmp_path):
+    """A team store copied elsewhere (another member's mount point) still reads; paths are re-recorded."""
+    team = Store.open(TEAM, tmp_path / "alice")
+    team.add_certificate("c", {"arm_uc_vendor_id": b"1" * 16})
+    moved = tmp_path / "bob" / "shared-team"
+    shutil.copytree(team.location, moved)
+    (tmp_path / "bob" / ".mbl-stores.json").write_text(json.dumps({"user": "u", "team": str(moved)}))
+    bob = Store.open(TEAM, tmp_path / "bob")
+    assert bob.read_certificate("c") == {"arm_uc_vendor_id": b"1" * 16}
+    bob.add_certificate("d", {"arm_uc_class_id": b"2" * 16})
+    assert json.loads(bob.config_path.read_text())["location"] == str(moved.resolve())
+
+
+def test_recorded_paths_outside_the_store_are_not_followed(tmp_path):
+    """config.json pointing at a file outside the store (a shared store edited by someone) is not read."""
+    team = Store.open(TEAM, tmp_path)
+    team.add_certificate("c", {KEY_VAR: b"mine"})
+    outside = tmp_path / "elsewhere" / f"{KEY_VAR}.bin"
+    outside.parent.mkdir()
+    outside.write_bytes(b"someone else's secret")
+    config = json.loads(team.config_path.read_text())
+    config["dev_certs"]["c"] = [str(outside)]
+    team.config_path.write_text(json.dumps(config))
+    assert team.read_certificate("c") == {KEY_VAR: b"mine"}
+    config["dev_certs"]["c"] = ["/etc/passwd"]
+    team.config_path.write_text(json.dumps(config))
+    with pytest.raises(StoreError, match=r"is not a <C variable>\.bin path"):
+        team.read_certificate("c")
+
+
+def test_user_and_team_store_must_differ(tmp_path):
+    """One directory for both would keep the API key in the group-readable team config.json."""
+    (tmp_path / ".mbl-stores.json").write_text(json.dumps({"user": "s", "team": str(tmp_path / "s")}))
+    with pytest.raises(StoreError, match="must be different directories"):
+        Store.open(USER, tmp_path)
+
+
+def _cat_as_nobody(gid: int, *paths: Path) -> subprocess.CompletedProcess[bytes]:
+    """``cat`` files as uid nobody with only group ``gid`` (the kernel checks the modes)."""
+    return subprocess.run(
+        ["cat", *map(str, paths)], user=NOBODY, group=gid, extra_groups=[], capture_output=True, check=False
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_team_member_reads_anothers_certificate_and_outsiders_cannot(umask_022):
+    """Another user in the store's group reads every file of a set, the key included; others nothing."""
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o711)  # only the store's own modes decide below
+        (base / ".mbl-stores.json").write_text(json.dumps({"user": "u", "team": "team"}))
+        team = Store.open(TEAM, base)
+        team.add_certificate("dev1", {"MBED_CLOUD_DEV_MANUFACTURER": b"acme;", KEY_VAR: b"key"})
+        for path in [team.location, *team.location.rglob("*")]:
+            os.chown(path, 0, NOBODY)  # the team's group
+        files = [team.config_path, *sorted((team.location / "dev1").glob("*.bin"))]
+        member = _cat_as_nobody(NOBODY, *files)
+        assert member.returncode == 0, member.stderr
+        assert member.stdout.endswith(b"keyacme;")  # BOOTSTRAP_DEVICE_PRIVATE_KEY.bin sorts first
+        outsider = _cat_as_nobody(1, *files)
+        assert outsider.returncode != 0 and b"Permission denied" in outsider.stderr
+        assert outsider.stdout == b""
+    finally:
+        shutil.rmtree(base)
+
+
+@contextlib.contextmanager
+def _acting_as_nobody() -> Iterator[None]:
+    """Switch this process's effective uid/gid to nobody/nogroup (root can switch back)."""
+    groups = os.getgroups()
+    os.setgroups([])
+    os.setegid(NOBODY)
+    os.seteuid(NOBODY)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(groups)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_member_opens_a_store_someone_else_owns_even_if_loose(umask_022):
+    """A group member cannot chmod another's store dir; opening, reading and adding still work."""
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o711)
+        (base / "alice").mkdir()
+        (base / "alice" / ".mbl-stores.json").write_text(
+            json.dumps({"user": "u", "team": str(base / "team")})
+        )
+        alice = Store.open(TEAM, base / "alice")
+        alice.add_certificate("dev1", {KEY_VAR: b"key"})
+        for path in [alice.location, *alice.location.rglob("*")]:
+            os.chown(path, 0, NOBODY)
+        alice.location.chmod(0o2775)  # loosened by its owner
+        bob_home = base / "bob"
+        bob_home.mkdir()
+        (bob_home / ".mbl-stores.json").write_text(json.dumps({"user": "u", "team": str(base / "team")}))
+        for path in (bob_home, bob_home / ".mbl-stores.json"):
+            os.chown(path, NOBODY, NOBODY)
+        with _acting_as_nobody():
+            bob = Store.open(TEAM, bob_home)
+            assert bob.read_certificate("dev1") == {KEY_VAR: b"key"}
+            bob.add_certificate("dev2", {KEY_VAR: b"bob's"})
+        assert _mode(alice.location) == 0o2775  # not bob's to change
+        assert alice.certificate_names() == ["dev1", "dev2"]
+        assert Store.open(TEAM, base / "alice").location == alice.location
+        assert _mode(alice.location) == 0o2770  # its owner tightens it
+    finally:
+        shutil.rmtree(base)

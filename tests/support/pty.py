@@ -9,6 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import signal
+import subprocess
+import sys
 import threading
 import tty
 from collections.abc import Iterator
@@ -60,3 +63,46 @@ def pty_cable() -> Iterator[PtyCable]:
         for fd in (m1, m2, s1, s2):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+@dataclass
+class SerialAgent:
+    """A ``provkit device serve --serial`` process on the device end of a pty cable.
+
+    Attributes:
+        cable: the cable; the factory tool opens ``cable.host_path``.
+        output: what the agent printed, filled in once it stopped.
+    """
+
+    cable: PtyCable
+    output: str = ""
+
+
+@contextlib.contextmanager
+def serial_agent(storage: str) -> Iterator[SerialAgent]:
+    """Run ``device serve --serial`` (a real process) until the block ends, then SIGTERM it.
+
+    Waits for the agent's ready line first; checks it exits 0 and keeps its output.
+    """
+    with pty_cable() as cable:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "provkit.cli", "device", "serve", "--serial", cable.device_path,
+             "--storage", storage],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            ready = proc.stdout.readline().strip()
+            assert ready == f"Factory Client is waiting for frames on {cable.device_path}"
+            agent = SerialAgent(cable)
+            yield agent
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+            agent.output = out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()

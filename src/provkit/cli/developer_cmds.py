@@ -19,7 +19,8 @@ import click
 from provkit.cli._errors import exit_with
 from provkit.errors import DeviceResponseError, ProvkitError
 
-_EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+# Existence is not checked by click: a missing C file is the library's coded error (6003).
+_C_FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,7 @@ def create_certificate_cmd(ctx: click.Context, name: str, description: str) -> N
 
 @developer_group.command("import-update-certificate")
 @click.argument("name")
-@click.argument("resources_c", type=_EXISTING)
+@click.argument("resources_c", type=_C_FILE)
 @click.pass_context
 def import_update_cmd(ctx: click.Context, name: str, resources_c: Path) -> None:
     """Parse a manifest-tool update_default_resources.c and save it as NAME in the team store."""
@@ -204,7 +205,7 @@ def delete_certificate_cmd(ctx: click.Context, name: str, local_only: bool) -> N
     "-p",
     "--parse-update-cert",
     "update_c",
-    type=_EXISTING,
+    type=_C_FILE,
     help="Import this update_default_resources.c first.",
 )
 @click.option("--set-time/--no-set-time", default=True, show_default=True, help="Send the host time.")
@@ -223,25 +224,35 @@ def provision_cmd(
     file: Path | None,
     timeout: float,
 ) -> None:
-    """Provision a device with a developer and an update certificate, all or nothing."""
-    from provkit.developer import (
-        build_provisioning_bundle,
-        create_developer_certificate,
-        import_update_certificate,
-        load_for_provisioning,
-    )
+    """Provision a device with a developer and an update certificate, all or nothing.
+
+    Without -c, a DEV_CERT_NAME missing from the team store is fetched from Device
+    Management by name. A malformed -p file is refused before -c creates anything.
+    """
+    from provkit.developer import build_provisioning_bundle, prepare_provisioning
 
     opts = _opts(ctx)
     link = _open_link(tcp, serial, baud_rate, file)
     try:
-        if create_dev_cert:
-            create_developer_certificate(dev_cert_name, host=opts.api_host, home=opts.home)
-        if update_c is not None:
-            import_update_certificate(update_cert_name, update_c, home=opts.home)
-        dev, update = load_for_provisioning(dev_cert_name, update_cert_name, home=opts.home)
+        dev, update = prepare_provisioning(
+            dev_cert_name,
+            update_cert_name,
+            create=create_dev_cert,
+            resources_c=update_c,
+            host=opts.api_host,
+            home=opts.home,
+        )
+    except ProvkitError as exc:
+        exit_with(exc)
+    try:
         bundle = build_provisioning_bundle(dev, update, current_time=int(time.time()) if set_time else None)
         device = _deliver(link, bundle.data, timeout)
     except ProvkitError as exc:
+        if exc.hint is None:  # the sets are saved now: -c or -p again would fail or redo work
+            exc.hint = (
+                f"{dev_cert_name!r} and {update_cert_name!r} are in the team store; "
+                f"retry with: provision-pelion {dev_cert_name} {update_cert_name} (no -c/-p)"
+            )
         exit_with(exc)
     result: dict[str, object] = {"endpointName": bundle.endpoint_name, "items": list(bundle.items)}
     if device is None:

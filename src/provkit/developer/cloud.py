@@ -3,15 +3,19 @@
 Endpoints (mbl-manifest-peers.md §1.3, §1.4): ``GET /v3/accounts/me`` validates an API
 key; ``POST /v3/developer-certificates`` ``{"name", "description"}`` creates a developer
 certificate whose ``security_file_content`` is the text of
-``mbed_cloud_dev_credentials.c``; ``GET /v3/trusted-certificates`` lists certificates
-(paged with ``after``); ``DELETE /v3/trusted-certificates/{id}`` deletes one. Every call
-sends ``Authorization: Bearer <key>``.
+``mbed_cloud_dev_credentials.c``; ``GET /v3/developer-certificates/{id}`` fetches one that
+exists already; ``GET /v3/trusted-certificates`` lists certificates (paged with
+``after``); ``DELETE /v3/trusted-certificates/{id}`` deletes one. Every call sends
+``Authorization: Bearer <key>``. Redirects are not followed, so the key never goes to a
+host other than the configured one.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +28,35 @@ DEFAULT_API_HOST: Final = "https://api.us-east-1.mbedcloud.com"
 API_HOST_ENV: Final = "PROVKIT_API_HOST"
 DEFAULT_TIMEOUT_S: Final = 30.0
 _PAGE: Final = 1000
+_KEY_RE: Final = re.compile(r"[!-~]{1,1024}")
+"""An API key is printable ASCII without spaces (it travels in an HTTP header)."""
+
+
+def check_api_key(key: str) -> str:
+    """Return ``key`` without surrounding whitespace, if it can be an API key.
+
+    Raises:
+        ApiKeyRejected: the key is empty or holds spaces, control or non-ASCII characters
+            (such a key cannot be sent, and no service would accept it).
+    """
+    stripped = key.strip()
+    if not _KEY_RE.fullmatch(stripped):
+        what = "empty" if not stripped else "not printable ASCII without spaces"
+        raise ApiKeyRejected(
+            f"the API key is {what}",
+            hint="copy the whole key (ak_…) from the Device Management Portal",
+        )
+    return stripped
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Turn a redirect into its HTTP error: following it would send the key elsewhere."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER: Final = urllib.request.build_opener(_NoRedirect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +93,16 @@ class CloudClient:
         api_key: the key sent as ``Bearer``.
         host: the API base URL (see :func:`api_host`).
         timeout_s: per-request timeout.
+
+    Raises:
+        ApiKeyRejected: the key is malformed (:func:`check_api_key`).
+        CloudApiError: the host is not an http(s) URL.
     """
 
     def __init__(
         self, api_key: str, host: str | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> None:
-        self.api_key = api_key.strip()
+        self.api_key = check_api_key(api_key)
         self.host = api_host(host)
         self.timeout_s = timeout_s
 
@@ -78,10 +115,12 @@ class CloudClient:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=self.timeout_s) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raise _http_error(method, path, exc) from exc
+        except http.client.HTTPException as exc:  # not HTTP (BadStatusLine), or a body cut short
+            raise CloudApiError(f"{method} {path}: {self.host} did not answer in HTTP: {exc!r}") from exc
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise CloudApiError(
@@ -92,7 +131,7 @@ class CloudClient:
             return None
         try:
             return json.loads(raw)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for non-UTF bytes
             raise CloudApiError(f"{method} {path}: the answer is not JSON") from exc
 
     def account(self) -> dict[str, Any]:
@@ -114,13 +153,17 @@ class CloudClient:
                 or an answer without ``id`` / ``security_file_content``.
         """
         result = self._call("POST", "/v3/developer-certificates", {"name": name, "description": description})
-        if not isinstance(result, dict):
-            raise CloudApiError("POST /v3/developer-certificates: the answer is not an object")
-        content = result.get("security_file_content")
-        cert_id = result.get("id")
-        if not isinstance(content, str) or not content or not isinstance(cert_id, str):
-            raise CloudApiError("the developer certificate answer has no id or security_file_content")
-        return DeveloperCertificate(cert_id, str(result.get("name", name)), content)
+        return _developer_certificate("POST /v3/developer-certificates", result, name)
+
+    def developer_certificate(self, cert_id: str) -> DeveloperCertificate:
+        """``GET /v3/developer-certificates/{id}``: an existing developer certificate.
+
+        Raises:
+            ApiKeyRejected: 401/403. CloudApiError: 404 (not a developer certificate),
+                other failures, or an answer without ``security_file_content``.
+        """
+        path = f"/v3/developer-certificates/{urllib.parse.quote(cert_id, safe='')}"
+        return _developer_certificate(f"GET {path}", self._call("GET", path), "")
 
     def trusted_certificates(self) -> list[dict[str, Any]]:
         """``GET /v3/trusted-certificates``, following ``has_more``/``after`` pages."""
@@ -135,7 +178,11 @@ class CloudClient:
             out.extend(item for item in items if isinstance(item, dict))
             if not page.get("has_more") or not items:
                 return out
-            after = str(items[-1].get("id", ""))
+            last = items[-1].get("id") if isinstance(items[-1], dict) else None
+            if not isinstance(last, str) or not last or last == after:
+                # Asking again with the same cursor would return the same page forever.
+                raise CloudApiError("GET /v3/trusted-certificates: has_more without a new page cursor")
+            after = last
 
     def find_certificate_id(self, name: str) -> str | None:
         """The id of the trusted certificate called ``name``, if the account has one."""
@@ -153,13 +200,24 @@ class CloudClient:
         self._call("DELETE", f"/v3/trusted-certificates/{urllib.parse.quote(cert_id, safe='')}")
 
 
+def _developer_certificate(call: str, result: object, name: str) -> DeveloperCertificate:
+    if not isinstance(result, dict):
+        raise CloudApiError(f"{call}: the answer is not an object")
+    content = result.get("security_file_content")
+    cert_id = result.get("id")
+    if not isinstance(content, str) or not content or not isinstance(cert_id, str) or not cert_id:
+        raise CloudApiError(f"{call}: the developer certificate answer has no id or security_file_content")
+    return DeveloperCertificate(cert_id, str(result.get("name") or name), content)
+
+
 def _http_error(method: str, path: str, exc: urllib.error.HTTPError) -> CloudApiError:
     status = exc.code
     try:
-        detail = json.loads(exc.read() or b"{}").get("message", "")
-    except (json.JSONDecodeError, AttributeError, OSError):
-        detail = ""
-    suffix = f": {detail}" if detail else ""
+        answer = json.loads(exc.read() or b"{}")
+    except (ValueError, OSError):  # not JSON, not UTF-8, or the body was cut
+        answer = None
+    detail = answer.get("message") if isinstance(answer, dict) else None
+    suffix = f": {detail}" if isinstance(detail, str) and detail else ""
     if status in (401, 403):
         return ApiKeyRejected(
             f"the API key was rejected (HTTP {status}){suffix}",

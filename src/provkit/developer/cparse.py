@@ -47,6 +47,14 @@ _SCALAR_SIZES: Final = {
     "int64_t": 8,
     "uint64_t": 8,
 }
+MAX_OBJECT_BYTES: Final = 1 << 20
+"""Largest array accepted: a certificate is a few hundred bytes, a declared size beyond
+this is a malformed or hostile file, not one to allocate memory for."""
+MAX_NESTING: Final = 100
+"""Deepest ``(`` / unary ``-`` nesting accepted (deeper input would exhaust the stack)."""
+_VALUE_LIMIT: Final = 1 << 64
+"""Expression values beyond 64 bits fit no supported type; refusing them early keeps
+repeated ``*`` from building numbers too large to print."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,7 @@ class _Parser:
         self.defined: dict[str, CVariable] = {}
         self.sizes: dict[str, int] = {}  # what ``sizeof`` answers for each defined name
         self.used_sizeof = False
+        self.depth = 0
 
     # ------------------------------------------------------------ helpers
 
@@ -149,7 +158,12 @@ class _Parser:
             self.advance()
             array = True
             if not self.is_punct("]"):
+                size_token = self.tok
                 size = self.expr()
+                if not 0 <= size * _SCALAR_SIZES[ctype] <= MAX_OBJECT_BYTES:
+                    raise self.error(
+                        f"{name}: array size {size} is outside 0..{MAX_OBJECT_BYTES} bytes", size_token
+                    )
             self.expect("]")
         if not self.is_punct("="):
             return  # a declaration without a value (``extern …``) defines nothing
@@ -198,6 +212,8 @@ class _Parser:
         self.expect("{")
         values: list[int] = []
         while not self.is_punct("}"):
+            if len(values) * width >= MAX_OBJECT_BYTES:
+                raise self.error(f"{name}: more than {MAX_OBJECT_BYTES} bytes of initialisers", start)
             values.append(self.expr())
             if not self.is_punct(","):
                 break
@@ -233,12 +249,24 @@ class _Parser:
     def expr(self) -> int:
         value = self.term()
         while self.tok.kind is Kind.PUNCT and self.tok.value in ("+", "-", "*"):
-            op = self.advance().value
+            op_token = self.advance()
             right = self.term()
+            op = op_token.value
             value = value + right if op == "+" else value - right if op == "-" else value * right
+            if abs(value) >= _VALUE_LIMIT:
+                raise self.error("a value does not fit in 64 bits", op_token)
         return value
 
     def term(self) -> int:
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise self.error(f"expression nested deeper than {MAX_NESTING} levels")
+            return self._term()
+        finally:
+            self.depth -= 1
+
+    def _term(self) -> int:
         token = self.tok
         if token.kind in (Kind.INT, Kind.CHAR):
             self.advance()

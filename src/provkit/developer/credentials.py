@@ -11,7 +11,7 @@ refused before anything is saved or sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from provkit.developer.cparse import CVariable, parse_c_variables
@@ -57,8 +57,6 @@ UPDATE_PUBLIC_KEY: Final = "arm_uc_update_public_key"
 UPDATE_REQUIRED: Final = (UPDATE_CERTIFICATE, VENDOR_ID, CLASS_ID)
 """The 3 update variables the device receives."""
 
-PRIVATE_KEY_VARIABLES: Final = frozenset({DEVICE_PRIVATE_KEY, "arm_uc_default_psk"})
-"""Variables holding secrets: stored 0600 in the team store."""
 
 _SIZES: Final = {VENDOR_ID: 16, CLASS_ID: 16, UPDATE_PUBLIC_KEY: 65}
 _BYTE_ARRAYS: Final = frozenset({DEVICE_CERTIFICATE, SERVER_CA_CERTIFICATE, DEVICE_PRIVATE_KEY})
@@ -130,6 +128,9 @@ def parse_update_resources(text: str) -> dict[str, bytes]:
     return {name: var.data for name, var in found.items()}
 
 
-def is_update_set(variables: Mapping[str, bytes]) -> bool:
-    """Whether stored variables are an update certificate set (else a developer certificate)."""
+def is_update_set(variables: Iterable[str]) -> bool:
+    """Whether a set's variable names (or ``{name: bytes}``) make an update certificate set.
+
+    Anything else is a developer certificate set.
+    """
     return any(name.startswith(UPDATE_PREFIX) for name in variables)

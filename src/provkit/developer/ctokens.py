@@ -47,6 +47,8 @@ class Token:
 _PUNCT: Final = frozenset("{}[]()=,;*+-")
 _IDENT_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INT_RE: Final = re.compile(r"(0[xX][0-9A-Fa-f]+|0[0-7]*|[1-9][0-9]*)([uUlL]*)")
+_MAX_DIGITS: Final = 66
+"""Longest integer literal accepted (a 64-bit value in octal with its leading 0 fits)."""
 _SIMPLE_ESCAPES: Final = {
     "n": 10,
     "t": 9,
@@ -135,6 +137,8 @@ class _Scanner:
             return Token(Kind.IDENT, match.group(), match.group(), line)
         match = _INT_RE.match(self.text, self.pos)
         if match:
+            if len(match.group(1)) > _MAX_DIGITS:
+                raise self.error(f"number of more than {_MAX_DIGITS} digits")
             follow = self.text[match.end() : match.end() + 1]
             if follow and (follow.isalnum() or follow in "_."):
                 raise self.error(f"malformed number near {self.text[self.pos : match.end() + 1]!r}")
@@ -163,7 +167,8 @@ class _Scanner:
             if char == "\\":
                 out += self._escape()
             else:
-                out += char.encode("utf-8")
+                # surrogateescape gives back the file's own bytes when it was not UTF-8
+                out += char.encode("utf-8", "surrogateescape")
                 self.pos += 1
 
     def _escape(self) -> bytes:
@@ -206,3 +211,13 @@ def tokenize(text: str) -> list[Token]:
             character outside the supported subset; the error names the line.
     """
     return _Scanner(text).tokens()
+
+
+def source_text(data: bytes) -> str:
+    """Decode a C file's bytes for :func:`tokenize`, whatever its encoding.
+
+    UTF-8 is read as such (a leading BOM dropped); any other byte is kept as a surrogate
+    escape, so a Latin-1 ``©`` in a comment does not stop the parse and a string literal
+    yields the file's own bytes.
+    """
+    return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", "surrogateescape")

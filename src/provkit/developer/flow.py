@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provkit.developer.cloud import CloudClient
+from provkit.developer.cloud import CloudClient, DeveloperCertificate, check_api_key
 from provkit.developer.credentials import is_update_set, parse_developer_credentials, parse_update_resources
+from provkit.developer.ctokens import source_text
+from provkit.developer.provision import check_developer_material, check_update_material
 from provkit.developer.store import TEAM, USER, Store, check_certificate_name
 from provkit.errors import CloudApiError, CredentialsParseError, StoreError
 
@@ -23,12 +25,12 @@ def save_api_key(key: str, *, host: str | None = None, home: Path | None = None)
         The account object the service answered.
 
     Raises:
-        ApiKeyRejected: the service refused the key (nothing is saved).
+        ApiKeyRejected: the key is malformed (not sent) or the service refused it; nothing
+            is saved.
         CloudApiError: the service failed or is unreachable (nothing is saved).
         StoreError: the user store cannot be written.
     """
-    if not key.strip():
-        raise StoreError("the API key is empty")
+    key = check_api_key(key)
     account = CloudClient(key, host).account()
     Store.open(USER, home).set_api_key(key)
     return account
@@ -64,31 +66,78 @@ def create_developer_certificate(
     check_certificate_name(name)
     team = Store.open(TEAM, home)
     if name in team.certificate_names():
-        raise StoreError(f"the team store already has a certificate named {name!r}")
+        raise StoreError(
+            f"the team store already has a certificate named {name!r}",
+            hint="provision with it as it is (leave out -c), or delete it first with delete-certificate",
+        )
     client = cloud_client(host=host, home=home)
     created = client.create_developer_certificate(name, description)
+    return _save_developer_certificate(team, name, created, "created")
+
+
+def _save_developer_certificate(team: Store, name: str, cert: DeveloperCertificate, how: str) -> list[Path]:
     try:
-        variables = parse_developer_credentials(created.security_file_content)
+        variables = parse_developer_credentials(cert.security_file_content)
+        check_developer_material(variables)
     except CredentialsParseError as exc:
         raise CredentialsParseError(
             f"the developer certificate returned by the service is unusable: {exc.message}",
-            hint=f"it was created with id {created.id}; delete it in the Portal",
+            hint=f"it was {how} with id {cert.id}; delete it in the Portal",
         ) from exc
-    return team.add_certificate(name, variables, cloud_id=created.id)
+    return team.add_certificate(name, variables, cloud_id=cert.id)
+
+
+def fetch_developer_certificate(
+    name: str, *, host: str | None = None, home: Path | None = None
+) -> list[Path]:
+    """Download an existing developer certificate by name and save it in the team store.
+
+    mbl-cli does this when the name is not in the team store: the certificate was made in
+    the Portal or by a team member (mbl-manifest-peers.md §1.4). The id is found in
+    ``GET /v3/trusted-certificates`` and the credentials come from
+    ``GET /v3/developer-certificates/{id}``.
+
+    Raises:
+        StoreError: no API key is saved, or the account has no certificate of that name.
+        CloudApiError: the service failed. CredentialsParseError: its credentials are unusable.
+    """
+    check_certificate_name(name)
+    client = cloud_client(host=host, home=home)
+    cert_id = client.find_certificate_id(name)
+    if cert_id is None:
+        raise StoreError(
+            f"no certificate named {name!r} in the team store or in Device Management",
+            hint="create it with -c (create-certificate)",
+        )
+    return _save_developer_certificate(
+        Store.open(TEAM, home), name, client.developer_certificate(cert_id), "fetched"
+    )
+
+
+def read_update_resources(resources_c: Path) -> dict[str, bytes]:
+    """Read and parse a manifest-tool ``update_default_resources.c``; check its certificate.
+
+    Raises:
+        CredentialsParseError: the file cannot be read, or is unusable (naming the line or
+            the variable).
+    """
+    try:
+        data = resources_c.read_bytes()
+    except OSError as exc:
+        raise CredentialsParseError(f"cannot read {resources_c}: {exc.strerror or exc}") from exc
+    variables = parse_update_resources(source_text(data))
+    check_update_material(variables)
+    return variables
 
 
 def import_update_certificate(name: str, resources_c: Path, *, home: Path | None = None) -> list[Path]:
     """Parse a manifest-tool ``update_default_resources.c`` and save its variables in the team store.
 
     Raises:
-        CredentialsParseError: the file is unusable. StoreError: it cannot be read or saved.
+        CredentialsParseError: the file is unreadable or unusable. StoreError: it cannot be saved.
     """
     check_certificate_name(name)
-    try:
-        text = resources_c.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StoreError(f"cannot read {resources_c}: {exc}") from exc
-    return Store.open(TEAM, home).add_certificate(name, parse_update_resources(text))
+    return Store.open(TEAM, home).add_certificate(name, read_update_resources(resources_c))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +164,7 @@ def list_certificates(
     team = Store.open(TEAM, home)
     entries: dict[str, CertificateEntry] = {}
     for name in team.certificate_names():
-        kind = "update" if is_update_set(team.read_certificate(name)) else "developer"
+        kind = "update" if is_update_set(team.certificate_variables(name)) else "developer"
         entries[name] = CertificateEntry(name, kind, True, team.cloud_id(name))
     if client is not None:
         for item in client.trusted_certificates():
@@ -147,7 +196,8 @@ def delete_certificate(
     team = Store.open(TEAM, home)
     local = name in team.certificate_names()
     cloud_id = None
-    if cloud and not (local and is_update_set(team.read_certificate(name))):
+    # The kind comes from config.json alone, so a set with a lost file can still be deleted.
+    if cloud and not (local and is_update_set(team.certificate_variables(name))):
         client = cloud_client(host=host, home=home)
         cloud_id = team.cloud_id(name) if local else None
         if cloud_id is None:
@@ -174,10 +224,70 @@ def load_for_provisioning(
         StoreError: a name is missing, or names a set of the other kind.
     """
     team = Store.open(TEAM, home)
-    dev = team.read_certificate(dev_name)
-    update = team.read_certificate(update_name)
-    if is_update_set(dev):
-        raise StoreError(f"{dev_name!r} is an update certificate, not a developer certificate")
-    if not is_update_set(update):
-        raise StoreError(f"{update_name!r} is a developer certificate, not an update certificate")
+    return _developer_set(team, dev_name), _update_set(team, update_name)
+
+
+def _developer_set(team: Store, name: str) -> dict[str, bytes]:
+    variables = team.read_certificate(name)
+    if is_update_set(variables):
+        raise StoreError(f"{name!r} is an update certificate, not a developer certificate")
+    return variables
+
+
+def _update_set(team: Store, name: str) -> dict[str, bytes]:
+    if name not in team.certificate_names():
+        raise StoreError(
+            f"no update certificate named {name!r} in the team store ({team.location})",
+            hint="import one with -p update_default_resources.c",
+        )
+    variables = team.read_certificate(name)
+    if not is_update_set(variables):
+        raise StoreError(f"{name!r} is a developer certificate, not an update certificate")
+    return variables
+
+
+def prepare_provisioning(
+    dev_name: str,
+    update_name: str,
+    *,
+    create: bool = False,
+    resources_c: Path | None = None,
+    host: str | None = None,
+    home: Path | None = None,
+) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Gather both certificate sets for ``provision-pelion``, saving new ones in the team store.
+
+    Everything local is checked before the service is asked to create anything, so a bad
+    name, a malformed ``update_default_resources.c`` or a missing update set never leaves a
+    new developer certificate behind in the account. A developer certificate that is
+    neither created (``create``) nor in the team store is fetched from the service by name,
+    as mbl-cli does.
+
+    Args:
+        dev_name: the developer certificate's name.
+        update_name: the update certificate's name.
+        create: create ``dev_name`` in the service first (``-c``).
+        resources_c: import this ``update_default_resources.c`` as ``update_name`` (``-p``).
+        host: the API host.
+        home: the stores' home.
+
+    Raises:
+        StoreError, CredentialsParseError, CloudApiError: as the steps they come from.
+    """
+    check_certificate_name(dev_name)
+    check_certificate_name(update_name)
+    team = Store.open(TEAM, home)
+    update = read_update_resources(resources_c) if resources_c else _update_set(team, update_name)
+    if create:
+        create_developer_certificate(dev_name, host=host, home=home)
+    elif dev_name not in team.certificate_names():
+        if Store.open(USER, home).api_key is None:  # nothing to fetch it with
+            raise StoreError(
+                f"no developer certificate named {dev_name!r} in the team store ({team.location})",
+                hint="create it with -c, or save an API key to fetch it from Device Management",
+            )
+        fetch_developer_certificate(dev_name, host=host, home=home)
+    dev = _developer_set(team, dev_name)
+    if resources_c is not None:
+        team.add_certificate(update_name, update)
     return dev, update

@@ -59,6 +59,8 @@ def ensure_dir(path: Path, mode: int, allowed: int) -> None:
 
     A team administrator may have set a group and the setgid bit on an existing store;
     those are kept, only permissions beyond ``allowed`` (e.g. world access) are removed.
+    Only the owner may chmod: a team member opening another member's directory leaves
+    its mode as it is rather than being locked out of the shared store.
 
     Raises:
         StoreError: the directory cannot be created or is not a directory.
@@ -70,8 +72,9 @@ def ensure_dir(path: Path, mode: int, allowed: int) -> None:
             return
         if not path.is_dir():
             raise StoreError(f"{path} exists and is not a directory")
-        current = path.stat().st_mode & 0o7777
-        if current & ~allowed:
+        info = path.stat()
+        current = info.st_mode & 0o7777
+        if current & ~allowed and info.st_uid == os.geteuid():
             path.chmod(current & allowed)
     except OSError as exc:
         raise StoreError(f"cannot create {path}: {exc}") from exc

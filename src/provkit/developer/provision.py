@@ -12,9 +12,10 @@ Mapping (§2.3): the 11 ``MBED_CLOUD_DEV_*`` values, ``arm_uc_default_certificat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from provkit.crypto import keys, x509
 from provkit.developer import credentials as c
@@ -48,6 +49,9 @@ STORED_ITEMS: Final = (
 )
 """The 15 KCM items a provisioned device holds."""
 
+_T = TypeVar("_T")
+_C_INT_TEXT: Final = re.compile(rb"(0[xX][0-9A-Fa-f]{1,8}|0[0-7]{0,11}|[1-9][0-9]{0,9})[uUlL]{0,3}")
+
 
 @dataclass(frozen=True, slots=True)
 class ProvisioningBundle:
@@ -78,19 +82,58 @@ def _text(variables: Mapping[str, bytes], name: str) -> str | bytes:
         return raw  # KCM stores bytes as given; a non-UTF-8 name is the account's business
 
 
-def _check_material(dev: Mapping[str, bytes], update: Mapping[str, bytes]) -> None:
-    # Refuse unusable material on the host, with the C variable's name, before the device
-    # answers with a less telling KCM status.
+def _load(name: str, loader: Callable[[bytes], _T], data: bytes) -> _T:
     try:
-        for name, source in ((c.DEVICE_CERTIFICATE, dev), (c.SERVER_CA_CERTIFICATE, dev)):
-            x509.load_certificate(source[name])
-        device_cert = x509.load_certificate(dev[c.DEVICE_CERTIFICATE])
-        key = keys.load_private_key(dev[c.DEVICE_PRIVATE_KEY])
-        if not x509.matches_private_key(device_cert, key):
-            raise CredentialsParseError(f"{c.DEVICE_PRIVATE_KEY} does not match {c.DEVICE_CERTIFICATE}")
-        x509.load_certificate(update[c.UPDATE_CERTIFICATE])
+        return loader(data)
     except CryptoError as exc:
-        raise CredentialsParseError(f"unusable credentials: {exc}") from exc
+        raise CredentialsParseError(f"unusable credentials: {name}: {exc}") from exc
+
+
+def memory_total_kb(raw: bytes) -> int:
+    """The ``MBED_CLOUD_DEV_MEMORY_TOTAL_KB`` value of a stored set, from either tool.
+
+    provkit stores the C ``uint32_t`` as 4 little-endian bytes; mbl-cli stored the C
+    literal's text (``b"0"``, mbl-manifest-peers.md §1.5). Text is told apart by being a C
+    integer literal: as 4 little-endian bytes its last character alone would mean at least
+    0x30000000 KB (about 750 GiB), not a device's memory.
+
+    Raises:
+        CredentialsParseError: neither form.
+    """
+    literal = _C_INT_TEXT.fullmatch(raw)
+    if literal:
+        digits = literal.group(1).decode("ascii")
+        value = int(digits, 16 if digits[:2] in ("0x", "0X") else 8 if digits[:1] == "0" else 10)
+        if value < 1 << 32:
+            return value
+    elif len(raw) == 4:
+        return int.from_bytes(raw, "little")
+    raise CredentialsParseError(f"{c.MEMORY_TOTAL_KB} is neither a uint32_t nor a C number's text: {raw!r}")
+
+
+def check_update_material(update: Mapping[str, bytes]) -> None:
+    """Check that the update certificate set is complete and its certificate parses.
+
+    Raises:
+        CredentialsParseError: a variable is missing or the certificate is not X.509.
+    """
+    _need(update, c.UPDATE_REQUIRED, "update certificate")
+    _load(c.UPDATE_CERTIFICATE, x509.load_certificate, update[c.UPDATE_CERTIFICATE])
+
+
+def check_developer_material(dev: Mapping[str, bytes]) -> None:
+    """Check the developer set: complete, certificates parse, the key matches the certificate.
+
+    Raises:
+        CredentialsParseError: naming the C variable at fault.
+    """
+    _need(dev, c.DEV_REQUIRED, "developer certificate")
+    memory_total_kb(dev[c.MEMORY_TOTAL_KB])
+    _load(c.SERVER_CA_CERTIFICATE, x509.load_certificate, dev[c.SERVER_CA_CERTIFICATE])
+    device_cert = _load(c.DEVICE_CERTIFICATE, x509.load_certificate, dev[c.DEVICE_CERTIFICATE])
+    key = _load(c.DEVICE_PRIVATE_KEY, keys.load_private_key, dev[c.DEVICE_PRIVATE_KEY])
+    if not x509.matches_private_key(device_cert, key):
+        raise CredentialsParseError(f"{c.DEVICE_PRIVATE_KEY} does not match {c.DEVICE_CERTIFICATE}")
 
 
 def build_provisioning_bundle(
@@ -109,15 +152,16 @@ def build_provisioning_bundle(
             the key does not match the device certificate.
         BundleEncodeError: a value breaks a KCM rule (e.g. an overlong name).
     """
-    _need(dev, c.DEV_REQUIRED, "developer certificate")
-    _need(update, c.UPDATE_REQUIRED, "update certificate")
-    _check_material(dev, update)
+    # Refuse unusable material on the host, with the C variable's name, before the device
+    # answers with a less telling KCM status.
+    check_developer_material(dev)
+    check_update_material(update)
     params = [ConfigParam(n.USE_BOOTSTRAP, 1)]
     if current_time is not None:
         params.insert(0, ConfigParam(n.CURRENT_TIME, current_time))
     params += [ConfigParam(item, _text(dev, var)) for var, item in CONFIG_STRINGS.items()]
     params += [
-        ConfigParam(n.MEMORY_TOTAL_KB, int.from_bytes(dev[c.MEMORY_TOTAL_KB], "little")),
+        ConfigParam(n.MEMORY_TOTAL_KB, memory_total_kb(dev[c.MEMORY_TOTAL_KB])),
         ConfigParam(n.VENDOR_ID, update[c.VENDOR_ID]),
         ConfigParam(n.CLASS_ID, update[c.CLASS_ID]),
     ]

@@ -14,9 +14,10 @@ Permissions are explicit (umask-proof): the user store (it holds the API key in 
 is ``0700`` with a ``0600`` ``config.json``. The team store is ``0770`` and its files
 ``0660``: mbl-cli's documentation promised ``drwxrw----`` (``0760``), but a directory
 without the execute bit cannot be entered, so the group could list names and open
-nothing; ``0770`` is the usable form of that intent. Private-key files are ``0600``
-everywhere: only the member who created a developer certificate can read its key, and a
-team that wants to share a key must grant it deliberately (``chmod g+r``).
+nothing; ``0770`` is the usable form of that intent. Private-key files are team files
+like the others (``0660``, never world-readable): the team store exists so that "any team
+member who has access to this folder can provision devices with these credentials"
+(seed 003), and provisioning needs the developer certificate's key.
 
 Every write replaces files atomically and runs under an exclusive ``flock`` of the store,
 so team members adding certificates at the same time do not lose each other's entries.
@@ -31,10 +32,9 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Final
 
-from provkit.developer.credentials import PRIVATE_KEY_VARIABLES
 from provkit.developer.fsutil import atomic_write, ensure_dir, fsync_dir, locked
 from provkit.errors import StoreError
 
@@ -48,6 +48,7 @@ CLOUD_FILE: Final = ".cloud.json"
 """Per-certificate record of the Device Management certificate id (not a ``.bin``)."""
 
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_VARIABLE_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,6 @@ _MODES: Final = {
     USER: _Modes(directory=0o700, allowed=0o700, file=0o600),
     TEAM: _Modes(directory=0o770, allowed=0o2770, file=0o660),
 }
-_SECRET_FILE_MODE: Final = 0o600
 
 
 def developer_home(home: Path | None = None) -> Path:
@@ -75,12 +75,19 @@ def developer_home(home: Path | None = None) -> Path:
 def store_locations(home: Path | None = None) -> dict[str, Path]:
     """Read ``.mbl-stores.json``, writing the defaults first if it is absent or empty.
 
+    A relative store path is taken relative to the directory holding the record (the
+    home), never to the current directory; ``~`` is expanded.
+
     Raises:
-        StoreError: the record is not a JSON object of path strings.
+        StoreError: the record cannot be read, or is not a JSON object of non-empty path
+            strings.
     """
     base = developer_home(home)
     record = base / LOCATIONS_FILE
-    text = record.read_text(encoding="utf-8") if record.is_file() else ""
+    try:
+        text = record.read_text(encoding="utf-8") if record.is_file() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"cannot read {record}: {exc}") from exc
     if not text.strip():
         defaults = {USER: str(base / ".mbl-store" / USER), TEAM: str(base / ".mbl-store" / TEAM)}
         ensure_dir(base, 0o700, 0o7777)
@@ -90,9 +97,14 @@ def store_locations(home: Path | None = None) -> dict[str, Path]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise StoreError(f"{record} is not JSON: {exc}") from exc
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise StoreError(f"{record} must be a JSON object of store paths")
-    return {str(kind): Path(path).expanduser() for kind, path in data.items()}
+    if not isinstance(data, dict) or not all(isinstance(v, str) and v.strip() for v in data.values()):
+        # An empty path would make the current directory a store (and chmod it).
+        raise StoreError(f"{record} must be a JSON object of non-empty store paths")
+    locations = {str(kind): base / Path(path).expanduser() for kind, path in data.items()}
+    if USER in locations and TEAM in locations and locations[USER].resolve() == locations[TEAM].resolve():
+        # One config.json for both would put the API key in a group-readable file.
+        raise StoreError(f"{record}: the user and team stores must be different directories")
+    return locations
 
 
 def check_certificate_name(name: str) -> str:
@@ -156,13 +168,13 @@ class Store:
     def _read_config(self) -> dict[str, Any]:
         try:
             data = json.loads(self.config_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
             raise StoreError(f"cannot read {self.config_path}: {exc}") from exc
         certs = data.get("dev_certs") if isinstance(data, dict) else None
         if (
             not isinstance(certs, dict)
             or not isinstance(data.get("api_key", ""), str)
-            or not all(isinstance(v, list) for v in certs.values())
+            or not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in certs.values())
         ):
             raise StoreError(f"{self.config_path} does not have the store layout")
         return dict(data)
@@ -222,8 +234,7 @@ class Store:
                 staging.chmod(self._modes.directory)
                 paths = []
                 for var, value in variables.items():
-                    mode = _SECRET_FILE_MODE if var in PRIVATE_KEY_VARIABLES else self._modes.file
-                    atomic_write(staging / f"{var}.bin", bytes(value), mode)
+                    atomic_write(staging / f"{var}.bin", bytes(value), self._modes.file)
                     paths.append(target / f"{var}.bin")
                 if cloud_id is not None:
                     record = json.dumps({"id": cloud_id}).encode()
@@ -233,6 +244,7 @@ class Store:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             data["dev_certs"][name] = [str(p) for p in paths]
+            data["location"] = str(self.location)  # where the store is now, if it moved
             self._write_config(data)
         return paths
 
@@ -249,20 +261,45 @@ class Store:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
-    def read_certificate(self, name: str) -> dict[str, bytes]:
-        """Return ``{variable: bytes}`` of a saved set, from the paths in ``config.json``.
+    def certificate_variables(self, name: str) -> list[str]:
+        """The C variable names of a saved set, from ``config.json`` alone (no file is read).
 
         Raises:
-            StoreError: no set of that name, or a recorded file is missing.
+            StoreError: no set of that name, or a recorded path is not ``<VAR>.bin``.
         """
         with self._lock(exclusive=False):
-            paths = self._read_config()["dev_certs"].get(name)
-            if paths is None:
-                raise StoreError(f"no certificate named {name!r} in the {self.kind} store ({self.location})")
+            return self._variables(name)
+
+    def _variables(self, name: str) -> list[str]:
+        paths = self._read_config()["dev_certs"].get(name)
+        if paths is None:
+            raise StoreError(f"no certificate named {name!r} in the {self.kind} store ({self.location})")
+        names = []
+        for path in paths:
+            var = PurePath(path).name.removesuffix(".bin")
+            if not path.endswith(".bin") or not _VARIABLE_RE.fullmatch(var):
+                raise StoreError(f"certificate {name!r}: {path!r} is not a <C variable>.bin path")
+            names.append(var)
+        return names
+
+    def read_certificate(self, name: str) -> dict[str, bytes]:
+        """Return ``{variable: bytes}`` of a saved set.
+
+        Each file is read from ``<this store>/<name>/<VAR>.bin``, whatever directory
+        ``config.json`` recorded: a team store shared over a network or a sync service
+        sits at a different path on each member's machine, and a path edited to point
+        outside the store (another member's files) must not be followed.
+
+        Raises:
+            StoreError: no set of that name, or a file is missing.
+        """
+        check_certificate_name(name)
+        with self._lock(exclusive=False):
             out = {}
-            for path in map(Path, paths):
+            for var in self._variables(name):
+                path = self.location / name / f"{var}.bin"
                 try:
-                    out[path.name.removesuffix(".bin")] = path.read_bytes()
+                    out[var] = path.read_bytes()
                 except OSError as exc:
                     raise StoreError(f"certificate {name!r}: cannot read {path}: {exc}") from exc
         return out
@@ -271,7 +308,7 @@ class Store:
         """The Device Management id recorded when the set was created, if any."""
         try:
             record = json.loads((self.location / check_certificate_name(name) / CLOUD_FILE).read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # absent, not JSON, or not UTF-8: no usable record
             return None
         value = record.get("id") if isinstance(record, dict) else None
         return str(value) if value else None
