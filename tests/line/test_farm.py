@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from provkit.codes import FtcdCommStatus
-from provkit.errors import TransportError
+from provkit.errors import StorageError, TransportError
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm, fcc_device
 from provkit.line.inject import InjectSettings
@@ -73,6 +73,16 @@ def test_busy_port_is_a_transport_error() -> None:
             DeviceFarm(2, base_port=holder.getsockname()[1]).bind()
     finally:
         holder.close()
+
+
+def test_storage_path_that_is_a_file_is_a_storage_error(tmp_path: Path) -> None:
+    """``--storage`` naming a file (not a directory) fails cleanly before any port is bound."""
+    not_a_dir = tmp_path / "store"
+    not_a_dir.write_text("x")
+    farm = DeviceFarm(2, storage=not_a_dir)
+    with pytest.raises(StorageError, match="farm's storage directory"):
+        farm.bind()
+    assert farm.ports == []
 
 
 def test_registry_vanishing_mid_batch_records_nothing_false_and_resumes(
