@@ -84,6 +84,31 @@ def test_allocated_identities_from_pattern(
     assert report.ok
 
 
+def test_pattern_skips_identities_given_in_the_batch_or_used_before(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], tmp_path: Path
+) -> None:
+    """Allocation never hands out an endpoint name or serial number given explicitly, in this
+    batch or an earlier one, so no device is provisioned only to be refused as a duplicate."""
+    farm = farm_factory(4)
+    (h, p0), (_, p1), (_, p2), (_, p3) = farm.addresses()
+    pattern = IdentityPattern("{prefix}-{seq:06d}", "SN{seq:08d}", prefix="lot")
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        first = tmp_path / "a.csv"
+        first.write_text(f"address,endpoint_name,serial_number\n{h}:{p0},lot-000001,SN-A\n")
+        assert Batch.open(tmp_path / "a", registry, first, _options(fcu_home)).run().ok
+        second = tmp_path / "b.csv"
+        second.write_text(
+            f"address,endpoint_name,serial_number\n{h}:{p1},,\n{h}:{p2},lot-x,SN00000002\n{h}:{p3},,\n"
+        )
+        report = Batch.open(tmp_path / "b", registry, second, _options(fcu_home, pattern=pattern)).run()
+    assert report.ok, report.devices
+    assert [(d.endpoint_name, d.serial_number) for d in report.devices] == [
+        ("lot-000003", "SN00000003"),
+        ("lot-x", "SN00000002"),
+        ("lot-000004", "SN00000004"),
+    ]
+
+
 def test_rows_without_identity_and_no_pattern_fail_clearly(
     fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
 ) -> None:

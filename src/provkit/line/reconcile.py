@@ -73,7 +73,9 @@ def _new_attempts(ctx: BatchContext, rows: list[DeviceRow]) -> list[NewAttempt]:
         if ctx.options.pool is not None:
             identities = ctx.registry.allocate_from_pool(ctx.options.pool, len(needing))
         elif ctx.options.pattern is not None:
-            identities = ctx.registry.allocate(ctx.options.pattern, len(needing))
+            # Identities given in this batch are not in the registry yet: skipped explicitly.
+            given_values = {value for item in items for value in (item.endpoint_name, item.serial_number)}
+            identities = ctx.registry.allocate(ctx.options.pattern, len(needing), given_values)
         else:
             raise AllocationError(
                 "row has no endpoint_name/serial_number and no identity pattern or pool was given"

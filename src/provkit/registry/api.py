@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,14 +119,17 @@ class Registry:
             raise RegistryError(f"registry unavailable: {exc.__class__.__name__}: {exc}") from exc
 
     # ------------------------------------------------------------------ allocation
-    def allocate(self, pattern: IdentityPattern, count: int) -> list[Identity]:
+    def allocate(self, pattern: IdentityPattern, count: int, avoid: Collection[str] = ()) -> list[Identity]:
         """Allocate ``count`` fresh identities from ``pattern``'s sequence (never reused).
+
+        Values an attempt already used, or listed in ``avoid`` (endpoint names and
+        serial numbers given explicitly in the same batch), are skipped.
 
         Raises:
             AllocationError: a value would clash with one allocated elsewhere too often.
         """
         with self.transaction() as conn:
-            return allocator.allocate_from_pattern(conn, pattern, count, self.station_id)
+            return allocator.allocate_from_pattern(conn, pattern, count, self.station_id, avoid)
 
     def load_pool(self, pool: str, identities: Sequence[Identity]) -> int:
         """Add pre-assigned identities (from a CSV) to ``pool``; returns how many were new."""
