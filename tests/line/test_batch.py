@@ -13,7 +13,9 @@ from provkit.codes import FtErrorCode
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
 from provkit.line.inject import InjectSettings
-from provkit.registry import AttemptState, IdentityPattern, Registry
+from provkit.line.layout import BatchDir
+from provkit.registry import Attempt, AttemptState, IdentityPattern, Registry
+from provkit.wire.bundle import decode_bundle
 from provkit.wire.response import BundleResponse, encode_response
 
 pytestmark = pytest.mark.integration
@@ -42,13 +44,37 @@ def test_run_provisions_every_device_and_writes_report(
         verified = registry.find(state=AttemptState.VERIFIED)
     assert report.ok and report.counts() == {"provisioned": 12}
     assert stats.provisioned == 12 and stats.by_station == {"st-1": 12}
-    first = verified[0]
-    assert first.return_status == 0 and first.device_cert_sha256 and first.ca_sha256
-    assert first.enrollment_id and first.enrollment_id.startswith("A-")
+    for attempt in verified:
+        _assert_every_field_recorded(attempt, fcu_home, tmp_path / "out", "st-1")
     document = json.loads((tmp_path / "out" / "report.json").read_text())
     assert document["counts"] == {"provisioned": 12}
     assert {d["endpoint_name"] for d in document["devices"]} == {f"ep-{n:04d}" for n in range(12)}
     assert farm.messages_served == 12
+
+
+def _assert_every_field_recorded(attempt: Attempt, home: Path, out: Path, station: str) -> None:
+    """The attempt holds what the issue lists, checked against the bundle and the CA file."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    bundle = decode_bundle(BatchDir(out).bundle(attempt.id, attempt.endpoint_name).read_bytes())
+    # The demo home bootstraps: the device certificate is the leaf of its chain.
+    (der,) = [c.certificates[0] for c in bundle.certificate_chains if c.name == "mbed.BootstrapDeviceCert"]
+    cert = x509.load_der_x509_certificate(der)
+    ca = x509.load_pem_x509_certificate((home / "keystore" / "fcu.crt").read_bytes())
+    fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+    assert attempt.device_cert_sha256 == fingerprint
+    assert attempt.device_cert_serial == format(cert.serial_number, "x")
+    assert attempt.ca_sha256 == ca.fingerprint(hashes.SHA256()).hex()
+    assert attempt.enrollment_id == "A-" + ":".join(
+        fingerprint[i : i + 2].upper() for i in range(0, len(fingerprint), 2)
+    )
+    assert attempt.station_id == station and attempt.key_mode == "factory"
+    assert attempt.return_status == 0 and attempt.info_message == "The Factory process succeeded"
+    assert attempt.warnings is not None and attempt.warnings.strip()
+    assert attempt.endpoint_name.startswith("ep-") and attempt.serial_number.startswith("sn-")
+    assert attempt.created_at.tzinfo is not None and attempt.provisioned_at is not None
+    assert attempt.created_at <= attempt.updated_at and attempt.provisioned_at.tzinfo is not None
 
 
 def test_substeps_prepare_inject_verify(
