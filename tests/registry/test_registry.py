@@ -55,6 +55,8 @@ def test_second_provisioning_of_endpoint_is_refused(registry_url: str) -> None:
         assert caught.value.code == 4001
         failed = registry.find(endpoint_name="ep-1", state=AttemptState.FAILED)
         assert len(failed) == 1 and "already provisioned" in (failed[0].error_message or "")
+        # The refused device's own result is kept on its attempt.
+        assert failed[0].device_cert_sha256 == "ab" * 32 and failed[0].return_status == 0
         assert registry.get_attempt(first).state is AttemptState.VERIFIED
         assert registry.stats().provisioned == 1
 

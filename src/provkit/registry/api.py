@@ -193,7 +193,8 @@ class Registry:
 
         Raises:
             DuplicateIdentityError: the identity is already provisioned (the attempt is
-                then recorded as failed with that reason).
+                then recorded as failed with that reason, and with ``values``: the
+                device's answer is kept even though it does not count).
         """
         try:
             refusal = self._settle(attempt_id, reprovision=reprovision, values=values)
@@ -202,11 +203,11 @@ class Registry:
             try:
                 refusal = self._settle(attempt_id, reprovision=reprovision, values=values)
             except IntegrityError as exc:
-                raise self._refuse(attempt_id, "recorded by another attempt meanwhile") from exc
+                raise self._refuse(attempt_id, "recorded by another attempt meanwhile", values) from exc
         if refusal is not None:
             # Recorded as failed only after the checking transaction has ended (SQLite
             # holds one write lock at a time).
-            raise self._refuse(attempt_id, refusal)
+            raise self._refuse(attempt_id, refusal, values)
 
     def _settle(self, attempt_id: int, *, reprovision: bool, values: dict[str, Any]) -> str | None:
         with self.transaction() as conn:
@@ -231,14 +232,14 @@ class Registry:
         except IntegrityError as exc:  # the claim cannot clash (ON CONFLICT); anything else is a fault
             raise RegistryError(f"registry refused a group of changes: {exc}") from exc
 
-    def _refuse(self, attempt_id: int, why: str) -> DuplicateIdentityError:
+    def _refuse(self, attempt_id: int, why: str, values: dict[str, Any]) -> DuplicateIdentityError:
         attempt = self.get_attempt(attempt_id)
         message = (
             f"{attempt.endpoint_name} / {attempt.serial_number} is already provisioned ({why}); "
             "use --reprovision to replace it"
         )
         error = DuplicateIdentityError(message)
-        self.mark_failed(attempt_id, error.code, message)
+        self.mark_failed(attempt_id, error.code, message, **values)
         return error
 
     # ------------------------------------------------------------------ queries
