@@ -2,9 +2,11 @@
 
 The write-ahead rule: the registry records ``sending`` *before* the first byte leaves,
 so a batch killed while a bundle is on the wire is found on restart and handled
-deterministically (see :mod:`provkit.line.batch`). Transport failures are retried on a
-new connection up to ``retries`` times; a device that answers — with an error or with
-garbage — is not retried within the run, because its answer is the outcome.
+deterministically (see :mod:`provkit.line.batch`). Transport failures (no connection,
+no answer in time, the connection dropped, a corrupted answer) are retried on a new
+connection up to ``retries`` times; a device that answers — with a non-zero transport
+status, an FCC error, or a body that is no response — is not retried within the run,
+because its answer is the outcome. The tries used are recorded on the attempt.
 """
 
 from __future__ import annotations
@@ -62,26 +64,41 @@ class ResponseChecker(Protocol):
         """Check a device's response; returns a ``DeviceResponseStatus``."""
 
 
-def exchange(host: str, port: int, bundle: bytes, settings: InjectSettings) -> tuple[bytes, int]:
-    """Send ``bundle`` to the agent at ``host:port``; return the response and the tries used.
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How sending one bundle went: the device's response, or the last try's failure.
 
-    Raises:
-        TransportError: the last try's failure when every try failed.
+    Attributes:
+        response: the response body (``None`` when ``error`` is set).
+        tries: connections opened, retries included.
+        error: why no response came.
     """
+
+    response: bytes | None
+    tries: int
+    error: ProvkitError | None = None
+
+
+def exchange(host: str, port: int, bundle: bytes, settings: InjectSettings) -> Delivery:
+    """Send ``bundle`` to the agent at ``host:port``, retrying transport failures."""
+    from provkit.transport.errors import DeviceStatusError
     from provkit.transport.links import TcpLink
 
     delay = settings.retry_delay_s
-    for attempt in range(settings.retries + 1):
+    tries = 0
+    while True:
+        tries += 1
         try:
             with TcpLink(host, port, connect_timeout_s=settings.connect_timeout_s) as link:
-                return link.exchange(bundle, timeout_s=settings.timeout_s), attempt + 1
-        except TransportError as exc:
-            if attempt == settings.retries:
-                raise
+                return Delivery(link.exchange(bundle, timeout_s=settings.timeout_s), tries)
+        except DeviceStatusError as exc:  # the device answered: that is its outcome
+            return Delivery(None, tries, exc)
+        except ProvkitError as exc:
+            if not isinstance(exc, TransportError) or tries > settings.retries:
+                return Delivery(None, tries, exc)
             _log.info("%s:%d: %s; retrying in %.1f s", host, port, exc, delay)
             time.sleep(delay)
             delay *= 2
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def enrollment_id(device_cert_sha256: str | None) -> str | None:
@@ -99,28 +116,31 @@ def conclude(
     response: bytes,
     *,
     reprovision: bool,
+    tries: int | None = None,
 ) -> None:
     """Record a device's answer: as ``injected`` (no ``checker``) or with its verdict.
 
     Unparseable answers end the attempt as failed. With a ``checker`` the answer and the
     verdict (verified, or failed with the device's reason) go in one transaction.
+    ``tries`` (connections used) is stored with them when given.
     """
+    stored: dict[str, Any] = {"response": response}
+    if tries is not None:
+        stored["tries"] = tries
     if checker is not None:
-        check_and_record(
-            registry, checker, attempt, response, {"response": response}, reprovision=reprovision
-        )
+        check_and_record(registry, checker, attempt, response, stored, reprovision=reprovision)
         return
     from provkit.wire.response import decode_response
 
     try:
         decoded = decode_response(response)
     except ProvkitError as exc:
-        registry.mark_failed(attempt.id, exc.code, f"device answered garbage: {exc}", response=response)
+        registry.mark_failed(attempt.id, exc.code, f"device answered garbage: {exc}", **stored)
         return
     registry.update_attempt(
         attempt.id,
         AttemptState.INJECTED,
-        response=response,
+        **stored,
         return_status=decoded.return_status,
         info_message=decoded.info_message.rstrip("\n"),
         warnings="\n".join(decoded.warnings),

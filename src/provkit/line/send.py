@@ -144,13 +144,14 @@ def _deliver(
         return
     host, _, port = (attempt.address or "").rpartition(":")
     journal.mark_sending(attempt.id)  # write-ahead: committed before any byte is sent
-    try:
-        response, _tries = exchange(host.strip("[]"), int(port), bundle, ctx.options.inject)
-    except ProvkitError as exc:
-        journal.mark_failed(attempt.id, exc.code, f"device {attempt.address}: {exc}")
+    delivery = exchange(host.strip("[]"), int(port), bundle, ctx.options.inject)
+    tries = attempt.tries + delivery.tries
+    if delivery.response is None:
+        error = delivery.error
+        code = None if error is None else error.code
+        journal.mark_failed(attempt.id, code, f"device {attempt.address}: {error}", tries=tries)
         return
     # With verify the answer is checked first and recorded with its verdict in one
     # transaction; killed before that, the attempt is still "sending" (see batch.py).
-    conclude(
-        journal, checker.get() if verify else None, attempt, response, reprovision=ctx.options.reprovision
-    )
+    checking = checker.get() if verify else None
+    conclude(journal, checking, attempt, delivery.response, reprovision=ctx.options.reprovision, tries=tries)
