@@ -51,12 +51,13 @@ class RawDevice:
             except OSError:
                 return
             self.connections += 1
-            with conn:
-                try:
-                    conn.recv(65536)
-                    self._reply(conn)
-                except OSError:
-                    pass
+            with conn, contextlib.suppress(OSError):
+                self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        """Serve one connection: read the bundle's first bytes, then ``reply``."""
+        conn.recv(65536)
+        self._reply(conn)
 
     def close(self) -> None:
         self._server.close()
@@ -75,29 +76,18 @@ def raw_device() -> Iterator[Callable[[Callable[[socket.socket], None]], RawDevi
         device.close()
 
 
-class FlakyDevice:
+class FlakyDevice(RawDevice):
     """Hangs up on its first ``failures`` connections (bundle read, no answer), then answers
     as a real FCC device: a transport failure that a new connection cures."""
 
     def __init__(self, failures: int) -> None:
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = self._server.getsockname()[1]
         self._failures = failures
         self._device = fcc_device(":memory:")
-        self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__(lambda conn: None)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with conn, contextlib.suppress(OSError):
-                self._answer(conn, hang_up=self.connections <= self._failures)
-
-    def _answer(self, conn: socket.socket, *, hang_up: bool) -> None:
+    def handle(self, conn: socket.socket) -> None:
+        """Read one request frame; hang up or answer it."""
+        hang_up = self.connections <= self._failures
         reader = RequestReader()
         event = None
         while event is None:
@@ -110,9 +100,6 @@ class FlakyDevice:
             return
         body = self._device(event.message, True)
         conn.sendall(encode_response(FtcdCommStatus.SUCCESS, body, token=event.token))
-
-    def close(self) -> None:
-        self._server.close()
 
 
 def test_transport_failures_are_retried_and_tries_recorded(
