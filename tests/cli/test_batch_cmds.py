@@ -122,6 +122,39 @@ def test_bad_pattern_and_missing_batch_are_clear_errors(home: Path, tmp_path: Pa
     assert empty.exit_code == 1 and "Error 4100" in empty.output
 
 
+@pytest.mark.parametrize(
+    ("option", "content", "expected"),
+    [
+        ("--identities", b"\xbe\xef\x00garbage", "Error 4002: cannot read identity CSV"),
+        ("--identities", b"a,1\n" + b"x" * 200_000 + b",2\n", "Error 4002: identity CSV line 2: unreadable"),
+        ("--devices", b"\xbe\xef\x00garbage", "Error 4100: cannot read devices file"),
+    ],
+)
+def test_unreadable_input_files_are_clear_errors(
+    home: Path, tmp_path: Path, option: str, content: bytes, expected: str
+) -> None:
+    """Binary or over-long input is refused with its code, never a traceback."""
+    devices = tmp_path / "d.csv"
+    devices.write_text("address\n127.0.0.1:1\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(content)
+    files = {"--devices": devices, option: bad}
+    args = ["--home-dir", str(home), "batch", "prepare", "--out", str(tmp_path / "b"), "--no-progress"]
+    for name, path in files.items():
+        args += [name, str(path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and expected in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_farm_storage_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    """``device farm --storage`` naming a file fails with a message, not a traceback."""
+    target = tmp_path / "file"
+    target.write_text("x")
+    result = CliRunner().invoke(cli, ["device", "farm", "--count", "2", "--storage", str(target)])
+    assert result.exit_code == 1 and "farm's storage directory" in result.output, result.output
+
+
 def test_device_farm_command_serves_until_terminated(tmp_path: Path) -> None:
     """The farm command prints one line per device and stops cleanly on SIGTERM."""
     ports_file = tmp_path / "ports.json"

@@ -34,6 +34,7 @@ def test_rows_with_and_without_identities() -> None:
         ("h:1,ep,sn,extra", "wrong number of columns"),
         ("h:1", "wrong number of columns"),
         ("h:1,e\x01p,sn", "non-printable"),
+        ("h:1," + "x" * 200_000 + ",sn", "unreadable CSV row: field larger than field limit"),
     ],
 )
 def test_bad_rows_become_problems_and_others_survive(row: str, reason: str) -> None:
@@ -57,7 +58,10 @@ def test_duplicates_in_input_are_reported() -> None:
     assert "duplicate serial number sn-1" in reasons[2]
 
 
-@pytest.mark.parametrize("text", ["", "endpoint_name,serial_number\nep,sn\n", "address,colour\nh:1,red\n"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "endpoint_name,serial_number\nep,sn\n", "address,colour\nh:1,red\n", "address,address\nh:1,h:2\n"],
+)
 def test_unusable_header_is_a_batch_error(text: str) -> None:
     """A file without the address column or with unknown columns is refused as a whole."""
     with pytest.raises(BatchError):

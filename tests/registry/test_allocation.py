@@ -72,6 +72,7 @@ def test_csv_pool_is_claimed_in_order_once(registry_url: str) -> None:
         ("a,1\nb,1\n", "duplicate identity"),
         ("a\x07,1\n", "non-printable"),
         ("x" * 300 + ",1\n", "longer than"),
+        ("a,1\n" + "x" * 200_000 + ",2\n", "line 2: unreadable: field larger than field limit"),
     ],
 )
 def test_bad_identity_csv_names_the_line(text: str, reason: str) -> None:

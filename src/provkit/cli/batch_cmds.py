@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from provkit.cli._state import CliState
-from provkit.errors import BatchError
+from provkit.errors import AllocationError, BatchError
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.inject import InjectSettings
 from provkit.line.outcome import BatchReport, DeviceOutcome
@@ -154,11 +154,7 @@ def _run_step(ctx: click.Context, step: str, **opts: Any) -> None:
         pattern = IdentityPattern(
             opts["endpoint_pattern"], opts["serial_pattern"] or "", prefix=opts["prefix"]
         )
-    pool = None
-    if opts["identities"] is not None:
-        identities_file: Path = opts["identities"]
-        pool = f"csv:{identities_file.name}"[:128]
-        registry.load_pool(pool, parse_identity_csv(identities_file.read_text(encoding="utf-8-sig")))
+    pool = None if opts["identities"] is None else load_identity_pool(registry, opts["identities"])
     options = BatchOptions(
         home_dir=state.home_dir,
         config_file=state.config_file,
@@ -190,6 +186,21 @@ def _run_step(ctx: click.Context, step: str, **opts: Any) -> None:
     click.echo(f"report: {batch.layout.report}")
     if not report.ok:
         raise SystemExit(1)
+
+
+def load_identity_pool(registry: Registry, path: Path) -> str:
+    """Add the identities of CSV ``path`` to its pool in the registry; returns the pool's name.
+
+    Raises:
+        AllocationError: the file cannot be read or has a bad row.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AllocationError(f"cannot read identity CSV {path}: {exc}") from exc
+    pool = f"csv:{path.name}"[:128]
+    registry.load_pool(pool, parse_identity_csv(text))
+    return pool
 
 
 def print_summary(console: Console, report: BatchReport, max_failures: int = 20) -> None:

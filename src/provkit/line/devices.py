@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from provkit.errors import AllocationError, BatchError
-from provkit.registry.allocation import check_identity_value
+from provkit.registry.allocation import check_identity_value, csv_records
 
 REQUIRED_COLUMNS: Final = ("address",)
 _EXTRA: Final = "\x00extra"  # where DictReader puts surplus cells of a row
@@ -108,7 +108,13 @@ def parse_devices(text: str) -> DeviceList:
     """
     digest = hashlib.sha256(text.encode()).hexdigest()
     reader = csv.DictReader(io.StringIO(text), restkey=_EXTRA)
-    header = [name.strip() for name in reader.fieldnames or []]
+    try:
+        header = [name.strip() for name in reader.fieldnames or []]
+    except csv.Error as exc:
+        raise BatchError(f"devices CSV header is unreadable: {exc}") from exc
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise BatchError(f"devices CSV names column(s) {repeated} more than once")
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
         raise BatchError(
@@ -122,8 +128,10 @@ def parse_devices(text: str) -> DeviceList:
     rows: list[DeviceRow] = []
     problems: list[InputProblem] = []
     seen: dict[str, int] = {}
-    for record in reader:
-        line = reader.line_num
+    for line, record in csv_records(reader):
+        if isinstance(record, csv.Error):
+            problems.append(InputProblem(str(line), line, f"line {line}: unreadable CSV row: {record}"))
+            continue
         if not any((value or "").strip() for value in record.values() if isinstance(value, str)):
             continue
         try:
