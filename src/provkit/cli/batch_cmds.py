@@ -32,6 +32,7 @@ from provkit.line.batch import Batch, BatchOptions
 from provkit.line.inject import InjectSettings
 from provkit.line.outcome import BatchReport, DeviceOutcome
 from provkit.registry import IdentityPattern, Registry, parse_identity_csv
+from provkit.registry.allocation import read_csv_file
 
 
 def default_registry(state: CliState | None) -> str:
@@ -194,10 +195,7 @@ def load_identity_pool(registry: Registry, path: Path) -> str:
     Raises:
         AllocationError: the file cannot be read or has a bad row.
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AllocationError(f"cannot read identity CSV {path}: {exc}") from exc
+    text = read_csv_file(path, AllocationError, "identity CSV")
     pool = f"csv:{path.name}"[:128]
     registry.load_pool(pool, parse_identity_csv(text))
     return pool

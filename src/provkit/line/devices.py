@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from provkit.errors import AllocationError, BatchError
-from provkit.registry.allocation import check_identity_value, csv_records
+from provkit.registry.allocation import check_identity_value, csv_records, read_csv_file
 
 REQUIRED_COLUMNS: Final = ("address",)
 _EXTRA: Final = "\x00extra"  # where DictReader puts surplus cells of a row
@@ -159,8 +159,4 @@ def load_devices(path: Path) -> DeviceList:
     Raises:
         BatchError: the file cannot be read or has no usable header.
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BatchError(f"cannot read devices file {path}: {exc}") from exc
-    return parse_devices(text)
+    return parse_devices(read_csv_file(path, BatchError, "devices file"))

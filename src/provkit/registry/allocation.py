@@ -13,9 +13,10 @@ import io
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, TypeVar
 
-from provkit.errors import AllocationError
+from provkit.errors import AllocationError, ProvkitError
 
 _FIELDS: Final = frozenset({"prefix", "seq"})
 MAX_IDENTITY_LENGTH: Final = 256
@@ -119,6 +120,18 @@ def parse_identity_csv(text: str) -> list[Identity]:
         seen_serials.add(serial)
         identities.append(Identity(endpoint, serial))
     return identities
+
+
+def read_csv_file(path: Path, error: type[ProvkitError], what: str) -> str:
+    """The text of the CSV file ``path`` (UTF-8, a BOM allowed).
+
+    Raises:
+        ProvkitError: of class ``error``, naming ``what`` the file is, when it cannot be read.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read {what} {path}: {exc}") from exc
 
 
 def csv_records(reader: Iterator[_Row]) -> Iterator[tuple[int, _Row | csv.Error]]:
