@@ -219,6 +219,25 @@ def test_already_provisioned_identity_is_refused_unless_reprovision(
     assert stats.by_state["superseded"] == 2
 
 
+def test_prepared_bundle_is_not_sent_once_another_batch_provisioned_its_identity(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Prepared now, injected later: if the identity was provisioned meanwhile (another
+    batch or station), inject refuses it with 4001 before sending anything."""
+    farm = farm_factory(2)
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        early = devices_csv(tmp_path / "a.csv", farm.addresses())
+        assert Batch.open(tmp_path / "a", registry, early, _options(fcu_home)).prepare().ok
+        other = devices_csv(tmp_path / "b.csv", farm.addresses()[:1])
+        assert Batch.open(tmp_path / "b", registry, other, _options(fcu_home)).run().ok
+        served = farm.messages_served
+        report = Batch.open(tmp_path / "a", registry, None, _options(fcu_home)).inject()
+        assert farm.messages_served == served + 1  # only the device whose identity is free
+    by_endpoint = {d.endpoint_name: d for d in report.devices}
+    assert by_endpoint["ep-0000"].status == "failed" and by_endpoint["ep-0000"].code == 4001
+    assert by_endpoint["ep-0001"].status == "injected"
+
+
 def test_rerun_of_finished_batch_sends_nothing(
     fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
 ) -> None:
