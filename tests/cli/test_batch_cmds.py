@@ -58,12 +58,16 @@ def test_batch_run_with_pattern_then_registry_export(home: Path, tmp_path: Path)
             "cli",
             "--workers",
             "1",
-            "--no-progress",
         ]
         args += ["--report", str(tmp_path / "copy.json")]
         result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "provisioned" in result.output and "report:" in result.output
+    # The progress bars (count, rate, ETA), then the summary table, then the report path.
+    bars = [line for line in result.output.splitlines() if "3/3" in line]
+    assert {line.split()[0] for line in bars} == {"prepare", "inject"}
+    assert all("dev/s" in line and "ETA" in line for line in bars)
+    assert "status" in result.output and "provisioned" in result.output and "report:" in result.output
+    assert (home / "registry.sqlite").is_file()  # the default registry lives in the FCU home
     assert json.loads((tmp_path / "copy.json").read_text())["counts"] == {"provisioned": 3}
     exported = CliRunner().invoke(cli, ["--home-dir", str(home), "registry", "export", "--format", "csv"])
     lines = exported.output.strip().splitlines()

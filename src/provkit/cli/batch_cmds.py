@@ -67,8 +67,12 @@ class _RateColumn(ProgressColumn):
     """Devices per second."""
 
     def render(self, task: Task) -> Text:
-        """Render the task's speed."""
-        speed = task.finished_speed or task.speed
+        """Render the task's speed: the recent rate while running, the average once done."""
+        speed = task.speed
+        if task.finished and task.elapsed:
+            # Results arrive in bursts (chunks from the worker pool): the windowed rate
+            # of the last burst says little; the step's average does.
+            speed = task.completed / task.elapsed
         return Text("-- dev/s" if speed is None else f"{speed:,.1f} dev/s", style="progress.data.speed")
 
 
