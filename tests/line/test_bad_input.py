@@ -137,6 +137,32 @@ def test_transport_failures_are_retried_and_tries_recorded(
     assert farm.messages_served == 1 and recorded["ep-status"].tries == 1
 
 
+def test_concurrency_devices_are_in_flight_at_once(
+    fcu_home: Path, raw_device: Callable[[Callable[[socket.socket], None]], RawDevice], tmp_path: Path
+) -> None:
+    """With --concurrency 4, four devices hold their bundle at the same moment: each waits
+    on a barrier that only four simultaneous exchanges can pass."""
+    # The devices give up on the barrier well before the tool gives up on them, so devices
+    # served one after the other could never pass it together.
+    barrier = threading.Barrier(4, timeout=10)
+    met: list[bool] = []
+
+    def wait_for_the_others(conn: socket.socket) -> None:
+        try:
+            barrier.wait()
+            met.append(True)
+        except threading.BrokenBarrierError:
+            met.append(False)
+
+    devices = [raw_device(wait_for_the_others) for _ in range(4)]
+    rows = [f"127.0.0.1:{d.port},ep-{n},sn-{n}" for n, d in enumerate(devices)]
+    options = replace(_options(fcu_home, concurrency=4), inject=InjectSettings(timeout_s=60, retries=0))
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        report = Batch.open(tmp_path / "out", registry, _write(tmp_path / "d.csv", rows), options).run()
+    assert met == [True] * 4
+    assert report.counts() == {"failed": 4}  # they hang up after the barrier: reported, not hidden
+
+
 def _write(path: Path, rows: list[str]) -> Path:
     path.write_text("address,endpoint_name,serial_number\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return path
