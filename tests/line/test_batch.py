@@ -97,6 +97,34 @@ def test_substeps_prepare_inject_verify(
         assert registry.stats().provisioned == 5
 
 
+def test_prepare_over_two_worker_processes(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """With two workers the bundles are prepared (and written) by a process pool, one FCU per
+    worker; every bundle is distinct, recorded with its digest, and provisions its device."""
+    import hashlib
+    import os
+
+    from provkit.line.prepare import PreparePool
+
+    with PreparePool(2, fcu_home) as pool:
+        pool.warm_up()
+        workers = set(pool._pool._processes)  # the executor spawns one process per worker
+    assert len(workers) == 2 and os.getpid() not in workers
+    farm = farm_factory(6)
+    csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses())
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        batch = Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home, workers=2))
+        assert batch.prepare().counts() == {"prepared": 6}
+        attempts = list(registry.batch_attempts(batch.batch_id).values())
+        digests = {a.bundle_sha256 for a in attempts}
+        for a in attempts:
+            data = batch.layout.bundle(a.id, a.endpoint_name).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == a.bundle_sha256
+        assert len(digests) == 6 and len({a.device_cert_sha256 for a in attempts}) == 6
+        assert Batch.open(tmp_path / "out", registry, None, _options(fcu_home)).run().ok
+
+
 def test_allocated_identities_from_pattern(
     fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
 ) -> None:
