@@ -24,6 +24,22 @@ def fcu_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def by_device_home(fcu_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same FCU home and CA with ``device-key-generation-mode: by_device`` (CSR flow)."""
+    import shutil
+
+    home = tmp_path_factory.mktemp("by-device-home") / "home"
+    shutil.copytree(fcu_home, home)
+    config = home / "config" / "fcu.yml"
+    lines = config.read_text(encoding="utf-8").splitlines()
+    mode = [n for n, line in enumerate(lines) if line.startswith("device-key-generation-mode:")]
+    assert len(mode) == 1
+    lines[mode[0]] = "device-key-generation-mode: by_device"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return home
+
+
 @pytest.fixture
 def farm_factory() -> Iterator[Callable[..., DeviceFarm]]:
     """Start farms on ephemeral loopback ports; all are closed after the test."""

@@ -125,6 +125,43 @@ def test_prepare_over_two_worker_processes(
         assert Batch.open(tmp_path / "out", registry, None, _options(fcu_home)).run().ok
 
 
+@pytest.mark.parametrize("separate_steps", [False, True])
+def test_by_device_keys_get_their_certificate_before_counting_as_provisioned(
+    by_device_home: Path,
+    farm_factory: Callable[..., DeviceFarm],
+    devices_csv: Callable[..., Path],
+    tmp_path: Path,
+    separate_steps: bool,
+) -> None:
+    """by_device: each device answers the CSR request with its CSR, gets its signed
+    certificate in a second message on the same connection, and only that answer is
+    verified; the registry records the certificate the device received."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    from provkit.device.kcm import ItemType, Kcm
+    from provkit.device.storage import open_storage
+
+    farm = farm_factory(3, storage=tmp_path / "store")
+    csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses())
+    options = _options(by_device_home)
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        if separate_steps:
+            assert Batch.open(tmp_path / "out", registry, csv_path, options).prepare().ok
+            assert Batch.open(tmp_path / "out", registry, None, options).inject().ok
+            report = Batch.open(tmp_path / "out", registry, None, options).verify()
+        else:
+            report = Batch.open(tmp_path / "out", registry, csv_path, options).run()
+        verified = registry.find(state=AttemptState.VERIFIED)
+    assert report.ok and farm.messages_served == 6  # CSR request, then the certificate message
+    for index, attempt in enumerate(sorted(verified, key=lambda a: a.endpoint_name)):
+        assert attempt.key_mode == "csr" and attempt.enrollment_id and attempt.device_cert_serial
+        kcm = Kcm(open_storage(tmp_path / "store" / f"device-{index:05d}.sqlite"))
+        (stored,) = [i for i in kcm.list_items() if i.name == "mbed.BootstrapDeviceCert"]
+        leaf = x509.load_der_x509_certificate(kcm.item_get(stored.name, ItemType(stored.type)))
+        assert attempt.device_cert_sha256 == leaf.fingerprint(hashes.SHA256()).hex()
+
+
 def test_allocated_identities_from_pattern(
     fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,6 +65,11 @@ class ResponseChecker(Protocol):
         """Check a device's response; returns a ``DeviceResponseStatus``."""
 
 
+FollowUp = Callable[[bytes], bytes]
+"""Builds the session's second message from the device's first answer (``by_device``:
+the certificate message, from the answer carrying the device's CSR)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """How sending one bundle went: the device's response, or the last try's failure.
@@ -72,15 +78,23 @@ class Delivery:
         response: the response body (``None`` when ``error`` is set).
         tries: connections opened, retries included.
         error: why no response came.
+        final_bundle: the second message, when a follow-up built one.
     """
 
     response: bytes | None
     tries: int
     error: ProvkitError | None = None
+    final_bundle: bytes | None = None
 
 
-def exchange(host: str, port: int, bundle: bytes, settings: InjectSettings) -> Delivery:
-    """Send ``bundle`` to the agent at ``host:port``, retrying transport failures."""
+def exchange(
+    host: str, port: int, bundle: bytes, settings: InjectSettings, follow_up: FollowUp | None = None
+) -> Delivery:
+    """Send ``bundle`` to the agent at ``host:port``, retrying transport failures.
+
+    With ``follow_up`` the device's first answer becomes a second message on the same
+    connection, and its answer is the response; a retry starts the session over.
+    """
     from provkit.transport.errors import DeviceStatusError
     from provkit.transport.links import TcpLink
 
@@ -90,7 +104,13 @@ def exchange(host: str, port: int, bundle: bytes, settings: InjectSettings) -> D
         tries += 1
         try:
             with TcpLink(host, port, connect_timeout_s=settings.connect_timeout_s) as link:
-                return Delivery(link.exchange(bundle, timeout_s=settings.timeout_s), tries)
+                response = link.exchange(bundle, timeout_s=settings.timeout_s)
+                if follow_up is None:
+                    return Delivery(response, tries)
+                second = follow_up(response)
+                return Delivery(
+                    link.exchange(second, timeout_s=settings.timeout_s), tries, final_bundle=second
+                )
         except DeviceStatusError as exc:  # the device answered: that is its outcome
             return Delivery(None, tries, exc)
         except ProvkitError as exc:
@@ -99,6 +119,39 @@ def exchange(host: str, port: int, bundle: bytes, settings: InjectSettings) -> D
             _log.info("%s:%d: %s; retrying in %.1f s", host, port, exc, delay)
             time.sleep(delay)
             delay *= 2
+
+
+def csr_follow_up(api: Any, bundle: bytes, endpoint_name: str, serial_number: str) -> FollowUp:
+    """The follow-up of a ``by_device`` first message: sign the CSR, build the certificate message.
+
+    The session state (SID, key and certificate names) is read back from the prepared
+    bundle, so ``batch inject`` can run in another process than ``batch prepare``.
+
+    Args:
+        api: the ``FactoryToolApi`` that signs the CSR.
+        bundle: the prepared first message (with its ``CsrReqs``).
+        endpoint_name: the device's endpoint name (the CSR's CN must match it).
+        serial_number: the device's serial number.
+
+    Raises:
+        BundleDecodeError: the bundle is not a CSR request.
+    """
+    from provkit.errors import BundleDecodeError
+    from provkit.factory.results import CsrPending, DeviceConfigurationRequest
+    from provkit.line.prepare import CERT_NAME_OF_KEY
+    from provkit.wire.bundle import decode_bundle
+
+    first = decode_bundle(bundle)
+    if not first.csr_requests or first.sid is None or first.csr_requests[0].prkn not in CERT_NAME_OF_KEY:
+        raise BundleDecodeError("the prepared bundle is no by_device CSR request")
+    key_name = first.csr_requests[0].prkn
+    request = DeviceConfigurationRequest(
+        bundle,
+        endpoint_name=endpoint_name,
+        serial_number=serial_number,
+        pending_csr=CsrPending(first.sid, key_name, CERT_NAME_OF_KEY[key_name]),
+    )
+    return lambda response: bytes(api.complete_device_configuration(request, response).config_data)
 
 
 def enrollment_id(device_cert_sha256: str | None) -> str | None:
@@ -116,17 +169,15 @@ def conclude(
     response: bytes,
     *,
     reprovision: bool,
-    tries: int | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Record a device's answer: as ``injected`` (no ``checker``) or with its verdict.
 
     Unparseable answers end the attempt as failed. With a ``checker`` the answer and the
     verdict (verified, or failed with the device's reason) go in one transaction.
-    ``tries`` (connections used) is stored with them when given.
+    ``extra`` columns (tries used, a certificate learnt while sending) are stored with them.
     """
-    stored: dict[str, Any] = {"response": response}
-    if tries is not None:
-        stored["tries"] = tries
+    stored: dict[str, Any] = {"response": response, **(extra or {})}
     if checker is not None:
         check_and_record(registry, checker, attempt, response, stored, reprovision=reprovision)
         return
@@ -203,6 +254,7 @@ def check_and_record(
         registry.mark_verified(
             attempt.id,
             reprovision=reprovision,
-            enrollment_id=attempt.enrollment_id or enrollment_id(attempt.device_cert_sha256),
+            enrollment_id=attempt.enrollment_id
+            or enrollment_id(values.get("device_cert_sha256") or attempt.device_cert_sha256),
             **values,
         )

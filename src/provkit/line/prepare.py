@@ -21,6 +21,8 @@ from provkit.line.layout import write_atomic
 
 DEVICE_CERT_NAMES: Final = ("mbed.LwM2MDeviceCert", "mbed.BootstrapDeviceCert")
 DEVICE_KEY_NAMES: Final = ("mbed.LwM2MDevicePrivateKey", "mbed.BootstrapDevicePrivateKey")
+CERT_NAME_OF_KEY: Final = dict(zip(DEVICE_KEY_NAMES, DEVICE_CERT_NAMES, strict=True))
+"""The device certificate (chain) stored for each device key name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,7 @@ class Preparer:
         try:
             request = self.api.prepare_device_configuration(job.endpoint_name, job.serial_number)
             config_data = bytes(request.config_data)
-            cert_sha, cert_serial, key_mode = _describe(config_data)
+            cert_sha, cert_serial, key_mode = describe_bundle(config_data)
         except ProvkitError as exc:
             return PreparedBundle(job.attempt_id, error_code=exc.code, error_message=str(exc))
         except ValueError as exc:  # the FCU produced a bundle its own decoder refuses
@@ -125,8 +127,13 @@ def _hex(fingerprint: bytes | str) -> str:
     return fingerprint.hex() if isinstance(fingerprint, bytes) else fingerprint.replace(":", "").lower()
 
 
-def _describe(config_data: bytes) -> tuple[str | None, str | None, str]:
-    """Device certificate fingerprint and serial, and the key mode, read from the bundle."""
+def describe_bundle(config_data: bytes) -> tuple[str | None, str | None, str]:
+    """Device certificate fingerprint and serial, and the key mode, read from a bundle.
+
+    The key mode is ``factory`` (the tool sends the device key), ``device`` (neither key
+    nor CSR request: the device keeps its own) or ``csr`` (``by_device``: the first
+    message asks the device for a CSR; its certificate travels in the second message).
+    """
     from provkit.crypto.x509 import load_certificate, sha256_fingerprint
     from provkit.wire.bundle import decode_bundle
 
