@@ -69,7 +69,7 @@ def _assert_every_field_recorded(attempt: Attempt, home: Path, out: Path, statio
     assert attempt.enrollment_id == "A-" + ":".join(
         fingerprint[i : i + 2].upper() for i in range(0, len(fingerprint), 2)
     )
-    assert attempt.station_id == station and attempt.key_mode == "factory"
+    assert attempt.station_id == station and attempt.key_mode == "by_tool"
     assert attempt.return_status == 0 and attempt.info_message == "The Factory process succeeded"
     assert attempt.warnings is not None and attempt.warnings.strip()
     assert attempt.endpoint_name.startswith("ep-") and attempt.serial_number.startswith("sn-")
@@ -155,11 +155,62 @@ def test_by_device_keys_get_their_certificate_before_counting_as_provisioned(
         verified = registry.find(state=AttemptState.VERIFIED)
     assert report.ok and farm.messages_served == 6  # CSR request, then the certificate message
     for index, attempt in enumerate(sorted(verified, key=lambda a: a.endpoint_name)):
-        assert attempt.key_mode == "csr" and attempt.enrollment_id and attempt.device_cert_serial
+        assert attempt.key_mode == "by_device" and attempt.enrollment_id and attempt.device_cert_serial
         kcm = Kcm(open_storage(tmp_path / "store" / f"device-{index:05d}.sqlite"))
         (stored,) = [i for i in kcm.list_items() if i.name == "mbed.BootstrapDeviceCert"]
         leaf = x509.load_der_x509_certificate(kcm.item_get(stored.name, ItemType(stored.type)))
         assert attempt.device_cert_sha256 == leaf.fingerprint(hashes.SHA256()).hex()
+
+
+def test_externally_supplied_keys_come_from_each_rows_folder(
+    supplied_home: Path, farm_factory: Callable[..., DeviceFarm], tmp_path: Path
+) -> None:
+    """externally_supplied: each row names its device's key folder; the bundle carries that
+    key and certificate, the registry records that certificate; a row without one fails
+    with the FCU's code (104) and the others go on."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes
+
+    from provkit.crypto import issue, keys, x509
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = keys.generate_p256()
+    ca = issue.create_ca(ca_key, {"common-name": "Supplier CA"}, now=now - dt.timedelta(days=3))
+    farm = farm_factory(3)
+    rows, expected = [], {}
+    for n, (h, p) in enumerate(farm.addresses()[:2]):
+        key = keys.generate_p256()
+        start = now - dt.timedelta(hours=1)
+        cert = issue.issue_device_certificate(
+            ca_key,
+            ca,
+            key.public_key(),
+            common_name=f"ep-{n}",
+            subject={},
+            not_before=start,
+            validity_years=20,
+        )
+        folder = tmp_path / f"keys-{n}"
+        folder.mkdir()
+        (folder / "BootstrapDevicePrivateKey.der").write_bytes(keys.private_key_der(key))
+        (folder / "BootstrapDeviceCert.der").write_bytes(x509.certificate_der(cert))
+        rows.append(f"{h}:{p},ep-{n},sn-{n},{folder}")
+        expected[f"ep-{n}"] = cert.fingerprint(hashes.SHA256()).hex()
+    h, p = farm.addresses()[2]
+    rows.append(f"{h}:{p},ep-2,sn-2,")
+    csv_path = tmp_path / "devices.csv"
+    csv_path.write_text("address,endpoint_name,serial_number,device_keys_location\n" + "\n".join(rows) + "\n")
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        report = Batch.open(tmp_path / "out", registry, csv_path, _options(supplied_home)).run()
+        recorded = {a.endpoint_name: a for a in registry.find()}
+    by_endpoint = {d.endpoint_name: d for d in report.devices}
+    for name, fingerprint in expected.items():
+        assert by_endpoint[name].status == "provisioned", by_endpoint[name]
+        assert recorded[name].device_cert_sha256 == fingerprint
+        assert recorded[name].key_mode == "externally_supplied"
+    assert by_endpoint["ep-2"].status == "failed" and by_endpoint["ep-2"].code == 104
+    assert farm.messages_served == 2
 
 
 def test_allocated_identities_from_pattern(

@@ -2,9 +2,11 @@
 
 Columns (header required, order free): ``address`` (``host:port`` of the device's
 factory agent; required), ``endpoint_name`` and ``serial_number`` (both given, or both
-empty to allocate them from the registry). A bad row or a row repeating an address or
-identity of an earlier row is reported as a :class:`InputProblem` and left out; the
-batch goes on with the others.
+empty to allocate them from the registry), and in ``externally_supplied`` key mode
+``device_keys_location`` (the folder with the device's own key and certificate, as
+the FCU's ``device_keys_location``; relative to the working directory). A bad row or
+a row repeating an address or identity of an earlier row is reported as a
+:class:`InputProblem` and left out; the batch goes on with the others.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from provkit.registry.allocation import check_identity_value, csv_records, read_
 
 REQUIRED_COLUMNS: Final = ("address",)
 _EXTRA: Final = "\x00extra"  # where DictReader puts surplus cells of a row
-KNOWN_COLUMNS: Final = frozenset({"address", "endpoint_name", "serial_number"})
+KNOWN_COLUMNS: Final = frozenset({"address", "endpoint_name", "serial_number", "device_keys_location"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,8 @@ class DeviceRow:
         port: device agent TCP port.
         endpoint_name: given endpoint name, or ``None`` to allocate.
         serial_number: given serial number, or ``None`` to allocate.
+        device_keys_location: ``externally_supplied`` mode: the folder holding this
+            device's key and certificate (relative to the working directory).
     """
 
     slot: str
@@ -43,6 +47,7 @@ class DeviceRow:
     port: int
     endpoint_name: str | None
     serial_number: str | None
+    device_keys_location: str | None = None
 
     @property
     def address(self) -> str:
@@ -96,7 +101,8 @@ def _row(line: int, record: dict[str, str]) -> DeviceRow:
             check_identity_value(serial, "serial_number")
     except AllocationError as exc:
         raise BatchError(exc.message) from exc
-    return DeviceRow(str(line), line, host, port, endpoint, serial)
+    keys = (record.get("device_keys_location") or "").strip() or None
+    return DeviceRow(str(line), line, host, port, endpoint, serial, keys)
 
 
 def parse_devices(text: str) -> DeviceList:

@@ -34,6 +34,8 @@ class PrepareJob:
     serial_number: str
     out_path: Path | None = None
     """Where the worker writes the bundle (then only its digest travels back)."""
+    device_keys_location: Path | None = None
+    """``externally_supplied``: the folder with this device's key and certificate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ class PreparedBundle:
     written_to: Path | None = None
     warnings: tuple[str, ...] = ()
     key_mode: str = ""
+    """fcu.yml ``device-key-generation-mode``: ``by_tool``, ``externally_supplied`` or ``by_device``."""
     device_cert_sha256: str | None = None
     device_cert_serial: str | None = None
     ca_sha256: str | None = None
@@ -82,9 +85,12 @@ class Preparer:
     def prepare(self, job: PrepareJob) -> PreparedBundle:
         """Prepare one bundle; FCU errors are returned, not raised."""
         try:
-            request = self.api.prepare_device_configuration(job.endpoint_name, job.serial_number)
+            request = self.api.prepare_device_configuration(
+                job.endpoint_name, job.serial_number, job.device_keys_location
+            )
             config_data = bytes(request.config_data)
-            cert_sha, cert_serial, key_mode = describe_bundle(config_data)
+            cert_sha, cert_serial = describe_bundle(config_data)
+            key_mode = str(self.api.config.key_mode)
         except ProvkitError as exc:
             return PreparedBundle(job.attempt_id, error_code=exc.code, error_message=str(exc))
         except ValueError as exc:  # the FCU produced a bundle its own decoder refuses
@@ -127,27 +133,23 @@ def _hex(fingerprint: bytes | str) -> str:
     return fingerprint.hex() if isinstance(fingerprint, bytes) else fingerprint.replace(":", "").lower()
 
 
-def describe_bundle(config_data: bytes) -> tuple[str | None, str | None, str]:
-    """Device certificate fingerprint and serial, and the key mode, read from a bundle.
+def describe_bundle(config_data: bytes) -> tuple[str | None, str | None]:
+    """The device certificate's SHA-256 fingerprint and serial, read from a bundle.
 
-    The key mode is ``factory`` (the tool sends the device key), ``device`` (neither key
-    nor CSR request: the device keeps its own) or ``csr`` (``by_device``: the first
-    message asks the device for a CSR; its certificate travels in the second message).
+    Both are ``None`` for a ``by_device`` first message (a CSR request): the
+    certificate travels in the second message.
     """
     from provkit.crypto.x509 import load_certificate, sha256_fingerprint
     from provkit.wire.bundle import decode_bundle
 
     bundle = decode_bundle(config_data)
-    key_mode = "factory" if any(k.name in DEVICE_KEY_NAMES for k in bundle.keys) else "device"
-    if bundle.csr_requests:
-        key_mode = "csr"
     # The device certificate travels alone or as the leaf of a chain, depending on the CA mode.
     candidates = [c.data for c in bundle.certificates if c.name in DEVICE_CERT_NAMES]
     candidates += [c.certificates[0] for c in bundle.certificate_chains if c.name in DEVICE_CERT_NAMES]
     for data in candidates:
         cert = load_certificate(data)
-        return _hex(sha256_fingerprint(cert)), format(cert.serial_number, "x"), key_mode
-    return None, None, key_mode
+        return _hex(sha256_fingerprint(cert)), format(cert.serial_number, "x")
+    return None, None
 
 
 # ---------------------------------------------------------------- worker processes

@@ -144,7 +144,7 @@ def _deliver(
         journal.mark_failed(attempt.id, BatchError.default_code, f"bundle {path} was altered")
         return
     follow_up = None
-    if attempt.key_mode == "csr":  # by_device: the certificate message follows the CSR answer
+    if attempt.key_mode == "by_device":  # the certificate message follows the CSR answer
         try:
             follow_up = csr_follow_up(checker.get(), bundle, attempt.endpoint_name, attempt.serial_number)
         except ProvkitError as exc:
@@ -155,7 +155,7 @@ def _deliver(
     delivery = exchange(host.strip("[]"), int(port), bundle, ctx.options.inject, follow_up)
     extra: dict[str, Any] = {"tries": attempt.tries + delivery.tries}
     if delivery.final_bundle is not None:
-        cert_sha, cert_serial, _ = describe_bundle(delivery.final_bundle)
+        cert_sha, cert_serial = describe_bundle(delivery.final_bundle)
         extra.update(device_cert_sha256=cert_sha, device_cert_serial=cert_serial)
     if delivery.response is None:
         error = delivery.error
