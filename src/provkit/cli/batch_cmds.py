@@ -116,7 +116,7 @@ def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--devices",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="devices.csv: address[,endpoint_name,serial_number] (needed to create the batch).",
+            help="devices.csv: address[,endpoint_name,serial_number][,device_keys_location] (new batch).",
         ),
         registry_option,
         station_option,

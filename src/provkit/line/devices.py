@@ -125,7 +125,7 @@ def parse_devices(text: str) -> DeviceList:
     if missing:
         raise BatchError(
             f"devices CSV has no {', '.join(missing)} column",
-            hint="the header must name address[,endpoint_name,serial_number]",
+            hint="the header must name address[,endpoint_name,serial_number][,device_keys_location]",
         )
     unknown = sorted(set(header) - KNOWN_COLUMNS)
     if unknown:
