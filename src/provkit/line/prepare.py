@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from provkit.errors import ProvkitError
+from provkit.codes import FcuErrorCode
+from provkit.errors import BatchError, ProvkitError
 from provkit.line.layout import write_atomic
 
 DEVICE_CERT_NAMES: Final = ("mbed.LwM2MDeviceCert", "mbed.BootstrapDeviceCert")
@@ -94,7 +95,8 @@ class Preparer:
         except ProvkitError as exc:
             return PreparedBundle(job.attempt_id, error_code=exc.code, error_message=str(exc))
         except ValueError as exc:  # the FCU produced a bundle its own decoder refuses
-            return PreparedBundle(job.attempt_id, error_code=100, error_message=f"unusable bundle: {exc}")
+            code = int(FcuErrorCode.GENERAL)
+            return PreparedBundle(job.attempt_id, error_code=code, error_message=f"unusable bundle: {exc}")
         written_to = None
         if job.out_path is not None:
             # Writing in the worker keeps the parent (which shares the cores) nearly idle.
@@ -103,7 +105,9 @@ class Preparer:
                 write_atomic(job.out_path, config_data, durable=False)
             except OSError as exc:
                 return PreparedBundle(
-                    job.attempt_id, error_code=4100, error_message=f"cannot write {job.out_path}: {exc}"
+                    job.attempt_id,
+                    error_code=BatchError.default_code,
+                    error_message=f"cannot write {job.out_path}: {exc}",
                 )
             written_to = job.out_path
         return PreparedBundle(
