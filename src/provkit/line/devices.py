@@ -63,6 +63,8 @@ class InputProblem:
     line: int
     reason: str
     code: int = BatchError.default_code
+    address: str = ""
+    """The row's ``address`` cell as written (to find the device on the line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,16 +145,16 @@ def parse_devices(text: str) -> DeviceList:
         try:
             row = _row(line, record)
         except BatchError as exc:
-            problems.append(InputProblem(str(line), line, f"line {line}: {exc.message}"))
+            address = str(record.get("address") or "").strip()
+            problems.append(InputProblem(str(line), line, f"line {line}: {exc.message}", address=address))
             continue
         keys = [f"address {row.address}"]
         if row.endpoint_name is not None:
             keys += [f"endpoint name {row.endpoint_name}", f"serial number {row.serial_number}"]
         clash = next((key for key in keys if key in seen), None)
         if clash is not None:
-            problems.append(
-                InputProblem(row.slot, line, f"line {line}: duplicate {clash} (line {seen[clash]})")
-            )
+            reason = f"line {line}: duplicate {clash} (line {seen[clash]})"
+            problems.append(InputProblem(row.slot, line, reason, address=row.address))
             continue
         seen.update(dict.fromkeys(keys, line))
         rows.append(row)
