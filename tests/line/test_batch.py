@@ -162,6 +162,30 @@ def test_by_device_keys_get_their_certificate_before_counting_as_provisioned(
         assert attempt.device_cert_sha256 == leaf.fingerprint(hashes.SHA256()).hex()
 
 
+def test_by_device_refusal_of_the_csr_message_is_reported_per_device(
+    by_device_home: Path,
+    farm_factory: Callable[..., DeviceFarm],
+    devices_csv: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """A device failing the CSR message gets no certificate message: 1004 with its status."""
+    from provkit.line.farm import fcc_device
+
+    refusal = encode_response(BundleResponse(21, "Failed to generate key\n"))
+
+    def factory(index: int) -> Callable[[bytes, bool], bytes | None]:
+        return (lambda message, first: refusal) if index == 0 else fcc_device(":memory:")
+
+    farm = farm_factory(2, factory)
+    csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses())
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        report = Batch.open(tmp_path / "out", registry, csv_path, _options(by_device_home)).run()
+    first, second = report.devices
+    assert second.status == "provisioned" and farm.messages_served == 3
+    assert first.status == "failed" and first.code == int(FtErrorCode.DEVICE_EXECUTION_FAILED)
+    assert first.return_status == 21 and first.reason.startswith("Execution failed on device with error #21")
+
+
 def test_externally_supplied_keys_come_from_each_rows_folder(
     supplied_home: Path, farm_factory: Callable[..., DeviceFarm], tmp_path: Path
 ) -> None:
@@ -298,7 +322,11 @@ def test_bad_devices_fail_individually_and_the_rest_succeed(
     by_endpoint = {d.endpoint_name: d for d in report.devices}
     assert provisioned == {"ep-0", "ep-3"}
     assert by_endpoint["ep-1"].status == "failed" and "garbage" in by_endpoint["ep-1"].reason
-    assert by_endpoint["ep-2"].status == "failed" and "Item does not exist" in by_endpoint["ep-2"].reason
+    refused = by_endpoint["ep-2"]
+    assert refused.status == "failed" and refused.code == int(FtErrorCode.DEVICE_EXECUTION_FAILED)
+    expected = "Execution failed on device with error #25: Item does not exist:mbed.EndpointName"
+    assert refused.reason == expected
+    assert refused.return_status == 25
     unreachable = by_endpoint["ep-unreachable"]
     assert unreachable.status == "failed" and unreachable.code == int(FtErrorCode.TCP_CONNECT_FAILED)
     rejected = [d for d in report.devices if d.status == "rejected"]

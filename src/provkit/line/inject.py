@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from provkit.codes import FtErrorCode
 from provkit.errors import DuplicateIdentityError, ProvkitError, TransportError
 from provkit.registry import Attempt, AttemptState
 
@@ -242,9 +243,10 @@ def check_and_record(
         reason = (
             "; ".join(dict.fromkeys(part for part in [message, *errors] if part)) or "device reported failure"
         )
-        registry.mark_failed(
-            attempt.id, int(result.status) or None, f"device refused the bundle: {reason}", **values
-        )
+        # The tool's code, as ft_demo reports it; the device's own status is return_status.
+        failed = FtErrorCode.DEVICE_EXECUTION_FAILED
+        reason = f"{failed.format(int(result.status))}: {reason}"
+        registry.mark_failed(attempt.id, int(failed), reason, **values)
         return
     warnings = [str(getattr(w, "message", w)) for w in getattr(result, "warnings", ()) or ()]
     if warnings or "warnings" not in values:

@@ -14,7 +14,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Self
 
-from provkit.errors import BatchError, ProvkitError
+from provkit.codes import FtErrorCode
+from provkit.errors import BatchError, DeviceResponseError, ProvkitError
 from provkit.line.context import BatchContext
 from provkit.line.inject import AttemptRecorder, conclude, csr_follow_up, exchange, verify_attempt
 from provkit.line.journal import Journal
@@ -160,7 +161,12 @@ def _deliver(
     if delivery.response is None:
         error = delivery.error
         code = None if error is None else error.code
-        journal.mark_failed(attempt.id, code, f"device {attempt.address}: {error}", **extra)
+        reason = f"device {attempt.address}: {error}"
+        if isinstance(error, DeviceResponseError):  # by_device: the CSR message was refused
+            failed = FtErrorCode.DEVICE_EXECUTION_FAILED
+            extra.update(return_status=error.code, info_message=error.message)
+            code, reason = int(failed), f"{failed.format(error.code)}: {error.message}"
+        journal.mark_failed(attempt.id, code, reason, **extra)
         return
     # With verify the answer is checked first and recorded with its verdict in one
     # transaction; killed before that, the attempt is still "sending" (see batch.py).
