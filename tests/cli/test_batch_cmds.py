@@ -58,12 +58,16 @@ def test_batch_run_with_pattern_then_registry_export(home: Path, tmp_path: Path)
             "cli",
             "--workers",
             "1",
-            "--no-progress",
         ]
         args += ["--report", str(tmp_path / "copy.json")]
         result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "provisioned" in result.output and "report:" in result.output
+    # The progress bars (count, rate, ETA), then the summary table, then the report path.
+    bars = [line for line in result.output.splitlines() if "3/3" in line]
+    assert {line.split()[0] for line in bars} == {"prepare", "inject"}
+    assert all("dev/s" in line and "ETA" in line for line in bars)
+    assert "status" in result.output and "provisioned" in result.output and "report:" in result.output
+    assert (home / "registry.sqlite").is_file()  # the default registry lives in the FCU home
     assert json.loads((tmp_path / "copy.json").read_text())["counts"] == {"provisioned": 3}
     exported = CliRunner().invoke(cli, ["--home-dir", str(home), "registry", "export", "--format", "csv"])
     lines = exported.output.strip().splitlines()
@@ -120,6 +124,39 @@ def test_bad_pattern_and_missing_batch_are_clear_errors(home: Path, tmp_path: Pa
         cli, ["--home-dir", str(home), "batch", "verify", "--out", str(tmp_path / "none")]
     )
     assert empty.exit_code == 1 and "Error 4100" in empty.output
+
+
+@pytest.mark.parametrize(
+    ("option", "content", "expected"),
+    [
+        ("--identities", b"\xbe\xef\x00garbage", "Error 4002: cannot read identity CSV"),
+        ("--identities", b"a,1\n" + b"x" * 200_000 + b",2\n", "Error 4002: identity CSV line 2: unreadable"),
+        ("--devices", b"\xbe\xef\x00garbage", "Error 4100: cannot read devices file"),
+    ],
+)
+def test_unreadable_input_files_are_clear_errors(
+    home: Path, tmp_path: Path, option: str, content: bytes, expected: str
+) -> None:
+    """Binary or over-long input is refused with its code, never a traceback."""
+    devices = tmp_path / "d.csv"
+    devices.write_text("address\n127.0.0.1:1\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(content)
+    files = {"--devices": devices, option: bad}
+    args = ["--home-dir", str(home), "batch", "prepare", "--out", str(tmp_path / "b"), "--no-progress"]
+    for name, path in files.items():
+        args += [name, str(path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and expected in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_farm_storage_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    """``device farm --storage`` naming a file fails with a message, not a traceback."""
+    target = tmp_path / "file"
+    target.write_text("x")
+    result = CliRunner().invoke(cli, ["device", "farm", "--count", "2", "--storage", str(target)])
+    assert result.exit_code == 1 and "farm's storage directory" in result.output, result.output
 
 
 def test_device_farm_command_serves_until_terminated(tmp_path: Path) -> None:

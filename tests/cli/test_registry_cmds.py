@@ -55,6 +55,14 @@ def test_show_and_stats(registry_path: str) -> None:
     }
 
 
+def test_show_by_attempt_id(registry_path: str) -> None:
+    """show also takes an attempt id; an unknown id is a registry error."""
+    code, output = _run("show", "--registry", registry_path, "3")
+    assert code == 0 and [(a["id"], a["state"]) for a in json.loads(output)] == [(3, "failed")]
+    code, output = _run("show", "--registry", registry_path, "99")
+    assert code == 1 and "Error 4000: no attempt with id 99" in output
+
+
 def test_show_unknown_endpoint_is_an_error(registry_path: str) -> None:
     """Showing an unknown endpoint exits 1 with the registry error code."""
     code, output = _run("show", "--registry", registry_path, "nope")

@@ -24,6 +24,33 @@ def fcu_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+def _home_in_key_mode(fcu_home: Path, factory: pytest.TempPathFactory, mode: str) -> Path:
+    """A copy of ``fcu_home`` (same CA) with another ``device-key-generation-mode``."""
+    import shutil
+
+    home = factory.mktemp(f"{mode}-home") / "home"
+    shutil.copytree(fcu_home, home)
+    config = home / "config" / "fcu.yml"
+    lines = config.read_text(encoding="utf-8").splitlines()
+    found = [n for n, line in enumerate(lines) if line.startswith("device-key-generation-mode:")]
+    assert len(found) == 1
+    lines[found[0]] = f"device-key-generation-mode: {mode}"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return home
+
+
+@pytest.fixture(scope="session")
+def by_device_home(fcu_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The FCU home in ``by_device`` key mode (the CSR flow)."""
+    return _home_in_key_mode(fcu_home, tmp_path_factory, "by_device")
+
+
+@pytest.fixture(scope="session")
+def supplied_home(fcu_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The FCU home in ``externally_supplied`` key mode."""
+    return _home_in_key_mode(fcu_home, tmp_path_factory, "externally_supplied")
+
+
 @pytest.fixture
 def farm_factory() -> Iterator[Callable[..., DeviceFarm]]:
     """Start farms on ephemeral loopback ports; all are closed after the test."""

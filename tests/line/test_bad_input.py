@@ -6,20 +6,23 @@ non-response CBOR (test_batch.py), a SQLite registry vanishing mid-batch (test_f
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
 import pytest
 
-from provkit.codes import FtErrorCode
+from provkit.codes import FtcdCommStatus, FtErrorCode
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm, SessionHandler, fcc_device
 from provkit.line.inject import InjectSettings
 from provkit.registry import AttemptState, Registry
+from provkit.wire.framing import Frame, RequestReader, encode_response
 from support import pg
 
 pytestmark = pytest.mark.integration
@@ -48,12 +51,13 @@ class RawDevice:
             except OSError:
                 return
             self.connections += 1
-            with conn:
-                try:
-                    conn.recv(65536)
-                    self._reply(conn)
-                except OSError:
-                    pass
+            with conn, contextlib.suppress(OSError):
+                self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        """Serve one connection: read the bundle's first bytes, then ``reply``."""
+        conn.recv(65536)
+        self._reply(conn)
 
     def close(self) -> None:
         self._server.close()
@@ -70,6 +74,93 @@ def raw_device() -> Iterator[Callable[[Callable[[socket.socket], None]], RawDevi
     yield start
     for device in devices:
         device.close()
+
+
+class FlakyDevice(RawDevice):
+    """Hangs up on its first ``failures`` connections (bundle read, no answer), then answers
+    as a real FCC device: a transport failure that a new connection cures."""
+
+    def __init__(self, failures: int) -> None:
+        self._failures = failures
+        self._device = fcc_device(":memory:")
+        super().__init__(lambda conn: None)
+
+    def handle(self, conn: socket.socket) -> None:
+        """Read one request frame; hang up or answer it."""
+        hang_up = self.connections <= self._failures
+        reader = RequestReader()
+        event = None
+        while event is None:
+            data = conn.recv(65536)
+            if not data:
+                return
+            reader.feed(data)
+            event = reader.next_event()
+        if hang_up or not isinstance(event, Frame):
+            return
+        body = self._device(event.message, True)
+        conn.sendall(encode_response(FtcdCommStatus.SUCCESS, body, token=event.token))
+
+
+def test_transport_failures_are_retried_and_tries_recorded(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], tmp_path: Path
+) -> None:
+    """A dropped connection is retried on a new one (--retries), the tries used are recorded;
+    a device that answers a failure status is not retried."""
+    once, always = FlakyDevice(failures=1), FlakyDevice(failures=99)
+    farm = farm_factory(1, lambda index: lambda message, first: None)  # answers status 9
+    ((h, p),) = farm.addresses()
+    rows = [
+        f"127.0.0.1:{once.port},ep-once,sn-once",
+        f"127.0.0.1:{always.port},ep-always,sn-always",
+        f"{h}:{p},ep-status,sn-status",
+    ]
+    options = replace(
+        _options(fcu_home),
+        inject=InjectSettings(timeout_s=5, connect_timeout_s=2, retries=2, retry_delay_s=0.01),
+    )
+    try:
+        with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+            report = Batch.open(tmp_path / "out", registry, _write(tmp_path / "d.csv", rows), options).run()
+            recorded = {a.endpoint_name: a for a in registry.find()}
+    finally:
+        once.close()
+        always.close()
+    by_endpoint = {d.endpoint_name: d for d in report.devices}
+    assert by_endpoint["ep-once"].status == "provisioned" and by_endpoint["ep-once"].tries == 2
+    assert once.connections == 2 and recorded["ep-once"].tries == 2
+    failed = by_endpoint["ep-always"]
+    assert failed.status == "failed" and failed.code == int(FtErrorCode.TCP_RECEIVE_FAILED)
+    assert always.connections == 3 and recorded["ep-always"].tries == 3
+    refused = by_endpoint["ep-status"]
+    assert refused.status == "failed" and refused.code == int(FtErrorCode.DEVICE_COMMUNICATION)
+    assert farm.messages_served == 1 and recorded["ep-status"].tries == 1
+
+
+def test_concurrency_devices_are_in_flight_at_once(
+    fcu_home: Path, raw_device: Callable[[Callable[[socket.socket], None]], RawDevice], tmp_path: Path
+) -> None:
+    """With --concurrency 4, four devices hold their bundle at the same moment: each waits
+    on a barrier that only four simultaneous exchanges can pass."""
+    # The devices give up on the barrier well before the tool gives up on them, so devices
+    # served one after the other could never pass it together.
+    barrier = threading.Barrier(4, timeout=10)
+    met: list[bool] = []
+
+    def wait_for_the_others(conn: socket.socket) -> None:
+        try:
+            barrier.wait()
+            met.append(True)
+        except threading.BrokenBarrierError:
+            met.append(False)
+
+    devices = [raw_device(wait_for_the_others) for _ in range(4)]
+    rows = [f"127.0.0.1:{d.port},ep-{n},sn-{n}" for n, d in enumerate(devices)]
+    options = replace(_options(fcu_home, concurrency=4), inject=InjectSettings(timeout_s=60, retries=0))
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        report = Batch.open(tmp_path / "out", registry, _write(tmp_path / "d.csv", rows), options).run()
+    assert met == [True] * 4
+    assert report.counts() == {"failed": 4}  # they hang up after the barrier: reported, not hidden
 
 
 def _write(path: Path, rows: list[str]) -> Path:

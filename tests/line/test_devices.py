@@ -34,6 +34,7 @@ def test_rows_with_and_without_identities() -> None:
         ("h:1,ep,sn,extra", "wrong number of columns"),
         ("h:1", "wrong number of columns"),
         ("h:1,e\x01p,sn", "non-printable"),
+        ("h:1," + "x" * 200_000 + ",sn", "unreadable CSV row: field larger than field limit"),
     ],
 )
 def test_bad_rows_become_problems_and_others_survive(row: str, reason: str) -> None:
@@ -42,6 +43,7 @@ def test_bad_rows_become_problems_and_others_survive(row: str, reason: str) -> N
     assert [r.endpoint_name for r in parsed.rows] == ["ok"]
     (problem,) = parsed.problems
     assert problem.line == 2 and reason in problem.reason and problem.code == 4100
+    assert problem.address == ("" if "unreadable" in reason else row.split(",")[0])
 
 
 def test_duplicates_in_input_are_reported() -> None:
@@ -52,12 +54,16 @@ def test_duplicates_in_input_are_reported() -> None:
     )
     assert [r.endpoint_name for r in parsed.rows] == ["ep-1", "ep-5"]
     reasons = [p.reason for p in parsed.problems]
+    assert [p.address for p in parsed.problems] == ["h:1", "h:3", "h:4"]  # the operator finds the device
     assert "duplicate address h:1 (line 2)" in reasons[0]
     assert "duplicate endpoint name ep-1" in reasons[1]
     assert "duplicate serial number sn-1" in reasons[2]
 
 
-@pytest.mark.parametrize("text", ["", "endpoint_name,serial_number\nep,sn\n", "address,colour\nh:1,red\n"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "endpoint_name,serial_number\nep,sn\n", "address,colour\nh:1,red\n", "address,address\nh:1,h:2\n"],
+)
 def test_unusable_header_is_a_batch_error(text: str) -> None:
     """A file without the address column or with unknown columns is refused as a whole."""
     with pytest.raises(BatchError):

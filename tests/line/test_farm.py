@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from provkit.codes import FtcdCommStatus
-from provkit.errors import TransportError
+from provkit.errors import StorageError, TransportError
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm, fcc_device
 from provkit.line.inject import InjectSettings
@@ -63,6 +63,40 @@ def _read_response(sock: socket.socket) -> object:
     return event
 
 
+def _free_run(count: int) -> int:
+    """A first port with ``count`` consecutive free ports after it (checked by binding them)."""
+    for _ in range(50):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        first = probe.getsockname()[1]
+        probe.close()
+        if first + count > 65535:
+            continue
+        held = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise AssertionError("no run of free ports found")
+
+
+def test_base_port_gives_device_i_port_base_plus_i() -> None:
+    """With ``base_port`` the devices listen on consecutive ports, device i on base + i."""
+    base = _free_run(4)
+    with DeviceFarm(4, base_port=base) as farm:
+        assert farm.ports == [base, base + 1, base + 2, base + 3]
+        with socket.create_connection(("127.0.0.1", base + 3), timeout=10) as sock:
+            sock.sendall(encode_request(b"\xa0", FCC_TOKEN))
+            assert getattr(_read_response(sock), "status", None) == FtcdCommStatus.SUCCESS
+
+
 def test_busy_port_is_a_transport_error() -> None:
     """Binding a farm on a port already in use fails cleanly with TransportError."""
     holder = socket.socket()
@@ -73,6 +107,16 @@ def test_busy_port_is_a_transport_error() -> None:
             DeviceFarm(2, base_port=holder.getsockname()[1]).bind()
     finally:
         holder.close()
+
+
+def test_storage_path_that_is_a_file_is_a_storage_error(tmp_path: Path) -> None:
+    """``--storage`` naming a file (not a directory) fails cleanly before any port is bound."""
+    not_a_dir = tmp_path / "store"
+    not_a_dir.write_text("x")
+    farm = DeviceFarm(2, storage=not_a_dir)
+    with pytest.raises(StorageError, match="farm's storage directory"):
+        farm.bind()
+    assert farm.ports == []
 
 
 def test_registry_vanishing_mid_batch_records_nothing_false_and_resumes(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import Connection
 
 from provkit.errors import RegistryError
 from provkit.line.journal import Journal
-from provkit.registry import AttemptState, NewAttempt, Registry
+from provkit.registry import AttemptState, NewAttempt, Registry, StateChange
 
 
 def _attempts(registry: Registry, names: list[str]) -> list[int]:
@@ -71,3 +74,47 @@ def test_journal_write_ahead_mark_raises_when_registry_is_gone(tmp_path: Path) -
         registry.engine.dispose()
         with Journal(registry) as journal, pytest.raises(RegistryError):
             journal.mark_sending(attempt)
+
+
+class _OrderedRegistry(Registry):
+    """A registry noting the order of the journal's commits; the first one waits for ``gate``."""
+
+    def __init__(self, inner: Registry, gate: threading.Event) -> None:
+        super().__init__(inner.engine, station_id=inner.station_id)
+        self.gate = gate
+        self.waiting = threading.Event()
+        self.order: list[str] = []
+
+    def apply_changes(self, items: Sequence[StateChange], connection: Connection | None = None) -> list[bool]:
+        if not self.order:
+            self.waiting.set()
+            self.gate.wait(30)
+        self.order += [f"{c.state}:{c.attempt_id}" for c in items]
+        return super().apply_changes(items, connection)
+
+    def mark_verified(self, attempt_id: int, *, reprovision: bool = False, **values: Any) -> None:
+        self.order.append(f"reprovision:{attempt_id}")
+        super().mark_verified(attempt_id, reprovision=reprovision, **values)
+
+
+def test_journal_keeps_a_reprovision_verdict_before_the_next_sending_mark(tmp_path: Path) -> None:
+    """A --reprovision verdict is settled alone, but still before the changes queued after it:
+    a thread's next bundle never leaves before its previous outcome is recorded."""
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as plain:
+        first, verdict, later = _attempts(plain, ["a", "b", "c"])
+        gate = threading.Event()
+        registry = _OrderedRegistry(plain, gate)
+        with Journal(registry) as journal:
+            journal.update_attempt(first, AttemptState.INJECTED)  # the writer waits on the gate with it
+            assert registry.waiting.wait(30)
+            journal.mark_verified(verdict, reprovision=True)
+            sender = threading.Thread(target=journal.mark_sending, args=(later,))
+            sender.start()
+            for _ in range(3000):  # until both are queued behind the waiting writer: one group
+                if journal._queue.qsize() == 2:
+                    break
+                threading.Event().wait(0.01)
+            gate.set()
+            sender.join()
+        assert registry.order == [f"injected:{first}", f"reprovision:{verdict}", f"sending:{later}"]
+        assert plain.get_attempt(verdict).state is AttemptState.VERIFIED

@@ -17,7 +17,7 @@ import pytest
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
 from provkit.line.inject import InjectSettings
-from provkit.registry import AttemptState, Registry
+from provkit.registry import TERMINAL_STATES, AttemptState, Registry
 from provkit.transport.links import TcpLink
 
 pytestmark = pytest.mark.integration
@@ -36,6 +36,11 @@ def _assert_each_provisioned_once(registry: Registry, batch_id: str, count: int)
     verified = Counter(a.endpoint_name for a in registry.find(state=AttemptState.VERIFIED))
     assert len(verified) == count and set(verified.values()) == {1}
     assert registry.stats().provisioned == count
+    # Nothing lost on the way: every interrupted or failed attempt is closed and points
+    # at the attempt that replaced it.
+    every = registry.find(batch_id=batch_id)
+    assert all(a.state in TERMINAL_STATES for a in every)
+    assert all(a.superseded_by_id is not None for a in every if a.state is not AttemptState.VERIFIED)
 
 
 def test_lost_response_is_superseded_and_reinjected(
@@ -63,10 +68,10 @@ def test_lost_response_is_superseded_and_reinjected(
         _assert_each_provisioned_once(registry, batch.batch_id, 3)
 
 
-def _start_batch(home: Path, csv_path: Path, out: Path, registry: Path) -> subprocess.Popen[bytes]:
+def _start_batch(home: Path, csv_path: Path, out: Path, registry: str) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "provkit.cli", "--home-dir", str(home), "batch", "run",
-        "--devices", str(csv_path), "--out", str(out), "--registry", str(registry),
+        "--devices", str(csv_path), "--out", str(out), "--registry", registry,
         "--workers", "1", "--concurrency", "4", "--retries", "0", "--no-progress",
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
@@ -80,43 +85,48 @@ def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[bytes]) -> N
         time.sleep(0.01)
 
 
-def _states(registry_path: Path) -> Counter[str]:
-    if not registry_path.exists():
+def _states(registry_url: str) -> Counter[str]:
+    if "://" not in registry_url and not Path(registry_url).exists():
         return Counter()
     try:
-        with Registry.open(registry_path, station_id="probe", migrate=False) as registry:
+        with Registry.open(registry_url, station_id="probe", migrate=False) as registry:
             return Counter({k: v for k, v in registry.stats().by_state.items()})
     except Exception:  # the schema may not exist yet while the batch starts
         return Counter()
 
 
 def test_batch_killed_repeatedly_then_resumed_provisions_each_once(
-    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
+    fcu_home: Path,
+    farm_factory: Callable[..., DeviceFarm],
+    devices_csv: Callable[..., Path],
+    registry_url: str,
+    tmp_path: Path,
 ) -> None:
-    """SIGKILL during preparation and during injection, then a resume: every device exactly once."""
+    """SIGKILL during preparation and during injection, then a resume: every device exactly once
+    (on a SQLite file and on PostgreSQL)."""
     count = 40
     farm = farm_factory(count)
     csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses())
-    out, registry_path = tmp_path / "out", tmp_path / "r.sqlite"
+    out = tmp_path / "out"
     kill_points: list[Callable[[], bool]] = [
-        lambda: sum(_states(registry_path).values()) > 0,  # attempts recorded, preparing
-        lambda: _states(registry_path)["verified"] >= 5,  # injecting
-        lambda: _states(registry_path)["verified"] >= 25,
+        lambda: sum(_states(registry_url).values()) > 0,  # attempts recorded, preparing
+        lambda: _states(registry_url)["verified"] >= 5,  # injecting
+        lambda: _states(registry_url)["verified"] >= 25,
     ]
     killed = 0
     for point in kill_points:
-        proc = _start_batch(fcu_home, csv_path, out, registry_path)
+        proc = _start_batch(fcu_home, csv_path, out, registry_url)
         _wait_for(point, proc)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         killed += proc.returncode == -signal.SIGKILL
-        print("killed at", dict(_states(registry_path)))
+        print("killed at", dict(_states(registry_url)))
     assert killed >= 2  # the kills really interrupted running batches
-    proc = _start_batch(fcu_home, csv_path, out, registry_path)
+    proc = _start_batch(fcu_home, csv_path, out, registry_url)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr.decode()
     batch_id = json.loads((out / "batch.json").read_text())["batch_id"]
-    with Registry.open(registry_path, station_id="check") as registry:
+    with Registry.open(registry_url, station_id="check") as registry:
         _assert_each_provisioned_once(registry, batch_id, count)
     assert json.loads((out / "report.json").read_text())["counts"] == {"provisioned": count}

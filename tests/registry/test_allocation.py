@@ -41,6 +41,17 @@ def test_pattern_allocation_skips_values_taken_elsewhere(registry_url: str) -> N
     assert got == [Identity("p-000002", "SN000002")]
 
 
+def test_pattern_allocation_skips_values_attempts_used(registry_url: str) -> None:
+    """Endpoint names or serials some attempt used (given explicitly), or listed to avoid, are skipped."""
+    from provkit.registry import NewAttempt
+
+    pattern = IdentityPattern("p-{seq:06d}", "SN{seq:06d}")
+    with Registry.open(registry_url, station_id="s") as registry:
+        registry.record_attempts(None, [NewAttempt("p-000001", "other"), NewAttempt("other", "SN000002")])
+        got = registry.allocate(pattern, 2, avoid={"p-000004"})
+    assert got == [Identity("p-000003", "SN000003"), Identity("p-000005", "SN000005")]
+
+
 def test_csv_pool_is_claimed_in_order_once(registry_url: str) -> None:
     """CSV pool entries are handed out in file order and each only once."""
     identities = parse_identity_csv("endpoint_name,serial_number\na,1\nb,2\nc,3\n")
@@ -61,6 +72,7 @@ def test_csv_pool_is_claimed_in_order_once(registry_url: str) -> None:
         ("a,1\nb,1\n", "duplicate identity"),
         ("a\x07,1\n", "non-printable"),
         ("x" * 300 + ",1\n", "longer than"),
+        ("a,1\n" + "x" * 200_000 + ",2\n", "line 2: unreadable: field larger than field limit"),
     ],
 )
 def test_bad_identity_csv_names_the_line(text: str, reason: str) -> None:

@@ -24,6 +24,46 @@ def test_open_creates_schema_at_head(registry_url: str) -> None:
     assert {"attempts", "provisioned", "sequences", "allocations", "pool_entries", "alembic_version"} <= names
 
 
+def test_migrations_build_exactly_the_model_schema(registry_url: str) -> None:
+    """The Alembic migrations, not the model, create the schema, and they agree column for column."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from provkit.registry.schema import metadata
+
+    with Registry.open(registry_url, station_id="s") as registry, registry.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert context.get_current_revision() == "0001"
+        assert compare_metadata(context, metadata) == []
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u@h:5432/db", "postgresql+psycopg://u@h:5432/db"),
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("/var/lib/r.sqlite", "sqlite:////var/lib/r.sqlite"),
+    ],
+)
+def test_plain_postgresql_urls_use_psycopg_3(given: str, expected: str) -> None:
+    """``postgresql://`` (what libpq users write) is driven by psycopg 3, not psycopg2."""
+    from provkit.registry.engine import normalise_url
+
+    assert normalise_url(given) == expected
+
+
+@pytest.mark.integration
+@pytest.mark.postgres
+def test_registry_opens_from_a_plain_postgresql_url(pg_url: str) -> None:
+    """A ``postgresql://`` URL reaches the real server and migrates it."""
+    plain = "postgresql://" + pg_url.split("://", 1)[1]
+    with Registry.open(plain, station_id="s") as registry:
+        assert registry.engine.dialect.driver == "psycopg"
+        _provision(registry, "ep-1", "sn-1")
+        assert registry.stats().provisioned == 1
+
+
 def test_open_twice_is_idempotent(registry_url: str) -> None:
     """A second open of a migrated registry keeps the data."""
     with Registry.open(registry_url, station_id="s1") as registry:
@@ -55,6 +95,8 @@ def test_second_provisioning_of_endpoint_is_refused(registry_url: str) -> None:
         assert caught.value.code == 4001
         failed = registry.find(endpoint_name="ep-1", state=AttemptState.FAILED)
         assert len(failed) == 1 and "already provisioned" in (failed[0].error_message or "")
+        # The refused device's own result is kept on its attempt.
+        assert failed[0].device_cert_sha256 == "ab" * 32 and failed[0].return_status == 0
         assert registry.get_attempt(first).state is AttemptState.VERIFIED
         assert registry.stats().provisioned == 1
 

@@ -27,11 +27,12 @@ from rich.table import Table
 from rich.text import Text
 
 from provkit.cli._state import CliState
-from provkit.errors import BatchError
+from provkit.errors import AllocationError, BatchError
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.inject import InjectSettings
 from provkit.line.outcome import BatchReport, DeviceOutcome
 from provkit.registry import IdentityPattern, Registry, parse_identity_csv
+from provkit.registry.allocation import read_csv_file
 
 
 def default_registry(state: CliState | None) -> str:
@@ -66,8 +67,12 @@ class _RateColumn(ProgressColumn):
     """Devices per second."""
 
     def render(self, task: Task) -> Text:
-        """Render the task's speed."""
-        speed = task.finished_speed or task.speed
+        """Render the task's speed: the recent rate while running, the average once done."""
+        speed = task.speed
+        if task.finished and task.elapsed:
+            # Results arrive in bursts (chunks from the worker pool): the windowed rate
+            # of the last burst says little; the step's average does.
+            speed = task.completed / task.elapsed
         return Text("-- dev/s" if speed is None else f"{speed:,.1f} dev/s", style="progress.data.speed")
 
 
@@ -111,7 +116,7 @@ def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--devices",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="devices.csv: address[,endpoint_name,serial_number] (needed to create the batch).",
+            help="devices.csv: address[,endpoint_name,serial_number][,device_keys_location] (new batch).",
         ),
         registry_option,
         station_option,
@@ -154,11 +159,7 @@ def _run_step(ctx: click.Context, step: str, **opts: Any) -> None:
         pattern = IdentityPattern(
             opts["endpoint_pattern"], opts["serial_pattern"] or "", prefix=opts["prefix"]
         )
-    pool = None
-    if opts["identities"] is not None:
-        identities_file: Path = opts["identities"]
-        pool = f"csv:{identities_file.name}"[:128]
-        registry.load_pool(pool, parse_identity_csv(identities_file.read_text(encoding="utf-8-sig")))
+    pool = None if opts["identities"] is None else load_identity_pool(registry, opts["identities"])
     options = BatchOptions(
         home_dir=state.home_dir,
         config_file=state.config_file,
@@ -190,6 +191,18 @@ def _run_step(ctx: click.Context, step: str, **opts: Any) -> None:
     click.echo(f"report: {batch.layout.report}")
     if not report.ok:
         raise SystemExit(1)
+
+
+def load_identity_pool(registry: Registry, path: Path) -> str:
+    """Add the identities of CSV ``path`` to its pool in the registry; returns the pool's name.
+
+    Raises:
+        AllocationError: the file cannot be read or has a bad row.
+    """
+    text = read_csv_file(path, AllocationError, "identity CSV")
+    pool = f"csv:{path.name}"[:128]
+    registry.load_pool(pool, parse_identity_csv(text))
+    return pool
 
 
 def print_summary(console: Console, report: BatchReport, max_failures: int = 20) -> None:

@@ -172,7 +172,7 @@ class Batch:
             for row in self.ctx.devices.rows:
                 self.ctx.notes.setdefault(row.slot, (exc.code, f"registry unavailable: {exc}"))
         outcomes: list[DeviceOutcome] = [
-            DeviceOutcome(p.slot, p.line, "", None, None, "rejected", code=p.code, reason=p.reason)
+            DeviceOutcome(p.slot, p.line, p.address, None, None, "rejected", code=p.code, reason=p.reason)
             for p in self.ctx.devices.problems
         ]
         for row in self.ctx.devices.rows:

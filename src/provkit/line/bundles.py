@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Any, Final
 
 from provkit.errors import BatchError, RegistryError
@@ -55,8 +56,15 @@ def prepare_bundles(ctx: BatchContext, todo: list[Attempt], on_recorded: Recorde
     if not todo:
         return
     by_id = {a.id: a for a in todo}
+    keys = {row.slot: row.device_keys_location for row in ctx.devices.rows if row.device_keys_location}
     jobs = [
-        PrepareJob(a.id, a.endpoint_name, a.serial_number, ctx.layout.bundle(a.id, a.endpoint_name))
+        PrepareJob(
+            a.id,
+            a.endpoint_name,
+            a.serial_number,
+            ctx.layout.bundle(a.id, a.endpoint_name),
+            Path(keys[a.slot]) if a.slot in keys else None,
+        )
         for a in todo
     ]
     results = prepare_many(

@@ -2,9 +2,11 @@
 
 Columns (header required, order free): ``address`` (``host:port`` of the device's
 factory agent; required), ``endpoint_name`` and ``serial_number`` (both given, or both
-empty to allocate them from the registry). A bad row or a row repeating an address or
-identity of an earlier row is reported as a :class:`InputProblem` and left out; the
-batch goes on with the others.
+empty to allocate them from the registry), and in ``externally_supplied`` key mode
+``device_keys_location`` (the folder with the device's own key and certificate, as
+the FCU's ``device_keys_location``; relative to the working directory). A bad row or
+a row repeating an address or identity of an earlier row is reported as a
+:class:`InputProblem` and left out; the batch goes on with the others.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from pathlib import Path
 from typing import Final
 
 from provkit.errors import AllocationError, BatchError
-from provkit.registry.allocation import check_identity_value
+from provkit.registry.allocation import check_identity_value, csv_records, read_csv_file
 
 REQUIRED_COLUMNS: Final = ("address",)
 _EXTRA: Final = "\x00extra"  # where DictReader puts surplus cells of a row
-KNOWN_COLUMNS: Final = frozenset({"address", "endpoint_name", "serial_number"})
+KNOWN_COLUMNS: Final = frozenset({"address", "endpoint_name", "serial_number", "device_keys_location"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,8 @@ class DeviceRow:
         port: device agent TCP port.
         endpoint_name: given endpoint name, or ``None`` to allocate.
         serial_number: given serial number, or ``None`` to allocate.
+        device_keys_location: ``externally_supplied`` mode: the folder holding this
+            device's key and certificate (relative to the working directory).
     """
 
     slot: str
@@ -43,6 +47,7 @@ class DeviceRow:
     port: int
     endpoint_name: str | None
     serial_number: str | None
+    device_keys_location: str | None = None
 
     @property
     def address(self) -> str:
@@ -58,6 +63,8 @@ class InputProblem:
     line: int
     reason: str
     code: int = BatchError.default_code
+    address: str = ""
+    """The row's ``address`` cell as written (to find the device on the line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +103,8 @@ def _row(line: int, record: dict[str, str]) -> DeviceRow:
             check_identity_value(serial, "serial_number")
     except AllocationError as exc:
         raise BatchError(exc.message) from exc
-    return DeviceRow(str(line), line, host, port, endpoint, serial)
+    keys = (record.get("device_keys_location") or "").strip() or None
+    return DeviceRow(str(line), line, host, port, endpoint, serial, keys)
 
 
 def parse_devices(text: str) -> DeviceList:
@@ -108,12 +116,18 @@ def parse_devices(text: str) -> DeviceList:
     """
     digest = hashlib.sha256(text.encode()).hexdigest()
     reader = csv.DictReader(io.StringIO(text), restkey=_EXTRA)
-    header = [name.strip() for name in reader.fieldnames or []]
+    try:
+        header = [name.strip() for name in reader.fieldnames or []]
+    except csv.Error as exc:
+        raise BatchError(f"devices CSV header is unreadable: {exc}") from exc
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise BatchError(f"devices CSV names column(s) {repeated} more than once")
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
         raise BatchError(
             f"devices CSV has no {', '.join(missing)} column",
-            hint="the header must name address[,endpoint_name,serial_number]",
+            hint="the header must name address[,endpoint_name,serial_number][,device_keys_location]",
         )
     unknown = sorted(set(header) - KNOWN_COLUMNS)
     if unknown:
@@ -122,23 +136,25 @@ def parse_devices(text: str) -> DeviceList:
     rows: list[DeviceRow] = []
     problems: list[InputProblem] = []
     seen: dict[str, int] = {}
-    for record in reader:
-        line = reader.line_num
+    for line, record in csv_records(reader):
+        if isinstance(record, csv.Error):
+            problems.append(InputProblem(str(line), line, f"line {line}: unreadable CSV row: {record}"))
+            continue
         if not any((value or "").strip() for value in record.values() if isinstance(value, str)):
             continue
         try:
             row = _row(line, record)
         except BatchError as exc:
-            problems.append(InputProblem(str(line), line, f"line {line}: {exc.message}"))
+            address = str(record.get("address") or "").strip()
+            problems.append(InputProblem(str(line), line, f"line {line}: {exc.message}", address=address))
             continue
         keys = [f"address {row.address}"]
         if row.endpoint_name is not None:
             keys += [f"endpoint name {row.endpoint_name}", f"serial number {row.serial_number}"]
         clash = next((key for key in keys if key in seen), None)
         if clash is not None:
-            problems.append(
-                InputProblem(row.slot, line, f"line {line}: duplicate {clash} (line {seen[clash]})")
-            )
+            reason = f"line {line}: duplicate {clash} (line {seen[clash]})"
+            problems.append(InputProblem(row.slot, line, reason, address=row.address))
             continue
         seen.update(dict.fromkeys(keys, line))
         rows.append(row)
@@ -151,8 +167,4 @@ def load_devices(path: Path) -> DeviceList:
     Raises:
         BatchError: the file cannot be read or has no usable header.
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BatchError(f"cannot read devices file {path}: {exc}") from exc
-    return parse_devices(text)
+    return parse_devices(read_csv_file(path, BatchError, "devices file"))

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from provkit.codes import FtcdCommStatus
-from provkit.errors import ProvkitError, TransportError
+from provkit.errors import ProvkitError, StorageError, TransportError
 from provkit.wire.framing import Frame, RequestReader, encode_response
 
 _log = logging.getLogger(__name__)
@@ -108,10 +108,16 @@ class DeviceFarm:
         """Open every listener.
 
         Raises:
+            StorageError: the storage directory cannot be created.
             TransportError: a port is in use or cannot be bound (nothing stays open).
         """
         if str(self.storage) != ":memory:":
-            Path(self.storage).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.storage).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot use {self.storage} as the farm's storage directory: {exc}"
+                ) from exc
         try:
             for index in range(self.count):
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -2,9 +2,11 @@
 
 The write-ahead rule: the registry records ``sending`` *before* the first byte leaves,
 so a batch killed while a bundle is on the wire is found on restart and handled
-deterministically (see :mod:`provkit.line.batch`). Transport failures are retried on a
-new connection up to ``retries`` times; a device that answers — with an error or with
-garbage — is not retried within the run, because its answer is the outcome.
+deterministically (see :mod:`provkit.line.batch`). Transport failures (no connection,
+no answer in time, the connection dropped, a corrupted answer) are retried on a new
+connection up to ``retries`` times; a device that answers — with a non-zero transport
+status, an FCC error, or a body that is no response — is not retried within the run,
+because its answer is the outcome. The tries used are recorded on the attempt.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from provkit.codes import FtErrorCode
 from provkit.errors import DuplicateIdentityError, ProvkitError, TransportError
 from provkit.registry import Attempt, AttemptState
 
@@ -62,26 +66,93 @@ class ResponseChecker(Protocol):
         """Check a device's response; returns a ``DeviceResponseStatus``."""
 
 
-def exchange(host: str, port: int, bundle: bytes, settings: InjectSettings) -> tuple[bytes, int]:
-    """Send ``bundle`` to the agent at ``host:port``; return the response and the tries used.
+FollowUp = Callable[[bytes], bytes]
+"""Builds the session's second message from the device's first answer (``by_device``:
+the certificate message, from the answer carrying the device's CSR)."""
 
-    Raises:
-        TransportError: the last try's failure when every try failed.
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How sending one bundle went: the device's response, or the last try's failure.
+
+    Attributes:
+        response: the response body (``None`` when ``error`` is set).
+        tries: connections opened, retries included.
+        error: why no response came.
+        final_bundle: the second message, when a follow-up built one.
     """
+
+    response: bytes | None
+    tries: int
+    error: ProvkitError | None = None
+    final_bundle: bytes | None = None
+
+
+def exchange(
+    host: str, port: int, bundle: bytes, settings: InjectSettings, follow_up: FollowUp | None = None
+) -> Delivery:
+    """Send ``bundle`` to the agent at ``host:port``, retrying transport failures.
+
+    With ``follow_up`` the device's first answer becomes a second message on the same
+    connection, and its answer is the response; a retry starts the session over.
+    """
+    from provkit.transport.errors import DeviceStatusError
     from provkit.transport.links import TcpLink
 
     delay = settings.retry_delay_s
-    for attempt in range(settings.retries + 1):
+    tries = 0
+    while True:
+        tries += 1
         try:
             with TcpLink(host, port, connect_timeout_s=settings.connect_timeout_s) as link:
-                return link.exchange(bundle, timeout_s=settings.timeout_s), attempt + 1
-        except TransportError as exc:
-            if attempt == settings.retries:
-                raise
+                response = link.exchange(bundle, timeout_s=settings.timeout_s)
+                if follow_up is None:
+                    return Delivery(response, tries)
+                second = follow_up(response)
+                return Delivery(
+                    link.exchange(second, timeout_s=settings.timeout_s), tries, final_bundle=second
+                )
+        except DeviceStatusError as exc:  # the device answered: that is its outcome
+            return Delivery(None, tries, exc)
+        except ProvkitError as exc:
+            if not isinstance(exc, TransportError) or tries > settings.retries:
+                return Delivery(None, tries, exc)
             _log.info("%s:%d: %s; retrying in %.1f s", host, port, exc, delay)
             time.sleep(delay)
             delay *= 2
-    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def csr_follow_up(api: Any, bundle: bytes, endpoint_name: str, serial_number: str) -> FollowUp:
+    """The follow-up of a ``by_device`` first message: sign the CSR, build the certificate message.
+
+    The session state (SID, key and certificate names) is read back from the prepared
+    bundle, so ``batch inject`` can run in another process than ``batch prepare``.
+
+    Args:
+        api: the ``FactoryToolApi`` that signs the CSR.
+        bundle: the prepared first message (with its ``CsrReqs``).
+        endpoint_name: the device's endpoint name (the CSR's CN must match it).
+        serial_number: the device's serial number.
+
+    Raises:
+        BundleDecodeError: the bundle is not a CSR request.
+    """
+    from provkit.errors import BundleDecodeError
+    from provkit.factory.results import CsrPending, DeviceConfigurationRequest
+    from provkit.line.prepare import CERT_NAME_OF_KEY
+    from provkit.wire.bundle import decode_bundle
+
+    first = decode_bundle(bundle)
+    if not first.csr_requests or first.sid is None or first.csr_requests[0].prkn not in CERT_NAME_OF_KEY:
+        raise BundleDecodeError("the prepared bundle is no by_device CSR request")
+    key_name = first.csr_requests[0].prkn
+    request = DeviceConfigurationRequest(
+        bundle,
+        endpoint_name=endpoint_name,
+        serial_number=serial_number,
+        pending_csr=CsrPending(first.sid, key_name, CERT_NAME_OF_KEY[key_name]),
+    )
+    return lambda response: bytes(api.complete_device_configuration(request, response).config_data)
 
 
 def enrollment_id(device_cert_sha256: str | None) -> str | None:
@@ -99,28 +170,29 @@ def conclude(
     response: bytes,
     *,
     reprovision: bool,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Record a device's answer: as ``injected`` (no ``checker``) or with its verdict.
 
     Unparseable answers end the attempt as failed. With a ``checker`` the answer and the
     verdict (verified, or failed with the device's reason) go in one transaction.
+    ``extra`` columns (tries used, a certificate learnt while sending) are stored with them.
     """
+    stored: dict[str, Any] = {"response": response, **(extra or {})}
     if checker is not None:
-        check_and_record(
-            registry, checker, attempt, response, {"response": response}, reprovision=reprovision
-        )
+        check_and_record(registry, checker, attempt, response, stored, reprovision=reprovision)
         return
     from provkit.wire.response import decode_response
 
     try:
         decoded = decode_response(response)
     except ProvkitError as exc:
-        registry.mark_failed(attempt.id, exc.code, f"device answered garbage: {exc}", response=response)
+        registry.mark_failed(attempt.id, exc.code, f"device answered garbage: {exc}", **stored)
         return
     registry.update_attempt(
         attempt.id,
         AttemptState.INJECTED,
-        response=response,
+        **stored,
         return_status=decoded.return_status,
         info_message=decoded.info_message.rstrip("\n"),
         warnings="\n".join(decoded.warnings),
@@ -171,9 +243,10 @@ def check_and_record(
         reason = (
             "; ".join(dict.fromkeys(part for part in [message, *errors] if part)) or "device reported failure"
         )
-        registry.mark_failed(
-            attempt.id, int(result.status) or None, f"device refused the bundle: {reason}", **values
-        )
+        # The tool's code, as ft_demo reports it; the device's own status is return_status.
+        failed = FtErrorCode.DEVICE_EXECUTION_FAILED
+        reason = f"{failed.format(int(result.status))}: {reason}"
+        registry.mark_failed(attempt.id, int(failed), reason, **values)
         return
     warnings = [str(getattr(w, "message", w)) for w in getattr(result, "warnings", ()) or ()]
     if warnings or "warnings" not in values:
@@ -183,6 +256,7 @@ def check_and_record(
         registry.mark_verified(
             attempt.id,
             reprovision=reprovision,
-            enrollment_id=attempt.enrollment_id or enrollment_id(attempt.device_cert_sha256),
+            enrollment_id=attempt.enrollment_id
+            or enrollment_id(values.get("device_cert_sha256") or attempt.device_cert_sha256),
             **values,
         )

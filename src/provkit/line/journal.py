@@ -165,12 +165,24 @@ class Journal:
                 raise
 
     def _commit(self, group: list[_Item]) -> None:
-        # reprovision verdicts skip the group: superseding is decided alone, in order.
-        grouped = [i for i in group if not i.reprovision]
+        # A reprovision verdict is decided alone (it may supersede a holder), but in its
+        # place: what was queued before it commits first, what was queued after it (a
+        # thread's next sending mark) only once it is settled.
+        start = 0
+        for index, item in enumerate(group):
+            if item.reprovision:
+                self._commit_group(group[start:index])
+                self._settle(item, self._verify_alone(item))
+                start = index + 1
+        self._commit_group(group[start:])
+
+    def _commit_group(self, group: list[_Item]) -> None:
+        if not group:
+            return
         try:
             if self._conn is None and self._hold:
                 self._conn = self.registry.connect()
-            applied = self.registry.apply_changes([item.change for item in grouped], self._conn)
+            applied = self.registry.apply_changes([item.change for item in group], self._conn)
         except ProvkitError as exc:
             self._drop_connection()
             if len(group) == 1:
@@ -179,15 +191,12 @@ class Journal:
             # One bad change must not fail its neighbours: each is tried alone (when the
             # registry itself is gone, each then fails with that reason).
             for item in group:
-                self._commit([item])
+                self._commit_group([item])
             return
         self.transactions += 1
-        done = dict(zip((id(i) for i in grouped), applied, strict=True))
-        for item in group:
-            if done.get(id(item), False):
-                self._settle(item, None)
-            else:  # a verdict whose identity is taken, or a reprovision
-                self._settle(item, self._verify_alone(item))
+        for item, ok in zip(group, applied, strict=True):
+            # A verdict whose identity is taken is settled alone: refused, recorded as such.
+            self._settle(item, None if ok else self._verify_alone(item))
 
     def _drop_connection(self) -> None:
         """Forget a connection that failed; the next group opens a new one."""

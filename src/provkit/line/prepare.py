@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from provkit.errors import ProvkitError
+from provkit.codes import FcuErrorCode
+from provkit.errors import BatchError, ProvkitError
 from provkit.line.layout import write_atomic
 
 DEVICE_CERT_NAMES: Final = ("mbed.LwM2MDeviceCert", "mbed.BootstrapDeviceCert")
 DEVICE_KEY_NAMES: Final = ("mbed.LwM2MDevicePrivateKey", "mbed.BootstrapDevicePrivateKey")
+CERT_NAME_OF_KEY: Final = dict(zip(DEVICE_KEY_NAMES, DEVICE_CERT_NAMES, strict=True))
+"""The device certificate (chain) stored for each device key name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,8 @@ class PrepareJob:
     serial_number: str
     out_path: Path | None = None
     """Where the worker writes the bundle (then only its digest travels back)."""
+    device_keys_location: Path | None = None
+    """``externally_supplied``: the folder with this device's key and certificate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,7 @@ class PreparedBundle:
     written_to: Path | None = None
     warnings: tuple[str, ...] = ()
     key_mode: str = ""
+    """fcu.yml ``device-key-generation-mode``: ``by_tool``, ``externally_supplied`` or ``by_device``."""
     device_cert_sha256: str | None = None
     device_cert_serial: str | None = None
     ca_sha256: str | None = None
@@ -80,13 +86,17 @@ class Preparer:
     def prepare(self, job: PrepareJob) -> PreparedBundle:
         """Prepare one bundle; FCU errors are returned, not raised."""
         try:
-            request = self.api.prepare_device_configuration(job.endpoint_name, job.serial_number)
+            request = self.api.prepare_device_configuration(
+                job.endpoint_name, job.serial_number, job.device_keys_location
+            )
             config_data = bytes(request.config_data)
-            cert_sha, cert_serial, key_mode = _describe(config_data)
+            cert_sha, cert_serial = describe_bundle(config_data)
+            key_mode = str(self.api.config.key_mode)
         except ProvkitError as exc:
             return PreparedBundle(job.attempt_id, error_code=exc.code, error_message=str(exc))
         except ValueError as exc:  # the FCU produced a bundle its own decoder refuses
-            return PreparedBundle(job.attempt_id, error_code=100, error_message=f"unusable bundle: {exc}")
+            code = int(FcuErrorCode.GENERAL)
+            return PreparedBundle(job.attempt_id, error_code=code, error_message=f"unusable bundle: {exc}")
         written_to = None
         if job.out_path is not None:
             # Writing in the worker keeps the parent (which shares the cores) nearly idle.
@@ -95,7 +105,9 @@ class Preparer:
                 write_atomic(job.out_path, config_data, durable=False)
             except OSError as exc:
                 return PreparedBundle(
-                    job.attempt_id, error_code=4100, error_message=f"cannot write {job.out_path}: {exc}"
+                    job.attempt_id,
+                    error_code=BatchError.default_code,
+                    error_message=f"cannot write {job.out_path}: {exc}",
                 )
             written_to = job.out_path
         return PreparedBundle(
@@ -125,22 +137,23 @@ def _hex(fingerprint: bytes | str) -> str:
     return fingerprint.hex() if isinstance(fingerprint, bytes) else fingerprint.replace(":", "").lower()
 
 
-def _describe(config_data: bytes) -> tuple[str | None, str | None, str]:
-    """Device certificate fingerprint and serial, and the key mode, read from the bundle."""
+def describe_bundle(config_data: bytes) -> tuple[str | None, str | None]:
+    """The device certificate's SHA-256 fingerprint and serial, read from a bundle.
+
+    Both are ``None`` for a ``by_device`` first message (a CSR request): the
+    certificate travels in the second message.
+    """
     from provkit.crypto.x509 import load_certificate, sha256_fingerprint
     from provkit.wire.bundle import decode_bundle
 
     bundle = decode_bundle(config_data)
-    key_mode = "factory" if any(k.name in DEVICE_KEY_NAMES for k in bundle.keys) else "device"
-    if bundle.csr_requests:
-        key_mode = "csr"
     # The device certificate travels alone or as the leaf of a chain, depending on the CA mode.
     candidates = [c.data for c in bundle.certificates if c.name in DEVICE_CERT_NAMES]
     candidates += [c.certificates[0] for c in bundle.certificate_chains if c.name in DEVICE_CERT_NAMES]
     for data in candidates:
         cert = load_certificate(data)
-        return _hex(sha256_fingerprint(cert)), format(cert.serial_number, "x"), key_mode
-    return None, None, key_mode
+        return _hex(sha256_fingerprint(cert)), format(cert.serial_number, "x")
+    return None, None
 
 
 # ---------------------------------------------------------------- worker processes

@@ -7,54 +7,72 @@ and superseded; a failed one is retried unless its identity is provisioned elsew
 
 from __future__ import annotations
 
+from typing import Final
+
 from provkit.errors import AllocationError, DuplicateIdentityError
 from provkit.line.context import BatchContext
 from provkit.line.devices import DeviceRow
-from provkit.registry import Attempt, AttemptState, NewAttempt
+from provkit.registry import Attempt, AttemptState, NewAttempt, StateChange
+
+_LOST: Final = "interrupted after sending: response lost; superseded by a new attempt"
 
 
 def reconcile(ctx: BatchContext) -> None:
-    """Record the attempts every unfinished row needs, all in one registry transaction."""
+    """Record the attempts every unfinished row needs, and refuse those that would clash.
+
+    Attempts not sent yet, new or waiting from an earlier step (``batch prepare`` now,
+    ``batch inject`` later), whose identity another attempt holds by now are failed
+    with 4001 before any bundle leaves (unless ``reprovision``).
+    """
     latest = ctx.latest()
     fresh: list[DeviceRow] = []
     items: list[NewAttempt] = []
+    interrupted: list[StateChange] = []
     for row in ctx.devices.rows:
         attempt = latest.get(row.slot)
         if attempt is None:
             fresh.append(row)
         elif attempt.state is AttemptState.SENDING:
-            ctx.registry.mark_failed(
-                attempt.id, None, "interrupted after sending: response lost; superseded by a new attempt"
+            interrupted.append(
+                StateChange(attempt.id, AttemptState.FAILED, {"error_code": None, "error_message": _LOST})
             )
             items.append(_retry(row, attempt))
         elif attempt.state is AttemptState.FAILED and (
             ctx.options.reprovision or attempt.error_code != DuplicateIdentityError.default_code
         ):
             items.append(_retry(row, attempt))
+    # Closed before their successors are recorded: killed in between, they are retried.
+    ctx.registry.apply_changes(interrupted)
     items += _new_attempts(ctx, fresh)
-    if not items:
-        return
-    ids = ctx.registry.record_attempts(ctx.batch_id, items)
+    ids = ctx.registry.record_attempts(ctx.batch_id, items) if items else []
     if ctx.options.reprovision:
         return
-    _refuse_provisioned(ctx, ids, items)
+    unsent = [(i, item.endpoint_name, item.serial_number) for i, item in zip(ids, items, strict=True)]
+    unsent += [
+        (a.id, a.endpoint_name, a.serial_number)
+        for a in latest.values()
+        if a.state in (AttemptState.ALLOCATED, AttemptState.PREPARED)
+    ]
+    _refuse_provisioned(ctx, unsent)
 
 
-def _refuse_provisioned(ctx: BatchContext, ids: list[int], items: list[NewAttempt]) -> None:
-    """Fail at once the new attempts whose identity another attempt already holds."""
-    holders = ctx.registry.provisioned_holders(
-        [i.endpoint_name for i in items], [i.serial_number for i in items]
-    )
+def _refuse_provisioned(ctx: BatchContext, unsent: list[tuple[int, str, str]]) -> None:
+    """Fail, in one transaction, the unsent attempts whose identity another attempt holds."""
+    if not unsent:
+        return
+    holders = ctx.registry.provisioned_holders([u[1] for u in unsent], [u[2] for u in unsent])
     by_value = {h.endpoint_name: h for h in holders} | {h.serial_number: h for h in holders}
-    for attempt_id, item in zip(ids, items, strict=True):
-        owner = by_value.get(item.endpoint_name) or by_value.get(item.serial_number)
-        if owner is not None:
-            ctx.registry.mark_failed(
-                attempt_id,
-                DuplicateIdentityError.default_code,
+    refusals = []
+    for attempt_id, endpoint, serial in unsent:
+        owner = by_value.get(endpoint) or by_value.get(serial)
+        if owner is not None and owner.id != attempt_id:
+            message = (
                 f"{owner.endpoint_name} / {owner.serial_number} is already provisioned "
-                f"(attempt {owner.id}); use --reprovision to replace it",
+                f"(attempt {owner.id}); use --reprovision to replace it"
             )
+            values = {"error_code": DuplicateIdentityError.default_code, "error_message": message}
+            refusals.append(StateChange(attempt_id, AttemptState.FAILED, values))
+    ctx.registry.apply_changes(refusals)
 
 
 def _retry(row: DeviceRow, attempt: Attempt) -> NewAttempt:
@@ -73,7 +91,9 @@ def _new_attempts(ctx: BatchContext, rows: list[DeviceRow]) -> list[NewAttempt]:
         if ctx.options.pool is not None:
             identities = ctx.registry.allocate_from_pool(ctx.options.pool, len(needing))
         elif ctx.options.pattern is not None:
-            identities = ctx.registry.allocate(ctx.options.pattern, len(needing))
+            # Identities given in this batch are not in the registry yet: skipped explicitly.
+            given_values = {value for item in items for value in (item.endpoint_name, item.serial_number)}
+            identities = ctx.registry.allocate(ctx.options.pattern, len(needing), given_values)
         else:
             raise AllocationError(
                 "row has no endpoint_name/serial_number and no identity pattern or pool was given"

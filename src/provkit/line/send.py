@@ -14,10 +14,12 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Self
 
-from provkit.errors import BatchError, ProvkitError
+from provkit.codes import FtErrorCode
+from provkit.errors import BatchError, DeviceResponseError, ProvkitError
 from provkit.line.context import BatchContext
-from provkit.line.inject import AttemptRecorder, conclude, exchange, verify_attempt
+from provkit.line.inject import AttemptRecorder, conclude, csr_follow_up, exchange, verify_attempt
 from provkit.line.journal import Journal
+from provkit.line.prepare import describe_bundle
 from provkit.registry import Attempt, AttemptState
 
 
@@ -142,15 +144,31 @@ def _deliver(
     if hashlib.sha256(bundle).hexdigest() != attempt.bundle_sha256:
         journal.mark_failed(attempt.id, BatchError.default_code, f"bundle {path} was altered")
         return
+    follow_up = None
+    if attempt.key_mode == "by_device":  # the certificate message follows the CSR answer
+        try:
+            follow_up = csr_follow_up(checker.get(), bundle, attempt.endpoint_name, attempt.serial_number)
+        except ProvkitError as exc:
+            journal.mark_failed(attempt.id, exc.code, f"bundle {path} is unusable: {exc}")
+            return
     host, _, port = (attempt.address or "").rpartition(":")
     journal.mark_sending(attempt.id)  # write-ahead: committed before any byte is sent
-    try:
-        response, _tries = exchange(host.strip("[]"), int(port), bundle, ctx.options.inject)
-    except ProvkitError as exc:
-        journal.mark_failed(attempt.id, exc.code, f"device {attempt.address}: {exc}")
+    delivery = exchange(host.strip("[]"), int(port), bundle, ctx.options.inject, follow_up)
+    extra: dict[str, Any] = {"tries": attempt.tries + delivery.tries}
+    if delivery.final_bundle is not None:
+        cert_sha, cert_serial = describe_bundle(delivery.final_bundle)
+        extra.update(device_cert_sha256=cert_sha, device_cert_serial=cert_serial)
+    if delivery.response is None:
+        error = delivery.error
+        code = None if error is None else error.code
+        reason = f"device {attempt.address}: {error}"
+        if isinstance(error, DeviceResponseError):  # by_device: the CSR message was refused
+            failed = FtErrorCode.DEVICE_EXECUTION_FAILED
+            extra.update(return_status=error.code, info_message=error.message)
+            code, reason = int(failed), f"{failed.format(error.code)}: {error.message}"
+        journal.mark_failed(attempt.id, code, reason, **extra)
         return
     # With verify the answer is checked first and recorded with its verdict in one
     # transaction; killed before that, the attempt is still "sending" (see batch.py).
-    conclude(
-        journal, checker.get() if verify else None, attempt, response, reprovision=ctx.options.reprovision
-    )
+    checking = checker.get() if verify else None
+    conclude(journal, checking, attempt, delivery.response, reprovision=ctx.options.reprovision, extra=extra)

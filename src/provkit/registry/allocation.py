@@ -11,13 +11,16 @@ from __future__ import annotations
 import csv
 import io
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from pathlib import Path
+from typing import Final, TypeVar
 
-from provkit.errors import AllocationError
+from provkit.errors import AllocationError, ProvkitError
 
 _FIELDS: Final = frozenset({"prefix", "seq"})
 MAX_IDENTITY_LENGTH: Final = 256
+_Row = TypeVar("_Row")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,11 @@ def parse_identity_csv(text: str) -> list[Identity]:
     Raises:
         AllocationError: naming the first bad line.
     """
-    rows = list(csv.reader(io.StringIO(text)))
+    rows: list[list[str]] = []
+    for line, row in csv_records(csv.reader(io.StringIO(text))):
+        if isinstance(row, csv.Error):  # a pool is used whole: one unreadable row refuses the file
+            raise AllocationError(f"identity CSV line {line}: unreadable: {row}")
+        rows.append(row)
     if rows and [cell.strip().lower() for cell in rows[0][:2]] == ["endpoint_name", "serial_number"]:
         rows = rows[1:]
         first_line = 2
@@ -113,6 +120,39 @@ def parse_identity_csv(text: str) -> list[Identity]:
         seen_serials.add(serial)
         identities.append(Identity(endpoint, serial))
     return identities
+
+
+def read_csv_file(path: Path, error: type[ProvkitError], what: str) -> str:
+    """The text of the CSV file ``path`` (UTF-8, a BOM allowed).
+
+    Raises:
+        ProvkitError: of class ``error``, naming ``what`` the file is, when it cannot be read.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"cannot read {what} {path}: {exc}") from exc
+
+
+def csv_records(reader: Iterator[_Row]) -> Iterator[tuple[int, _Row | csv.Error]]:
+    """Each row of a ``csv`` reader with the line it ends on, or the error refusing it.
+
+    A row the csv module refuses (an over-long field, say) is yielded as its
+    :class:`csv.Error`, and reading goes on with the next line. The line of a refused
+    row is counted here: the reader's own count does not always include it.
+    """
+    line = int(getattr(reader, "line_num", 0))  # a DictReader has read its header already
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            line += 1
+            yield line, exc
+            continue
+        line = int(getattr(reader, "line_num", line + 1))
+        yield line, row
 
 
 def check_identity_value(value: str, where: str) -> None:

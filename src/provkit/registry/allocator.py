@@ -4,23 +4,28 @@ Pattern sequences advance with one ``UPDATE … RETURNING`` statement, which bot
 (one writer at a time) and PostgreSQL (row lock until commit) make atomic, so two
 stations never receive the same sequence number. Every allocated identity is also
 inserted into ``allocations``, whose unique constraints make reuse impossible even
-across pools (a CSV pool and a pattern that happen to produce the same value).
+across pools (a CSV pool and a pattern that happen to produce the same value). A
+pattern also skips values some attempt already used (an endpoint name or serial
+number given explicitly in a devices file), which would otherwise only be refused
+after the device had been provisioned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from provkit.errors import AllocationError
 from provkit.registry.allocation import Identity, IdentityPattern
-from provkit.registry.schema import allocations, pool_entries, sequences
+from provkit.registry.schema import allocations, attempts, pool_entries, sequences
 
 _MAX_ROUNDS: Final = 8
+_IN_CHUNK: Final = 500
+"""Values per ``IN`` list: well under every database's bound-parameter limit."""
 
 
 def dialect_insert(conn: Connection, table: Any) -> Any:
@@ -59,27 +64,63 @@ def _record(conn: Connection, pool: str, identity: Identity, station_id: str) ->
     return result.first() is not None
 
 
+def _used(conn: Connection, identities: Sequence[Identity]) -> tuple[set[str], set[str]]:
+    """Endpoint names and serial numbers among ``identities`` that some attempt already used."""
+    endpoints: set[str] = set()
+    serials: set[str] = set()
+    for start in range(0, len(identities), _IN_CHUNK):
+        chunk = identities[start : start + _IN_CHUNK]
+        rows = conn.execute(
+            select(attempts.c.endpoint_name, attempts.c.serial_number).where(
+                or_(
+                    attempts.c.endpoint_name.in_([i.endpoint_name for i in chunk]),
+                    attempts.c.serial_number.in_([i.serial_number for i in chunk]),
+                )
+            )
+        ).all()
+        endpoints.update(row.endpoint_name for row in rows)
+        serials.update(row.serial_number for row in rows)
+    return endpoints, serials
+
+
 def allocate_from_pattern(
-    conn: Connection, pattern: IdentityPattern, count: int, station_id: str
+    conn: Connection,
+    pattern: IdentityPattern,
+    count: int,
+    station_id: str,
+    avoid: Collection[str] = (),
 ) -> list[Identity]:
     """Allocate ``count`` identities from ``pattern`` (see module docstring).
 
+    Args:
+        conn: the caller's transaction.
+        pattern: the templates and prefix.
+        count: how many identities.
+        station_id: recorded on each allocation.
+        avoid: endpoint names and serial numbers about to be used otherwise (given
+            explicitly next to the allocated ones), skipped like used ones.
+
     Raises:
         AllocationError: ``count`` is not positive, or values keep clashing with
-            identities allocated from elsewhere.
+            identities allocated or used elsewhere.
     """
     if count < 1:
         raise AllocationError(f"cannot allocate {count} identities")
     result: list[Identity] = []
     for _ in range(_MAX_ROUNDS):
-        for seq in _reserve(conn, pattern.pool, count - len(result)):
-            identity = pattern.render(seq)
+        candidates = [pattern.render(seq) for seq in _reserve(conn, pattern.pool, count - len(result))]
+        used_endpoints, used_serials = _used(conn, candidates)
+        for identity in candidates:
+            if identity.endpoint_name in used_endpoints or identity.serial_number in used_serials:
+                continue
+            if identity.endpoint_name in avoid or identity.serial_number in avoid:
+                continue
             if _record(conn, pattern.pool, identity, station_id):
                 result.append(identity)
         if len(result) == count:
             return result
     raise AllocationError(
-        f"pattern {pattern.endpoint!r} keeps producing identities that were already allocated",
+        f"pattern {pattern.endpoint!r} keeps producing identities that were already allocated or used",
         hint="choose another prefix",
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,14 +119,17 @@ class Registry:
             raise RegistryError(f"registry unavailable: {exc.__class__.__name__}: {exc}") from exc
 
     # ------------------------------------------------------------------ allocation
-    def allocate(self, pattern: IdentityPattern, count: int) -> list[Identity]:
+    def allocate(self, pattern: IdentityPattern, count: int, avoid: Collection[str] = ()) -> list[Identity]:
         """Allocate ``count`` fresh identities from ``pattern``'s sequence (never reused).
+
+        Values an attempt already used, or listed in ``avoid`` (endpoint names and
+        serial numbers given explicitly in the same batch), are skipped.
 
         Raises:
             AllocationError: a value would clash with one allocated elsewhere too often.
         """
         with self.transaction() as conn:
-            return allocator.allocate_from_pattern(conn, pattern, count, self.station_id)
+            return allocator.allocate_from_pattern(conn, pattern, count, self.station_id, avoid)
 
     def load_pool(self, pool: str, identities: Sequence[Identity]) -> int:
         """Add pre-assigned identities (from a CSV) to ``pool``; returns how many were new."""
@@ -190,7 +193,8 @@ class Registry:
 
         Raises:
             DuplicateIdentityError: the identity is already provisioned (the attempt is
-                then recorded as failed with that reason).
+                then recorded as failed with that reason, and with ``values``: the
+                device's answer is kept even though it does not count).
         """
         try:
             refusal = self._settle(attempt_id, reprovision=reprovision, values=values)
@@ -199,11 +203,11 @@ class Registry:
             try:
                 refusal = self._settle(attempt_id, reprovision=reprovision, values=values)
             except IntegrityError as exc:
-                raise self._refuse(attempt_id, "recorded by another attempt meanwhile") from exc
+                raise self._refuse(attempt_id, "recorded by another attempt meanwhile", values) from exc
         if refusal is not None:
             # Recorded as failed only after the checking transaction has ended (SQLite
             # holds one write lock at a time).
-            raise self._refuse(attempt_id, refusal)
+            raise self._refuse(attempt_id, refusal, values)
 
     def _settle(self, attempt_id: int, *, reprovision: bool, values: dict[str, Any]) -> str | None:
         with self.transaction() as conn:
@@ -228,14 +232,14 @@ class Registry:
         except IntegrityError as exc:  # the claim cannot clash (ON CONFLICT); anything else is a fault
             raise RegistryError(f"registry refused a group of changes: {exc}") from exc
 
-    def _refuse(self, attempt_id: int, why: str) -> DuplicateIdentityError:
+    def _refuse(self, attempt_id: int, why: str, values: dict[str, Any]) -> DuplicateIdentityError:
         attempt = self.get_attempt(attempt_id)
         message = (
             f"{attempt.endpoint_name} / {attempt.serial_number} is already provisioned ({why}); "
             "use --reprovision to replace it"
         )
         error = DuplicateIdentityError(message)
-        self.mark_failed(attempt_id, error.code, message)
+        self.mark_failed(attempt_id, error.code, message, **values)
         return error
 
     # ------------------------------------------------------------------ queries

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from provkit.registry.schema import AttemptState
+
+_TIMESTAMPS: Final = ("created_at", "updated_at", "provisioned_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,11 @@ class Attempt:
         """Build from a result row mapping."""
         values: dict[str, Any] = {name: row.get(name) for name in cls.__dataclass_fields__}
         values["state"] = AttemptState(values["state"])
+        for key in _TIMESTAMPS:
+            # SQLite keeps no time zone; every timestamp is written in UTC.
+            moment = values[key]
+            if moment is not None and moment.tzinfo is None:
+                values[key] = moment.replace(tzinfo=UTC)
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
@@ -56,7 +63,7 @@ class Attempt:
         data = asdict(self)
         data.pop("response")
         data["state"] = str(self.state)
-        for key in ("created_at", "updated_at", "provisioned_at"):
+        for key in _TIMESTAMPS:
             value = data[key]
             data[key] = value.isoformat() if value is not None else None
         return data
