@@ -144,6 +144,26 @@ def _too_many_keys(b: dict[str, Any], bld: Any) -> None:
         b[f"Extra{i}"] = 0
 
 
+def _bad_version(der: bytes) -> bytes:
+    # TBSCertificate starts with [0] { INTEGER 2 } (a0 03 02 01 02); X.509 knows versions 0-2 only.
+    return der.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x07", 1)
+
+
+def _unknown_signature_algorithm(der: bytes) -> bytes:
+    # ecdsa-with-SHA256 (1.2.840.10045.4.3.2) becomes the unassigned 1.2.840.10045.4.3.9.
+    oid = bytes.fromhex("06082a8648ce3d040302")
+    return der.replace(oid, oid[:-1] + b"\x09")
+
+
+def _ca_version_7(b: dict[str, Any], bld: Any) -> None:
+    b["Certificates"][0]["Data"] = _bad_version(b["Certificates"][0]["Data"])
+
+
+def _chain_unknown_signature(b: dict[str, Any], bld: Any) -> None:
+    chain = b["CertificateChains"][0]["DataArray"]
+    chain[0] = _unknown_signature_algorithm(chain[0])
+
+
 def _sid_then_bad_group(b: dict[str, Any], bld: Any) -> dict[str, Any]:
     return {"SchemeVersion": "0.0.1", "SID": "sess-1", "Bogus": []}
 
@@ -320,6 +340,13 @@ CASES = [
         lambda b, bld: b["Certificates"][0].update(Data=b"\x30\x82garbage"),
         18,
         "Certificate parse failed:mbed.BootstrapServerCACert",
+    ),
+    Case("cert-version-7", _ca_version_7, 18, "Certificate parse failed:mbed.BootstrapServerCACert"),
+    Case(
+        "chain-unknown-signature-algorithm",
+        _chain_unknown_signature,
+        18,
+        f"Certificate parse failed:{BS_CERT}",
     ),
     Case("duplicate-param", _duplicate_param, 17, "Data already exists:mbed.Manufacturer"),
     Case("name-too-long", _param("x" * 101, "v"), 16, "File name too long:" + "x" * 101),
