@@ -92,9 +92,11 @@ def store_certificate(kcm: Kcm, item: CertificateItem) -> None:
 def store_chain(kcm: Kcm, item: CertificateChainItem) -> None:
     """Store a ``CertificateChains`` entry, checking the leaf against ``PrKN``."""
     try:
-        kcm.cert_chain_store(item.name, item.certificates)
+        check_name(item.name)
+        # As for single certificates, FCC checks the leaf against PrKN before storing.
         if item.prkn is not None:
             _check_with_key(kcm, item.certificates[0], item.name, item.prkn)
+        kcm.cert_chain_store(item.name, item.certificates)
     except StorageError as exc:
         raise BundleFailure.kcm(exc, item.name) from exc
 
@@ -137,7 +139,11 @@ def store_config(kcm: Kcm, clock: DeviceClock, param: ConfigParam) -> None:
 
 
 def process_csr(kcm: Kcm, request: CsrRequest) -> CsrResult:
-    """Generate a P-256 key pair on the device, store it and return its CSR (§1.7)."""
+    """Generate a P-256 key pair on the device, store it and return its CSR (§1.7).
+
+    A KCM failure answers its prefix without an item name (FCC stores CSR errors with
+    no name): ``Desired generated key name already exists:``.
+    """
     name = request.prkn
     storage = request.storage
     if storage is not None and (
@@ -163,5 +169,5 @@ def process_csr(kcm: Kcm, request: CsrRequest) -> CsrResult:
         if want_public:
             kcm.item_store(name, ItemType.PUBLIC_KEY, keys.public_key_der(key))
     except StorageError as exc:
-        raise BundleFailure.kcm(exc, name) from exc
+        raise BundleFailure.kcm(exc, "") from exc
     return CsrResult(name, der)

@@ -3,7 +3,8 @@
 :meth:`FactoryConfiguratorClient.bundle_handler` follows ``fcc_bundle_handler()``'s
 processing order (pelion-fcc.md §1.8): envelope and scheme; Entropy then ROT; the
 factory-disabled check (no response at all); groups in wire order, stopping at the first
-failure; session rules; CSR requests; verification (which replaces earlier warnings);
+failure (``CsrReqs`` only remembered); session rules; CSR requests parsed and processed;
+verification (which replaces earlier warnings);
 Disable last. Unlike Arm's FCC, a bundle is all-or-nothing: the whole run happens in one
 KCM transaction that is rolled back on any failure, so storage never holds part of a
 failed bundle — while the answer (status, InfoMessage, WarningInfo) stays FCC's.
@@ -56,7 +57,8 @@ class HandlerResult:
 class _Run:
     sid: str | None = None
     flags: dict[str, bool] = field(default_factory=dict)
-    csr_requests: list[wb.CsrRequest] = field(default_factory=list)
+    csr_group: object | None = None  # the raw CsrReqs value; FCC parses it after the session rules
+    csr_requests: tuple[wb.CsrRequest, ...] = ()
     csrs: list[CsrResult] = field(default_factory=list)
     warnings: tuple[str, ...] = ()
 
@@ -166,16 +168,23 @@ class FactoryConfiguratorClient:
                     FccStatus.FACTORY_DISABLED_ERROR, FccStatus.FACTORY_DISABLED_ERROR.prefix, respond=False
                 )
             for key, value in pairs:
+                if key == wb.CSR_REQS_KEY:
+                    run.csr_group = value  # remembered only (the last one wins), as FCC does
+                    continue
                 self._group(wb.parse_group(key, value), run)
             wb.check_session_rules(
                 wb.Bundle(
-                    csr_requests=tuple(run.csr_requests),
                     verify=run.flags.get("Verify"),
                     disable=run.flags.get("Disable"),
                     keep_alive=run.flags.get("KpAlvSess"),
                     sid=run.sid,
-                )
+                ),
+                csr_requested=run.csr_group is not None,
             )
+            if run.csr_group is not None:
+                csr_group = wb.parse_group(wb.CSR_REQS_KEY, run.csr_group)
+                assert isinstance(csr_group, wb.CsrReqsGroup)
+                run.csr_requests = csr_group.items
         except BundleDecodeError as exc:
             raise BundleFailure.of(exc.fcc_status, exc.item) from exc
         for request in run.csr_requests:
@@ -210,14 +219,12 @@ class FactoryConfiguratorClient:
             case wb.ConfigParamsGroup(items=items):
                 for param in items:
                     _apply.store_config(kcm, self.clock, param)
-            case wb.CsrReqsGroup(items=items):
-                run.csr_requests.extend(items)
             case wb.FlagGroup(name=name, value=value):
                 run.flags[name] = value
             case wb.SidGroup(sid=sid):
                 run.sid = sid
             case _:
-                pass  # SchemeVersion, Entropy and ROT were handled before the loop
+                pass  # SchemeVersion, Entropy and ROT were handled before the loop, CsrReqs after it
 
 
 def _first(pairs: tuple[tuple[str, object], ...], key: str) -> object | None:

@@ -18,6 +18,7 @@ from provkit.errors import BundleDecodeError
 from provkit.wire._bundle_decode import decode_envelope, parse_group
 from provkit.wire._bundle_encode import FOUR_BYTE_NAMES, check_bundle, check_name, encode_bundle
 from provkit.wire._bundle_model import (
+    CSR_REQS_KEY,
     ENTROPY_SIZE,
     MAX_CHAIN_LENGTH,
     MAX_CSR_REQUESTS,
@@ -46,6 +47,7 @@ from provkit.wire._bundle_model import (
 )
 
 __all__ = [
+    "CSR_REQS_KEY",
     "ENTROPY_SIZE",
     "FOUR_BYTE_NAMES",
     "MAX_CHAIN_LENGTH",
@@ -82,12 +84,15 @@ __all__ = [
 ]
 
 
-def check_session_rules(bundle: Bundle) -> None:
+def check_session_rules(bundle: Bundle, *, csr_requested: bool | None = None) -> None:
     """Apply FCC's cross-group rules once all groups are read (§1.2, §1.7, §1.8 step 5).
 
     Args:
         bundle: the groups read so far; a handler processing groups one at a time can
             pass ``Bundle(verify=…, disable=…, keep_alive=…, sid=…, csr_requests=…)``.
+        csr_requested: whether the bundle has a ``CsrReqs`` group, for a handler that
+            (as FCC) parses that group only after these rules; default: whether
+            ``bundle.csr_requests`` is non-empty.
 
     Raises:
         BundleDecodeError: 35 for ``Disable`` with ``KpAlvSess``; 20 for ``CsrReqs``
@@ -98,7 +103,7 @@ def check_session_rules(bundle: Bundle) -> None:
             "Disable=1 is not allowed in a keep-alive session",
             fcc_status=FccStatus.BUNDLE_INVALID_KEEP_ALIVE_SESSION_STATUS,
         )
-    if bundle.csr_requests:
+    if bundle.csr_requests if csr_requested is None else csr_requested:
         if len(bundle.csr_requests) > MAX_CSR_REQUESTS:
             raise BundleDecodeError("more than 5 CSR requests", fcc_status=FccStatus.TOO_MANY_CSR_REQUESTS)
         if bundle.sid is None:
