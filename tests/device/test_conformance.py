@@ -299,12 +299,17 @@ CASES = [
         28,
         f"URI format incorrect:{BS_URI}",
     ),
+    # FCC reads FirstToClaim inside the URI check: failures carry the URI name, before the scheme.
     Case(
         "first-to-claim-2-bytes",
-        _param("mbed.FirstToClaim", b"\x01\x00"),
+        lambda b, bld: (
+            bld.set_param(b, "mbed.FirstToClaim", b"\x01\x00"),
+            bld.set_param(b, BS_URI, "soap://x?aid=1"),
+        ),
         27,
-        "Item size is wrong:mbed.FirstToClaim",
+        f"Item size is wrong:{BS_URI}",
     ),
+    Case("first-to-claim-8-bytes", _param("mbed.FirstToClaim", bytes(8)), 15, f"General error:{BS_URI}"),
     Case(
         "first-to-claim-lwm2m",
         _param("mbed.FirstToClaim", 1),
