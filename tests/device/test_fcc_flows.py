@@ -254,3 +254,32 @@ def test_response_too_large_is_status_21(builder: Any) -> None:
     result = fcc.bundle_handler(builder.encode(bundle))
     assert (result.status, result.response) == (FccStatus.BUNDLE_RESPONSE_ERROR, None)
     assert fcc.kcm.list_items() == []
+
+
+def test_empty_csr_list_answers_an_empty_csrs_group(
+    builder: Any, memory_fcc: FactoryConfiguratorClient
+) -> None:
+    """FCC writes ``Csrs`` whenever CsrReqs was processed, so an empty request list gives ``Csrs: []``."""
+    bundle = {"SchemeVersion": "0.0.1", "SID": "s", "Verify": 0, "CsrReqs": []}
+    result = memory_fcc.bundle_handler(builder.encode(bundle))
+    assert result.response is not None
+    assert result.response.startswith(b"\xbf\x64Csrs\x80\x6dSchemeVersion")
+    assert decode_response(result.response).return_status == 0
+
+
+def test_failed_csr_bundle_keeps_the_2560_byte_buffer(
+    builder: Any, memory_fcc: FactoryConfiguratorClient
+) -> None:
+    """An error after CSR processing began still fits FCC's CSR buffer: no status 21 below 2560 bytes."""
+    request = {
+        "SchemeVersion": "0.0.1",
+        "SID": "s" * 600,
+        "Verify": 0,
+        "CsrReqs": [{"PrKN": "gen.key", "Subj": "CN=EP_fdsf", "MD": 1, "Bogus": 1}],
+    }
+    result = memory_fcc.bundle_handler(builder.encode(request))
+    assert result.response is not None and len(result.response) > 512
+    response = decode_response(result.response)
+    assert (response.return_status, response.csrs) == (37, ())
+    request.pop("CsrReqs")
+    assert memory_fcc.bundle_handler(builder.encode(request)).status == FccStatus.BUNDLE_RESPONSE_ERROR

@@ -59,6 +59,7 @@ class _Run:
     flags: dict[str, bool] = field(default_factory=dict)
     csr_group: object | None = None  # the raw CsrReqs value; FCC parses it after the session rules
     csr_requests: tuple[wb.CsrRequest, ...] = ()
+    csr_stage: bool = False  # CsrReqs reached processing: FCC's 2560-byte buffer is in use
     csrs: list[CsrResult] = field(default_factory=list)
     warnings: tuple[str, ...] = ()
 
@@ -148,7 +149,7 @@ class FactoryConfiguratorClient:
             csrs=tuple(run.csrs),
         )
         try:
-            return encode_response(resp)
+            return encode_response(resp, csr_buffer=run.csr_stage)
         except BundleEncodeError:
             return None
 
@@ -182,6 +183,7 @@ class FactoryConfiguratorClient:
                 csr_requested=run.csr_group is not None,
             )
             if run.csr_group is not None:
+                run.csr_stage = True
                 csr_group = wb.parse_group(wb.CSR_REQS_KEY, run.csr_group)
                 assert isinstance(csr_group, wb.CsrReqsGroup)
                 run.csr_requests = csr_group.items
