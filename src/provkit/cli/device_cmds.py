@@ -87,7 +87,7 @@ storage_option = click.option("--storage", "storage", required=True, help=STORAG
     type=click.IntRange(1, 0xFFFF_FFFF),
     default=DEFAULT_MAX_MESSAGE_BYTES,
     show_default=True,
-    help="Larger frames are refused with status 5.",
+    help="Larger frames are refused with status 3 (memory out), unread.",
 )
 def serve_cmd(
     ip: str,
