@@ -166,10 +166,21 @@ def test_show_lists_items_with_certificate_subjects_but_no_key_bytes(tmp_path: P
 
 def test_verify_fails_with_exit_1_on_empty_device(tmp_path: Path) -> None:
     """verify on an unprovisioned device prints the failing status and exits 1."""
+    open_storage(tmp_path / "empty.sqlite").close()
     result = CliRunner().invoke(cli, ["device", "verify", "--storage", str(tmp_path / "empty.sqlite")])
     assert result.exit_code == 1
     assert "Status: 25" in result.output
     assert "Item does not exist:mbed.UseBootstrap" in result.output
+
+
+@pytest.mark.parametrize("command", [["show"], ["verify"], ["reset"], ["erase", "--yes"]])
+def test_inspecting_a_missing_storage_file_is_error_11(tmp_path: Path, command: list[str]) -> None:
+    """show/verify/reset/erase never create a device for a mistyped path: they fail with 11."""
+    missing = tmp_path / "typo.sqlite"
+    result = CliRunner().invoke(cli, ["device", *command, "--storage", str(missing)])
+    assert result.exit_code == 1
+    assert f"Error 11: storage file {missing} does not exist" in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_verify_succeeds_and_prints_warnings(tmp_path: Path) -> None:
