@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import cbor2
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -183,6 +184,7 @@ def test_integer_storage_widths(builder: Any, memory_fcc: FactoryConfiguratorCli
         {"Name": "custom.int", "Data": 258},
         {"Name": "custom.neg", "Data": -2},
         {"Name": "custom.big", "Data": cbor2_bignum()},
+        {"Name": "custom.small-bignum", "Data": cbor2.CBORTag(2, b"\x00\x01\x00")},
     ]
     bundle = {"SchemeVersion": "0.0.1", "Verify": 0, "ConfigParams": params}
     assert memory_fcc.bundle_handler(builder.encode(bundle)).status == 0
@@ -192,6 +194,8 @@ def test_integer_storage_widths(builder: Any, memory_fcc: FactoryConfiguratorCli
     assert get("custom.int", ItemType.CONFIG) == (258).to_bytes(8, "little")
     assert get("custom.neg", ItemType.CONFIG) == b"\xfe" + b"\xff" * 7
     assert get("custom.big", ItemType.CONFIG) == bytes.fromhex("A65369B6589987655264")
+    # A tag 2 bignum keeps the bytes it was sent with, even below 2**64 and with leading zeros.
+    assert get("custom.small-bignum", ItemType.CONFIG) == b"\x00\x01\x00"
 
 
 def cbor2_bignum() -> int:

@@ -10,6 +10,7 @@ import pytest
 from provkit.codes import FccStatus
 from provkit.errors import BundleDecodeError
 from provkit.wire.bundle import (
+    BigNum,
     Bundle,
     ConfigParam,
     FlagGroup,
@@ -256,8 +257,10 @@ def test_csr_ext_trust_and_unknown_keys_are_skipped() -> None:
 
 def test_small_bignum_decodes_to_int() -> None:
     """A tag 2 bignum in ConfigParams Data decodes to the integer it encodes."""
-    raw = with_item("ConfigParams", {"Name": "n", "Data": cbor2.CBORTag(2, b"\x01\x00")})
-    assert decode_bundle(raw).config_params == (ConfigParam("n", 256),)
+    raw = with_item("ConfigParams", {"Name": "n", "Data": cbor2.CBORTag(2, b"\x00\x01\x00")})
+    decoded = decode_bundle(raw).config_params
+    assert decoded == (ConfigParam("n", 256),)
+    assert isinstance(decoded[0].data, BigNum) and decoded[0].data.raw == b"\x00\x01\x00"
 
 
 def test_format_may_be_absent() -> None:

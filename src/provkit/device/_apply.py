@@ -15,7 +15,14 @@ from provkit.device.kcm import ItemType, Kcm, check_name
 from provkit.errors import CryptoError, StorageError
 from provkit.params import FOUR_BYTE_INTEGER_PARAMS
 from provkit.params import names as n
-from provkit.wire.bundle import CertificateChainItem, CertificateItem, ConfigParam, CsrRequest, KeyItem
+from provkit.wire.bundle import (
+    BigNum,
+    CertificateChainItem,
+    CertificateItem,
+    ConfigParam,
+    CsrRequest,
+    KeyItem,
+)
 from provkit.wire.response import CsrResult
 
 _U64: Final = 1 << 64
@@ -105,7 +112,8 @@ def config_bytes(param: ConfigParam) -> bytes:
     """Return the bytes FCC stores for a config param (§1.6).
 
     Integers become a little-endian uint64, cut to 4 bytes for UseBootstrap,
-    MemoryTotalKB and FirstToClaim; bignums beyond 64 bits keep their big-endian bytes.
+    MemoryTotalKB and FirstToClaim; a tag 2 bignum is stored as the bytes received (its
+    first 4 for those three names), as ``fcc_bundle_get_variant`` hands them to KCM.
 
     Raises:
         BundleFailure: 20 for a negative integer below int64.
@@ -117,6 +125,8 @@ def config_bytes(param: ConfigParam) -> bytes:
         return data.encode("utf-8")
     if isinstance(data, bytes):
         return data
+    if isinstance(data, BigNum):
+        return data.raw[:4] if param.name in FOUR_BYTE_INTEGER_PARAMS else data.raw
     if data >= _U64:
         return data.to_bytes((data.bit_length() + 7) // 8, "big")
     if data < -(1 << 63):

@@ -234,7 +234,7 @@ def _parse_chain(value: object) -> m.CertificateChainItem:
 
 def _config_data(data: object, name: str) -> int | str | bytes:
     if isinstance(data, CborTag) and data.tag == 2 and isinstance(data.value, bytes):
-        return int.from_bytes(data.value, "big")  # positive bignum, as fcc_bundle_get_variant
+        return m.BigNum(data.value)  # positive bignum: FCC keeps its bytes as received
     if isinstance(data, bool) or not isinstance(data, int | str | bytes):
         raise _bad(f"config param {name!r}: Data has an unsupported CBOR type", item=name)
     return data
