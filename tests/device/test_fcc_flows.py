@@ -287,3 +287,19 @@ def test_failed_csr_bundle_keeps_the_2560_byte_buffer(
     assert (response.return_status, response.csrs) == (37, ())
     request.pop("CsrReqs")
     assert memory_fcc.bundle_handler(builder.encode(request)).status == FccStatus.BUNDLE_RESPONSE_ERROR
+
+
+def test_failed_bundle_keeps_the_session_state_of_the_last_complete_one(
+    builder: Any, memory_fcc: FactoryConfiguratorClient
+) -> None:
+    """FCC sets its session flag only once a bundle's groups are all read: a bundle failing
+    earlier leaves a keep-alive session open, and one failing later applies its own KpAlvSess."""
+    fcc = memory_fcc
+    fresh_failure = fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "Bogus": 1, "KpAlvSess": 1}))
+    assert (fresh_failure.status, fresh_failure.session_finished) == (FccStatus.BUNDLE_INVALID_GROUP, True)
+    opened = fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "Verify": 0, "KpAlvSess": 1}))
+    assert (opened.status, opened.session_finished) == (FccStatus.SUCCESS, False)
+    early = fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "Bogus": 1, "KpAlvSess": 0}))
+    assert (early.status, early.session_finished) == (FccStatus.BUNDLE_INVALID_GROUP, False)
+    late = fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "KpAlvSess": 0}))  # verify fails
+    assert (late.status, late.session_finished) == (FccStatus.ITEM_NOT_EXIST, True)

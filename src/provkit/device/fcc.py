@@ -45,7 +45,9 @@ class HandlerResult:
         status: the ``ReturnStatus`` (also inside the response).
         response: the CBOR response bundle, or ``None`` when FCC sends none (factory
             disabled, or the response did not fit: status 21).
-        session_finished: ``True`` unless the bundle asked to keep the session alive.
+        session_finished: ``True`` unless the session is to be kept alive: what the last
+            bundle that got past the group loop said with ``KpAlvSess`` (FCC's
+            ``g_is_session_finished``, which a bundle failing earlier leaves unchanged).
     """
 
     status: FccStatus
@@ -83,6 +85,8 @@ class FactoryConfiguratorClient:
         self.kcm = kcm
         self.clock = clock if clock is not None else DeviceClock(kcm)
         self.secure_time = secure_time
+        # g_is_session_finished: set once a bundle's groups are all read, kept otherwise.
+        self._session_finished = True
 
     # ------------------------------------------------------------ public API
 
@@ -126,18 +130,18 @@ class FactoryConfiguratorClient:
         except Exception:  # a bug must not crash the device agent: answer, log, roll back
             _log.exception("unexpected failure while processing a bundle")
             return self._failed(BundleFailure(FccStatus.ERROR, GENERAL_ERROR_PREFIX), run)
-        return HandlerResult(FccStatus.SUCCESS, response, run.session_finished)
+        return HandlerResult(FccStatus.SUCCESS, response, self._session_finished)
 
     # ------------------------------------------------------------ internals
 
     def _failed(self, failure: BundleFailure, run: _Run) -> HandlerResult:
         if not failure.respond:
-            return HandlerResult(failure.status, None, True)
+            return HandlerResult(failure.status, None, self._session_finished)
         run.csrs = []  # FCC resets the encoder on error: CSRs are dropped
         response = self._encode(failure.status, failure.message, run)
         if response is None:
-            return HandlerResult(FccStatus.BUNDLE_RESPONSE_ERROR, None, run.session_finished)
-        return HandlerResult(failure.status, response, run.session_finished)
+            return HandlerResult(FccStatus.BUNDLE_RESPONSE_ERROR, None, self._session_finished)
+        return HandlerResult(failure.status, response, self._session_finished)
 
     @staticmethod
     def _encode(status: FccStatus, message: str, run: _Run) -> bytes | None:
@@ -173,6 +177,7 @@ class FactoryConfiguratorClient:
                     run.csr_group = value  # remembered only (the last one wins), as FCC does
                     continue
                 self._group(wb.parse_group(key, value), run)
+            self._session_finished = run.session_finished
             wb.check_session_rules(
                 wb.Bundle(
                     verify=run.flags.get("Verify"),
