@@ -155,6 +155,15 @@ def _unknown_signature_algorithm(der: bytes) -> bytes:
     return der.replace(oid, oid[:-1] + b"\x09")
 
 
+def _negative_serial(b: dict[str, Any], bld: Any) -> None:
+    # Serial INTEGER right after the version field, rewritten as a negative number of the same length.
+    der = bytearray(b["Certificates"][0]["Data"])
+    at = der.index(b"\xa0\x03\x02\x01\x02") + 5
+    length = der[at + 1]
+    der[at + 2 : at + 2 + length] = b"\x80" + bytes(length - 1)
+    b["Certificates"][0]["Data"] = bytes(der)
+
+
 def _ca_version_7(b: dict[str, Any], bld: Any) -> None:
     b["Certificates"][0]["Data"] = _bad_version(b["Certificates"][0]["Data"])
 
@@ -344,6 +353,8 @@ CASES = [
         18,
         "Certificate parse failed:mbed.BootstrapServerCACert",
     ),
+    # RFC 5280 forbids it, but mbedTLS (and cryptography, with a warning) accept it.
+    Case("ca-negative-serial", _negative_serial, 0, OK),
     Case("cert-version-7", _ca_version_7, 18, "Certificate parse failed:mbed.BootstrapServerCACert"),
     Case(
         "chain-unknown-signature-algorithm",

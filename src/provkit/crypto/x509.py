@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Final, TypeAlias
 
@@ -20,6 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
 from provkit.crypto.keys import PrivateKey, PublicKey, is_p256, is_pem, keys_match
@@ -44,9 +46,14 @@ def load_certificate(der_or_pem: bytes) -> Certificate:
         CryptoError: the bytes are not a certificate.
     """
     try:
-        if is_pem(der_or_pem):
-            return x509.load_pem_x509_certificate(der_or_pem)
-        cert = x509.load_der_x509_certificate(der_or_pem)
+        # A zero or negative serial number only draws a deprecation warning from
+        # cryptography; mbedTLS accepts it too. Silencing it keeps the outcome the same
+        # whatever the warning filters (tests turn warnings into errors).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            if is_pem(der_or_pem):
+                return x509.load_pem_x509_certificate(der_or_pem)
+            cert = x509.load_der_x509_certificate(der_or_pem)
         # Parsing is lazy in cryptography; touching the key and validity forces the
         # fields KCM and verification rely on to be decoded now, not at first use.
         cert.public_key()
