@@ -142,7 +142,13 @@ def test_disable_then_no_response(builder: Any, any_fcc: FactoryConfiguratorClie
 
 def test_entropy_and_rot_set_once(builder: Any, memory_fcc: FactoryConfiguratorClient) -> None:
     """Entropy and ROT are accepted once; a second attempt answers 8 / 7 naming the item."""
-    bundle = {"SchemeVersion": "0.0.1", "Verify": 0, "Entropy": bytes(48), "ROT": bytes(range(16))}
+    bundle = {
+        "SchemeVersion": "0.0.1",
+        "Verify": 0,
+        "KpAlvSess": 1,
+        "Entropy": bytes(48),
+        "ROT": bytes(range(16)),
+    }
     assert memory_fcc.bundle_handler(builder.encode(bundle)).status == 0
     assert memory_fcc.kcm.rbp_get("rot") == bytes(range(16))
     result = memory_fcc.bundle_handler(builder.encode(bundle))
@@ -164,6 +170,7 @@ def test_current_time_sets_persisted_clock(builder: Any, tmp_path: Path) -> None
     bundle = {
         "SchemeVersion": "0.0.1",
         "Verify": 0,
+        "KpAlvSess": 1,
         "ConfigParams": [{"Name": "mbed.CurrentTime", "Data": 1_700_000_000}],
     }
     assert fcc.bundle_handler(builder.encode(bundle)).status == 0
@@ -186,7 +193,7 @@ def test_integer_storage_widths(builder: Any, memory_fcc: FactoryConfiguratorCli
         {"Name": "custom.big", "Data": cbor2_bignum()},
         {"Name": "custom.small-bignum", "Data": cbor2.CBORTag(2, b"\x00\x01\x00")},
     ]
-    bundle = {"SchemeVersion": "0.0.1", "Verify": 0, "ConfigParams": params}
+    bundle = {"SchemeVersion": "0.0.1", "Verify": 0, "KpAlvSess": 1, "ConfigParams": params}
     assert memory_fcc.bundle_handler(builder.encode(bundle)).status == 0
     get = memory_fcc.kcm.item_get
     assert get("mbed.MemoryTotalKB", ItemType.CONFIG) == (102400).to_bytes(4, "little")
@@ -207,7 +214,9 @@ def test_failed_last_item_leaves_sqlite_identical(builder: Any, tmp_path: Path) 
     path = tmp_path / "d.sqlite"
     fcc = fcc_init(path)
     assert (
-        fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "Verify": 0, "ROT": bytes(16)})).status
+        fcc.bundle_handler(
+            builder.encode({"SchemeVersion": "0.0.1", "Verify": 0, "KpAlvSess": 1, "ROT": bytes(16)})
+        ).status
         == 0
     )
     before = _dump(path)
@@ -264,7 +273,7 @@ def test_empty_csr_list_answers_an_empty_csrs_group(
     builder: Any, memory_fcc: FactoryConfiguratorClient
 ) -> None:
     """FCC writes ``Csrs`` whenever CsrReqs was processed, so an empty request list gives ``Csrs: []``."""
-    bundle = {"SchemeVersion": "0.0.1", "SID": "s", "Verify": 0, "CsrReqs": []}
+    bundle = {"SchemeVersion": "0.0.1", "SID": "s", "Verify": 0, "KpAlvSess": 1, "CsrReqs": []}
     result = memory_fcc.bundle_handler(builder.encode(bundle))
     assert result.response is not None
     assert result.response.startswith(b"\xbf\x64Csrs\x80\x6dSchemeVersion")
@@ -303,3 +312,34 @@ def test_failed_bundle_keeps_the_session_state_of_the_last_complete_one(
     assert (early.status, early.session_finished) == (FccStatus.BUNDLE_INVALID_GROUP, False)
     late = fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "KpAlvSess": 0}))  # verify fails
     assert (late.status, late.session_finished) == (FccStatus.ITEM_NOT_EXIST, True)
+
+
+def test_session_end_reads_the_bootstrap_mode_even_without_verify(builder: Any) -> None:
+    """With secure time, ending a session runs fcc_trust_ca_cert_id_set, which reads
+    mbed.UseBootstrap first: Verify 0 does not spare a bundle its 25/30 or the LwM2M warning,
+    and bootstrap mode needs the bootstrap CA."""
+    empty = {"SchemeVersion": "0.0.1", "Verify": 0}
+    fcc = FactoryConfiguratorClient(Kcm(MemoryStorage()))
+    result = fcc.bundle_handler(builder.encode(empty))
+    assert result.response is not None
+    assert (result.status, decode_response(result.response).info_message) == (
+        FccStatus.ITEM_NOT_EXIST,
+        "Item does not exist:mbed.UseBootstrap",
+    )
+    assert fcc.bundle_handler(builder.encode({**empty, "KpAlvSess": 1})).status == FccStatus.SUCCESS
+    lwm2m = {**empty, "ConfigParams": [{"Name": "mbed.UseBootstrap", "Data": 0}]}
+    result = fcc.bundle_handler(builder.encode(lwm2m))
+    assert result.response is not None
+    response = decode_response(result.response)
+    assert (response.return_status, response.warning_info) == (
+        0,
+        "Bootstrap mode not activated:mbed.UseBootstrap\n",
+    )
+    bootstrap = {**empty, "ConfigParams": [{"Name": "mbed.UseBootstrap", "Data": 1}]}
+    fresh = FactoryConfiguratorClient(Kcm(MemoryStorage()))
+    result = fresh.bundle_handler(builder.encode(bootstrap))
+    assert result.response is not None
+    assert decode_response(result.response).info_message == "Item does not exist:mbed.BootstrapServerCACert"
+    assert fresh.kcm.list_items() == []
+    no_secure_time = FactoryConfiguratorClient(Kcm(MemoryStorage()), secure_time=False)
+    assert no_secure_time.bundle_handler(builder.encode(empty)).status == FccStatus.SUCCESS

@@ -98,7 +98,7 @@ def test_disabled_factory_and_oversized_response_get_transport_status_9(
 ) -> None:
     """After Disable=1 FCC produces no response, and a response above 512 bytes is status 21:
     both reach the factory tool as transport status 9 with no body, as in the C example."""
-    disable = encode_bundle(Bundle(config_params=(ConfigParam("mbed.Timezone", "UTC"),), verify=0, disable=1))
+    disable = encode_bundle(Bundle(config_params=(ConfigParam("mbed.UseBootstrap", 0),), verify=0, disable=1))
     too_long = encode_bundle(Bundle(verify=0, sid="s" * 600))
     agent = DeviceAgent(device_handlers(fcc, fcc.kcm))
     with TcpAgentServer(agent, "127.0.0.1", 0) as server:

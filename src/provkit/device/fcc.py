@@ -25,7 +25,7 @@ from provkit.device.clock import DeviceClock
 from provkit.device.kcm import Kcm
 from provkit.device.storage import StorageBackend, open_storage
 from provkit.device.trust_ca import trust_ca_id_set
-from provkit.device.verify import VerifyResult, verify_device
+from provkit.device.verify import VerifyResult, get_bootstrap_mode, verify_device
 from provkit.errors import BundleDecodeError, BundleEncodeError, StorageError
 from provkit.wire import bundle as wb
 from provkit.wire.response import BundleResponse, CsrResult, encode_response
@@ -197,7 +197,7 @@ class FactoryConfiguratorClient:
         for request in run.csr_requests:
             run.csrs.append(_apply.process_csr(self.kcm, request))
         if self.secure_time and run.session_finished:
-            trust_ca_id_set(self.kcm)
+            self._trust_ca(run)
         if run.flags.get("Verify", True):
             result = self.verify_device_configured()
             run.warnings = result.warnings  # verification clears what came before
@@ -205,6 +205,21 @@ class FactoryConfiguratorClient:
                 raise BundleFailure(result.status, result.message)
         if run.flags.get("Disable", False):
             self.kcm.rbp_set(FACTORY_DONE, (1).to_bytes(8, "little"))
+
+    def _trust_ca(self, run: _Run) -> None:
+        """``fcc_trust_ca_cert_id_set()`` when a session ends (§1.8 step 7).
+
+        Like FCC it first reads the bootstrap mode, so a session ending without a valid
+        ``mbed.UseBootstrap`` fails (25/27/30) even with ``Verify`` 0, and LwM2M mode leaves
+        the ``Bootstrap mode not activated`` warning (replaced if verification follows); in
+        bootstrap mode the bootstrap CA must exist (25).
+        """
+        use_bootstrap, mode = get_bootstrap_mode(self.kcm)
+        run.warnings += mode.warnings
+        if not mode.ok:
+            raise BundleFailure(mode.status, mode.message)
+        if use_bootstrap:
+            trust_ca_id_set(self.kcm)
 
     def _set_once(self, name: str, value: bytes, status: FccStatus) -> None:
         if self.kcm.rbp_get(name) is not None:

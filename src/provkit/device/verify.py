@@ -262,6 +262,24 @@ def _aid(uri: str) -> str | None:
     return None
 
 
+def get_bootstrap_mode(kcm: Kcm) -> tuple[bool, VerifyResult]:
+    """``fcc_get_bootstrap_mode()`` on its own, as ``fcc_trust_ca_cert_id_set()`` calls it.
+
+    Returns:
+        Whether bootstrap mode is on, and the outcome: 25/27/30 naming
+        ``mbed.UseBootstrap``, or success with the ``Bootstrap mode not activated`` warning
+        in LwM2M mode.
+    """
+    verifier = _Verifier(kcm, 0, False)
+    try:
+        use_bootstrap = verifier.bootstrap_mode()
+    except _Failed as failure:
+        return False, VerifyResult(
+            failure.status, failure.status.prefix + failure.item, tuple(verifier.warnings)
+        )
+    return use_bootstrap, VerifyResult(FccStatus.SUCCESS, SUCCESS_INFO_MESSAGE, tuple(verifier.warnings))
+
+
 def verify_device(kcm: Kcm, now: Callable[[], int], *, check_ca_identifier: bool = False) -> VerifyResult:
     """Run device verification against the stored items.
 
