@@ -180,6 +180,40 @@ def _bad_csr_then_bad_key(b: dict[str, Any], bld: Any) -> dict[str, Any]:
     return {"CsrReqs": [csr], **b, "Keys": keys, "SID": "s", "Verify": 0}
 
 
+def _update_cert(days_before: int, days_after: int) -> Callable[[dict[str, Any], Any], None]:
+    """Replace mbed.UpdateAuthCert with a self-signed one valid from/until now ± days."""
+
+    def mutate(b: dict[str, Any], bld: Any) -> None:
+        from cryptography import x509 as cx509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from provkit.crypto.x509 import certificate_der
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = cx509.Name([cx509.NameAttribute(cx509.oid.NameOID.COMMON_NAME, "update auth")])
+        cert = (
+            cx509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(7)
+            .not_valid_before(NOW + dt.timedelta(days=days_before))
+            .not_valid_after(NOW + dt.timedelta(days=days_after))
+            .sign(key, hashes.SHA256())
+        )
+        b["Certificates"][1]["Data"] = certificate_der(cert)
+
+    return mutate
+
+
+def _cert_field(field: str, value: Any) -> Callable[[dict[str, Any], Any], None]:
+    def mutate(b: dict[str, Any], bld: Any) -> None:
+        b["Certificates"][0][field] = value
+
+    return mutate
+
+
 def _sid_then_bad_group(b: dict[str, Any], bld: Any) -> dict[str, Any]:
     return {"SchemeVersion": "0.0.1", "SID": "sess-1", "Bogus": []}
 
@@ -372,6 +406,38 @@ CASES = [
         0,
         OK,
         "Item not set:mbed.UpdateAuthCert\n",
+    ),
+    # More recipes from the early FCC test generator (pelion-fcc.md §7).
+    Case(
+        "uri-wrong-prefix-location",
+        _param(BS_URI, "bootstrap.arm.com/coaps://?aid=1"),
+        28,
+        f"URI format incorrect:{BS_URI}",
+    ),
+    Case(
+        "certificate-null-format",
+        _cert_field("Format", None),
+        20,
+        "General error:mbed.BootstrapServerCACert",
+    ),
+    Case("certificate-pem-format", _cert_field("Format", "pem"), 37, "General error:"),
+    Case("update-cert-expired", _update_cert(-800, -1), 13, "Certificate expired:mbed.UpdateAuthCert"),
+    Case(
+        "update-cert-in-the-future",
+        _update_cert(2, 20 * 365),
+        0,
+        OK,
+        "Certificate validity cannot be checked:mbed.UpdateAuthCert\n",
+    ),
+    Case(
+        "lwm2m-without-time",
+        _drop("mbed.CurrentTime"),
+        0,
+        OK,
+        "Item not set:mbed.CurrentTime\nBootstrap mode not activated:mbed.UseBootstrap\n"
+        + "Certificate validity cannot be checked:mbed.LwM2MDeviceCert\n" * 2
+        + "Certificate validity cannot be checked:mbed.UpdateAuthCert\n",
+        mode="lwm2m",
     ),
     Case(
         "no-class-vendor",
