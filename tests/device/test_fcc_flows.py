@@ -343,3 +343,14 @@ def test_session_end_reads_the_bootstrap_mode_even_without_verify(builder: Any) 
     assert fresh.kcm.list_items() == []
     no_secure_time = FactoryConfiguratorClient(Kcm(MemoryStorage()), secure_time=False)
     assert no_secure_time.bundle_handler(builder.encode(empty)).status == FccStatus.SUCCESS
+
+
+def test_repeated_scheme_entropy_and_rot_only_the_first_counts(memory_fcc: FactoryConfiguratorClient) -> None:
+    """FCC reads SchemeVersion, Entropy and ROT once by key and skips them in its loop:
+    a second, broken copy of any of them is ignored."""
+    pairs = [("SchemeVersion", "0.0.1"), ("Entropy", bytes(48)), ("ROT", bytes(16))]
+    pairs += [("SchemeVersion", "9.9.9"), ("Entropy", b"short"), ("ROT", 5), ("Verify", 0), ("KpAlvSess", 1)]
+    raw = bytes([0xA0 | len(pairs)]) + b"".join(cbor2.dumps(k) + cbor2.dumps(v) for k, v in pairs)
+    result = memory_fcc.bundle_handler(raw)
+    assert result.status == FccStatus.SUCCESS
+    assert memory_fcc.kcm.rbp_get("rot") == bytes(16)

@@ -173,6 +173,8 @@ class FactoryConfiguratorClient:
                     FccStatus.FACTORY_DISABLED_ERROR, FccStatus.FACTORY_DISABLED_ERROR.prefix, respond=False
                 )
             for key, value in pairs:
+                if key in wb.LOOKED_UP_BY_KEY:
+                    continue  # FCC skips them here: they were read by key above
                 if key == wb.CSR_REQS_KEY:
                     run.csr_group = value  # remembered only (the last one wins), as FCC does
                     continue

@@ -74,8 +74,8 @@ def decode_envelope(data: bytes) -> tuple[tuple[str, object], ...]:
     versions = [value for key, value in pairs if key == m.SCHEME_VERSION_KEY]
     if not versions:
         raise _bad("SchemeVersion is missing", FccStatus.BUNDLE_INVALID_SCHEME)
-    for version in versions:
-        _check_scheme(version)
+    # FCC looks the key up once (cbor_value_map_find_value): only the first one counts.
+    _check_scheme(versions[0])
     return tuple(pairs)
 
 

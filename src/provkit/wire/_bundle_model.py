@@ -46,6 +46,9 @@ TOP_LEVEL_KEYS: Final = frozenset(
     }
 )
 
+LOOKED_UP_BY_KEY: Final = frozenset({SCHEME_VERSION_KEY, ENTROPY_KEY, ROT_KEY})
+"""Groups FCC reads by key before its wire-order loop (first copy only) and skips in it."""
+
 # Item-map field keys.
 NAME_FIELD: Final = "Name"
 TYPE_FIELD: Final = "Type"

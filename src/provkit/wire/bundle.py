@@ -20,6 +20,7 @@ from provkit.wire._bundle_encode import FOUR_BYTE_NAMES, check_bundle, check_nam
 from provkit.wire._bundle_model import (
     CSR_REQS_KEY,
     ENTROPY_SIZE,
+    LOOKED_UP_BY_KEY,
     MAX_CHAIN_LENGTH,
     MAX_CSR_REQUESTS,
     MAX_TOP_LEVEL_KEYS,
@@ -51,6 +52,7 @@ __all__ = [
     "CSR_REQS_KEY",
     "ENTROPY_SIZE",
     "FOUR_BYTE_NAMES",
+    "LOOKED_UP_BY_KEY",
     "MAX_CHAIN_LENGTH",
     "MAX_CSR_REQUESTS",
     "MAX_TOP_LEVEL_KEYS",
@@ -141,7 +143,13 @@ def decode_bundle(data: bytes) -> Bundle:
     rot: bytes | None = None
     flags: dict[str, bool] = {}
     sid: str | None = None
+    seen_once: set[str] = set()
     for key, value in decode_envelope(data):
+        if key in LOOKED_UP_BY_KEY:
+            # FCC reads these by key before its loop and skips them in it: later copies are ignored.
+            if key in seen_once:
+                continue
+            seen_once.add(key)
         group = parse_group(key, value)
         match group:
             case KeysGroup(items=items):
