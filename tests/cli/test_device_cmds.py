@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,12 +16,15 @@ import pytest
 from click.testing import CliRunner
 
 from provkit.cli.main import cli
-from provkit.codes import FccStatus
+from provkit.codes import FccStatus, FtErrorCode
 from provkit.device.fcc import FactoryConfiguratorClient
 from provkit.device.kcm import Kcm
 from provkit.device.lwm2m import Lwm2mAcceptor
 from provkit.device.storage import open_storage
-from provkit.transport.links import TcpLink
+from provkit.transport.links import TcpLink, exchange_over
+from provkit.transport.streams import SocketStream
+from provkit.wire.cbor_strict import dumps as cbor_dumps
+from provkit.wire.framing import FCC_TOKEN
 from provkit.wire.response import decode_response
 from support.bundles import device_bundle
 from support.cli import json_status, make_fcu_home, run_cli
@@ -28,6 +32,7 @@ from support.pty import serial_agent
 
 AGENT = (sys.executable, "-m", "provkit.cli", "device")
 LWM2M_SAMPLE = Path(__file__).resolve().parents[1] / "vectors" / "lwm2m" / "sample_psk.yaml"
+CA_ID_WARNING = "CA identifier wasn't set properly:mbed.BootstrapServerCACert"
 READY = re.compile(r"^Factory Client IP Address and Port : (127\.0\.0\.1):(\d+)$")
 
 
@@ -41,7 +46,7 @@ def provision(path: Path, endpoint: str = "ep-cli") -> None:
 
 
 @contextmanager
-def serving(db: Path) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
+def serving(db: Path | str) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
     """Run ``provkit device serve --port 0`` as a subprocess; yield it with its address."""
     proc = subprocess.Popen(
         [*AGENT, "serve", "--ip", "127.0.0.1", "--port", "0", "--storage", str(db)],
@@ -80,6 +85,41 @@ def test_serve_subprocess_prints_ready_line_and_provisions(tmp_path: Path) -> No
         assert "stopped after 1 message(s)" in stop(proc)
     result = CliRunner().invoke(cli, ["device", "verify", "--storage", str(db)])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.integration
+def test_serve_memory_device_keeps_a_session_open_across_bundles() -> None:
+    """`serve --storage :memory:`: a keep-alive bundle and the closing one share one connection."""
+    with serving(":memory:") as (proc, ip, port):
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "Factory Client is waiting for incoming connection..."
+        with socket.create_connection((ip, port), timeout=60) as sock:
+            stream = SocketStream(sock)
+            first = exchange_over(
+                stream, device_bundle("ep-memory", keep_alive=1), token=FCC_TOKEN, timeout_s=60,
+                receive_code=FtErrorCode.TCP_RECEIVE_FAILED,
+            )  # fmt: skip
+            first_response = decode_response(first)
+            assert first_response.return_status == FccStatus.SUCCESS
+            # Mid-session the bootstrap CA is not trusted yet (it is when the session ends).
+            assert CA_ID_WARNING in first_response.warnings
+            # The same socket carries the closing bundle: the agent kept the session open.
+            closing = cbor_dumps({"SchemeVersion": "0.0.1", "KpAlvSess": 0})
+            second = decode_response(
+                exchange_over(
+                    stream,
+                    closing,
+                    token=FCC_TOKEN,
+                    timeout_s=60,
+                    receive_code=FtErrorCode.TCP_RECEIVE_FAILED,
+                )
+            )
+            assert second.return_status == FccStatus.SUCCESS
+            assert CA_ID_WARNING not in second.warnings
+            # Session finished: the agent closes this connection and waits for the next one.
+            sock.settimeout(60)
+            assert sock.recv(1) == b""
+        assert "stopped after 2 message(s)" in stop(proc)
 
 
 @pytest.mark.integration
@@ -126,10 +166,21 @@ def test_show_lists_items_with_certificate_subjects_but_no_key_bytes(tmp_path: P
 
 def test_verify_fails_with_exit_1_on_empty_device(tmp_path: Path) -> None:
     """verify on an unprovisioned device prints the failing status and exits 1."""
+    open_storage(tmp_path / "empty.sqlite").close()
     result = CliRunner().invoke(cli, ["device", "verify", "--storage", str(tmp_path / "empty.sqlite")])
     assert result.exit_code == 1
     assert "Status: 25" in result.output
     assert "Item does not exist:mbed.UseBootstrap" in result.output
+
+
+@pytest.mark.parametrize("command", [["show"], ["verify"], ["reset"], ["erase", "--yes"]])
+def test_inspecting_a_missing_storage_file_is_error_11(tmp_path: Path, command: list[str]) -> None:
+    """show/verify/reset/erase never create a device for a mistyped path: they fail with 11."""
+    missing = tmp_path / "typo.sqlite"
+    result = CliRunner().invoke(cli, ["device", *command, "--storage", str(missing)])
+    assert result.exit_code == 1
+    assert f"Error 11: storage file {missing} does not exist" in result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_verify_succeeds_and_prints_warnings(tmp_path: Path) -> None:

@@ -144,6 +144,76 @@ def _too_many_keys(b: dict[str, Any], bld: Any) -> None:
         b[f"Extra{i}"] = 0
 
 
+def _bad_version(der: bytes) -> bytes:
+    # TBSCertificate starts with [0] { INTEGER 2 } (a0 03 02 01 02); X.509 knows versions 0-2 only.
+    return der.replace(b"\xa0\x03\x02\x01\x02", b"\xa0\x03\x02\x01\x07", 1)
+
+
+def _unknown_signature_algorithm(der: bytes) -> bytes:
+    # ecdsa-with-SHA256 (1.2.840.10045.4.3.2) becomes the unassigned 1.2.840.10045.4.3.9.
+    oid = bytes.fromhex("06082a8648ce3d040302")
+    return der.replace(oid, oid[:-1] + b"\x09")
+
+
+def _negative_serial(b: dict[str, Any], bld: Any) -> None:
+    # Serial INTEGER right after the version field, rewritten as a negative number of the same length.
+    der = bytearray(b["Certificates"][0]["Data"])
+    at = der.index(b"\xa0\x03\x02\x01\x02") + 5
+    length = der[at + 1]
+    der[at + 2 : at + 2 + length] = b"\x80" + bytes(length - 1)
+    b["Certificates"][0]["Data"] = bytes(der)
+
+
+def _ca_version_7(b: dict[str, Any], bld: Any) -> None:
+    b["Certificates"][0]["Data"] = _bad_version(b["Certificates"][0]["Data"])
+
+
+def _chain_unknown_signature(b: dict[str, Any], bld: Any) -> None:
+    chain = b["CertificateChains"][0]["DataArray"]
+    chain[0] = _unknown_signature_algorithm(chain[0])
+
+
+def _bad_csr_then_bad_key(b: dict[str, Any], bld: Any) -> dict[str, Any]:
+    keys = b.pop("Keys")
+    keys[0]["Data"] = b"\x30\x03\x02\x01\x00"
+    csr = {"PrKN": "gen.key", "Subj": "CN=EP_fdsf", "MD": 1, "Bogus": 1}
+    return {"CsrReqs": [csr], **b, "Keys": keys, "SID": "s", "Verify": 0}
+
+
+def _update_cert(days_before: int, days_after: int) -> Callable[[dict[str, Any], Any], None]:
+    """Replace mbed.UpdateAuthCert with a self-signed one valid from/until now ± days."""
+
+    def mutate(b: dict[str, Any], bld: Any) -> None:
+        from cryptography import x509 as cx509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from provkit.crypto.x509 import certificate_der
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = cx509.Name([cx509.NameAttribute(cx509.oid.NameOID.COMMON_NAME, "update auth")])
+        cert = (
+            cx509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(7)
+            .not_valid_before(NOW + dt.timedelta(days=days_before))
+            .not_valid_after(NOW + dt.timedelta(days=days_after))
+            .sign(key, hashes.SHA256())
+        )
+        b["Certificates"][1]["Data"] = certificate_der(cert)
+
+    return mutate
+
+
+def _cert_field(field: str, value: Any) -> Callable[[dict[str, Any], Any], None]:
+    def mutate(b: dict[str, Any], bld: Any) -> None:
+        b["Certificates"][0][field] = value
+
+    return mutate
+
+
 def _sid_then_bad_group(b: dict[str, Any], bld: Any) -> dict[str, Any]:
     return {"SchemeVersion": "0.0.1", "SID": "sess-1", "Bogus": []}
 
@@ -187,7 +257,7 @@ CASES = [
     Case("lowercase-certificates", _rename_group("Certificates", "certificates"), 23, "General error:"),
     Case("csrs-group-in-request", _set("Csrs", []), 22, "General error:"),
     Case("key-field-instead-of-name", _rename_key_field, 37, "General error:"),
-    Case("key-format-kuku", _key_field("Format", "kuku"), 20, "General error:"),
+    Case("key-format-kuku", _key_field("Format", "kuku"), 37, "General error:"),
     Case("key-format-pem", _key_field("Format", "pem"), 37, "General error:"),
     Case("key-type-rsa", _key_field("Type", "RSAPrivate"), 37, "General error:"),
     Case(
@@ -272,12 +342,17 @@ CASES = [
         28,
         f"URI format incorrect:{BS_URI}",
     ),
+    # FCC reads FirstToClaim inside the URI check: failures carry the URI name, before the scheme.
     Case(
         "first-to-claim-2-bytes",
-        _param("mbed.FirstToClaim", b"\x01\x00"),
+        lambda b, bld: (
+            bld.set_param(b, "mbed.FirstToClaim", b"\x01\x00"),
+            bld.set_param(b, BS_URI, "soap://x?aid=1"),
+        ),
         27,
-        "Item size is wrong:mbed.FirstToClaim",
+        f"Item size is wrong:{BS_URI}",
     ),
+    Case("first-to-claim-8-bytes", _param("mbed.FirstToClaim", bytes(8)), 15, f"General error:{BS_URI}"),
     Case(
         "first-to-claim-lwm2m",
         _param("mbed.FirstToClaim", 1),
@@ -303,23 +378,23 @@ CASES = [
         mode="lwm2m",
     ),
     Case("broken-chain", _broken_chain, 18, f"Chain validation error:{BS_CERT}"),
-    Case(
-        "chain-of-6",
-        _chain_of(6),
-        16,
-        f"Maximum chain length supported is 5. Chain length of the item is invalid:{BS_CERT}",
-    ),
-    Case(
-        "chain-empty",
-        _chain_of(0),
-        16,
-        f"Maximum chain length supported is 5. Chain length of the item is invalid:{BS_CERT}",
-    ),
+    # FCC's parser checks the DataArray length (1..5) itself: BUNDLE_ERROR without a name.
+    Case("chain-of-6", _chain_of(6), 20, "General error:"),
+    Case("chain-empty", _chain_of(0), 20, "General error:"),
     Case(
         "cert-garbage",
         lambda b, bld: b["Certificates"][0].update(Data=b"\x30\x82garbage"),
         18,
         "Certificate parse failed:mbed.BootstrapServerCACert",
+    ),
+    # RFC 5280 forbids it, but mbedTLS (and cryptography, with a warning) accept it.
+    Case("ca-negative-serial", _negative_serial, 0, OK),
+    Case("cert-version-7", _ca_version_7, 18, "Certificate parse failed:mbed.BootstrapServerCACert"),
+    Case(
+        "chain-unknown-signature-algorithm",
+        _chain_unknown_signature,
+        18,
+        f"Certificate parse failed:{BS_CERT}",
     ),
     Case("duplicate-param", _duplicate_param, 17, "Data already exists:mbed.Manufacturer"),
     Case("name-too-long", _param("x" * 101, "v"), 16, "File name too long:" + "x" * 101),
@@ -331,6 +406,38 @@ CASES = [
         0,
         OK,
         "Item not set:mbed.UpdateAuthCert\n",
+    ),
+    # More recipes from the early FCC test generator (pelion-fcc.md §7).
+    Case(
+        "uri-wrong-prefix-location",
+        _param(BS_URI, "bootstrap.arm.com/coaps://?aid=1"),
+        28,
+        f"URI format incorrect:{BS_URI}",
+    ),
+    Case(
+        "certificate-null-format",
+        _cert_field("Format", None),
+        20,
+        "General error:mbed.BootstrapServerCACert",
+    ),
+    Case("certificate-pem-format", _cert_field("Format", "pem"), 37, "General error:"),
+    Case("update-cert-expired", _update_cert(-800, -1), 13, "Certificate expired:mbed.UpdateAuthCert"),
+    Case(
+        "update-cert-in-the-future",
+        _update_cert(2, 20 * 365),
+        0,
+        OK,
+        "Certificate validity cannot be checked:mbed.UpdateAuthCert\n",
+    ),
+    Case(
+        "lwm2m-without-time",
+        _drop("mbed.CurrentTime"),
+        0,
+        OK,
+        "Item not set:mbed.CurrentTime\nBootstrap mode not activated:mbed.UseBootstrap\n"
+        + "Certificate validity cannot be checked:mbed.LwM2MDeviceCert\n" * 2
+        + "Certificate validity cannot be checked:mbed.UpdateAuthCert\n",
+        mode="lwm2m",
     ),
     Case(
         "no-class-vendor",
@@ -347,10 +454,15 @@ CASES = [
     Case("empty", _replace(b""), 3, "General error:"),
     Case("top-level-array", _replace(cbor2.dumps(["SchemeVersion", "0.0.1"])), 20, "General error:"),
     Case("thirteen-keys", _too_many_keys, 20, "General error:"),
-    Case("verify-2", _set("Verify", 2), 20, "General error:"),
-    Case("keep-alive-2", _set("KpAlvSess", 2), 35, "General error:"),
+    Case("verify-2", _set("Verify", 2), 20, "General error:Verify"),
+    Case("keep-alive-2", _set("KpAlvSess", 2), 35, "General error:KpAlvSess"),
+    Case("sid-not-text", _set("SID", 7), 20, "General error:SID"),
+    Case("entropy-as-text", _set("Entropy", "x" * 48), 20, "General error:entropy"),
     Case("disable-with-keep-alive", lambda b, bld: b.update(Disable=1, KpAlvSess=1), 35, "General error:"),
     Case("csr-without-sid", _csrs(1, Verify=0), 20, "General error:"),
+    # CsrReqs is parsed after the session rules and after every other group (§1.8).
+    Case("six-csrs-without-sid", _csrs(6, Verify=0), 20, "General error:"),
+    Case("bad-csr-before-bad-key", _bad_csr_then_bad_key, 18, f"Private key parse failed:{BS_KEY}"),
     Case("csr-with-verify", _csrs(1, SID="s", Verify=1), 20, "General error:"),
     Case(
         "six-csrs",
@@ -380,7 +492,7 @@ CASES = [
         "Item redundant:mbed.LwM2MServerCACert\n"
         "CA identifier wasn't set properly:mbed.BootstrapServerCACert\n",
     ),
-    Case("config-data-array", _param("custom.param", [1, 2]), 20, "General error:"),
+    Case("config-data-array", _param("custom.param", [1, 2]), 20, "General error:custom.param"),
     Case("current-time-text", _param("mbed.CurrentTime", "now"), 20, "General error:"),
 ]
 

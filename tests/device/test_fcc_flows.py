@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import cbor2
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -103,7 +104,7 @@ def test_csr_key_exists_and_prkn_mismatch(builder: Any, memory_fcc: FactoryConfi
     response = decode_response(result.response)
     assert (response.return_status, response.info_message) == (
         17,
-        "Desired generated key name already exists:gen.key",
+        "Desired generated key name already exists:",  # FCC stores CSR errors without a name
     )
     assert response.csrs == ()
     _, cert = builder.pki.device()
@@ -141,7 +142,13 @@ def test_disable_then_no_response(builder: Any, any_fcc: FactoryConfiguratorClie
 
 def test_entropy_and_rot_set_once(builder: Any, memory_fcc: FactoryConfiguratorClient) -> None:
     """Entropy and ROT are accepted once; a second attempt answers 8 / 7 naming the item."""
-    bundle = {"SchemeVersion": "0.0.1", "Verify": 0, "Entropy": bytes(48), "ROT": bytes(range(16))}
+    bundle = {
+        "SchemeVersion": "0.0.1",
+        "Verify": 0,
+        "KpAlvSess": 1,
+        "Entropy": bytes(48),
+        "ROT": bytes(range(16)),
+    }
     assert memory_fcc.bundle_handler(builder.encode(bundle)).status == 0
     assert memory_fcc.kcm.rbp_get("rot") == bytes(range(16))
     result = memory_fcc.bundle_handler(builder.encode(bundle))
@@ -163,6 +170,7 @@ def test_current_time_sets_persisted_clock(builder: Any, tmp_path: Path) -> None
     bundle = {
         "SchemeVersion": "0.0.1",
         "Verify": 0,
+        "KpAlvSess": 1,
         "ConfigParams": [{"Name": "mbed.CurrentTime", "Data": 1_700_000_000}],
     }
     assert fcc.bundle_handler(builder.encode(bundle)).status == 0
@@ -183,8 +191,9 @@ def test_integer_storage_widths(builder: Any, memory_fcc: FactoryConfiguratorCli
         {"Name": "custom.int", "Data": 258},
         {"Name": "custom.neg", "Data": -2},
         {"Name": "custom.big", "Data": cbor2_bignum()},
+        {"Name": "custom.small-bignum", "Data": cbor2.CBORTag(2, b"\x00\x01\x00")},
     ]
-    bundle = {"SchemeVersion": "0.0.1", "Verify": 0, "ConfigParams": params}
+    bundle = {"SchemeVersion": "0.0.1", "Verify": 0, "KpAlvSess": 1, "ConfigParams": params}
     assert memory_fcc.bundle_handler(builder.encode(bundle)).status == 0
     get = memory_fcc.kcm.item_get
     assert get("mbed.MemoryTotalKB", ItemType.CONFIG) == (102400).to_bytes(4, "little")
@@ -192,6 +201,8 @@ def test_integer_storage_widths(builder: Any, memory_fcc: FactoryConfiguratorCli
     assert get("custom.int", ItemType.CONFIG) == (258).to_bytes(8, "little")
     assert get("custom.neg", ItemType.CONFIG) == b"\xfe" + b"\xff" * 7
     assert get("custom.big", ItemType.CONFIG) == bytes.fromhex("A65369B6589987655264")
+    # A tag 2 bignum keeps the bytes it was sent with, even below 2**64 and with leading zeros.
+    assert get("custom.small-bignum", ItemType.CONFIG) == b"\x00\x01\x00"
 
 
 def cbor2_bignum() -> int:
@@ -203,7 +214,9 @@ def test_failed_last_item_leaves_sqlite_identical(builder: Any, tmp_path: Path) 
     path = tmp_path / "d.sqlite"
     fcc = fcc_init(path)
     assert (
-        fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "Verify": 0, "ROT": bytes(16)})).status
+        fcc.bundle_handler(
+            builder.encode({"SchemeVersion": "0.0.1", "Verify": 0, "KpAlvSess": 1, "ROT": bytes(16)})
+        ).status
         == 0
     )
     before = _dump(path)
@@ -254,3 +267,90 @@ def test_response_too_large_is_status_21(builder: Any) -> None:
     result = fcc.bundle_handler(builder.encode(bundle))
     assert (result.status, result.response) == (FccStatus.BUNDLE_RESPONSE_ERROR, None)
     assert fcc.kcm.list_items() == []
+
+
+def test_empty_csr_list_answers_an_empty_csrs_group(
+    builder: Any, memory_fcc: FactoryConfiguratorClient
+) -> None:
+    """FCC writes ``Csrs`` whenever CsrReqs was processed, so an empty request list gives ``Csrs: []``."""
+    bundle = {"SchemeVersion": "0.0.1", "SID": "s", "Verify": 0, "KpAlvSess": 1, "CsrReqs": []}
+    result = memory_fcc.bundle_handler(builder.encode(bundle))
+    assert result.response is not None
+    assert result.response.startswith(b"\xbf\x64Csrs\x80\x6dSchemeVersion")
+    assert decode_response(result.response).return_status == 0
+
+
+def test_failed_csr_bundle_keeps_the_2560_byte_buffer(
+    builder: Any, memory_fcc: FactoryConfiguratorClient
+) -> None:
+    """An error after CSR processing began still fits FCC's CSR buffer: no status 21 below 2560 bytes."""
+    request = {
+        "SchemeVersion": "0.0.1",
+        "SID": "s" * 600,
+        "Verify": 0,
+        "CsrReqs": [{"PrKN": "gen.key", "Subj": "CN=EP_fdsf", "MD": 1, "Bogus": 1}],
+    }
+    result = memory_fcc.bundle_handler(builder.encode(request))
+    assert result.response is not None and len(result.response) > 512
+    response = decode_response(result.response)
+    assert (response.return_status, response.csrs) == (37, ())
+    request.pop("CsrReqs")
+    assert memory_fcc.bundle_handler(builder.encode(request)).status == FccStatus.BUNDLE_RESPONSE_ERROR
+
+
+def test_failed_bundle_keeps_the_session_state_of_the_last_complete_one(
+    builder: Any, memory_fcc: FactoryConfiguratorClient
+) -> None:
+    """FCC sets its session flag only once a bundle's groups are all read: a bundle failing
+    earlier leaves a keep-alive session open, and one failing later applies its own KpAlvSess."""
+    fcc = memory_fcc
+    fresh_failure = fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "Bogus": 1, "KpAlvSess": 1}))
+    assert (fresh_failure.status, fresh_failure.session_finished) == (FccStatus.BUNDLE_INVALID_GROUP, True)
+    opened = fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "Verify": 0, "KpAlvSess": 1}))
+    assert (opened.status, opened.session_finished) == (FccStatus.SUCCESS, False)
+    early = fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "Bogus": 1, "KpAlvSess": 0}))
+    assert (early.status, early.session_finished) == (FccStatus.BUNDLE_INVALID_GROUP, False)
+    late = fcc.bundle_handler(builder.encode({"SchemeVersion": "0.0.1", "KpAlvSess": 0}))  # verify fails
+    assert (late.status, late.session_finished) == (FccStatus.ITEM_NOT_EXIST, True)
+
+
+def test_session_end_reads_the_bootstrap_mode_even_without_verify(builder: Any) -> None:
+    """With secure time, ending a session runs fcc_trust_ca_cert_id_set, which reads
+    mbed.UseBootstrap first: Verify 0 does not spare a bundle its 25/30 or the LwM2M warning,
+    and bootstrap mode needs the bootstrap CA."""
+    empty = {"SchemeVersion": "0.0.1", "Verify": 0}
+    fcc = FactoryConfiguratorClient(Kcm(MemoryStorage()))
+    result = fcc.bundle_handler(builder.encode(empty))
+    assert result.response is not None
+    assert (result.status, decode_response(result.response).info_message) == (
+        FccStatus.ITEM_NOT_EXIST,
+        "Item does not exist:mbed.UseBootstrap",
+    )
+    assert fcc.bundle_handler(builder.encode({**empty, "KpAlvSess": 1})).status == FccStatus.SUCCESS
+    lwm2m = {**empty, "ConfigParams": [{"Name": "mbed.UseBootstrap", "Data": 0}]}
+    result = fcc.bundle_handler(builder.encode(lwm2m))
+    assert result.response is not None
+    response = decode_response(result.response)
+    assert (response.return_status, response.warning_info) == (
+        0,
+        "Bootstrap mode not activated:mbed.UseBootstrap\n",
+    )
+    bootstrap = {**empty, "ConfigParams": [{"Name": "mbed.UseBootstrap", "Data": 1}]}
+    fresh = FactoryConfiguratorClient(Kcm(MemoryStorage()))
+    result = fresh.bundle_handler(builder.encode(bootstrap))
+    assert result.response is not None
+    assert decode_response(result.response).info_message == "Item does not exist:mbed.BootstrapServerCACert"
+    assert fresh.kcm.list_items() == []
+    no_secure_time = FactoryConfiguratorClient(Kcm(MemoryStorage()), secure_time=False)
+    assert no_secure_time.bundle_handler(builder.encode(empty)).status == FccStatus.SUCCESS
+
+
+def test_repeated_scheme_entropy_and_rot_only_the_first_counts(memory_fcc: FactoryConfiguratorClient) -> None:
+    """FCC reads SchemeVersion, Entropy and ROT once by key and skips them in its loop:
+    a second, broken copy of any of them is ignored."""
+    pairs = [("SchemeVersion", "0.0.1"), ("Entropy", bytes(48)), ("ROT", bytes(16))]
+    pairs += [("SchemeVersion", "9.9.9"), ("Entropy", b"short"), ("ROT", 5), ("Verify", 0), ("KpAlvSess", 1)]
+    raw = bytes([0xA0 | len(pairs)]) + b"".join(cbor2.dumps(k) + cbor2.dumps(v) for k, v in pairs)
+    result = memory_fcc.bundle_handler(raw)
+    assert result.status == FccStatus.SUCCESS
+    assert memory_fcc.kcm.rbp_get("rot") == bytes(16)

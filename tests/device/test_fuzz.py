@@ -8,6 +8,7 @@ import cbor2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from provkit.codes import FccStatus
 from provkit.device.fcc import FactoryConfiguratorClient
 from provkit.device.kcm import Kcm
 from provkit.device.storage import MemoryStorage
@@ -31,6 +32,8 @@ def _snapshot(fcc: FactoryConfiguratorClient) -> dict[tuple[str, str], bytes]:
 def _check(fcc: FactoryConfiguratorClient, data: bytes) -> None:
     before = _snapshot(fcc)
     result = fcc.bundle_handler(data)
+    # Status 1 is only answered when processing raised unexpectedly (a bug caught by the handler).
+    assert result.status != FccStatus.ERROR
     if result.response is not None:
         response = decode_response(result.response)
         assert response.return_status == int(result.status)
@@ -98,3 +101,37 @@ def test_mutated_valid_bundle(builder: Any, position: int, value: int, cut: bool
         data[index] = value
     fcc = FactoryConfiguratorClient(Kcm(MemoryStorage()))
     _check(fcc, bytes(data))
+
+
+_DER_SLOTS = ("key", "server-ca", "update-cert", "leaf", "issuer")
+
+
+def _der_slot(bundle: dict[str, Any], slot: str) -> tuple[Any, Any]:
+    """The container and index of one DER blob of a valid bundle."""
+    if slot == "key":
+        return bundle["Keys"][0], "Data"
+    if slot == "server-ca":
+        return bundle["Certificates"][0], "Data"
+    if slot == "update-cert":
+        return bundle["Certificates"][1], "Data"
+    return bundle["CertificateChains"][0]["DataArray"], 0 if slot == "leaf" else 1
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    slot=st.sampled_from(_DER_SLOTS),
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=3),
+    mode=st.sampled_from(["bootstrap", "lwm2m"]),
+)
+def test_mutated_der_inside_valid_bundle(
+    builder: Any, slot: str, edits: list[tuple[int, int]], mode: str
+) -> None:
+    """A key or certificate with bytes changed is refused with a KCM/verification status, never a crash."""
+    bundle = builder.valid(mode)
+    container, index = _der_slot(bundle, slot)
+    der = bytearray(container[index])
+    for position, value in edits:
+        der[position % len(der)] = value
+    container[index] = bytes(der)
+    fcc = FactoryConfiguratorClient(Kcm(MemoryStorage()))
+    _check(fcc, builder.encode(bundle))

@@ -71,7 +71,7 @@ def test_every_failure_kind_in_one_stream_is_answered_in_order() -> None:
     assert statuses == [
         FtcdCommStatus.FAILED_TO_READ_MESSAGE_SIZE,
         FtcdCommStatus.INCONSISTENT_MESSAGE_SIGNATURE,
-        FtcdCommStatus.FAILED_TO_READ_MESSAGE_BYTES,
+        FtcdCommStatus.MEMORY_OUT,
         FtcdCommStatus.SUCCESS,
     ]
     tool.close()

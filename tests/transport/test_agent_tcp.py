@@ -103,7 +103,7 @@ def test_garbage_before_token_is_skipped(tcp_server: TcpAgentServer) -> None:
         (b"mbedprov\x02\0\0\0hi" + bytes(32), FtcdCommStatus.INCONSISTENT_MESSAGE_SIGNATURE),
         (
             b"mbedprov" + struct.pack("<I", 70_000) + b"x" * 70_032,
-            FtcdCommStatus.FAILED_TO_READ_MESSAGE_BYTES,
+            FtcdCommStatus.MEMORY_OUT,
         ),
     ],
     ids=["length-0", "bad-hash", "oversize"],

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from provkit.codes import FccStatus
+from provkit.codes import FccStatus, FtcdCommStatus
 from provkit.device.fcc import FactoryConfiguratorClient
 from provkit.device.kcm import Kcm
 from provkit.device.storage import open_storage
 from provkit.transport.agent import DeviceAgent, SessionEnd
+from provkit.transport.errors import DeviceStatusError
 from provkit.transport.handlers import device_handlers
 from provkit.transport.links import SerialLink, TcpLink
 from provkit.transport.servers import SerialAgentServer, TcpAgentServer
@@ -90,3 +91,24 @@ def test_valid_bundle_over_serial_pty(fcc: FactoryConfiguratorClient, pty_cable:
         response = decode_response(link.exchange(device_bundle("ep-serial"), timeout_s=30))
     assert response.return_status == FccStatus.SUCCESS
     assert fcc.kcm.item_get("mbed.EndpointName", 4) == b"ep-serial"
+
+
+def test_disabled_factory_and_oversized_response_get_transport_status_9(
+    fcc: FactoryConfiguratorClient,
+) -> None:
+    """After Disable=1 FCC produces no response, and a response above 512 bytes is status 21:
+    both reach the factory tool as transport status 9 with no body, as in the C example."""
+    disable = encode_bundle(Bundle(config_params=(ConfigParam("mbed.UseBootstrap", 0),), verify=0, disable=1))
+    too_long = encode_bundle(Bundle(verify=0, sid="s" * 600))
+    agent = DeviceAgent(device_handlers(fcc, fcc.kcm))
+    with TcpAgentServer(agent, "127.0.0.1", 0) as server:
+        with TcpLink(*server.address) as link, pytest.raises(DeviceStatusError) as info:
+            link.exchange(too_long, timeout_s=30)
+        assert info.value.comm_status == FtcdCommStatus.FAILED_TO_PROCESS_DATA
+        with TcpLink(*server.address) as link:
+            assert decode_response(link.exchange(disable, timeout_s=30)).return_status == FccStatus.SUCCESS
+        with TcpLink(*server.address) as link, pytest.raises(DeviceStatusError) as info:
+            link.exchange(device_bundle("ep-after-disable"), timeout_s=30)
+        assert info.value.comm_status == FtcdCommStatus.FAILED_TO_PROCESS_DATA
+    assert fcc.is_factory_disabled()
+    assert not fcc.kcm.item_exists("mbed.EndpointName", 4)

@@ -10,6 +10,7 @@ import pytest
 from provkit.codes import FccStatus
 from provkit.errors import BundleDecodeError
 from provkit.wire.bundle import (
+    BigNum,
     Bundle,
     ConfigParam,
     FlagGroup,
@@ -91,11 +92,18 @@ CASES: list[tuple[str, bytes, FccStatus, str]] = [
     ("key type unknown", with_item("Keys", {**KEY, "Type": "kuku"}), S.NOT_SUPPORTED, ""),
     ("key without Type", with_item("Keys", {"Name": "k", "Data": b"0"}), S.BUNDLE_ERROR, ""),
     ("key format pem", with_item("Keys", {**KEY, "Format": "pem"}), S.NOT_SUPPORTED, ""),
-    ("key format kuku", with_item("Keys", {**KEY, "Format": "kuku"}), S.BUNDLE_ERROR, ""),
+    ("key format kuku", with_item("Keys", {**KEY, "Format": "kuku"}), S.NOT_SUPPORTED, ""),
     ("key format not text", with_item("Keys", {**KEY, "Format": 1}), S.BUNDLE_ERROR, ""),
     ("key Data text", with_item("Keys", {**KEY, "Data": "30"}), S.BUNDLE_ERROR, ""),
     ("cert with DataArray", with_item("Certificates", {**CERT, "DataArray": [b"0"]}), S.NOT_SUPPORTED, ""),
-    ("cert PrKN not text", with_item("Certificates", {**CERT, "PrKN": 1}), S.BUNDLE_ERROR, ""),
+    ("cert PrKN not text", with_item("Certificates", {**CERT, "PrKN": 1}), S.BUNDLE_ERROR, "c1"),
+    ("cert Data before Name", with_item("Certificates", {"Data": 1, "Name": "c1"}), S.BUNDLE_ERROR, ""),
+    ("cert without Data", with_item("Certificates", {"Name": "c1", "Format": "der"}), S.BUNDLE_ERROR, ""),
+    ("cert format kuku", with_item("Certificates", {**CERT, "Format": "kuku"}), S.NOT_SUPPORTED, ""),
+    ("cert unknown field first", with_item("Certificates", {"Zzz": 1, "Data": 1}), S.NOT_SUPPORTED, ""),
+    ("chain of 0", with_item("CertificateChains", {**CHAIN, "DataArray": []}), S.BUNDLE_ERROR, ""),
+    ("chain of 6", with_item("CertificateChains", {**CHAIN, "DataArray": [b"0"] * 6}), S.BUNDLE_ERROR, ""),
+    ("chain without DataArray", with_item("CertificateChains", {"Name": "ch"}), S.BUNDLE_ERROR, ""),
     ("cert format pem", with_item("Certificates", {**CERT, "Format": "pem"}), S.NOT_SUPPORTED, ""),
     ("chain with Data", with_item("CertificateChains", {**CHAIN, "Data": b"0"}), S.NOT_SUPPORTED, ""),
     (
@@ -108,7 +116,7 @@ CASES: list[tuple[str, bytes, FccStatus, str]] = [
         "chain entry not bytes",
         with_item("CertificateChains", {**CHAIN, "DataArray": ["x"]}),
         S.BUNDLE_ERROR,
-        "",
+        "ch",
     ),
     (
         "config with Format",
@@ -116,15 +124,22 @@ CASES: list[tuple[str, bytes, FccStatus, str]] = [
         S.NOT_SUPPORTED,
         "",
     ),
-    ("config Data float", with_item("ConfigParams", {"Name": "a", "Data": 1.5}), S.BUNDLE_ERROR, ""),
-    ("config Data bool", with_item("ConfigParams", {"Name": "a", "Data": True}), S.BUNDLE_ERROR, ""),
-    ("config Data null", with_item("ConfigParams", {"Name": "a", "Data": None}), S.BUNDLE_ERROR, ""),
-    ("config Data array", with_item("ConfigParams", {"Name": "a", "Data": [1]}), S.BUNDLE_ERROR, ""),
+    ("config Data float", with_item("ConfigParams", {"Name": "a", "Data": 1.5}), S.BUNDLE_ERROR, "a"),
+    ("config Data bool", with_item("ConfigParams", {"Name": "a", "Data": True}), S.BUNDLE_ERROR, "a"),
+    ("config Data null", with_item("ConfigParams", {"Name": "a", "Data": None}), S.BUNDLE_ERROR, "a"),
+    ("config Data array", with_item("ConfigParams", {"Name": "a", "Data": [1]}), S.BUNDLE_ERROR, "a"),
+    ("config Data before Name", with_item("ConfigParams", {"Data": [1], "Name": "a"}), S.BUNDLE_ERROR, ""),
+    (
+        "config Data tag 3",
+        with_item("ConfigParams", {"Name": "a", "Data": cbor2.CBORTag(3, b"1")}),
+        S.BUNDLE_ERROR,
+        "a",
+    ),
     (
         "config negative bignum",
         with_item("ConfigParams", {"Name": "a", "Data": -(2**70)}),
         S.BUNDLE_ERROR,
-        "",
+        "a",
     ),
     ("six CSR requests", bundle(CsrReqs=[CSR] * 6, **CSR_SESSION), S.TOO_MANY_CSR_REQUESTS, ""),
     ("CSR without PrKN", with_item("CsrReqs", {"Subj": "CN=x", "MD": 1}, **CSR_SESSION), S.BUNDLE_ERROR, ""),
@@ -149,20 +164,25 @@ CASES: list[tuple[str, bytes, FccStatus, str]] = [
     (
         "CSR SM unknown key",
         with_item("CsrReqs", {**CSR, "SM": {"Prv": "SE", "X": 1}}, **CSR_SESSION),
-        S.NOT_SUPPORTED,
+        S.BUNDLE_ERROR,
         "",
     ),
     ("entropy 47 bytes", bundle(Entropy=bytes(47)), S.INVALID_PARAMETER, "entropy"),
     ("entropy 49 bytes", bundle(Entropy=bytes(49)), S.INVALID_PARAMETER, "entropy"),
-    ("entropy as text", bundle(Entropy="x" * 48), S.BUNDLE_ERROR, ""),
+    ("entropy as text", bundle(Entropy="x" * 48), S.BUNDLE_ERROR, "entropy"),
     ("ROT 15 bytes", bundle(ROT=bytes(15)), S.INVALID_PARAMETER, "rot"),
-    ("ROT as int", bundle(ROT=16), S.BUNDLE_ERROR, ""),
-    ("Verify 2", bundle(Verify=2), S.BUNDLE_ERROR, ""),
-    ("Verify CBOR true", bundle(Verify=True), S.BUNDLE_ERROR, ""),
-    ("Disable text", bundle(Disable="1"), S.BUNDLE_ERROR, ""),
-    ("KpAlvSess 2", bundle(KpAlvSess=2), S.BUNDLE_INVALID_KEEP_ALIVE_SESSION_STATUS, ""),
-    ("KpAlvSess CBOR false", bundle(KpAlvSess=False), S.BUNDLE_INVALID_KEEP_ALIVE_SESSION_STATUS, ""),
-    ("SID integer", bundle(SID=7), S.BUNDLE_ERROR, ""),
+    ("ROT as int", bundle(ROT=16), S.BUNDLE_ERROR, "rot"),
+    ("Verify 2", bundle(Verify=2), S.BUNDLE_ERROR, "Verify"),
+    ("Verify CBOR true", bundle(Verify=True), S.BUNDLE_ERROR, "Verify"),
+    ("Disable text", bundle(Disable="1"), S.BUNDLE_ERROR, "Disable"),
+    ("KpAlvSess 2", bundle(KpAlvSess=2), S.BUNDLE_INVALID_KEEP_ALIVE_SESSION_STATUS, "KpAlvSess"),
+    (
+        "KpAlvSess CBOR false",
+        bundle(KpAlvSess=False),
+        S.BUNDLE_INVALID_KEEP_ALIVE_SESSION_STATUS,
+        "KpAlvSess",
+    ),
+    ("SID integer", bundle(SID=7), S.BUNDLE_ERROR, "SID"),
     # session rules
     (
         "Disable with keep-alive",
@@ -237,5 +257,15 @@ def test_csr_ext_trust_and_unknown_keys_are_skipped() -> None:
 
 def test_small_bignum_decodes_to_int() -> None:
     """A tag 2 bignum in ConfigParams Data decodes to the integer it encodes."""
-    raw = with_item("ConfigParams", {"Name": "n", "Data": cbor2.CBORTag(2, b"\x01\x00")})
-    assert decode_bundle(raw).config_params == (ConfigParam("n", 256),)
+    raw = with_item("ConfigParams", {"Name": "n", "Data": cbor2.CBORTag(2, b"\x00\x01\x00")})
+    decoded = decode_bundle(raw).config_params
+    assert decoded == (ConfigParam("n", 256),)
+    assert isinstance(decoded[0].data, BigNum) and decoded[0].data.raw == b"\x00\x01\x00"
+
+
+def test_format_may_be_absent() -> None:
+    """FCC compares Format only when it is sent: keys and certificates without it decode."""
+    key = {"Name": "k", "Type": "ECCPublic", "Data": b"0"}
+    cert = {"Name": "c", "Data": b"0"}
+    decoded = decode_bundle(bundle(Keys=[key], Certificates=[cert]))
+    assert (decoded.keys[0].name, decoded.certificates[0].name) == ("k", "c")

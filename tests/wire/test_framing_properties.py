@@ -22,7 +22,7 @@ from provkit.wire.framing import (
 
 REQUEST_STATUSES = {
     FtcdCommStatus.FAILED_TO_READ_MESSAGE_SIZE,
-    FtcdCommStatus.FAILED_TO_READ_MESSAGE_BYTES,
+    FtcdCommStatus.MEMORY_OUT,
     FtcdCommStatus.INCONSISTENT_MESSAGE_SIGNATURE,
 }
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -33,13 +34,26 @@ class _Device:
 
 
 @contextmanager
-def open_device(spec: str) -> Iterator[_Device]:
-    """Open the storage named by ``spec`` with its KCM and FCC; close it afterwards."""
+def open_device(spec: str, *, create: bool = False) -> Iterator[_Device]:
+    """Open the storage named by ``spec`` with its KCM and FCC; close it afterwards.
+
+    Args:
+        spec: an SQLite file path or ``:memory:``.
+        create: make a new storage file if there is none (``serve``). The inspecting
+            commands refuse a missing file instead, so a mistyped path never leaves an
+            empty device (and its secret) behind.
+
+    Raises:
+        StorageError: code 11 when the file is missing (without ``create``) or unusable.
+    """
     # Imported here so that `provkit --help` and the factory commands never load the device side.
     from provkit.device.fcc import FactoryConfiguratorClient
     from provkit.device.kcm import Kcm
-    from provkit.device.storage import open_storage
+    from provkit.device.storage import MEMORY_SPEC, open_storage
+    from provkit.errors import StorageError
 
+    if not create and spec != MEMORY_SPEC and not Path(spec).is_file():
+        raise StorageError(f"storage file {spec} does not exist")
     storage = open_storage(spec)
     try:
         kcm = Kcm(storage)
@@ -87,7 +101,7 @@ storage_option = click.option("--storage", "storage", required=True, help=STORAG
     type=click.IntRange(1, 0xFFFF_FFFF),
     default=DEFAULT_MAX_MESSAGE_BYTES,
     show_default=True,
-    help="Larger frames are refused with status 5.",
+    help="Larger frames are refused with status 3 (memory out), unread.",
 )
 def serve_cmd(
     ip: str,
@@ -105,7 +119,7 @@ def serve_cmd(
     from provkit.transport.handlers import device_handlers
     from provkit.transport.servers import SerialAgentServer, TcpAgentServer
 
-    with open_device(storage) as device:
+    with open_device(storage, create=True) as device:
         agent = DeviceAgent(
             device_handlers(device.fcc, device.kcm, wipe_on_first=wipe_on_first),
             max_message_bytes=max_message_bytes,

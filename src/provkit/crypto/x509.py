@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Final, TypeAlias
 
@@ -20,6 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
 from provkit.crypto.keys import PrivateKey, PublicKey, is_p256, is_pem, keys_match
@@ -44,14 +46,19 @@ def load_certificate(der_or_pem: bytes) -> Certificate:
         CryptoError: the bytes are not a certificate.
     """
     try:
-        if is_pem(der_or_pem):
-            return x509.load_pem_x509_certificate(der_or_pem)
-        cert = x509.load_der_x509_certificate(der_or_pem)
+        # A zero or negative serial number only draws a deprecation warning from
+        # cryptography; mbedTLS accepts it too. Silencing it keeps the outcome the same
+        # whatever the warning filters (tests turn warnings into errors).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            if is_pem(der_or_pem):
+                return x509.load_pem_x509_certificate(der_or_pem)
+            cert = x509.load_der_x509_certificate(der_or_pem)
         # Parsing is lazy in cryptography; touching the key and validity forces the
         # fields KCM and verification rely on to be decoded now, not at first use.
         cert.public_key()
         cert.not_valid_after_utc  # noqa: B018 - force decoding
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         raise CryptoError(f"not an X.509 certificate: {exc}") from exc
     return cert
 
@@ -101,7 +108,10 @@ def verify_signed_by(cert: Certificate, issuer: Certificate) -> None:
     key = issuer.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise CryptoError("issuer key is not an EC key")
-    algorithm = cert.signature_hash_algorithm
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm as exc:
+        raise CryptoError(f"certificate signature algorithm is not supported: {exc}") from exc
     if algorithm is None:
         raise CryptoError("certificate signature has no hash algorithm")
     try:
@@ -117,6 +127,25 @@ def signed_by(cert: Certificate, issuer: Certificate) -> bool:
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True
+
+
+def check_fields_decode(cert: Certificate) -> None:
+    """Decode every field device verification reads, so a broken one fails now as a parse error.
+
+    cryptography decodes names, extensions and the signature algorithm lazily; KCM must
+    refuse such a certificate when it is stored (``Certificate parse failed:``), as
+    mbedTLS does, rather than fail later in the middle of verification.
+
+    Raises:
+        CryptoError: the subject, issuer, extensions or signature algorithm do not decode.
+    """
+    try:
+        cert.subject.rfc4514_string()
+        cert.issuer.rfc4514_string()
+        cert.extensions  # noqa: B018 - force decoding
+        cert.signature_hash_algorithm  # noqa: B018 - force decoding
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise CryptoError(f"not an X.509 certificate: {exc}") from exc
 
 
 def is_self_signed(cert: Certificate) -> bool:

@@ -15,7 +15,14 @@ from provkit.device.kcm import ItemType, Kcm, check_name
 from provkit.errors import CryptoError, StorageError
 from provkit.params import FOUR_BYTE_INTEGER_PARAMS
 from provkit.params import names as n
-from provkit.wire.bundle import CertificateChainItem, CertificateItem, ConfigParam, CsrRequest, KeyItem
+from provkit.wire.bundle import (
+    BigNum,
+    CertificateChainItem,
+    CertificateItem,
+    ConfigParam,
+    CsrRequest,
+    KeyItem,
+)
 from provkit.wire.response import CsrResult
 
 _U64: Final = 1 << 64
@@ -92,9 +99,11 @@ def store_certificate(kcm: Kcm, item: CertificateItem) -> None:
 def store_chain(kcm: Kcm, item: CertificateChainItem) -> None:
     """Store a ``CertificateChains`` entry, checking the leaf against ``PrKN``."""
     try:
-        kcm.cert_chain_store(item.name, item.certificates)
+        check_name(item.name)
+        # As for single certificates, FCC checks the leaf against PrKN before storing.
         if item.prkn is not None:
             _check_with_key(kcm, item.certificates[0], item.name, item.prkn)
+        kcm.cert_chain_store(item.name, item.certificates)
     except StorageError as exc:
         raise BundleFailure.kcm(exc, item.name) from exc
 
@@ -103,7 +112,8 @@ def config_bytes(param: ConfigParam) -> bytes:
     """Return the bytes FCC stores for a config param (§1.6).
 
     Integers become a little-endian uint64, cut to 4 bytes for UseBootstrap,
-    MemoryTotalKB and FirstToClaim; bignums beyond 64 bits keep their big-endian bytes.
+    MemoryTotalKB and FirstToClaim; a tag 2 bignum is stored as the bytes received (its
+    first 4 for those three names), as ``fcc_bundle_get_variant`` hands them to KCM.
 
     Raises:
         BundleFailure: 20 for a negative integer below int64.
@@ -115,6 +125,8 @@ def config_bytes(param: ConfigParam) -> bytes:
         return data.encode("utf-8")
     if isinstance(data, bytes):
         return data
+    if isinstance(data, BigNum):
+        return data.raw[:4] if param.name in FOUR_BYTE_INTEGER_PARAMS else data.raw
     if data >= _U64:
         return data.to_bytes((data.bit_length() + 7) // 8, "big")
     if data < -(1 << 63):
@@ -137,7 +149,11 @@ def store_config(kcm: Kcm, clock: DeviceClock, param: ConfigParam) -> None:
 
 
 def process_csr(kcm: Kcm, request: CsrRequest) -> CsrResult:
-    """Generate a P-256 key pair on the device, store it and return its CSR (§1.7)."""
+    """Generate a P-256 key pair on the device, store it and return its CSR (§1.7).
+
+    A KCM failure answers its prefix without an item name (FCC stores CSR errors with
+    no name): ``Desired generated key name already exists:``.
+    """
     name = request.prkn
     storage = request.storage
     if storage is not None and (
@@ -163,5 +179,5 @@ def process_csr(kcm: Kcm, request: CsrRequest) -> CsrResult:
         if want_public:
             kcm.item_store(name, ItemType.PUBLIC_KEY, keys.public_key_der(key))
     except StorageError as exc:
-        raise BundleFailure.kcm(exc, name) from exc
+        raise BundleFailure.kcm(exc, "") from exc
     return CsrResult(name, der)

@@ -3,7 +3,8 @@
 :meth:`FactoryConfiguratorClient.bundle_handler` follows ``fcc_bundle_handler()``'s
 processing order (pelion-fcc.md §1.8): envelope and scheme; Entropy then ROT; the
 factory-disabled check (no response at all); groups in wire order, stopping at the first
-failure; session rules; CSR requests; verification (which replaces earlier warnings);
+failure (``CsrReqs`` only remembered); session rules; CSR requests parsed and processed;
+verification (which replaces earlier warnings);
 Disable last. Unlike Arm's FCC, a bundle is all-or-nothing: the whole run happens in one
 KCM transaction that is rolled back on any failure, so storage never holds part of a
 failed bundle — while the answer (status, InfoMessage, WarningInfo) stays FCC's.
@@ -24,7 +25,7 @@ from provkit.device.clock import DeviceClock
 from provkit.device.kcm import Kcm
 from provkit.device.storage import StorageBackend, open_storage
 from provkit.device.trust_ca import trust_ca_id_set
-from provkit.device.verify import VerifyResult, verify_device
+from provkit.device.verify import VerifyResult, get_bootstrap_mode, verify_device
 from provkit.errors import BundleDecodeError, BundleEncodeError, StorageError
 from provkit.wire import bundle as wb
 from provkit.wire.response import BundleResponse, CsrResult, encode_response
@@ -44,7 +45,9 @@ class HandlerResult:
         status: the ``ReturnStatus`` (also inside the response).
         response: the CBOR response bundle, or ``None`` when FCC sends none (factory
             disabled, or the response did not fit: status 21).
-        session_finished: ``True`` unless the bundle asked to keep the session alive.
+        session_finished: ``True`` unless the session is to be kept alive: what the last
+            bundle that got past the group loop said with ``KpAlvSess`` (FCC's
+            ``g_is_session_finished``, which a bundle failing earlier leaves unchanged).
     """
 
     status: FccStatus
@@ -56,7 +59,9 @@ class HandlerResult:
 class _Run:
     sid: str | None = None
     flags: dict[str, bool] = field(default_factory=dict)
-    csr_requests: list[wb.CsrRequest] = field(default_factory=list)
+    csr_group: object | None = None  # the raw CsrReqs value; FCC parses it after the session rules
+    csr_requests: tuple[wb.CsrRequest, ...] = ()
+    csr_stage: bool = False  # CsrReqs reached processing: FCC's 2560-byte buffer is in use
     csrs: list[CsrResult] = field(default_factory=list)
     warnings: tuple[str, ...] = ()
 
@@ -80,6 +85,8 @@ class FactoryConfiguratorClient:
         self.kcm = kcm
         self.clock = clock if clock is not None else DeviceClock(kcm)
         self.secure_time = secure_time
+        # g_is_session_finished: set once a bundle's groups are all read, kept otherwise.
+        self._session_finished = True
 
     # ------------------------------------------------------------ public API
 
@@ -123,18 +130,18 @@ class FactoryConfiguratorClient:
         except Exception:  # a bug must not crash the device agent: answer, log, roll back
             _log.exception("unexpected failure while processing a bundle")
             return self._failed(BundleFailure(FccStatus.ERROR, GENERAL_ERROR_PREFIX), run)
-        return HandlerResult(FccStatus.SUCCESS, response, run.session_finished)
+        return HandlerResult(FccStatus.SUCCESS, response, self._session_finished)
 
     # ------------------------------------------------------------ internals
 
     def _failed(self, failure: BundleFailure, run: _Run) -> HandlerResult:
         if not failure.respond:
-            return HandlerResult(failure.status, None, True)
+            return HandlerResult(failure.status, None, self._session_finished)
         run.csrs = []  # FCC resets the encoder on error: CSRs are dropped
         response = self._encode(failure.status, failure.message, run)
         if response is None:
-            return HandlerResult(FccStatus.BUNDLE_RESPONSE_ERROR, None, run.session_finished)
-        return HandlerResult(failure.status, response, run.session_finished)
+            return HandlerResult(FccStatus.BUNDLE_RESPONSE_ERROR, None, self._session_finished)
+        return HandlerResult(failure.status, response, self._session_finished)
 
     @staticmethod
     def _encode(status: FccStatus, message: str, run: _Run) -> bytes | None:
@@ -146,7 +153,7 @@ class FactoryConfiguratorClient:
             csrs=tuple(run.csrs),
         )
         try:
-            return encode_response(resp)
+            return encode_response(resp, csr_buffer=run.csr_stage)
         except BundleEncodeError:
             return None
 
@@ -166,22 +173,33 @@ class FactoryConfiguratorClient:
                     FccStatus.FACTORY_DISABLED_ERROR, FccStatus.FACTORY_DISABLED_ERROR.prefix, respond=False
                 )
             for key, value in pairs:
+                if key in wb.LOOKED_UP_BY_KEY:
+                    continue  # FCC skips them here: they were read by key above
+                if key == wb.CSR_REQS_KEY:
+                    run.csr_group = value  # remembered only (the last one wins), as FCC does
+                    continue
                 self._group(wb.parse_group(key, value), run)
+            self._session_finished = run.session_finished
             wb.check_session_rules(
                 wb.Bundle(
-                    csr_requests=tuple(run.csr_requests),
                     verify=run.flags.get("Verify"),
                     disable=run.flags.get("Disable"),
                     keep_alive=run.flags.get("KpAlvSess"),
                     sid=run.sid,
-                )
+                ),
+                csr_requested=run.csr_group is not None,
             )
+            if run.csr_group is not None:
+                run.csr_stage = True
+                csr_group = wb.parse_group(wb.CSR_REQS_KEY, run.csr_group)
+                assert isinstance(csr_group, wb.CsrReqsGroup)
+                run.csr_requests = csr_group.items
         except BundleDecodeError as exc:
             raise BundleFailure.of(exc.fcc_status, exc.item) from exc
         for request in run.csr_requests:
             run.csrs.append(_apply.process_csr(self.kcm, request))
         if self.secure_time and run.session_finished:
-            trust_ca_id_set(self.kcm)
+            self._trust_ca(run)
         if run.flags.get("Verify", True):
             result = self.verify_device_configured()
             run.warnings = result.warnings  # verification clears what came before
@@ -189,6 +207,21 @@ class FactoryConfiguratorClient:
                 raise BundleFailure(result.status, result.message)
         if run.flags.get("Disable", False):
             self.kcm.rbp_set(FACTORY_DONE, (1).to_bytes(8, "little"))
+
+    def _trust_ca(self, run: _Run) -> None:
+        """``fcc_trust_ca_cert_id_set()`` when a session ends (§1.8 step 7).
+
+        Like FCC it first reads the bootstrap mode, so a session ending without a valid
+        ``mbed.UseBootstrap`` fails (25/27/30) even with ``Verify`` 0, and LwM2M mode leaves
+        the ``Bootstrap mode not activated`` warning (replaced if verification follows); in
+        bootstrap mode the bootstrap CA must exist (25).
+        """
+        use_bootstrap, mode = get_bootstrap_mode(self.kcm)
+        run.warnings += mode.warnings
+        if not mode.ok:
+            raise BundleFailure(mode.status, mode.message)
+        if use_bootstrap:
+            trust_ca_id_set(self.kcm)
 
     def _set_once(self, name: str, value: bytes, status: FccStatus) -> None:
         if self.kcm.rbp_get(name) is not None:
@@ -210,14 +243,12 @@ class FactoryConfiguratorClient:
             case wb.ConfigParamsGroup(items=items):
                 for param in items:
                     _apply.store_config(kcm, self.clock, param)
-            case wb.CsrReqsGroup(items=items):
-                run.csr_requests.extend(items)
             case wb.FlagGroup(name=name, value=value):
                 run.flags[name] = value
             case wb.SidGroup(sid=sid):
                 run.sid = sid
             case _:
-                pass  # SchemeVersion, Entropy and ROT were handled before the loop
+                pass  # SchemeVersion, Entropy and ROT were handled before the loop, CsrReqs after it
 
 
 def _first(pairs: tuple[tuple[str, object], ...], key: str) -> object | None:

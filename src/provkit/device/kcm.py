@@ -170,6 +170,7 @@ class Kcm:
             if der[:1] != b"\x30":
                 raise CryptoError("not a DER certificate")
             cert = x509.load_certificate(der)
+            x509.check_fields_decode(cert)
             if len(self._certs) >= _CACHE_LIMIT:
                 self._certs.clear()
             self._certs[der] = cert

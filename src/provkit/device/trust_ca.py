@@ -57,10 +57,19 @@ def stored_bootstrap_ca_identifier(kcm: Kcm) -> bytes | None:
 
 
 def trust_ca_id_set(kcm: Kcm) -> None:
-    """``fcc_trust_ca_cert_id_set()``: store the bootstrap CA's identifier unless one is stored.
+    """Store the bootstrap CA's identifier unless one is stored (``fcc_trust_ca_cert_id_set()``).
 
-    A missing bootstrap CA (LwM2M mode) stores nothing; verification does not look then.
+    This is the bootstrap-mode part of the C function: the caller reads the mode first
+    (:func:`provkit.device.verify.get_bootstrap_mode`). A CA whose key is not P-256 has
+    no identifier and stores nothing.
+
+    Raises:
+        ItemNotFoundError: there is no ``mbed.BootstrapServerCACert`` (FCC fails the bundle).
     """
+    if not kcm.item_exists(n.BOOTSTRAP_SERVER_CA_CERT, ItemType.CERTIFICATE):
+        raise ItemNotFoundError(
+            "the bootstrap server CA certificate is missing", item=n.BOOTSTRAP_SERVER_CA_CERT
+        )
     if kcm.rbp_get(TIME_SERVER_ID) is not None:
         return  # FCC tolerates "already exists": the first trusted CA stays
     identifier = stored_bootstrap_ca_identifier(kcm)

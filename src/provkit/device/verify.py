@@ -144,11 +144,13 @@ class _Verifier:
             raise _fail(FccStatus.EMPTY_ITEM, mode.uri)
         if self.exists(other.uri, ItemType.CONFIG):
             self.warn(FccWarning.REDUNDANT_ITEM, other.uri)
+        # FCC reads FirstToClaim before it looks at the URI text; its failures carry the URI name.
+        first_to_claim = self.first_to_claim(mode.uri)
         uri = uri_raw.decode("utf-8", "replace")
         if not uri.startswith(("coap://", "coaps://")):
             raise _fail(FccStatus.URI_WRONG_FORMAT, mode.uri)
         aid = _aid(uri)
-        if self.first_to_claim():
+        if first_to_claim:
             if lwm2m:
                 raise _fail(FccStatus.FIRST_TO_CLAIM_NOT_ALLOWED, n.FIRST_TO_CLAIM)
             if aid is not None:
@@ -158,12 +160,16 @@ class _Verifier:
         # c. device key and certificate
         self.device_credentials(mode, other, aid)
 
-    def first_to_claim(self) -> bool:
+    def first_to_claim(self, uri_name: str) -> bool:
         raw = self.config(n.FIRST_TO_CLAIM)
         if raw is None:
             return False
+        # FCC reads it into a 4-byte buffer: a longer item is a KCM read error (15), a
+        # shorter one 27; verify_server_uri reports both under the server URI's name.
+        if len(raw) > 4:
+            raise _fail(FccStatus.KCM_ERROR, uri_name)
         if len(raw) != 4:
-            raise _fail(FccStatus.WRONG_ITEM_DATA_SIZE, n.FIRST_TO_CLAIM)
+            raise _fail(FccStatus.WRONG_ITEM_DATA_SIZE, uri_name)
         return int.from_bytes(raw, "little") == 1
 
     def device_credentials(self, mode: ModeNames, other: ModeNames, aid: str | None) -> None:
@@ -254,6 +260,24 @@ def _aid(uri: str) -> str | None:
         if index >= 0:
             return uri[index + len(marker) :]
     return None
+
+
+def get_bootstrap_mode(kcm: Kcm) -> tuple[bool, VerifyResult]:
+    """``fcc_get_bootstrap_mode()`` on its own, as ``fcc_trust_ca_cert_id_set()`` calls it.
+
+    Returns:
+        Whether bootstrap mode is on, and the outcome: 25/27/30 naming
+        ``mbed.UseBootstrap``, or success with the ``Bootstrap mode not activated`` warning
+        in LwM2M mode.
+    """
+    verifier = _Verifier(kcm, 0, False)
+    try:
+        use_bootstrap = verifier.bootstrap_mode()
+    except _Failed as failure:
+        return False, VerifyResult(
+            failure.status, failure.status.prefix + failure.item, tuple(verifier.warnings)
+        )
+    return use_bootstrap, VerifyResult(FccStatus.SUCCESS, SUCCESS_INFO_MESSAGE, tuple(verifier.warnings))
 
 
 def verify_device(kcm: Kcm, now: Callable[[], int], *, check_ca_identifier: bool = False) -> VerifyResult:

@@ -76,7 +76,7 @@ class DeviceAgent:
 
     Args:
         handlers: token → handler (e.g. ``{FCC_TOKEN: fcc_handler, LWM2M_TOKEN: ...}``).
-        max_message_bytes: frames above this are refused with status 5, unread.
+        max_message_bytes: frames above this are refused with status 3 (``MEMORY_OUT``), unread.
         read_timeout_s: how long a frame may take (``None``: wait for ever, like the C agent).
     """
 

@@ -7,12 +7,18 @@ Where each check happens (pelion-fcc.md §1.1–§1.8):
   nesting ≤ 16 (20); top level a map (20) of ≤ 12 pairs (20) with text keys (20);
   ``SchemeVersion`` present and equal to ``"0.0.1"`` as text or bytes (24).
 * :func:`parse_group` — one top-level pair, called by the handler in wire order:
-  unknown group (23), request-side ``Csrs`` (22), wrong CBOR types and missing
-  mandatory fields (20), unknown item field (37), unsupported key type or ``pem`` (37),
-  Entropy ≠ 48 bytes (3, item ``entropy``), ROT ≠ 16 bytes (3, item ``rot``), flag not
-  0/1 (20; ``KpAlvSess`` → 35), more than 5 CSR requests (36).
+  unknown group (23), request-side ``Csrs`` (22); inside an item map, pairs in wire
+  order: unknown field (37), wrong CBOR type (20), then missing mandatory fields (20),
+  a chain of 0 or more than 5 certificates (20), unsupported key type or a ``Format``
+  other than ``der`` (37). Entropy ≠ 48 bytes (3, item ``entropy``), ROT ≠ 16 bytes
+  (3, item ``rot``), flag not 0/1 (20; ``KpAlvSess`` → 35), more than 5 CSR requests (36).
+  Parse failures answer ``General error:`` plus the name FCC stores with them: the flag
+  or ``SID`` key, ``entropy``/``rot``, or the certificate / config param name for a bad
+  field that follows its ``Name``.
 * :func:`check_session_rules` — after all groups: ``Disable`` with ``KpAlvSess`` (35);
   ``CsrReqs`` without ``SID``, without an explicit ``Verify`` 0, or with ``Disable`` 1 (20).
+  FCC only remembers ``CsrReqs`` in the wire-order loop and parses it after these
+  rules, so the device handler calls :func:`parse_group` for it last.
 
 Deliberate difference from Arm's parser: keys are matched exactly. FCC compares a
 received key only over its own length, so ``"Ke"`` would match ``Keys`` there; here it
@@ -68,8 +74,8 @@ def decode_envelope(data: bytes) -> tuple[tuple[str, object], ...]:
     versions = [value for key, value in pairs if key == m.SCHEME_VERSION_KEY]
     if not versions:
         raise _bad("SchemeVersion is missing", FccStatus.BUNDLE_INVALID_SCHEME)
-    for version in versions:
-        _check_scheme(version)
+    # FCC looks the key up once (cbor_value_map_find_value): only the first one counts.
+    _check_scheme(versions[0])
     return tuple(pairs)
 
 
@@ -102,6 +108,10 @@ def parse_group(key: str, value: object) -> m.Group:
 
 
 # ---------------------------------------------------------------- field helpers
+# FCC walks each item map in wire order and fails at the first bad pair, so the parsers
+# below do too. A bad value stores the item's name in the InfoMessage
+# ("General error:<name>") only where FCC passes it (certificate fields after Name,
+# config Data after Name); key and CSR fields store no name.
 
 
 def _pairs(value: object, what: str) -> Iterable[tuple[object, object]]:
@@ -112,32 +122,27 @@ def _pairs(value: object, what: str) -> Iterable[tuple[object, object]]:
     raise _bad(f"{what} is not a CBOR map")
 
 
-def _fields(value: object, what: str, allowed: frozenset[str]) -> dict[str, object]:
-    """Collect an item map's fields; unknown field → 37, later duplicates win (FCC loops)."""
-    fields: dict[str, object] = {}
+def _field_names(value: object, what: str) -> Iterable[tuple[str, object]]:
+    """The item map's pairs in wire order; a non-text field name is 20."""
     for field, item in _pairs(value, what):
         if not isinstance(field, str):
             raise _bad(f"{what}: field name {field!r} is not text")
-        if field not in allowed:
-            raise _bad(f"{what}: field {field!r} is not supported", FccStatus.NOT_SUPPORTED)
-        fields[field] = item
-    return fields
+        yield field, item
 
 
-def _text(fields: dict[str, object], field: str, what: str, *, required: bool = True) -> str | None:
-    value = fields.get(field)
-    if value is None and field not in fields and not required:
-        return None
+def _unsupported(what: str, field: str) -> BundleDecodeError:
+    return _bad(f"{what}: field {field!r} is not supported", FccStatus.NOT_SUPPORTED)
+
+
+def _as_text(value: object, what: str, item: str = "") -> str:
     if not isinstance(value, str):
-        raise _bad(f"{what}: {field} must be a text string")
+        raise _bad(f"{what} must be a text string", item=item)
     return value
 
 
-def _bytes(fields: dict[str, object], field: str, what: str) -> bytes:
-    # A missing Data is stored as an empty item; KCM then refuses it as ITEM_IS_EMPTY.
-    value = fields.get(field, b"")
+def _as_bytes(value: object, what: str, item: str = "") -> bytes:
     if not isinstance(value, bytes):
-        raise _bad(f"{what}: {field} must be a byte string")
+        raise _bad(f"{what} must be a byte string", item=item)
     return value
 
 
@@ -147,16 +152,11 @@ def _uint(value: object, what: str) -> int:
     return value
 
 
-def _check_format(fields: dict[str, object], what: str) -> None:
-    if m.FORMAT_FIELD not in fields:
-        return
-    fmt = fields[m.FORMAT_FIELD]
-    if not isinstance(fmt, str):
-        raise _bad(f"{what}: Format must be a text string")
-    if fmt == m.PEM_FORMAT:
-        raise _bad(f"{what}: Format 'pem' is not supported", FccStatus.NOT_SUPPORTED)
-    if fmt != m.DER_FORMAT:
-        raise _bad(f"{what}: unknown Format {fmt!r}")
+def _check_format(fmt: str | None, what: str) -> None:
+    # FCC compares Format with "der" after reading every field; anything else (pem
+    # included) is NOT_SUPPORTED. An absent Format passes, as in FCC.
+    if fmt is not None and fmt != m.DER_FORMAT:
+        raise _bad(f"{what}: Format {fmt!r} is not supported (only 'der')", FccStatus.NOT_SUPPORTED)
 
 
 def _array(value: object, what: str) -> list[object]:
@@ -167,92 +167,150 @@ def _array(value: object, what: str) -> list[object]:
 
 # ---------------------------------------------------------------- group parsers
 
-_KEY_FIELDS: Final = frozenset({m.NAME_FIELD, m.TYPE_FIELD, m.FORMAT_FIELD, m.DATA_FIELD})
-_CERT_FIELDS: Final = frozenset({m.NAME_FIELD, m.FORMAT_FIELD, m.DATA_FIELD, m.PRKN_FIELD})
-_CHAIN_FIELDS: Final = frozenset({m.NAME_FIELD, m.FORMAT_FIELD, m.DATA_ARRAY_FIELD, m.PRKN_FIELD})
-_CONFIG_FIELDS: Final = frozenset({m.NAME_FIELD, m.DATA_FIELD})
-_CSR_FIELDS: Final = frozenset({m.PRKN_FIELD, m.SUBJECT_FIELD, m.MD_FIELD, m.EXT_FIELD, m.SM_FIELD})
-_SM_FIELDS: Final = frozenset({m.SM_PRIVATE_FIELD, m.SM_PUBLIC_FIELD})
-
 
 def _parse_key(value: object) -> m.KeyItem:
-    f = _fields(value, "Keys item", _KEY_FIELDS)
-    name = _text(f, m.NAME_FIELD, "Keys item")
-    what = f"key {name!r}"
-    key_type = _text(f, m.TYPE_FIELD, what)
+    what = "Keys item"
+    name = key_type = fmt = None
+    data = b""  # a missing Data is stored as an empty item; KCM refuses it as ITEM_IS_EMPTY
+    for field, item in _field_names(value, what):
+        if field == m.NAME_FIELD:
+            name = _as_text(item, f"{what}: Name")
+        elif field == m.TYPE_FIELD:
+            key_type = _as_text(item, f"{what}: Type")
+        elif field == m.FORMAT_FIELD:
+            fmt = _as_text(item, f"{what}: Format")
+        elif field == m.DATA_FIELD:
+            data = _as_bytes(item, f"{what}: Data")
+        else:
+            raise _unsupported(what, field)
+    if name is None or key_type is None:
+        raise _bad(f"{what}: Name and Type are mandatory")
     if key_type not in m.KEY_TYPES:
-        raise _bad(f"{what}: key type {key_type!r} is not supported", FccStatus.NOT_SUPPORTED)
-    _check_format(f, what)
-    assert name is not None and key_type is not None
-    return m.KeyItem(name, key_type, _bytes(f, m.DATA_FIELD, what))
+        raise _bad(f"key {name!r}: key type {key_type!r} is not supported", FccStatus.NOT_SUPPORTED)
+    _check_format(fmt, f"key {name!r}")
+    return m.KeyItem(name, key_type, data)
+
+
+def _parse_certificate_fields(value: object, chain: bool) -> tuple[str, list[bytes], str | None]:
+    """One ``Certificates`` (``Data``) or ``CertificateChains`` (``DataArray``) map, as FCC reads both."""
+    what = "CertificateChains item" if chain else "Certificates item"
+    data_field = m.DATA_ARRAY_FIELD if chain else m.DATA_FIELD
+    name: str | None = None
+    prkn = fmt = None
+    ders: list[bytes] = []
+    for field, item in _field_names(value, what):
+        named = name or ""
+        if field == m.NAME_FIELD:
+            name = _as_text(item, f"{what}: Name")
+        elif field == m.PRKN_FIELD:
+            prkn = _as_text(item, f"{what}: PrKN", named)
+        elif field == m.FORMAT_FIELD:
+            fmt = _as_text(item, f"{what}: Format", named)
+        elif field != data_field:
+            raise _unsupported(what, field)
+        elif not chain:
+            ders = [_as_bytes(item, f"{what}: Data", named)]
+        else:
+            entries = _array(item, f"{what}: DataArray")
+            # FCC checks the chain length (1..5) while parsing: BUNDLE_ERROR, no item name.
+            if not 1 <= len(entries) <= m.MAX_CHAIN_LENGTH:
+                raise _bad(f"{what}: DataArray must hold 1 to {m.MAX_CHAIN_LENGTH} certificates")
+            ders = [_as_bytes(der, f"{what}: DataArray entry", named) for der in entries]
+    if name is None or not ders:
+        raise _bad(f"{what}: Name and {data_field} are mandatory")
+    _check_format(fmt, f"certificate {name!r}")
+    return name, ders, prkn
 
 
 def _parse_cert(value: object) -> m.CertificateItem:
-    f = _fields(value, "Certificates item", _CERT_FIELDS)
-    name = _text(f, m.NAME_FIELD, "Certificates item")
-    what = f"certificate {name!r}"
-    _check_format(f, what)
-    assert name is not None
-    return m.CertificateItem(
-        name, _bytes(f, m.DATA_FIELD, what), _text(f, m.PRKN_FIELD, what, required=False)
-    )
+    name, ders, prkn = _parse_certificate_fields(value, chain=False)
+    return m.CertificateItem(name, ders[0], prkn)
 
 
 def _parse_chain(value: object) -> m.CertificateChainItem:
-    f = _fields(value, "CertificateChains item", _CHAIN_FIELDS)
-    name = _text(f, m.NAME_FIELD, "CertificateChains item")
-    what = f"chain {name!r}"
-    _check_format(f, what)
-    ders = []
-    # Chain length limits (1..5) are KCM's to enforce at store time (status 16).
-    for der in _array(f.get(m.DATA_ARRAY_FIELD, []), f"{what} DataArray"):
-        if not isinstance(der, bytes):
-            raise _bad(f"{what}: DataArray entries must be byte strings")
-        ders.append(der)
-    assert name is not None
-    return m.CertificateChainItem(name, tuple(ders), _text(f, m.PRKN_FIELD, what, required=False))
+    name, ders, prkn = _parse_certificate_fields(value, chain=True)
+    return m.CertificateChainItem(name, tuple(ders), prkn)
+
+
+def _config_data(data: object, name: str) -> int | str | bytes:
+    if isinstance(data, CborTag) and data.tag == 2 and isinstance(data.value, bytes):
+        return m.BigNum(data.value)  # positive bignum: FCC keeps its bytes as received
+    if isinstance(data, bool) or not isinstance(data, int | str | bytes):
+        raise _bad(f"config param {name!r}: Data has an unsupported CBOR type", item=name)
+    return data
 
 
 def _parse_config(value: object) -> m.ConfigParam:
-    f = _fields(value, "ConfigParams item", _CONFIG_FIELDS)
-    name = _text(f, m.NAME_FIELD, "ConfigParams item")
-    assert name is not None
-    if m.DATA_FIELD not in f:
-        return m.ConfigParam(name, None)  # FCC stores an empty item
-    data = f[m.DATA_FIELD]
-    if isinstance(data, CborTag) and data.tag == 2 and isinstance(data.value, bytes):
-        data = int.from_bytes(data.value, "big")  # positive bignum, as fcc_bundle_get_variant
-    if isinstance(data, bool) or not isinstance(data, int | str | bytes):
-        raise _bad(f"config param {name!r}: Data has an unsupported CBOR type")
+    what = "ConfigParams item"
+    name: str | None = None
+    data: int | str | bytes | None = None  # no Data: FCC stores an empty item
+    for field, item in _field_names(value, what):
+        if field == m.NAME_FIELD:
+            name = _as_text(item, f"{what}: Name")
+        elif field == m.DATA_FIELD:
+            data = _config_data(item, name or "")
+        else:
+            raise _unsupported(what, field)
+    if name is None:
+        raise _bad(f"{what}: Name is mandatory")
     return m.ConfigParam(name, data)
 
 
-def _parse_csr(value: object) -> m.CsrRequest:
-    f = _fields(value, "CsrReqs item", _CSR_FIELDS)
-    prkn = _text(f, m.PRKN_FIELD, "CsrReqs item")
-    what = f"CSR {prkn!r}"
-    subject = _text(f, m.SUBJECT_FIELD, what)
-    md = _uint(f.get(m.MD_FIELD), f"{what}: MD")
-    if md == 0:
-        raise _bad(f"{what}: MD must be non-zero")
+def _parse_ext(value: object, what: str) -> tuple[int | None, int | None]:
     key_usage = ext_key_usage = None
-    if m.EXT_FIELD in f:
-        for ext_key, ext_value in _pairs(f[m.EXT_FIELD], f"{what}: Ext"):
-            # Trust and unknown extension keys are skipped, as FCC does.
-            if ext_key == m.KU_FIELD:
-                key_usage = _uint(ext_value, f"{what}: KU")
-            elif ext_key == m.EKU_FIELD:
-                ext_key_usage = _uint(ext_value, f"{what}: EKU")
-    storage = None
-    if m.SM_FIELD in f:
-        sm = _fields(f[m.SM_FIELD], f"{what}: SM", _SM_FIELDS)
-        private = _text(sm, m.SM_PRIVATE_FIELD, f"{what}: SM")
-        public = _text(sm, m.SM_PUBLIC_FIELD, f"{what}: SM", required=False)
-        if private not in m.STORAGE_MEDIA or public not in (*m.STORAGE_MEDIA, None):
+    for ext_key, ext_value in _pairs(value, f"{what}: Ext"):
+        if not isinstance(ext_key, str):
+            raise _bad(f"{what}: Ext key {ext_key!r} is not text")
+        # Trust and unknown extension keys are skipped, as FCC does.
+        if ext_key == m.KU_FIELD:
+            key_usage = _uint(ext_value, f"{what}: KU")
+        elif ext_key == m.EKU_FIELD:
+            ext_key_usage = _uint(ext_value, f"{what}: EKU")
+    return key_usage, ext_key_usage
+
+
+def _parse_storage(value: object, what: str) -> m.StorageMedium:
+    pairs = list(_pairs(value, f"{what}: SM"))
+    if len(pairs) not in (1, 2):
+        raise _bad(f"{what}: SM must have 1 or 2 entries")
+    private = public = None
+    for key, medium in pairs:
+        # FCC answers an unknown SM key or medium with BUNDLE_ERROR (20), not NOT_SUPPORTED.
+        if key not in (m.SM_PRIVATE_FIELD, m.SM_PUBLIC_FIELD):
+            raise _bad(f"{what}: SM key {key!r} is not Prv or Pub")
+        text = _as_text(medium, f"{what}: SM {key}")
+        if text not in m.STORAGE_MEDIA:
             raise _bad(f"{what}: storage medium must be 'SE' or 'Device'")
-        assert private is not None
-        storage = m.StorageMedium(private, public)
-    assert prkn is not None and subject is not None
+        if key == m.SM_PRIVATE_FIELD:
+            private = text
+        else:
+            public = text
+    if private is None:
+        raise _bad(f"{what}: SM needs Prv")
+    return m.StorageMedium(private, public)
+
+
+def _parse_csr(value: object) -> m.CsrRequest:
+    what = "CsrReqs item"
+    prkn = subject = None
+    md = 0
+    key_usage = ext_key_usage = None
+    storage = None
+    for field, item in _field_names(value, what):
+        if field == m.PRKN_FIELD:
+            prkn = _as_text(item, f"{what}: PrKN")
+        elif field == m.EXT_FIELD:
+            key_usage, ext_key_usage = _parse_ext(item, what)
+        elif field == m.SUBJECT_FIELD:
+            subject = _as_text(item, f"{what}: Subj")
+        elif field == m.MD_FIELD:
+            md = _uint(item, f"{what}: MD")
+        elif field == m.SM_FIELD:
+            storage = _parse_storage(item, what)
+        else:
+            raise _unsupported(what, field)
+    if prkn is None or subject is None or md == 0:
+        raise _bad(f"{what}: PrKN, Subj and a non-zero MD are mandatory")
     return m.CsrRequest(prkn, subject, md, key_usage, ext_key_usage, storage)
 
 
@@ -285,7 +343,7 @@ def _group_csrs(key: str, value: object) -> m.Group:
 
 def _group_entropy(key: str, value: object) -> m.Group:
     if not isinstance(value, bytes):
-        raise _bad("Entropy must be a byte string")
+        raise _bad("Entropy must be a byte string", item="entropy")
     if len(value) != m.ENTROPY_SIZE:
         raise _bad(
             f"Entropy must be {m.ENTROPY_SIZE} bytes, got {len(value)}",
@@ -297,7 +355,7 @@ def _group_entropy(key: str, value: object) -> m.Group:
 
 def _group_rot(key: str, value: object) -> m.Group:
     if not isinstance(value, bytes):
-        raise _bad("ROT must be a byte string")
+        raise _bad("ROT must be a byte string", item="rot")
     if len(value) != m.ROT_SIZE:
         raise _bad(f"ROT must be {m.ROT_SIZE} bytes, got {len(value)}", FccStatus.INVALID_PARAMETER, "rot")
     return m.RotGroup(value)
@@ -307,12 +365,13 @@ def _group_flag(key: str, value: object) -> m.Group:
     if type(value) is int and value in (0, 1):
         return m.FlagGroup(key, bool(value))
     status = FccStatus.BUNDLE_INVALID_KEEP_ALIVE_SESSION_STATUS if key == m.KEEP_ALIVE_KEY else _ERR
-    raise _bad(f"{key} must be the integer 0 or 1, got {value!r}", status)
+    # FCC stores the flag's name with the error: "General error:Verify".
+    raise _bad(f"{key} must be the integer 0 or 1, got {value!r}", status, key)
 
 
 def _group_sid(key: str, value: object) -> m.Group:
     if not isinstance(value, str):
-        raise _bad("SID must be a text string")
+        raise _bad("SID must be a text string", item=m.SID_KEY)
     return m.SidGroup(value)
 
 

@@ -46,6 +46,9 @@ TOP_LEVEL_KEYS: Final = frozenset(
     }
 )
 
+LOOKED_UP_BY_KEY: Final = frozenset({SCHEME_VERSION_KEY, ENTROPY_KEY, ROT_KEY})
+"""Groups FCC reads by key before its wire-order loop (first copy only) and skips in it."""
+
 # Item-map field keys.
 NAME_FIELD: Final = "Name"
 TYPE_FIELD: Final = "Type"
@@ -126,14 +129,34 @@ class CertificateChainItem:
     prkn: str | None = None
 
 
+class BigNum(int):
+    """A ``ConfigParams`` Data sent as a tag 2 (positive bignum): its value, plus the raw bytes.
+
+    FCC stores the bignum's byte string exactly as received (``fcc_bundle_get_variant``),
+    so a device needs the bytes, while it compares equal to the plain integer.
+
+    Attributes:
+        raw: the big-endian magnitude as it was on the wire (leading zeros kept).
+    """
+
+    raw: bytes
+
+    def __new__(cls, raw: bytes) -> BigNum:
+        """Build the value of ``raw`` (big-endian) and keep ``raw``."""
+        number = super().__new__(cls, int.from_bytes(raw, "big"))
+        number.raw = bytes(raw)
+        return number
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigParam:
     """An entry of ``ConfigParams``.
 
     Attributes:
         name: KCM item name (``mbed.*`` or a custom name).
-        data: an integer (CBOR int, tag 2 bignum beyond 64 bits), text, bytes, or
-            ``None`` when the wire map has no ``Data`` (FCC stores an empty item).
+        data: an integer (CBOR int, tag 2 bignum beyond 64 bits; decoded tag 2 values are
+            :class:`BigNum`), text, bytes, or ``None`` when the wire map has no ``Data``
+            (FCC stores an empty item).
     """
 
     name: str

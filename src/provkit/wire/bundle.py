@@ -18,13 +18,16 @@ from provkit.errors import BundleDecodeError
 from provkit.wire._bundle_decode import decode_envelope, parse_group
 from provkit.wire._bundle_encode import FOUR_BYTE_NAMES, check_bundle, check_name, encode_bundle
 from provkit.wire._bundle_model import (
+    CSR_REQS_KEY,
     ENTROPY_SIZE,
+    LOOKED_UP_BY_KEY,
     MAX_CHAIN_LENGTH,
     MAX_CSR_REQUESTS,
     MAX_TOP_LEVEL_KEYS,
     ROT_SIZE,
     SCHEME_VERSION,
     TOP_LEVEL_KEYS,
+    BigNum,
     Bundle,
     CertificateChainItem,
     CertificateChainsGroup,
@@ -46,14 +49,17 @@ from provkit.wire._bundle_model import (
 )
 
 __all__ = [
+    "CSR_REQS_KEY",
     "ENTROPY_SIZE",
     "FOUR_BYTE_NAMES",
+    "LOOKED_UP_BY_KEY",
     "MAX_CHAIN_LENGTH",
     "MAX_CSR_REQUESTS",
     "MAX_TOP_LEVEL_KEYS",
     "ROT_SIZE",
     "SCHEME_VERSION",
     "TOP_LEVEL_KEYS",
+    "BigNum",
     "Bundle",
     "CertificateChainItem",
     "CertificateChainsGroup",
@@ -82,12 +88,15 @@ __all__ = [
 ]
 
 
-def check_session_rules(bundle: Bundle) -> None:
+def check_session_rules(bundle: Bundle, *, csr_requested: bool | None = None) -> None:
     """Apply FCC's cross-group rules once all groups are read (§1.2, §1.7, §1.8 step 5).
 
     Args:
         bundle: the groups read so far; a handler processing groups one at a time can
             pass ``Bundle(verify=…, disable=…, keep_alive=…, sid=…, csr_requests=…)``.
+        csr_requested: whether the bundle has a ``CsrReqs`` group, for a handler that
+            (as FCC) parses that group only after these rules; default: whether
+            ``bundle.csr_requests`` is non-empty.
 
     Raises:
         BundleDecodeError: 35 for ``Disable`` with ``KpAlvSess``; 20 for ``CsrReqs``
@@ -98,7 +107,7 @@ def check_session_rules(bundle: Bundle) -> None:
             "Disable=1 is not allowed in a keep-alive session",
             fcc_status=FccStatus.BUNDLE_INVALID_KEEP_ALIVE_SESSION_STATUS,
         )
-    if bundle.csr_requests:
+    if bundle.csr_requests if csr_requested is None else csr_requested:
         if len(bundle.csr_requests) > MAX_CSR_REQUESTS:
             raise BundleDecodeError("more than 5 CSR requests", fcc_status=FccStatus.TOO_MANY_CSR_REQUESTS)
         if bundle.sid is None:
@@ -134,7 +143,13 @@ def decode_bundle(data: bytes) -> Bundle:
     rot: bytes | None = None
     flags: dict[str, bool] = {}
     sid: str | None = None
+    seen_once: set[str] = set()
     for key, value in decode_envelope(data):
+        if key in LOOKED_UP_BY_KEY:
+            # FCC reads these by key before its loop and skips them in it: later copies are ignored.
+            if key in seen_once:
+                continue
+            seen_once.add(key)
         group = parse_group(key, value)
         match group:
             case KeysGroup(items=items):

@@ -54,11 +54,12 @@ MAX_U32: Final = 0xFFFF_FFFF
 DEFAULT_MAX_MESSAGE_BYTES: Final = 64 * 1024
 """Largest message a reader accepts; real bundles are a few KiB, responses at most 2560 bytes."""
 
-OVERSIZE_STATUS: Final = FtcdCommStatus.FAILED_TO_READ_MESSAGE_BYTES
+OVERSIZE_STATUS: Final = FtcdCommStatus.MEMORY_OUT
 """Status answered for a frame longer than the maximum.
 
-Status 5 rather than 10: the device declines to *read* the message bytes (as the C agent
-does when it cannot allocate the buffer), it never gets as far as processing them.
+Status 3 (``MEMORY_OUT``): the device declines to allocate a buffer for the message, which
+is what the C agent answers when ``fcc_malloc`` of the announced length fails
+(``ftcd_comm_base.cpp``); it never reads or processes the bytes.
 """
 
 _U32: Final = struct.Struct("<I")

@@ -126,7 +126,7 @@ def _text(value: str) -> bytes:
     return encode_head(3, len(raw)) + raw
 
 
-def encode_response(resp: BundleResponse) -> bytes:
+def encode_response(resp: BundleResponse, *, csr_buffer: bool | None = None) -> bytes:
     """Encode a response exactly as FCC does (pelion-fcc.md §2.1).
 
     ``Csrs`` appears only when there are CSRs, ``SID`` only when set, ``WarningInfo``
@@ -134,6 +134,10 @@ def encode_response(resp: BundleResponse) -> bytes:
 
     Args:
         resp: the response to encode.
+        csr_buffer: whether FCC had allocated its CSR response buffer (the bundle's
+            ``CsrReqs`` reached processing): the 2560-byte limit applies even to an error
+            response, and a successful one carries ``Csrs`` even when the request list
+            was empty. Default: whether ``resp`` has CSRs.
 
     Returns:
         The CBOR bytes, e.g. the 80-byte success response.
@@ -145,8 +149,9 @@ def encode_response(resp: BundleResponse) -> bytes:
     """
     if resp.return_status < 0:
         raise BundleEncodeError(f"ReturnStatus must be unsigned, got {resp.return_status}")
+    with_csrs = bool(resp.csrs) if csr_buffer is None else csr_buffer
     out = bytearray(b"\xbf")
-    if resp.csrs:
+    if resp.csrs or (with_csrs and resp.return_status == FccStatus.SUCCESS):
         out += _text(CSRS_KEY) + encode_head(4, len(resp.csrs))
         for csr in resp.csrs:
             data = bytes(csr.data)
@@ -160,7 +165,7 @@ def encode_response(resp: BundleResponse) -> bytes:
     if resp.warning_info:
         out += _text(WARNING_INFO_KEY) + _text(resp.warning_info)
     out += b"\xff"
-    limit = MAX_RESPONSE_WITH_CSRS if resp.csrs else MAX_RESPONSE_WITHOUT_CSRS
+    limit = MAX_RESPONSE_WITH_CSRS if with_csrs or resp.csrs else MAX_RESPONSE_WITHOUT_CSRS
     if len(out) > limit:
         raise ResponseTooLargeError(f"response is {len(out)} bytes; FCC's buffer holds {limit}")
     return bytes(out)
