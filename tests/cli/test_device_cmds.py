@@ -222,6 +222,32 @@ def test_erase_asks_for_confirmation_unless_yes(tmp_path: Path) -> None:
     assert json.loads(shown.output) == []
 
 
+@pytest.mark.integration
+def test_declined_erase_exits_1_and_interrupted_erase_130(tmp_path: Path) -> None:
+    """The console entry point: 'n' at the prompt is a refusal (1), Ctrl-C the shell's 130; nothing erased."""
+    db = tmp_path / "d.sqlite"
+    provision(db)
+    declined = subprocess.run(
+        [*AGENT, "erase", "--storage", str(db)], input="n\n", capture_output=True, text=True, timeout=60
+    )
+    assert declined.returncode == 1, declined.stderr
+    assert "Aborted." in declined.stderr
+    with subprocess.Popen(
+        [*AGENT, "erase", "--storage", str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as asking:
+        assert asking.stdout is not None
+        # The prompt has no newline; wait for its first bytes before interrupting.
+        assert asking.stdout.read(5) == b"Erase"
+        asking.send_signal(signal.SIGINT)
+        assert asking.wait(timeout=60) == 130
+    storage = open_storage(db)
+    assert Kcm(storage).item_exists("mbed.EndpointName", 4)
+    storage.close()
+
+
 def test_serve_on_missing_serial_port_reports_1014(tmp_path: Path) -> None:
     """serve --serial with a port that does not exist fails with error 1014."""
     result = CliRunner().invoke(cli, ["device", "serve", "--serial", str(tmp_path / "ttyNONE")])

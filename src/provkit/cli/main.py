@@ -81,9 +81,12 @@ def main() -> None:
     """Console entry point: run the CLI, turning provkit errors into exit status 1."""
     try:
         status = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as abort:
         click.echo("Aborted.", err=True)
-        raise SystemExit(130) from None
+        # click turns Ctrl-C into an Abort raised from (or, at a prompt, during) a KeyboardInterrupt:
+        # that is the shell's 130. A declined confirmation is an ordinary refusal, exit status 1.
+        interrupted = any(isinstance(e, KeyboardInterrupt) for e in (abort.__cause__, abort.__context__))
+        raise SystemExit(130 if interrupted else 1) from None
     except click.ClickException as error:
         error.show()
         raise SystemExit(error.exit_code) from None
