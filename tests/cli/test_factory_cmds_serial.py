@@ -12,6 +12,7 @@ from provkit.device.fcc import fcc_init
 from provkit.transport.agent import DeviceAgent
 from provkit.transport.handlers import fcc_handler
 from provkit.transport.servers import SerialAgentServer
+from provkit.transport.streams import available_serial_ports, missing_serial_port
 from provkit.wire.framing import FCC_TOKEN
 from support.cli import make_fcu_home, run_cli
 from support.intermediate import sign_intermediate
@@ -58,7 +59,7 @@ def test_inject_missing_serial_port_fails(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 1
     status = json.loads([line for line in result.output.splitlines() if line.startswith("{")][-1])["status"]
-    assert status in (1011, 1014)
+    assert status == missing_serial_port(str(tmp_path / "ttyNOPE"), available_serial_ports()).code
 
 
 def test_intermediate_setup_and_install(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from provkit.errors import ConnectFailed, TransportTimeout
 from provkit.transport.errors import DeviceStatusError
 from provkit.transport.links import SerialLink
 from provkit.transport.servers import SerialAgentServer
+from provkit.transport.streams import available_serial_ports, missing_serial_port
 from provkit.wire.framing import Response, ResponseReader, encode_request
 from support.pty import PtyCable
 
@@ -91,12 +92,25 @@ def test_serial_link_times_out_with_1003_when_nobody_answers(pty_cable: PtyCable
     assert info.value.code == FtErrorCode.TOKEN_TIMEOUT
 
 
-def test_missing_serial_port_is_1014(tmp_path: os.PathLike[str]) -> None:
-    """A port that does not exist is reported with code 1014 and the list of available ports."""
+def test_missing_port_is_1014_with_the_ports_there_are_and_1013_on_a_system_without_any() -> None:
+    """ft_demo's two cases: a wrong port among others (1014, listing them), no serial port at all (1013)."""
+    among_others = missing_serial_port("/dev/ttyUSB9", ["/dev/ttyS0", "/dev/ttyUSB0"])
+    assert among_others.code == FtErrorCode.SERIAL_PORT_NOT_CONNECTED
+    assert str(among_others) == (
+        "Serial port /dev/ttyUSB9 not connected. Available ports: /dev/ttyS0, /dev/ttyUSB0"
+    )
+    none_at_all = missing_serial_port("/dev/ttyUSB9", [])
+    assert none_at_all.code == FtErrorCode.NO_SERIAL_PORT
+    assert str(none_at_all) == "No serial port is available on system (/dev/ttyUSB9 does not exist)"
+
+
+def test_missing_serial_port_is_reported_with_this_systems_ports(tmp_path: os.PathLike[str]) -> None:
+    """A port that does not exist: 1014 and the list where the system has ports, else 1013."""
     missing = str(tmp_path) + "/ttyNOPE"
     with pytest.raises(ConnectFailed) as info:
         SerialLink(missing).exchange(b"x", timeout_s=1)
-    assert info.value.code == FtErrorCode.SERIAL_PORT_NOT_CONNECTED
+    expected = missing_serial_port(missing, available_serial_ports())
+    assert (info.value.code, str(info.value)) == (expected.code, str(expected))
     assert "ttyNOPE" in str(info.value)
 
 

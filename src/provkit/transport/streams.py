@@ -114,18 +114,31 @@ def available_serial_ports() -> list[str]:
     return sorted(port.device for port in list_ports.comports())
 
 
+def missing_serial_port(port: str, available: list[str]) -> ConnectFailed:
+    """The factory tool demo's error for a port that does not exist.
+
+    1013 when the system has no serial port at all (naming the port asked for), else 1014
+    with the ports there are, so the operator can pick one.
+    """
+    if not available:
+        return ConnectFailed(
+            f"{FtErrorCode.NO_SERIAL_PORT.format()} ({port} does not exist)", code=FtErrorCode.NO_SERIAL_PORT
+        )
+    return ConnectFailed(
+        FtErrorCode.SERIAL_PORT_NOT_CONNECTED.format(port, ", ".join(available)),
+        code=FtErrorCode.SERIAL_PORT_NOT_CONNECTED,
+    )
+
+
 def open_serial(port: str, *, baud_rate: int = 115200) -> serial.Serial:
     """Open ``port`` raw, 8N1, without flow control.
 
     Raises:
-        ConnectFailed: 1014 when the port does not exist, 1011 when it cannot be opened.
+        ConnectFailed: 1013/1014 when the port does not exist (see :func:`missing_serial_port`),
+            1011 when it cannot be opened.
     """
     if not port.startswith(("socket://", "loop://", "rfc2217://")) and not Path(port).exists():
-        ports = available_serial_ports()
-        raise ConnectFailed(
-            FtErrorCode.SERIAL_PORT_NOT_CONNECTED.format(port, ", ".join(ports) or "none"),
-            code=FtErrorCode.SERIAL_PORT_NOT_CONNECTED,
-        )
+        raise missing_serial_port(port, available_serial_ports())
     try:
         return serial.serial_for_url(port, baudrate=baud_rate, timeout=0, write_timeout=30, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as exc:
