@@ -15,7 +15,7 @@ import pytest
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
 from provkit.line.inject import InjectSettings
-from provkit.registry import AttemptState, Registry
+from provkit.registry import AttemptState, NewAttempt, Registry
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +118,26 @@ def test_an_unreachable_devices_identity_is_freed_for_another_device(
         assert registry.find(endpoint_name="ep-0000", state=AttemptState.VERIFIED)
     assert second.counts() == {"provisioned": 1}
     assert farm.messages_served == 1
+
+
+def test_a_refused_row_is_retried_once_the_holder_lets_the_identity_go(
+    fcu_home: Path,
+    farm_factory: Callable[..., DeviceFarm],
+    devices_csv: Callable[..., Path],
+    registry_url: str,
+    tmp_path: Path,
+) -> None:
+    """Refused while another station sent the identity; that bundle never reached its device,
+    so running the batch again provisions the row (a provisioned holder would not be freed)."""
+    farm = farm_factory(1)
+    with Registry.open(registry_url, station_id="other") as registry:
+        (holder,) = registry.record_attempts(None, [NewAttempt("ep-0000", "sn-0000")])
+        registry.mark_sending(holder)
+        csv_path = devices_csv(tmp_path / "d.csv", farm.addresses())
+        report = Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home)).run()
+        assert report.devices[0].code == 4001 and farm.messages_served == 0
+        report = Batch.open(tmp_path / "out", registry, None, _options(fcu_home)).run()
+        assert report.devices[0].code == 4001 and farm.messages_served == 0  # still held
+        registry.mark_failed(holder, 1021, "no connection", release=True)
+        report = Batch.open(tmp_path / "out", registry, None, _options(fcu_home)).run()
+    assert report.counts() == {"provisioned": 1} and farm.messages_served == 1

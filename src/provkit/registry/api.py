@@ -302,6 +302,11 @@ class Registry:
         with self.transaction() as conn:
             return queries.provisioned_holders(conn, endpoint_names, serial_numbers)
 
+    def reserved(self, endpoint_names: Sequence[str], serial_numbers: Sequence[str]) -> dict[str, int]:
+        """The attempt holding the reservation of each of these endpoint names and serial numbers."""
+        with self.transaction() as conn:
+            return queries.reserved(conn, endpoint_names, serial_numbers)
+
     def provisioned_owner(self, endpoint_name: str, serial_number: str) -> Attempt | None:
         """The attempt currently holding ``endpoint_name`` or ``serial_number``, if any."""
         with self.transaction() as conn:
