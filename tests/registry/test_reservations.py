@@ -92,9 +92,7 @@ def test_failure_before_the_device_frees_the_identity_and_after_keeps_it(registr
         registry.mark_sending(reached)
         registry.mark_failed(reached, 1022, "no answer in time")
         assert _holders(registry) == {"ep-1": reached}
-        assert f"reserved by attempt {reached} of station s (batch None, failed)" in _refused(
-            registry, _new(registry)
-        )
+        assert f"reserved by attempt {reached} of station s (failed)" in _refused(registry, _new(registry))
 
 
 def test_resume_hands_the_reservation_to_the_superseding_attempt(registry_url: str) -> None:

@@ -39,9 +39,13 @@ def reserve(conn: Connection, attempt_ids: Collection[int], now: datetime) -> se
     if not attempt_ids:
         return set()
     ids = sorted(attempt_ids)
-    mine = select(
-        attempts.c.endpoint_name, attempts.c.serial_number, attempts.c.id, false(), literal(now)
-    ).where(attempts.c.id.in_(ids))
+    # In endpoint-name order: two stations inserting overlapping groups on PostgreSQL
+    # then wait for each other in the same order instead of deadlocking.
+    mine = (
+        select(attempts.c.endpoint_name, attempts.c.serial_number, attempts.c.id, false(), literal(now))
+        .where(attempts.c.id.in_(ids))
+        .order_by(attempts.c.endpoint_name)
+    )
     rows = conn.execute(
         dialect_insert(conn, reservations)
         .from_select(_COLUMNS, mine)
@@ -127,7 +131,8 @@ def refusals(conn: Connection, attempt_ids: Sequence[int]) -> dict[int, str]:
         else:
             why[row.refused] = (
                 f"{identity} is reserved by attempt {row.id} of station {row.station_id} "
-                f"(batch {row.batch_id}, {row.state}): its device may hold a bundle for it. "
+                f"({'' if row.batch_id is None else f'batch {row.batch_id}, '}{row.state}): "
+                "its device may hold a bundle for it. "
                 "The reservation is freed when that batch is run again (resume), "
                 "or taken over with --reprovision"
             )
