@@ -120,6 +120,10 @@ def apply_changes(conn: Connection, changes: Sequence[StateChange], now: datetim
     whose identity could not be claimed writes nothing, and the caller settles it alone
     (:func:`settle_verified`) to learn why.
     """
+    # Released first: an identity freed in this group can be reserved in it.
+    reservations.release(
+        conn, [c.attempt_id for c in changes if c.state is AttemptState.FAILED and c.release]
+    )
     refused = _reserve_sending(conn, [c for c in changes if c.state is AttemptState.SENDING], now)
     verdicts = [c.attempt_id for c in changes if c.state is AttemptState.VERIFIED]
     claimed = claim_identities(conn, verdicts, now)
@@ -128,9 +132,6 @@ def apply_changes(conn: Connection, changes: Sequence[StateChange], now: datetim
         c.attempt_id in claimed if c.state is AttemptState.VERIFIED else c.attempt_id not in refused
         for c in changes
     ]
-    reservations.release(
-        conn, [c.attempt_id for c in changes if c.state is AttemptState.FAILED and c.release]
-    )
     groups: dict[tuple[AttemptState, tuple[str, ...]], list[dict[str, Any]]] = {}
     for change, ok in zip(changes, applied, strict=True):
         if not ok:
