@@ -68,11 +68,13 @@ def test_one_group_of_sending_marks_is_decided_by_the_database(registry_url: str
         assert _holders(registry) == {"ep-1": first, "ep-2": free}
 
 
-def test_verified_keeps_the_reservation(registry_url: str) -> None:
-    """A provisioned identity stays reserved: no later attempt may send it."""
+def test_injected_and_verified_keep_the_reservation(registry_url: str) -> None:
+    """An answered and then a provisioned identity stays reserved: no later attempt may send it."""
     with Registry.open(registry_url, station_id="s") as registry:
         winner = _new(registry)
         registry.mark_sending(winner)
+        registry.update_attempt(winner, AttemptState.INJECTED, return_status=0)
+        assert _holders(registry) == {"ep-1": winner}  # the answer is in: still held
         registry.mark_verified(winner)
         assert _holders(registry) == {"ep-1": winner}
         reason = _refused(registry, _new(registry))
