@@ -118,3 +118,37 @@ def test_journal_keeps_a_reprovision_verdict_before_the_next_sending_mark(tmp_pa
             sender.join()
         assert registry.order == [f"injected:{first}", f"reprovision:{verdict}", f"sending:{later}"]
         assert plain.get_attempt(verdict).state is AttemptState.VERIFIED
+
+
+def test_journal_refuses_a_sending_mark_whose_identity_is_reserved(registry_url: str) -> None:
+    """Threads marking the same identity at once: exactly one mark is committed, the others
+    raise DuplicateIdentityError (recorded as 4001) and their bundles are not to be sent."""
+    from provkit.errors import DuplicateIdentityError
+
+    with Registry.open(registry_url, station_id="s") as registry:
+        ids = registry.record_attempts(None, [NewAttempt("same", "sn-same", slot=str(n)) for n in range(8)])
+        gate = threading.Barrier(len(ids))
+        sent: list[int] = []
+        refused: list[int] = []
+        with Journal(registry) as journal:
+
+            def mark(attempt_id: int) -> None:
+                gate.wait()
+                try:
+                    journal.mark_sending(attempt_id)
+                except DuplicateIdentityError:
+                    refused.append(attempt_id)
+                else:
+                    sent.append(attempt_id)
+
+            threads = [threading.Thread(target=mark, args=(i,)) for i in ids]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert len(sent) == 1 and len(refused) == len(ids) - 1
+        assert registry.get_attempt(sent[0]).state is AttemptState.SENDING
+        for attempt_id in refused:
+            attempt = registry.get_attempt(attempt_id)
+            assert attempt.state is AttemptState.FAILED and attempt.error_code == 4001
+            assert f"reserved by attempt {sent[0]}" in (attempt.error_message or "")

@@ -3,7 +3,8 @@
 Each station has its own devices on a shared farm and its own batch directory; they all
 allocate from one identity pattern, then from one CSV pool, and all try to provision the
 same few explicitly named identities. The schema is created by whichever station comes
-first (the others wait on the migration lock).
+first (the others wait on the migration lock). The farm keeps each device's storage in a
+file, so the test sees which devices were actually given each identity.
 """
 
 from __future__ import annotations
@@ -51,6 +52,24 @@ def _run_all(commands: list[list[str]]) -> list[subprocess.CompletedProcess[str]
     return done
 
 
+def _stored_endpoints(storage: Path, count: int) -> dict[int, str]:
+    """Device index -> the endpoint name its storage holds (devices never written left out)."""
+    from provkit.device.kcm import ItemType, Kcm
+    from provkit.device.storage import open_storage
+    from provkit.errors import ItemNotFoundError
+
+    found = {}
+    for index in range(count):
+        backend = open_storage(storage / f"device-{index:05d}.sqlite")
+        try:
+            found[index] = Kcm(backend).item_get("mbed.EndpointName", ItemType.CONFIG).decode()
+        except ItemNotFoundError:
+            pass
+        finally:
+            backend.close()
+    return found
+
+
 def _report(out: Path) -> dict[str, dict[str, object]]:
     document = json.loads((out / "report.json").read_text(encoding="utf-8"))
     return {str(d["endpoint_name"]): d for d in document["devices"]}
@@ -62,7 +81,8 @@ def test_four_station_processes_on_one_postgres_never_duplicate(
     """No endpoint name or serial number is provisioned twice, none is allocated twice, and
     each contested identity is won by exactly one station (the others are refused with 4001)."""
     per_station = ALLOCATED + CONTESTED + POOLED
-    farm = farm_factory(STATIONS * per_station)
+    storage = tmp_path / "farm"
+    farm = farm_factory(STATIONS * per_station, storage=storage)
     addresses = [f"{h}:{p}" for h, p in farm.addresses()]
     pool = tmp_path / "pool.csv"
     pool.write_text(
@@ -131,6 +151,14 @@ def test_four_station_processes_on_one_postgres_never_duplicate(
     losers = [a for a in failed if a.endpoint_name.startswith("shared-")]
     assert len(losers) == CONTESTED * (STATIONS - 1) and len(failed) == len(losers)
     assert all(a.error_code == 4001 and "--reprovision" in (a.error_message or "") for a in losers)
+    # Refused before sending: a contested identity reached one device only, the winner's,
+    # and every other device holds the identity it is recorded with.
+    stored = _stored_endpoints(storage, len(addresses))
+    held = Counter(stored.values())
+    assert all(held[f"shared-{k}"] == 1 for k in range(CONTESTED)), held
+    index_of = {address: n for n, address in enumerate(addresses)}
+    assert {index_of[str(a.address)]: a.endpoint_name for a in verified} == stored
+    assert all(a.tries == 0 for a in losers)
     for s in range(STATIONS):
         for step in ("a", "b"):
             for name, device in _report(tmp_path / f"out-{s}-{step}").items():

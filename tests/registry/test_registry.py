@@ -11,7 +11,7 @@ from provkit.registry import AttemptState, NewAttempt, Registry
 
 def _provision(registry: Registry, endpoint: str, serial: str, *, reprovision: bool = False) -> int:
     (attempt_id,) = registry.record_attempts(None, [NewAttempt(endpoint, serial, key_mode="factory")])
-    registry.mark_sending(attempt_id)
+    registry.mark_sending(attempt_id, reprovision=reprovision)
     registry.update_attempt(attempt_id, AttemptState.INJECTED, return_status=0, info_message="ok")
     registry.mark_verified(attempt_id, reprovision=reprovision, device_cert_sha256="ab" * 32)
     return attempt_id
@@ -33,7 +33,7 @@ def test_migrations_build_exactly_the_model_schema(registry_url: str) -> None:
 
     with Registry.open(registry_url, station_id="s") as registry, registry.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == "0002"
         assert compare_metadata(context, metadata) == []
 
 
@@ -95,10 +95,25 @@ def test_second_provisioning_of_endpoint_is_refused(registry_url: str) -> None:
         assert caught.value.code == 4001
         failed = registry.find(endpoint_name="ep-1", state=AttemptState.FAILED)
         assert len(failed) == 1 and "already provisioned" in (failed[0].error_message or "")
-        # The refused device's own result is kept on its attempt.
-        assert failed[0].device_cert_sha256 == "ab" * 32 and failed[0].return_status == 0
+        # Refused at its sending mark: the provisioned identity is still reserved.
+        assert failed[0].tries == 0 and f"attempt {first}" in (failed[0].error_message or "")
         assert registry.get_attempt(first).state is AttemptState.VERIFIED
         assert registry.stats().provisioned == 1
+
+
+def test_verdict_for_a_provisioned_identity_is_refused_and_keeps_the_answer(registry_url: str) -> None:
+    """An answer whose identity is provisioned elsewhere (an attempt sent before reservations
+    existed) is refused at verification, and the device's own result is kept on its attempt."""
+    with Registry.open(registry_url, station_id="s") as registry:
+        first = _provision(registry, "ep-1", "sn-1")
+        (late,) = registry.record_attempts(None, [NewAttempt("ep-1", "sn-2")])
+        registry.update_attempt(late, AttemptState.INJECTED, return_status=0, info_message="ok")
+        with pytest.raises(DuplicateIdentityError):
+            registry.mark_verified(late, device_cert_sha256="ab" * 32)
+        failed = registry.get_attempt(late)
+        assert failed.state is AttemptState.FAILED and "already provisioned" in (failed.error_message or "")
+        assert failed.device_cert_sha256 == "ab" * 32 and failed.return_status == 0
+        assert registry.get_attempt(first).state is AttemptState.VERIFIED
 
 
 def test_serial_number_is_unique_too(registry_url: str) -> None:

@@ -27,12 +27,12 @@ with Registry.open(url, station_id=station) as registry:
             todo.append(contested[n])
         for endpoint, serial in todo:
             (aid,) = registry.record_attempts(None, [NewAttempt(endpoint, serial)])
-            registry.mark_sending(aid)
-            registry.update_attempt(aid, AttemptState.INJECTED, return_status=0)
             try:
-                registry.mark_verified(aid)
+                registry.mark_sending(aid)  # reserves the identity: a loser sends nothing
             except DuplicateIdentityError:
-                pass
+                continue
+            registry.update_attempt(aid, AttemptState.INJECTED, return_status=0)
+            registry.mark_verified(aid)
 print("done", station)
 """
 
@@ -59,6 +59,7 @@ def _run_stations(url: str, tmp_path: Path) -> None:
 def _assert_unique(url: str) -> None:
     with Registry.open(url, station_id="check") as registry:
         verified = registry.find(state=AttemptState.VERIFIED)
+        failed = registry.find(state=AttemptState.FAILED)
         stats = registry.stats()
     endpoints = Counter(a.endpoint_name for a in verified)
     serials = Counter(a.serial_number for a in verified)
@@ -71,6 +72,11 @@ def _assert_unique(url: str) -> None:
         f"line-{i:06d}" for i in range(1, 4 * PER_STATION + 1)
     ]
     assert stats.by_state["failed"] == 30  # the 3 losers of each contested identity
+    # Every loser was refused at its sending mark (no try counted: nothing was sent),
+    # naming the winner; a verdict is never the first to notice the clash.
+    assert all(a.tries == 0 and a.error_code == 4001 for a in failed)
+    winners = {a.endpoint_name: a.id for a in verified}
+    assert all(f"attempt {winners[a.endpoint_name]}" in (a.error_message or "") for a in failed)
 
 
 @pytest.mark.integration

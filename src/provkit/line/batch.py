@@ -23,7 +23,9 @@ bundle leaves), so a batch killed at any moment is resumed by running it again:
 recorded as ``prepared``, so the order of states per attempt is unchanged.
 
 Only a verified attempt enters the ``provisioned`` table, whose constraints keep
-endpoint names and serial numbers unique across every station.
+endpoint names and serial numbers unique across every station. The ``sending`` mark
+reserves the identity first (:mod:`provkit.registry.reservations`), so a bundle for an
+identity another attempt holds is never sent.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from provkit.codes import FtErrorCode
-from provkit.errors import DuplicateIdentityError, ProvkitError, TransportError
+from provkit.errors import ConnectFailed, DuplicateIdentityError, ProvkitError, TransportError
 from provkit.registry import Attempt, AttemptState
 
 _log = logging.getLogger(__name__)
@@ -80,12 +80,15 @@ class Delivery:
         tries: connections opened, retries included.
         error: why no response came.
         final_bundle: the second message, when a follow-up built one.
+        reached: whether the bundle may have reached the device (a connection was
+            opened on some try); ``False`` only when every try failed to connect.
     """
 
     response: bytes | None
     tries: int
     error: ProvkitError | None = None
     final_bundle: bytes | None = None
+    reached: bool = True
 
 
 def exchange(
@@ -101,6 +104,7 @@ def exchange(
 
     delay = settings.retry_delay_s
     tries = 0
+    reached = False
     while True:
         tries += 1
         try:
@@ -115,8 +119,9 @@ def exchange(
         except DeviceStatusError as exc:  # the device answered: that is its outcome
             return Delivery(None, tries, exc)
         except ProvkitError as exc:
+            reached = reached or not isinstance(exc, ConnectFailed)
             if not isinstance(exc, TransportError) or tries > settings.retries:
-                return Delivery(None, tries, exc)
+                return Delivery(None, tries, exc, reached=reached)
             _log.info("%s:%d: %s; retrying in %.1f s", host, port, exc, delay)
             time.sleep(delay)
             delay *= 2

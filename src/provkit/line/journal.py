@@ -7,7 +7,9 @@ Instead a thread hands its change to the :class:`Journal` and one writer thread
 commits whatever changes are waiting in a single transaction, in the order they came.
 
 * The ``sending`` mark is waited for: a thread sends no byte before its mark is
-  committed.
+  committed. The mark reserves the attempt's identity; when another attempt holds it,
+  the mark is refused (:class:`~provkit.errors.DuplicateIdentityError`, recorded on
+  the attempt) and the bundle is not sent.
 * An outcome (answer with its verdict, or a failure) is not waited for: the thread
   goes on with its next device, and the writer reports back through ``on_settled``
   once the outcome is committed or could not be. Answer and verdict still go in one
@@ -47,7 +49,11 @@ class _Item:
     change: StateChange
     future: Future[bool] | None = None
     """Set for a change its thread waits for; ``None`` for an outcome."""
-    reprovision: bool = False
+
+    @property
+    def alone(self) -> bool:
+        """A reprovision verdict, decided alone (it may supersede a holder)."""
+        return self.change.reprovision and self.change.state is AttemptState.VERIFIED
 
 
 class Journal:
@@ -93,16 +99,28 @@ class Journal:
         self.close()
 
     # ------------------------------------------------------------------ recorder API
-    def mark_sending(self, attempt_id: int) -> None:
-        """Write-ahead mark: returns once ``sending`` is committed (counts the try)."""
+    def mark_sending(self, attempt_id: int, *, reprovision: bool = False) -> None:
+        """Write-ahead mark: returns once ``sending`` and the identity's reservation are committed.
+
+        Raises:
+            DuplicateIdentityError: another attempt holds the identity (recorded on the
+                attempt: the bundle must not be sent).
+            RegistryError: the mark could not be written.
+        """
         future: Future[bool] = Future()
-        self._put(_Item(StateChange(attempt_id, AttemptState.SENDING), future))
+        change = StateChange(attempt_id, AttemptState.SENDING, reprovision=reprovision)
+        self._put(_Item(change, future))
         future.result()
 
-    def mark_failed(self, attempt_id: int, code: int | None, message: str, **values: Any) -> None:
-        """Queue: end an attempt as failed with an error code and a reason."""
+    def mark_failed(
+        self, attempt_id: int, code: int | None, message: str, *, release: bool = False, **values: Any
+    ) -> None:
+        """Queue: end an attempt as failed with an error code and a reason.
+
+        ``release``: see :meth:`~provkit.registry.Registry.mark_failed`.
+        """
         values = {**values, "error_code": code, "error_message": message}
-        self._put(_Item(StateChange(attempt_id, AttemptState.FAILED, values)))
+        self._put(_Item(StateChange(attempt_id, AttemptState.FAILED, values, release=release)))
 
     def update_attempt(self, attempt_id: int, state: AttemptState, **values: Any) -> None:
         """Queue: move an attempt to ``state`` and store ``values``."""
@@ -115,7 +133,7 @@ class Journal:
         or ``reprovision``, is then settled alone by the registry, which supersedes the
         holder or records the refusal (error 4001 on the attempt).
         """
-        self._put(_Item(StateChange(attempt_id, AttemptState.VERIFIED, values), reprovision=reprovision))
+        self._put(_Item(StateChange(attempt_id, AttemptState.VERIFIED, values, reprovision=reprovision)))
 
     # ------------------------------------------------------------------ writer
     def _put(self, item: _Item) -> None:
@@ -170,7 +188,7 @@ class Journal:
         # thread's next sending mark) only once it is settled.
         start = 0
         for index, item in enumerate(group):
-            if item.reprovision:
+            if item.alone:
                 self._commit_group(group[start:index])
                 self._settle(item, self._verify_alone(item))
                 start = index + 1
@@ -195,8 +213,12 @@ class Journal:
             return
         self.transactions += 1
         for item, ok in zip(group, applied, strict=True):
-            # A verdict whose identity is taken is settled alone: refused, recorded as such.
-            self._settle(item, None if ok else self._verify_alone(item))
+            if ok:
+                self._settle(item, None)
+            elif item.change.state is AttemptState.SENDING:  # refused, recorded as failed
+                self._settle(item, DuplicateIdentityError("identity reserved by another attempt"))
+            else:  # a verdict whose identity is taken is settled alone: refused, recorded as such
+                self._settle(item, self._verify_alone(item))
 
     def _drop_connection(self) -> None:
         """Forget a connection that failed; the next group opens a new one."""
@@ -208,7 +230,7 @@ class Journal:
     def _verify_alone(self, item: _Item) -> ProvkitError | None:
         change = item.change
         try:
-            self.registry.mark_verified(change.attempt_id, reprovision=item.reprovision, **change.values)
+            self.registry.mark_verified(change.attempt_id, reprovision=change.reprovision, **change.values)
         except DuplicateIdentityError:
             return None  # the refusal is recorded on the attempt: that is its outcome
         except ProvkitError as exc:

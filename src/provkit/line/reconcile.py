@@ -2,7 +2,8 @@
 
 See :mod:`provkit.line.batch` for the states. Rows without an attempt get a fresh one
 (their identity given or allocated); an attempt left ``sending`` is closed as failed
-and superseded; a failed one is retried unless its identity is provisioned elsewhere.
+and superseded; a failed one is retried unless its identity is provisioned elsewhere
+or still reserved by another attempt (error 4001; ``--reprovision`` takes it over).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def reconcile(ctx: BatchContext) -> None:
     fresh: list[DeviceRow] = []
     items: list[NewAttempt] = []
     interrupted: list[StateChange] = []
+    refused: list[tuple[DeviceRow, Attempt]] = []
     for row in ctx.devices.rows:
         attempt = latest.get(row.slot)
         if attempt is None:
@@ -41,6 +43,9 @@ def reconcile(ctx: BatchContext) -> None:
             ctx.options.reprovision or attempt.error_code != DuplicateIdentityError.default_code
         ):
             items.append(_retry(row, attempt))
+        elif attempt.state is AttemptState.FAILED:
+            refused.append((row, attempt))
+    items += [_retry(row, attempt) for row, attempt in _freed(ctx, refused)]
     # Closed before their successors are recorded: killed in between, they are retried.
     ctx.registry.apply_changes(interrupted)
     items += _new_attempts(ctx, fresh)
@@ -54,6 +59,22 @@ def reconcile(ctx: BatchContext) -> None:
         if a.state in (AttemptState.ALLOCATED, AttemptState.PREPARED)
     ]
     _refuse_provisioned(ctx, unsent)
+
+
+def _freed(ctx: BatchContext, refused: list[tuple[DeviceRow, Attempt]]) -> list[tuple[DeviceRow, Attempt]]:
+    """The attempts refused as duplicates whose identity nobody holds any more.
+
+    The holder failed before its bundle reached its device, so they are retried like any
+    failure.
+    """
+    if not refused:
+        return []
+    held = ctx.registry.reserved([a.endpoint_name for _, a in refused], [a.serial_number for _, a in refused])
+    return [
+        (row, attempt)
+        for row, attempt in refused
+        if attempt.endpoint_name not in held and attempt.serial_number not in held
+    ]
 
 
 def _refuse_provisioned(ctx: BatchContext, unsent: list[tuple[int, str, str]]) -> None:

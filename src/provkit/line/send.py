@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Self
 
 from provkit.codes import FtErrorCode
-from provkit.errors import BatchError, DeviceResponseError, ProvkitError
+from provkit.errors import BatchError, DeviceResponseError, DuplicateIdentityError, ProvkitError
 from provkit.line.context import BatchContext
 from provkit.line.inject import AttemptRecorder, conclude, csr_follow_up, exchange, verify_attempt
 from provkit.line.journal import Journal
@@ -152,7 +152,11 @@ def _deliver(
             journal.mark_failed(attempt.id, exc.code, f"bundle {path} is unusable: {exc}")
             return
     host, _, port = (attempt.address or "").rpartition(":")
-    journal.mark_sending(attempt.id)  # write-ahead: committed before any byte is sent
+    try:
+        # Write-ahead, committed before any byte is sent; it reserves the identity too.
+        journal.mark_sending(attempt.id, reprovision=ctx.options.reprovision)
+    except DuplicateIdentityError:
+        return  # another attempt holds the identity: refused and recorded, nothing sent
     delivery = exchange(host.strip("[]"), int(port), bundle, ctx.options.inject, follow_up)
     extra: dict[str, Any] = {"tries": attempt.tries + delivery.tries}
     if delivery.final_bundle is not None:
@@ -166,7 +170,8 @@ def _deliver(
             failed = FtErrorCode.DEVICE_EXECUTION_FAILED
             extra.update(return_status=error.code, info_message=error.message)
             code, reason = int(failed), f"{failed.format(error.code)}: {error.message}"
-        journal.mark_failed(attempt.id, code, reason, **extra)
+        # A bundle that never reached the device frees the identity for other attempts.
+        journal.mark_failed(attempt.id, code, reason, release=not delivery.reached, **extra)
         return
     # With verify the answer is checked first and recorded with its verdict in one
     # transaction; killed before that, the attempt is still "sending" (see batch.py).

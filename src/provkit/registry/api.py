@@ -172,18 +172,31 @@ class Registry:
         with self.transaction() as conn:
             conn.execute(update(attempts).where(attempts.c.id == attempt_id).values(**values))
 
-    def mark_sending(self, attempt_id: int) -> None:
-        """Write-ahead mark: the bundle is about to be sent (counts the try)."""
-        with self.transaction() as conn:
-            conn.execute(
-                update(attempts)
-                .where(attempts.c.id == attempt_id)
-                .values(state=AttemptState.SENDING.value, tries=attempts.c.tries + 1, updated_at=_now())
-            )
+    def mark_sending(self, attempt_id: int, *, reprovision: bool = False) -> None:
+        """Write-ahead mark: the bundle is about to be sent (counts the try).
 
-    def mark_failed(self, attempt_id: int, code: int | None, message: str, **values: Any) -> None:
-        """End an attempt as failed with an error code and a reason."""
-        self.update_attempt(attempt_id, AttemptState.FAILED, error_code=code, error_message=message, **values)
+        The attempt's identity is reserved in the same transaction; with ``reprovision``
+        a reservation another attempt holds is taken over.
+
+        Raises:
+            DuplicateIdentityError: another attempt holds the identity; the attempt is
+                recorded as failed with that reason, and its bundle must not be sent.
+        """
+        if not self.apply_changes([StateChange(attempt_id, AttemptState.SENDING, reprovision=reprovision)])[
+            0
+        ]:
+            raise DuplicateIdentityError(self.get_attempt(attempt_id).error_message or "identity reserved")
+
+    def mark_failed(
+        self, attempt_id: int, code: int | None, message: str, *, release: bool = False, **values: Any
+    ) -> None:
+        """End an attempt as failed with an error code and a reason.
+
+        ``release``: the bundle never reached the device, so the identity reservation
+        the attempt took is freed.
+        """
+        values = {**values, "error_code": code, "error_message": message}
+        self.apply_changes([StateChange(attempt_id, AttemptState.FAILED, values, release=release)])
 
     def mark_verified(self, attempt_id: int, *, reprovision: bool = False, **values: Any) -> None:
         """Record the attempt's device as provisioned.
@@ -216,9 +229,11 @@ class Registry:
     def apply_changes(self, items: Sequence[StateChange], connection: Connection | None = None) -> list[bool]:
         """Apply many attempts' state changes in one transaction (a group commit).
 
-        Returns, per change, whether it was applied; a ``VERIFIED`` change whose
-        identity is already held is not, and is then settled with :meth:`mark_verified`
-        (which records the refusal or, with ``reprovision``, supersedes the holder).
+        Returns, per change, whether it was applied. A ``SENDING`` change whose identity
+        another attempt has reserved is not: it is recorded as failed (4001) instead, and
+        its bundle must not be sent. A ``VERIFIED`` change whose identity is already held
+        is not either, and is then settled with :meth:`mark_verified` (which records the
+        refusal or, with ``reprovision``, supersedes the holder).
         ``connection`` (from :meth:`connect`) spares a frequent writer the pool checkout.
 
         Raises:
@@ -286,6 +301,11 @@ class Registry:
         """Attempts currently holding any of these endpoint names or serial numbers."""
         with self.transaction() as conn:
             return queries.provisioned_holders(conn, endpoint_names, serial_numbers)
+
+    def reserved(self, endpoint_names: Sequence[str], serial_numbers: Sequence[str]) -> dict[str, int]:
+        """The attempt holding the reservation of each of these endpoint names and serial numbers."""
+        with self.transaction() as conn:
+            return queries.reserved(conn, endpoint_names, serial_numbers)
 
     def provisioned_owner(self, endpoint_name: str, serial_number: str) -> Attempt | None:
         """The attempt currently holding ``endpoint_name`` or ``serial_number``, if any."""

@@ -3,7 +3,9 @@
 A device counts as provisioned when its attempt holds its endpoint name and serial
 number in the ``provisioned`` table. The claim is one ``INSERT … SELECT … ON CONFLICT
 DO NOTHING``: the database's unique constraints decide, so two stations racing for an
-identity cannot both win, whether one or a hundred attempts are claimed at once.
+identity cannot both win, whether one or a hundred attempts are claimed at once. The
+``sending`` marks reserve their identities the same way, before any bundle leaves
+(:mod:`provkit.registry.reservations`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, literal, or_, select, update
 
+from provkit.errors import DuplicateIdentityError
+from provkit.registry import reservations
 from provkit.registry.allocator import dialect_insert
 from provkit.registry.records import NewAttempt
 from provkit.registry.schema import AttemptState, attempts, provisioned
@@ -26,14 +30,20 @@ class StateChange:
 
     Attributes:
         attempt_id: the attempt.
-        state: the new state; ``SENDING`` also counts a try, ``VERIFIED`` first claims
-            the identity in ``provisioned``.
+        state: the new state; ``SENDING`` also counts a try and first reserves the
+            identity, ``VERIFIED`` first claims it in ``provisioned``.
         values: other ``attempts`` columns to store with the state.
+        reprovision: ``SENDING``: take the reservation over from whoever holds it;
+            ``VERIFIED``: supersede the holder (settled alone by the caller).
+        release: ``FAILED``: the bundle never reached the device, so the reservation
+            the attempt took is freed.
     """
 
     attempt_id: int
     state: AttemptState
     values: Mapping[str, Any] = field(default_factory=dict)
+    reprovision: bool = False
+    release: bool = False
 
 
 def insert_attempts(
@@ -77,6 +87,7 @@ def insert_attempts(
             .values(superseded_by_id=bindparam("_new"), updated_at=now),
             links,
         )
+        reservations.hand_over(conn, [(link["_old"], link["_new"]) for link in links])
     return ids
 
 
@@ -103,12 +114,24 @@ def claim_identities(conn: Connection, attempt_ids: Collection[int], now: dateti
 def apply_changes(conn: Connection, changes: Sequence[StateChange], now: datetime) -> list[bool]:
     """Apply ``changes`` on ``conn`` (one statement per kind of change, not per attempt).
 
-    Returns, per change, whether it was applied. Only a ``VERIFIED`` change can be left
-    out: when its identity could not be claimed nothing is written for it, and the
-    caller settles it alone (:func:`settle_verified`) to learn why.
+    Returns, per change, whether it was applied. A ``SENDING`` change whose identity
+    another attempt has reserved is refused: it is recorded as failed with 4001 and the
+    holder's description instead, and its bundle must not be sent. A ``VERIFIED`` change
+    whose identity could not be claimed writes nothing, and the caller settles it alone
+    (:func:`settle_verified`) to learn why.
     """
-    claimed = claim_identities(conn, [c.attempt_id for c in changes if c.state is AttemptState.VERIFIED], now)
-    applied = [c.state is not AttemptState.VERIFIED or c.attempt_id in claimed for c in changes]
+    # Released first: an identity freed in this group can be reserved in it.
+    reservations.release(
+        conn, [c.attempt_id for c in changes if c.state is AttemptState.FAILED and c.release]
+    )
+    refused = _reserve_sending(conn, [c for c in changes if c.state is AttemptState.SENDING], now)
+    verdicts = [c.attempt_id for c in changes if c.state is AttemptState.VERIFIED]
+    claimed = claim_identities(conn, verdicts, now)
+    reservations.keep(conn, claimed, now)
+    applied = [
+        c.attempt_id in claimed if c.state is AttemptState.VERIFIED else c.attempt_id not in refused
+        for c in changes
+    ]
     groups: dict[tuple[AttemptState, tuple[str, ...]], list[dict[str, Any]]] = {}
     for change, ok in zip(changes, applied, strict=True):
         if not ok:
@@ -131,6 +154,33 @@ def apply_changes(conn: Connection, changes: Sequence[StateChange], now: datetim
     return applied
 
 
+def _reserve_sending(conn: Connection, sending: Sequence[StateChange], now: datetime) -> set[int]:
+    """Reserve the identities of the ``sending`` marks; returns the ids refused (recorded as failed)."""
+    if not sending:
+        return set()
+    held = reservations.reserve(conn, [c.attempt_id for c in sending], now)
+    missing = [c for c in sending if c.attempt_id not in held]
+    refused = [
+        c.attempt_id
+        for c in missing
+        if not (c.reprovision and reservations.take_over(conn, c.attempt_id, now))
+    ]
+    if refused:
+        why = reservations.refusals(conn, refused)
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.id == bindparam("_id"))
+            .values(
+                state=AttemptState.FAILED.value,
+                error_code=DuplicateIdentityError.default_code,
+                error_message=bindparam("_why"),
+                updated_at=now,
+            ),
+            [{"_id": attempt_id, "_why": why[attempt_id]} for attempt_id in refused],
+        )
+    return set(refused)
+
+
 def settle_verified(
     conn: Connection, attempt_id: int, now: datetime, *, reprovision: bool, values: dict[str, Any]
 ) -> str | None:
@@ -142,6 +192,7 @@ def settle_verified(
     ``reprovision`` the holders are superseded. Nothing is written on refusal.
     """
     if not reprovision and claim_identities(conn, [attempt_id], now):
+        reservations.keep(conn, [attempt_id], now)
         _set_verified(conn, attempt_id, now, values)
         return None
     me = conn.execute(
@@ -167,6 +218,8 @@ def settle_verified(
             .where(attempts.c.id == holder.attempt_id)
             .values(state=AttemptState.SUPERSEDED.value, superseded_by_id=attempt_id, updated_at=now)
         )
+    if reprovision:  # the identity is this attempt's now, on the line as in provisioned
+        reservations.take_over(conn, attempt_id, now)
     if len(others) < len(holders):
         return None
     conn.execute(

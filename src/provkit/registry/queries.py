@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, func, or_, select
 
 from provkit.registry.records import Attempt, RegistryStats
-from provkit.registry.schema import AttemptState, attempts, provisioned
+from provkit.registry.schema import AttemptState, attempts, provisioned, reservations
 
 _IN_CHUNK = 500
 """Values per ``IN`` list: well under every database's bound-parameter limit."""
@@ -70,6 +70,23 @@ def provisioned_holders(
         for row in conn.execute(query).mappings():
             found[int(row["id"])] = Attempt.from_row(row)
     return list(found.values())
+
+
+def reserved(
+    conn: Connection, endpoint_names: Sequence[str], serial_numbers: Sequence[str]
+) -> dict[str, int]:
+    """Which attempt holds the reservation of each of these endpoint names and serial numbers."""
+    held: dict[str, int] = {}
+    for start in range(0, max(len(endpoint_names), len(serial_numbers)), _IN_CHUNK):
+        query = select(reservations).where(
+            or_(
+                reservations.c.endpoint_name.in_(endpoint_names[start : start + _IN_CHUNK]),
+                reservations.c.serial_number.in_(serial_numbers[start : start + _IN_CHUNK]),
+            )
+        )
+        for row in conn.execute(query):
+            held[row.endpoint_name] = held[row.serial_number] = int(row.attempt_id)
+    return held
 
 
 def provisioned_owner(conn: Connection, endpoint_name: str, serial_number: str) -> Attempt | None:

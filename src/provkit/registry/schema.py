@@ -1,9 +1,10 @@
 """Tables of the device registry (SQLAlchemy Core).
 
 The registry is both the record of every provisioning attempt and the journal a batch
-resumes from. Uniqueness among provisioned devices is enforced by the database itself
-(the ``provisioned`` table's primary key and unique constraint), so several stations
-writing to one PostgreSQL cannot both record the same endpoint name or serial number.
+resumes from. Uniqueness is enforced by the database itself: the ``reservations`` table's primary key
+and unique constraint decide which attempt may send a bundle for an identity, the
+``provisioned`` table's which device holds it, so several stations writing to one
+PostgreSQL can neither send nor record the same endpoint name or serial number twice.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Final
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -103,6 +105,26 @@ provisioned = Table(
     UniqueConstraint("serial_number", name="uq_provisioned_serial"),
     UniqueConstraint("attempt_id", name="uq_provisioned_attempt"),
 )
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("endpoint_name", String(256), primary_key=True),
+    Column("serial_number", String(256), nullable=False),
+    Column("attempt_id", Integer, ForeignKey("attempts.id"), nullable=False),
+    Column("inherited", Boolean, nullable=False, default=False),
+    Column("reserved_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("serial_number", name="uq_reservations_serial"),
+    UniqueConstraint("attempt_id", name="uq_reservations_attempt"),
+)
+"""Who holds each identity on the line: written with the ``sending`` mark, before any
+bundle leaves, and kept while a device may hold the identity (also once provisioned).
+
+``inherited`` is set when the attempt got the reservation from another one (a resume
+handing it to the superseding attempt, or ``--reprovision`` taking it over): a device
+may then hold the identity from that earlier attempt, so it is not released when this
+attempt's own bundle never reached its device.
+"""
 
 sequences = Table(
     "sequences",
