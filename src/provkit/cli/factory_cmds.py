@@ -104,7 +104,7 @@ def inject_device(
         request = api.prepare_device_configuration(endpoint_name, serial_number, device_keys_location)
         for warning in request.warnings:
             _log.warning("FCU warning %d: %s", warning.code, warning.message)
-        writes_only = not getattr(link, "returns_responses", True)
+        writes_only = not link.returns_responses
         if writes_only and request.needs_csr_response:
             return InjectOutcome(
                 int(FtErrorCode.GENERAL),

@@ -9,7 +9,7 @@ as an ``lwm2mfpv`` frame; the answer body is the acceptor's
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from provkit.errors import DeviceResponseError, SenmlError
 from provkit.lwm2m.response import AcceptResult
@@ -18,6 +18,9 @@ from provkit.wire.framing import LWM2M_TOKEN
 
 class Link(Protocol):
     """The part of ``DeviceLink`` delivery needs."""
+
+    returns_responses: ClassVar[bool]
+    """``False`` for a link that only writes the frame (``FileLink``): no answer comes back."""
 
     def exchange(self, message: bytes, *, timeout_s: float | None = None, token: bytes = ...) -> bytes:
         """Send one framed message and return the response body."""
@@ -50,7 +53,7 @@ def deliver(link: Link, blob: bytes, *, timeout_s: float | None = 30.0) -> Accep
         TransportError: the link failed.
     """
     body = link.exchange(blob, timeout_s=timeout_s, token=LWM2M_TOKEN)
-    if not getattr(link, "returns_responses", True):
+    if not link.returns_responses:
         return None
     try:
         result = AcceptResult.decode(body)
