@@ -182,9 +182,9 @@ class Registry:
             DuplicateIdentityError: another attempt holds the identity; the attempt is
                 recorded as failed with that reason, and its bundle must not be sent.
         """
-        if not self.apply_changes([StateChange(attempt_id, AttemptState.SENDING, reprovision=reprovision)])[
-            0
-        ]:
+        mark = StateChange(attempt_id, AttemptState.SENDING, reprovision=reprovision)
+        (applied,) = self.apply_changes([mark])
+        if not applied:
             raise DuplicateIdentityError(self.get_attempt(attempt_id).error_message or "identity reserved")
 
     def mark_failed(

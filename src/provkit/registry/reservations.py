@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, false, literal, or_, select, true, update
+from sqlalchemy import Connection, Select, and_, bindparam, false, literal, or_, select, true, update
 
 from provkit.registry.allocator import dialect_insert
 from provkit.registry.schema import attempts, provisioned, reservations
@@ -41,17 +42,8 @@ def reserve(conn: Connection, attempt_ids: Collection[int], now: datetime) -> se
     ids = sorted(attempt_ids)
     # In endpoint-name order: two stations inserting overlapping groups on PostgreSQL
     # then wait for each other in the same order instead of deadlocking.
-    mine = (
-        select(attempts.c.endpoint_name, attempts.c.serial_number, attempts.c.id, false(), literal(now))
-        .where(attempts.c.id.in_(ids))
-        .order_by(attempts.c.endpoint_name)
-    )
-    rows = conn.execute(
-        dialect_insert(conn, reservations)
-        .from_select(_COLUMNS, mine)
-        .on_conflict_do_nothing()
-        .returning(reservations.c.attempt_id)
-    ).all()
+    mine = _rows_of(ids, inherited=False, now=now).order_by(attempts.c.endpoint_name)
+    rows = conn.execute(_insert(conn, mine).returning(reservations.c.attempt_id)).all()
     held = {int(row.attempt_id) for row in rows}
     if len(held) < len(ids):
         already = select(reservations.c.attempt_id).where(
@@ -80,10 +72,7 @@ def take_over(conn: Connection, attempt_id: int, now: datetime) -> bool:
         )
     )
     # Inherited: the device of the attempt it was taken from may hold the identity.
-    mine = select(
-        attempts.c.endpoint_name, attempts.c.serial_number, attempts.c.id, true(), literal(now)
-    ).where(attempts.c.id == attempt_id)
-    conn.execute(dialect_insert(conn, reservations).from_select(_COLUMNS, mine).on_conflict_do_nothing())
+    conn.execute(_insert(conn, _rows_of([attempt_id], inherited=True, now=now)))
     found = conn.execute(select(reservations.c.attempt_id).where(reservations.c.attempt_id == attempt_id))
     return found.first() is not None
 
@@ -165,7 +154,20 @@ def hand_over(conn: Connection, links: Sequence[tuple[int, int]]) -> None:
 def keep(conn: Connection, attempt_ids: Collection[int], now: datetime) -> None:
     """A verified attempt keeps its identity reserved (taken now if it had none)."""
     if attempt_ids:
-        mine = select(
-            attempts.c.endpoint_name, attempts.c.serial_number, attempts.c.id, true(), literal(now)
-        ).where(attempts.c.id.in_(sorted(attempt_ids)))
-        conn.execute(dialect_insert(conn, reservations).from_select(_COLUMNS, mine).on_conflict_do_nothing())
+        conn.execute(_insert(conn, _rows_of(sorted(attempt_ids), inherited=True, now=now)))
+
+
+def _rows_of(attempt_ids: Collection[int], *, inherited: bool, now: datetime) -> Select[Any]:
+    """The reservation rows of ``attempt_ids``: their identity, id, ``inherited`` and ``now``."""
+    return select(
+        attempts.c.endpoint_name,
+        attempts.c.serial_number,
+        attempts.c.id,
+        true() if inherited else false(),
+        literal(now),
+    ).where(attempts.c.id.in_(list(attempt_ids)))
+
+
+def _insert(conn: Connection, rows: Select[Any]) -> Any:
+    """``INSERT INTO reservations … SELECT … ON CONFLICT DO NOTHING``: a held identity stays held."""
+    return dialect_insert(conn, reservations).from_select(_COLUMNS, rows).on_conflict_do_nothing()
