@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509 as cx509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provkit.crypto import aead, csr, keys, names, x509
+from provkit.crypto import aead, csr, keys, mbedtls_csr, names, x509
 from provkit.errors import CryptoError
 
 
@@ -120,3 +120,61 @@ def test_sealer_binds_secret_and_context(tmp_path: Path) -> None:
             wrong()
     with pytest.raises(CryptoError):
         aead.Sealer(b"short")
+
+
+_ALG_ABSENT = bytes.fromhex("300a06082a8648ce3d040302")
+_ALG_NULL = bytes.fromhex("300c06082a8648ce3d0403020500")
+
+
+def test_device_csr_carries_mbedtls_null_parameter_and_loads() -> None:
+    """Device CSRs are written as Mbed TLS 2.28.2 writes them, which cryptography alone refuses."""
+    key = keys.generate_p256()
+    der = csr.build_csr(key, "CN=dev", key_usage=1, ext_key_usage=4)
+    assert _ALG_NULL in der and _ALG_ABSENT not in der
+    with pytest.raises(ValueError):
+        cx509.load_der_x509_csr(der)
+    request = csr.load_and_verify_csr(der)
+    assert not request.extensions.get_extension_for_class(cx509.KeyUsage).critical
+    public_key, subject = csr.load_signed_csr(der)
+    assert keys.keys_match(key, public_key) and subject["common-name"] == "dev"
+
+
+def test_rfc5758_csr_still_loads_and_null_form_keeps_signature_check() -> None:
+    """Both forms load; a changed signed byte fails either way; other algorithms pass through untouched."""
+    key = keys.generate_p256()
+    plain = (
+        cx509.CertificateSigningRequestBuilder()
+        .subject_name(cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "dev")]))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+    assert mbedtls_csr.drop_null_signature_parameter(plain) == plain
+    with_null = mbedtls_csr.add_null_signature_parameter(plain)
+    assert len(with_null) == len(plain) + 2
+    assert mbedtls_csr.drop_null_signature_parameter(with_null) == plain
+    csr.load_and_verify_csr(plain)
+    csr.load_and_verify_csr(with_null)
+    tampered = bytearray(with_null)
+    tampered[with_null.index(b"dev")] ^= 0x01
+    with pytest.raises(CryptoError, match="does not verify"):
+        csr.load_and_verify_csr(bytes(tampered))
+    sha384 = (
+        cx509.CertificateSigningRequestBuilder()
+        .subject_name(cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "dev")]))
+        .sign(key, hashes.SHA384())
+        .public_bytes(serialization.Encoding.DER)
+    )
+    assert mbedtls_csr.add_null_signature_parameter(sha384) == sha384
+
+
+def test_null_rewrite_leaves_malformed_der_alone() -> None:
+    """Truncations and garbage pass through unchanged and are refused by the real parser."""
+    key = keys.generate_p256()
+    der = csr.build_csr(key, "CN=dev")
+    for cut in range(0, len(der), 7):
+        piece = der[:cut]
+        assert mbedtls_csr.drop_null_signature_parameter(piece) == piece
+        with pytest.raises(CryptoError):
+            csr.load_and_verify_csr(piece)
+    for junk in (b"\x30\x84\xff\xff\xff\xff", b"\x30\x80\x00\x00", b"\x30", b"\x30\x0c" + _ALG_NULL):
+        assert mbedtls_csr.drop_null_signature_parameter(junk) == junk

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from provkit.codes import FccStatus
+from provkit.crypto.csr import load_and_verify_csr
 from provkit.crypto.x509 import certificate_der
 from provkit.device.clock import DeviceClock
 from provkit.device.fcc import (
@@ -56,8 +57,10 @@ def test_csr_two_bundle_flow(builder: Any, any_fcc: FactoryConfiguratorClient) -
     response = decode_response(result.response)
     assert response.sid == "session-7" and len(response.csrs) == 1
     assert response.csrs[0].prkn == "mbed.BootstrapDevicePrivateKey"
-    csr = x509.load_der_x509_csr(response.csrs[0].data)
-    assert csr.is_signature_valid
+    # As Mbed TLS 2.28.2 on a real device: NULL after ecdsa-with-SHA256, KeyUsage not critical.
+    assert bytes.fromhex("300c06082a8648ce3d0403020500") in response.csrs[0].data
+    csr = load_and_verify_csr(response.csrs[0].data)
+    assert not csr.extensions.get_extension_for_class(x509.KeyUsage).critical
     assert csr.subject.rfc4514_string() == "CN=EP_fdsf,O=Acme\\, Ltd,C=GB"
     assert csr.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
     eku = csr.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value

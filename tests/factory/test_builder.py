@@ -14,10 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provkit.codes import FcuErrorCode
+from provkit.crypto.csr import build_csr
+from provkit.crypto.keys import generate_p256
 from provkit.errors import ConfigError, FactoryError
 from provkit.factory import FactoryToolApi
 from provkit.factory.builder import dn_text, utc_offset
 from provkit.wire.bundle import Bundle, decode_bundle
+from provkit.wire.response import BundleResponse, CsrResult, encode_response
 
 from .conftest import CLASS_ID, LWM2M_AID, VENDOR_ID, HomeFactory
 
@@ -252,6 +255,30 @@ def test_by_device_first_message(make_home: HomeFactory) -> None:
     assert csr.prkn == "mbed.BootstrapDevicePrivateKey" and csr.md == 1
     assert csr.subject.endswith(",CN=bd-1") and "O=Example Ltd." in csr.subject
     assert bundle.config_params == () and bundle.keys == ()
+
+
+def _device_answer(request_sid: str, csr_der: bytes) -> bytes:
+    csrs = (CsrResult("mbed.BootstrapDevicePrivateKey", csr_der),)
+    return encode_response(BundleResponse(0, "The Factory process succeeded", sid=request_sid, csrs=csrs))
+
+
+def test_by_device_accepts_mbedtls_csr_with_null_parameter(make_home: HomeFactory) -> None:
+    """A CSR as Mbed TLS 2.28.2 writes it (NULL after ecdsa-with-SHA256) is signed, not refused with 230."""
+    api = make_home(device_key_generation_mode="by_device")
+    request = api.prepare_device_configuration("bd-1", "SN")
+    assert request.pending_csr is not None
+    key = generate_p256()
+    der = build_csr(key, "CN=bd-1", key_usage=1)
+    assert bytes.fromhex("300c06082a8648ce3d0403020500") in der
+    second = api.complete_device_configuration(request, _device_answer(request.pending_csr.session_id, der))
+    leaf = _leaf(decode_bundle(second.config_data), "mbed.BootstrapDeviceCert")
+    assert leaf.public_key().public_numbers() == key.public_key().public_numbers()
+    tampered = bytearray(der)
+    tampered[der.index(b"bd-1")] ^= 0x01
+    answer = _device_answer(request.pending_csr.session_id, bytes(tampered))
+    with pytest.raises(FactoryError) as failure:
+        api.complete_device_configuration(request, answer)
+    assert failure.value.code == FcuErrorCode.CSR_SIGNATURE_INVALID
 
 
 def test_dn_text_escapes_commas() -> None:

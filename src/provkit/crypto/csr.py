@@ -1,8 +1,9 @@
 """PKCS#10 certificate signing requests: made on the device for ``CsrReqs``, by the factory for its CA.
 
-The bitmasks are FCC's (pelion-fcc.md §1.7): key usage 1 digitalSignature,
-2 nonRepudiation, 4 keyCertSign, 8 keyAgreement; extended key usage 1 any, 2 serverAuth,
-4 clientAuth, 8 codeSigning, 16 emailProtection, 256 timeStamping, 512 OCSPSigning.
+The bitmasks are FCC's (``fcc_bundle_csr_utils.c`` in PelionIoT/mbed-cloud-client): key
+usage 1 digitalSignature, 2 nonRepudiation, 4 keyCertSign, 8 keyAgreement; extended key
+usage 1 any, 2 serverAuth, 4 clientAuth, 8 codeSigning, 16 emailProtection,
+256 timeStamping, 512 OCSPSigning.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 from provkit.crypto.extensions import Extension, basic_constraints
 from provkit.crypto.extensions import key_usage as key_usage_extension
 from provkit.crypto.keys import PrivateKey, PublicKey, is_pem, require_p256
+from provkit.crypto.mbedtls_csr import add_null_signature_parameter, drop_null_signature_parameter
 from provkit.crypto.names import Name, build_name, parse_dn, subject_fields
 from provkit.errors import CryptoError
 
@@ -69,7 +71,11 @@ def build_csr(
     key_usage: int | None = None,
     ext_key_usage: int | None = None,
 ) -> bytes:
-    """Build a DER PKCS#10 request signed with ``key`` (ecdsa-with-SHA256).
+    """Build a DER PKCS#10 request signed with ``key`` (ecdsa-with-SHA256), as FCC's Mbed TLS does.
+
+    Both extensions are non-critical and the outer signature algorithm carries the explicit
+    NULL parameter of Mbed TLS up to 2.28.4 (:mod:`provkit.crypto.mbedtls_csr`), so a line
+    tested against a virtual device meets the CSRs real devices send.
 
     Args:
         key: the device's freshly generated private key.
@@ -82,10 +88,12 @@ def build_csr(
     """
     extensions: list[Extension] = []
     if key_usage is not None:
-        extensions.append((_key_usage(key_usage), True))
+        # mbedtls_x509write_csr_set_key_usage writes KeyUsage non-critical.
+        extensions.append((_key_usage(key_usage), False))
     if ext_key_usage is not None:
         extensions.append((_ext_key_usage(ext_key_usage), False))
-    return _sign(key, parse_dn(subject), extensions).public_bytes(serialization.Encoding.DER)
+    der = _sign(key, parse_dn(subject), extensions).public_bytes(serialization.Encoding.DER)
+    return add_null_signature_parameter(der)
 
 
 def create_ca_csr(key: PrivateKey, subject: Mapping[str, str]) -> bytes:
@@ -102,11 +110,17 @@ def create_ca_csr(key: PrivateKey, subject: Mapping[str, str]) -> bytes:
 def load_and_verify_csr(der_or_pem: bytes) -> x509.CertificateSigningRequest:
     """Parse a DER or PEM CSR and check its self-signature.
 
+    A DER request with Mbed TLS's NULL parameter after ecdsa-with-SHA256 is accepted: the
+    NULL is outside the signed bytes (:mod:`provkit.crypto.mbedtls_csr`).
+
     Raises:
         CryptoError: the bytes are not a CSR or the signature does not verify.
     """
     try:
-        csr = x509.load_pem_x509_csr(der_or_pem) if is_pem(der_or_pem) else x509.load_der_x509_csr(der_or_pem)
+        if is_pem(der_or_pem):
+            csr = x509.load_pem_x509_csr(der_or_pem)
+        else:
+            csr = x509.load_der_x509_csr(drop_null_signature_parameter(der_or_pem))
         valid = csr.is_signature_valid
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise CryptoError(f"not a PKCS#10 request: {exc}") from exc
