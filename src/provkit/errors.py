@@ -38,7 +38,9 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     ├── Lwm2mError
     │   ├── SenmlError             (+ValueError)   SenML encode/decode or strict-mode rejection
     │   ├── EndpointConfigError    (+ValueError)   endpoint configuration invalid; .path
-    │   └── RegistrationError                      management server refused or unreachable
+    │   ├── RegistrationError                      management server refused or unreachable
+    │   ├── TargetRefused          (+ValueError)   resource the target client cannot take; .path
+    │   └── UnverifiedServer       (+ValueError)   certificate mode without a server certificate
     └── DeveloperError                             developer flow (MBL CLI style), codes 6000-6005
         ├── StoreError                             user/team store unusable or entry missing
         ├── CloudApiError                          Device Management API failed; .http_status
@@ -277,6 +279,39 @@ class RegistrationError(Lwm2mError):
     """The LwM2M management server refused the registration or could not be reached."""
 
     default_code = 5003
+
+
+class TargetRefused(Lwm2mError, ValueError):
+    """A resource the target device's LwM2M client does not let a factory bootstrap write.
+
+    Attributes:
+        path: the LwM2M path of the resource.
+        target: the target profile's name (``anjay``, ``generic``).
+    """
+
+    default_code = 5006
+
+    def __init__(self, message: str, *, path: str, target: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.target = target
+
+
+class UnverifiedServer(Lwm2mError, ValueError):
+    """A certificate-mode Security instance has no server certificate to check the server with.
+
+    Attributes:
+        path: the Security instance (``/0/<iid>``).
+    """
+
+    default_code = 5007
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(
+            f"{path}: {message}",
+            hint="give the server's certificate, or allow an unverified server explicitly",
+        )
+        self.path = path
 
 
 class DeveloperError(ProvkitError):

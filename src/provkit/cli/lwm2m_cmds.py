@@ -47,6 +47,18 @@ def _tool_options(func: Any) -> Any:
             is_flag=True,
             help="Generate the certificate signed by the factory CA of --home-dir (P-256), not self-signed.",
         ),
+        click.option(
+            "--target",
+            type=click.Choice(["anjay", "generic"]),
+            default="anjay",
+            show_default=True,
+            help="Device client: 'anjay' refuses resources Anjay cannot take; 'generic' allows the registry.",
+        ),
+        click.option(
+            "--allow-unverified-server",
+            is_flag=True,
+            help="Allow certificate mode without a server certificate (-p): the device trusts any server.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -61,6 +73,8 @@ def _prepare(
     pcert: Path | None,
     scert: Path | None,
     factory_ca: bool,
+    target: str,
+    allow_unverified_server: bool,
     server: Path | None = None,
     token: str | None = None,
 ) -> Any:
@@ -71,7 +85,9 @@ def _prepare(
         raise click.UsageError("-k/--pkey and -r/--pcert go together")
     if pkey is not None and (cert is not None or factory_ca):
         raise click.UsageError("give -C/--factory-ca (generate) or -k and -r (existing), not both")
-    fp = FactoryProvisioning(endpoint_cfg, urn, server, token, cert)
+    fp = FactoryProvisioning(
+        endpoint_cfg, urn, server, token, cert, target=target, allow_unverified_server=allow_unverified_server
+    )
     if not fp.cert_instances():
         if any(x is not None for x in (cert, pkey, scert)) or factory_ca:
             click.echo("warning: no Security instance uses a certificate mode; -C/-k/-r/-p ignored", err=True)
@@ -107,6 +123,8 @@ def build_cmd(
     pcert: Path | None,
     scert: Path | None,
     factory_ca: bool,
+    target: str,
+    allow_unverified_server: bool,
     output: Path,
     json_out: Path | None,
 ) -> None:
@@ -115,7 +133,9 @@ def build_cmd(
     from provkit.lwm2m.senml_json import encode_json
 
     try:
-        fp = _prepare(endpoint_cfg, urn, cert, pkey, pcert, scert, factory_ca)
+        fp = _prepare(
+            endpoint_cfg, urn, cert, pkey, pcert, scert, factory_ca, target, allow_unverified_server
+        )
         blob = fp.provision_device(output=output)
         if json_out is not None:
             write_output(json_out, (encode_json(fp.config.entries(), indent=1) + "\n").encode("utf-8"))
@@ -211,6 +231,8 @@ def provision_cmd(
     pcert: Path | None,
     scert: Path | None,
     factory_ca: bool,
+    target: str,
+    allow_unverified_server: bool,
     server: Path | None,
     token: str | None,
     tcp: str | None,
@@ -225,7 +247,19 @@ def provision_cmd(
     if sum(x is not None for x in (tcp, serial_port, file_path)) != 1:
         raise click.UsageError("give exactly one of --tcp, --serial, --file")
     try:
-        fp = _prepare(endpoint_cfg, urn, cert, pkey, pcert, scert, factory_ca, server, token)
+        fp = _prepare(
+            endpoint_cfg,
+            urn,
+            cert,
+            pkey,
+            pcert,
+            scert,
+            factory_ca,
+            target,
+            allow_unverified_server,
+            server,
+            token,
+        )
         if file_path is not None:
             fp.provision_device(FileLink(file_path))
             click.echo(f"wrote framed request to {file_path}")

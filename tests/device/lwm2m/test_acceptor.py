@@ -156,3 +156,19 @@ def test_stored_configuration_round_trips(device, psk, identity):
     result = acceptor.accept(blob)
     assert result.ok, result.reason
     assert acceptor.configuration() == config.entries()
+
+
+def test_anjay_profile_refuses_what_anjay_cannot_write(kcm):
+    """A device modelling Anjay refuses /3/0/0 (read-only there), storing nothing; a generic one takes it."""
+    from provkit.lwm2m.profile import ANJAY
+    from provkit.lwm2m.senml import Entry
+    from provkit.lwm2m.senml_cbor import decode_cbor
+
+    entries = [Entry(r.name or "", r.value) for r in decode_cbor(V10)]  # type: ignore[arg-type]
+    blob = encode_cbor([*entries, Entry("/3/0/0", "ACME")])
+    refused = Lwm2mAcceptor(kcm, profile=ANJAY).accept(blob)
+    assert refused.status is AcceptStatus.NOT_FOUND
+    assert refused.reason.startswith("/3/0/0: Manufacturer is read-only")
+    assert kcm.list_items() == []
+    assert Lwm2mAcceptor(kcm, profile=ANJAY).accept(encode_cbor([*entries, Entry("/3/0/15", "UTC")])).ok
+    assert Lwm2mAcceptor(kcm).accept(blob).ok

@@ -78,7 +78,7 @@ def test_cert_mode_provisioning_over_tcp(device):
 def test_device_refusal_reaches_factory(device):
     """A blob the device refuses raises ProvisioningRefused with the device's reason; storage is untouched."""
     kcm, server = device
-    fp = FactoryProvisioning(CERT_CFG, "urn:dev:e2e", None, None, None)
+    fp = FactoryProvisioning(CERT_CFG, "urn:dev:e2e", None, None, None, allow_unverified_server=True)
     fp.generate_self_signed_cert()
     other = FactoryProvisioning(CERT_CFG, "urn:dev:other", None, None, None).generate_self_signed_cert()
     fp.config.set(0, 1, 5, other.key_der)  # a key that does not match the certificate
@@ -291,3 +291,20 @@ def test_server_file_forms():
             ServerInfo.from_mapping({"url": url, "domain": "/d/"})
     with pytest.raises(RegistrationError, match="port"):
         ServerInfo.from_mapping({**seed, "port": 0})
+
+
+def test_target_and_server_certificate_rules_on_the_host(tmp_path):
+    """The default anjay target refuses a read-only Device resource; cert mode needs -p unless allowed."""
+    from provkit.errors import TargetRefused, UnverifiedServer
+
+    with_device = {**CERT_CFG, "Device": {0: {"Manufacturer": "ACME", "Timezone": "UTC"}}}
+    fp = FactoryProvisioning(with_device, "urn:dev:t", None, None, None, allow_unverified_server=True)
+    fp.generate_self_signed_cert()
+    with pytest.raises(TargetRefused, match=r"^/3/0/0: refused for target 'anjay'"):
+        fp.build_blob()
+    generic = FactoryProvisioning(with_device, "urn:dev:t", None, None, None, target="generic")
+    generic.generate_self_signed_cert()
+    with pytest.raises(UnverifiedServer, match="/0/1/4"):
+        generic.build_blob()
+    generic.set_server_cert(fp.credentials.cert_der)  # type: ignore[union-attr]
+    assert any(e.path == "/3/0/0" for e in generic.config.entries()) and generic.build_blob()

@@ -26,6 +26,7 @@ from provkit.device.lwm2m import store
 from provkit.errors import CryptoError, SenmlError, StorageError
 from provkit.lwm2m.objects import OBJECTS, resource_spec
 from provkit.lwm2m.paths import PathError
+from provkit.lwm2m.profile import GENERIC, TargetProfile
 from provkit.lwm2m.response import AcceptResult, AcceptStatus
 from provkit.lwm2m.senml import Entry
 from provkit.lwm2m.strict import decode_strict
@@ -47,7 +48,7 @@ class _Refused(Exception):
         self.status = status
 
 
-def _typed(entry: Entry) -> Entry:
+def _typed(entry: Entry, profile: TargetProfile) -> Entry:
     oid, iid, rid, *rest = entry.ids
     if oid not in SUPPORTED_OBJECTS:
         raise _Refused(AcceptStatus.NOT_FOUND, f"{entry.path}: object {oid} is not supported by this device")
@@ -56,6 +57,10 @@ def _typed(entry: Entry) -> Entry:
     spec = resource_spec(oid, rid)
     if spec is None:
         raise _Refused(AcceptStatus.NOT_FOUND, f"{entry.path}: object {oid} has no resource {rid}")
+    refusal = profile.refusal(oid, rid)
+    if refusal is not None:
+        # What the client's object does with a write it does not handle (4.04 / 4.05).
+        raise _Refused(AcceptStatus.NOT_FOUND, f"{entry.path}: {refusal}")
     if spec.multiple != bool(rest):
         why = "needs a resource instance id" if spec.multiple else "is a single-instance resource"
         raise _Refused(AcceptStatus.BAD_PATH, f"{entry.path}: {spec.name} {why}")
@@ -92,11 +97,17 @@ class Lwm2mAcceptor:
     Args:
         kcm: the device's secure storage.
         max_blob_bytes: blobs above this are refused unread.
+        profile: the client this device models (:mod:`provkit.lwm2m.profile`): resources it
+            does not let a factory bootstrap write are refused (``NOT_FOUND``). The default,
+            ``GENERIC``, takes the whole registry; a virtual Anjay device passes ``ANJAY``.
     """
 
-    def __init__(self, kcm: Kcm, *, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> None:
+    def __init__(
+        self, kcm: Kcm, *, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES, profile: TargetProfile = GENERIC
+    ) -> None:
         self.kcm = kcm
         self.max_blob_bytes = max_blob_bytes
+        self.profile = profile
 
     def _check(self, blob: bytes) -> list[Entry]:
         if len(blob) > self.max_blob_bytes:
@@ -110,7 +121,7 @@ class Lwm2mAcceptor:
         if not decoded:
             # An empty pack would wipe the provisioned configuration and store nothing.
             raise _Refused(AcceptStatus.MALFORMED, "the blob holds no records")
-        entries = [_typed(entry) for entry in decoded]
+        entries = [_typed(entry, self.profile) for entry in decoded]
         instances = group_instances(entries)
         try:
             validate_instances(instances)

@@ -21,6 +21,7 @@ from provkit.factory.lwm2m.coiote import CoioteRegistration, ServerInfo
 from provkit.factory.lwm2m.delivery import Link, deliver
 from provkit.lwm2m.config import EndpointConfig, config_from_mapping, load_config_text
 from provkit.lwm2m.objects import SECURITY_MODES
+from provkit.lwm2m.profile import DEFAULT_TARGET, TargetProfile, check_server_certificates, get_profile
 from provkit.lwm2m.response import AcceptResult
 from provkit.lwm2m.senml_cbor import encode_cbor
 
@@ -78,6 +79,11 @@ class FactoryProvisioning:
         server_info: Coiote server JSON path, mapping or :class:`ServerInfo` (or ``None``).
         token: Coiote access token (or ``None``).
         cert_info: cert-config JSON path, mapping or :class:`~certs.CertInfo` (or ``None``).
+        target: the device client's profile (:mod:`provkit.lwm2m.profile`): ``"anjay"``
+            (default) refuses resources Anjay cannot take in a factory bootstrap,
+            ``"generic"`` allows the whole registry.
+        allow_unverified_server: build certificate-mode blobs without a server certificate
+            (``/0/x/4``), which make the device trust any server.
 
     Raises:
         EndpointConfigError: the configuration is invalid (the path names where).
@@ -92,7 +98,12 @@ class FactoryProvisioning:
         server_info: str | Path | Mapping[str, object] | ServerInfo | None = None,
         token: str | None = None,
         cert_info: str | Path | Mapping[str, object] | certs.CertInfo | None = None,
+        *,
+        target: str | TargetProfile = DEFAULT_TARGET,
+        allow_unverified_server: bool = False,
     ) -> None:
+        self.target = get_profile(target)
+        self.allow_unverified_server = allow_unverified_server
         self.config = load_endpoint_config(endpoint_cfg)
         self.endpoint_name = endpoint_name
         if isinstance(server_info, str | Path):
@@ -196,14 +207,20 @@ class FactoryProvisioning:
     # ------------------------------------------------------------ blob, delivery, registration
 
     def build_blob(self) -> bytes:
-        """Validate the configuration and return the SenML CBOR blob.
+        """Validate the configuration against the device rules and the target; return the blob.
 
         Raises:
             EndpointConfigError: a Security/Server rule is broken (e.g. a certificate mode
                 without a certificate).
+            TargetRefused: a resource the target's client cannot take in a factory bootstrap.
+            UnverifiedServer: a certificate mode without a server certificate, not allowed.
         """
         self.config.validate()
-        return encode_cbor(self.config.entries())
+        entries = self.config.entries()
+        self.target.check(entries)
+        if not self.allow_unverified_server:
+            check_server_certificates(entries)
+        return encode_cbor(entries)
 
     def provision_device(
         self, link: Link | None = None, *, output: str | Path | None = None, timeout_s: float | None = 30.0
@@ -218,6 +235,7 @@ class FactoryProvisioning:
 
         Raises:
             EndpointConfigError: a Security/Server rule is broken.
+            TargetRefused, UnverifiedServer: see :meth:`build_blob`.
             Lwm2mError: ``output`` cannot be written.
             ProvisioningRefused: the device refused it.
             TransportError: the link failed.
