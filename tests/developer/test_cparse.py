@@ -217,3 +217,56 @@ def test_portal_shaped_credentials_parse():
     """A credentials file with a self-issued device certificate (the portal's shape) parses whole."""
     creds = DevCredentials(portal_shape=True)
     assert parse_developer_credentials(creds.c_text()) == creds.values
+
+
+# ---------------------------------------------------------------- tentative definitions
+
+
+def test_memory_total_without_a_value_is_zero_as_in_c():
+    """``const uint32_t MBED_CLOUD_DEV_MEMORY_TOTAL_KB;`` is a tentative definition: 0, four bytes."""
+    text = DEV_TEXT.replace("MBED_CLOUD_DEV_MEMORY_TOTAL_KB = 524288;", "MBED_CLOUD_DEV_MEMORY_TOTAL_KB;")
+    assert text != DEV_TEXT
+    assert parse_developer_credentials(text)["MBED_CLOUD_DEV_MEMORY_TOTAL_KB"] == b"\0\0\0\0"
+
+
+def test_tentative_definitions_hold_zeros_and_yield_to_a_value():
+    """Zeros of the declared size; ``x[];`` is one zero (a placeholder); extern and pointers: nothing."""
+    text = """
+    const uint32_t scalar;
+    const uint8_t sized[3];
+    const uint8_t unsized[];
+    const char name[8];
+    extern const uint32_t elsewhere;
+    const char *nowhere;
+    const uint32_t later;
+    const uint32_t later = 7;
+    const uint32_t later;
+    const uint16_t sized_size = sizeof(sized) + sizeof(name);
+    """
+    found = {v.name: v for v in parse_c_variables(text)}
+    assert {name: v.data for name, v in found.items()} == {
+        "scalar": b"\0\0\0\0",
+        "sized": b"\0\0\0",
+        "unsized": b"\0",
+        "name": b"",
+        "later": (7).to_bytes(4, "little"),
+        "sized_size": (11).to_bytes(2, "little"),
+    }
+    assert found["unsized"].placeholder and not found["sized"].placeholder
+    assert found["scalar"].tentative and not found["later"].tentative
+    with pytest.raises(CredentialsParseError, match="line 3: a is defined twice"):
+        parse_c_variables("const uint32_t a;\nconst uint32_t a = 1;\nconst uint32_t a = 2;")
+
+
+def test_psk_project_update_file_is_refused_clearly():
+    """manifest-tool 1.x ``init --psk`` leaves the certificate empty and fills arm_uc_default_psk."""
+    psk = V1_TEXT.replace(
+        "const uint8_t arm_uc_default_psk[] = {\n    \n};",
+        "const uint8_t arm_uc_default_psk[] = {\n    0x1, 0x2, 0x3, 0x4\n};",
+    )
+    psk = replace_array(psk, "arm_uc_default_certificate", "{\n    \n}")
+    assert psk.count("0x1, 0x2, 0x3, 0x4") == 1
+    with pytest.raises(CredentialsParseError, match="PSK projects are not supported") as info:
+        parse_update_resources(psk)
+    assert info.value.line > 0 and "manifest-dev-tool init" in (info.value.hint or "")
+    assert parse_update_resources(V1_TEXT)["arm_uc_default_psk"] == b""  # certificate mode: empty PSK

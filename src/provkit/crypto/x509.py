@@ -256,6 +256,19 @@ def certificate_public_key(cert: Certificate) -> PublicKey:
     return key
 
 
+def public_key_description(cert: Certificate) -> str:
+    """Name the certificate's key for a message: ``"EC secp384r1"``, ``"RSA 2048-bit"``, ``"Ed25519"``."""
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return "unsupported"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC {key.curve.name}"
+    size = getattr(key, "key_size", None)
+    kind = type(key).__name__.removeprefix("_").removesuffix("PublicKey")
+    return f"{kind} {size}-bit" if isinstance(size, int) else kind
+
+
 def matches_private_key(cert: Certificate, key: PrivateKey) -> bool:
     """Return whether ``cert`` certifies the public half of ``key``."""
     public = cert.public_key()

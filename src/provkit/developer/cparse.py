@@ -11,6 +11,12 @@ manifest-tool 1.x and 2.x) emit, parsed properly rather than by splitting text
     expr        := term { ("+" | "-" | "*") term }
     term        := INT | CHAR | "sizeof" "(" NAME ")" | "(" expr ")" | "-" term
 
+A definition without a value is a *tentative definition* and, as in C (C11 6.9.2),
+holds zeros: ``const uint32_t MBED_CLOUD_DEV_MEMORY_TOTAL_KB;`` is 0, an array of a
+declared size is that many zero elements, an array without a size one zero element (a
+``{ 0 }`` placeholder). A later definition with a value replaces it. ``extern``
+declarations and pointers without a value define nothing.
+
 Preprocessor lines are dropped without evaluating their conditions: the generators
 guard groups with ``#ifdef MBED_CLOUD_DEV_UPDATE_*`` that a build always defines, so
 every definition counts; a name defined twice (an ``#if``/``#else`` pair) is refused
@@ -69,6 +75,7 @@ class CVariable:
         derived: the initialiser used ``sizeof``: a size bookkeeping value, not data.
         placeholder: an array initialised with a single zero (``{ 0 }``, ``{ 0x0 }``),
             which the generators write where there is no real value.
+        tentative: defined without a value, so it holds zeros (see the module docstring).
     """
 
     name: str
@@ -77,6 +84,7 @@ class CVariable:
     line: int
     derived: bool = False
     placeholder: bool = False
+    tentative: bool = False
 
 
 class _Parser:
@@ -124,8 +132,10 @@ class _Parser:
 
     def declaration(self) -> None:
         ctype = None
+        external = False
         while self.tok.kind is Kind.IDENT and (self.tok.value in _QUALIFIERS or ctype is None):
             word = str(self.advance().value)
+            external = external or word == "extern"
             if word not in _QUALIFIERS:
                 ctype = word
         if ctype is None:
@@ -133,14 +143,14 @@ class _Parser:
         if ctype not in _SCALAR_SIZES:
             raise self.error(f"unsupported type {ctype!r}")
         while True:
-            self.declarator(ctype)
+            self.declarator(ctype, external)
             if self.is_punct(","):
                 self.advance()
                 continue
             self.expect(";")
             return
 
-    def declarator(self, ctype: str) -> None:
+    def declarator(self, ctype: str, external: bool) -> None:
         pointer = False
         if self.is_punct("*"):
             self.advance()
@@ -166,7 +176,9 @@ class _Parser:
                     )
             self.expect("]")
         if not self.is_punct("="):
-            return  # a declaration without a value (``extern …``) defines nothing
+            if not external and not pointer:
+                self.tentative(name, ctype, size if array else None, array, start)
+            return  # ``extern`` declares only; a pointer without a value points at nothing
         self.advance()
         self.used_sizeof = False
         if pointer:
@@ -178,10 +190,26 @@ class _Parser:
         else:
             data, placeholder = self.scalar_value(name, ctype, start), False
             c_size = len(data)
-        if name in self.defined:
+        known = self.defined.get(name)
+        if known is not None and not known.tentative:
             raise self.error(f"{name} is defined twice (preprocessor conditions are not evaluated)", start)
+        self.defined.pop(name, None)  # a value replaces a tentative definition, in source order
         self.defined[name] = CVariable(name, ctype, data, start.line, self.used_sizeof, placeholder)
         self.sizes[name] = c_size
+
+    def tentative(self, name: str, ctype: str, size: int | None, array: bool, start: Token) -> None:
+        """Record a definition without a value: zeros, as C gives it (C11 6.9.2)."""
+        if name in self.defined:
+            return  # repeating a tentative definition, or following a real one, changes nothing
+        width = _SCALAR_SIZES[ctype]
+        count = (1 if size is None else size) if array else 1
+        zeros = bytes(count * width)
+        if array and ctype == "char":
+            data, placeholder = b"", False  # a zeroed char array is the empty string (strlen 0)
+        else:
+            data, placeholder = zeros, array and count == 1  # ``x[];`` is ``x[] = { 0 };``
+        self.defined[name] = CVariable(name, ctype, data, start.line, False, placeholder, tentative=True)
+        self.sizes[name] = len(zeros)
 
     def strings(self) -> bytes:
         data = b""

@@ -57,6 +57,9 @@ UPDATE_PUBLIC_KEY: Final = "arm_uc_update_public_key"
 UPDATE_REQUIRED: Final = (UPDATE_CERTIFICATE, VENDOR_ID, CLASS_ID)
 """The 3 update variables the device receives."""
 
+UPDATE_PSK: Final = "arm_uc_default_psk"
+"""manifest-tool 1.x ``init --psk`` writes the pre-shared key here (and no certificate)."""
+
 
 _SIZES: Final = {VENDOR_ID: 16, CLASS_ID: 16, UPDATE_PUBLIC_KEY: 65}
 _BYTE_ARRAYS: Final = frozenset({DEVICE_CERTIFICATE, SERVER_CA_CERTIFICATE, DEVICE_PRIVATE_KEY})
@@ -115,10 +118,20 @@ def parse_update_resources(text: str) -> dict[str, bytes]:
     """Parse manifest-tool ``update_default_resources.c`` text (1.x or 2.x) into ``{variable: bytes}``.
 
     Raises:
-        CredentialsParseError: unparsable text, a missing certificate, vendor or class id,
-            or an id / public key of the wrong size.
+        CredentialsParseError: unparsable text, a PSK-mode file, a missing certificate,
+            vendor or class id, or an id / public key of the wrong size.
     """
     found, placeholders = _select(text, UPDATE_PREFIX)
+    psk = found.get(UPDATE_PSK)
+    if psk is not None and psk.data:
+        # manifest-tool 1.x ``init --psk`` leaves the certificate arrays empty; the device's
+        # mbed.UpdateAuthCert item needs a certificate.
+        raise CredentialsParseError(
+            f"PSK projects are not supported: {UPDATE_PSK} holds a pre-shared key "
+            "(manifest-tool init --psk), and the device needs an update certificate",
+            line=psk.line,
+            hint="make a certificate-based update_default_resources.c with manifest-dev-tool init",
+        )
     _require(found, placeholders, UPDATE_REQUIRED, "update resources file")
     for name, size in _SIZES.items():
         if name in found and len(found[name].data) != size:
