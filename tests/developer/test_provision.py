@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from cryptography import x509 as cx509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from developer.cfiles import NOW, DevCredentials, UpdateResources
 from provkit.developer import (
@@ -13,6 +16,7 @@ from provkit.developer import (
     parse_update_resources,
     status_bundle,
     status_json,
+    truncation_warnings,
 )
 from provkit.developer.provision import memory_total_kb
 from provkit.device.fcc import FactoryConfiguratorClient
@@ -161,3 +165,57 @@ def test_memory_total_kb_refuses_other_shapes(raw):
     """Anything else is a CredentialsParseError naming the variable."""
     with pytest.raises(CredentialsParseError, match="MBED_CLOUD_DEV_MEMORY_TOTAL_KB"):
         memory_total_kb(raw)
+
+
+def _self_signed_der(key: object) -> bytes:
+    name = cx509.Name([cx509.NameAttribute(cx509.oid.NameOID.COMMON_NAME, "localhost")])
+    cert = cx509.CertificateBuilder(
+        name,
+        name,
+        key.public_key(),
+        1,
+        NOW,
+        NOW.replace(year=2044),  # type: ignore[attr-defined]
+    ).sign(key, hashes.SHA256())  # type: ignore[arg-type]
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    ("make_key", "named"),
+    [
+        (lambda: ec.generate_private_key(ec.SECP384R1()), "EC secp384r1"),
+        (lambda: rsa.generate_private_key(65537, 2048), "RSA 2048-bit"),
+    ],
+)
+def test_update_certificate_key_must_be_p256(make_key, named):
+    """A P-384 or RSA update certificate is refused on the host, naming the key it has."""
+    dev, update = _material()
+    update = update | {"arm_uc_default_certificate": _self_signed_der(make_key())}
+    with pytest.raises(CredentialsParseError, match=f"has an {named} key; .* P-256 \\(secp256r1\\)") as info:
+        build_provisioning_bundle(dev, update)
+    assert info.value.code == 6003 and "manifest-dev-tool" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("manufacturer", "truncated"),
+    [
+        (b"AcmeInc.", False),
+        (b"dev_manufacturer", False),
+        (b"Acme(UK)Ltd", False),
+        (b"Acme(UK", True),
+        (b"Acme&", True),
+        (b"Acme\\", True),
+        (b"Acme{Labs", True),
+        (b"", True),
+    ],
+)
+def test_truncated_manufacturer_in_a_set_mbl_cli_wrote_is_warned(manufacturer, truncated):
+    """mbl-cli cut strings at ';' ("Acme (UK; Ltd)" became "Acme(UK"): such a value gets a warning."""
+    dev, _ = _material()
+    mbl_cli = dev | {"MBED_CLOUD_DEV_MEMORY_TOTAL_KB": b"0", "MBED_CLOUD_DEV_MANUFACTURER": manufacturer}
+    warnings = truncation_warnings(mbl_cli)
+    assert bool(warnings) is truncated
+    if truncated:
+        assert "MBED_CLOUD_DEV_MANUFACTURER" in warnings[0] and "looks truncated" in warnings[0]
+    # a set provkit parsed itself (a 4-byte MEMORY_TOTAL_KB) kept the whole string: never warned
+    assert truncation_warnings(dev | {"MBED_CLOUD_DEV_MANUFACTURER": manufacturer}) == []

@@ -111,14 +111,70 @@ def memory_total_kb(raw: bytes) -> int:
     raise CredentialsParseError(f"{c.MEMORY_TOTAL_KB} is neither a uint32_t nor a C number's text: {raw!r}")
 
 
+_INFO_STRINGS: Final = (c.MANUFACTURER, c.MODEL_NUMBER, c.DEVICE_TYPE, c.HARDWARE_VERSION)
+_CUT_ENDINGS: Final = ("\\", "&", "+", "-", "/", ":", "(", "[", "<", "{")
+_BRACKETS: Final = ("()", "[]", "<>", "{}")
+
+
+def written_by_mbl_cli(dev: Mapping[str, bytes]) -> bool:
+    """Whether a stored developer set was parsed and saved by mbl-cli rather than by provkit.
+
+    mbl-cli saved ``MBED_CLOUD_DEV_MEMORY_TOTAL_KB`` as the C literal's text; provkit
+    saves the ``uint32_t`` (see :func:`memory_total_kb`).
+    """
+    raw = dev.get(c.MEMORY_TOTAL_KB, b"")
+    return _C_INT_TEXT.fullmatch(raw) is not None
+
+
+def truncation_warnings(dev: Mapping[str, bytes]) -> list[str]:
+    """Warnings for device-information strings that mbl-cli probably cut short.
+
+    mbl-cli 2.0.1 split the C text on ``;`` before reading values and removed every
+    space and quote from them (``_parse_cert_header`` in PelionIoT/mbl-cli
+    ``mbl/cli/utils/cloudapi.py``): ``"Acme (UK; Ltd)"`` was stored as ``Acme(UK``. The
+    lost part cannot be recovered, but a string that is empty, ends in a backslash,
+    a connector or an opening bracket, or leaves a bracket open, was most likely cut.
+    Only sets that mbl-cli wrote (:func:`written_by_mbl_cli`) are checked.
+    """
+    if not written_by_mbl_cli(dev):
+        return []
+    out = []
+    for name in _INFO_STRINGS:
+        value = dev.get(name)
+        if value is None:
+            continue
+        text = value.decode("utf-8", "replace")
+        unbalanced = any(text.count(pair[0]) > text.count(pair[1]) for pair in _BRACKETS)
+        if not text or text.endswith(_CUT_ENDINGS) or unbalanced:
+            out.append(
+                f"{name} is {text!r}, which looks truncated: mbl-cli cut strings at ';' and dropped "
+                "spaces and quotes when it saved this set; re-import the original file with "
+                "import-credentials"
+            )
+    return out
+
+
 def check_update_material(update: Mapping[str, bytes]) -> None:
     """Check that the update certificate set is complete and its certificate parses.
 
+    The update client verifies manifest signatures with ECDSA on P-256 only
+    (``fota_verify_signature_prehashed`` in PelionIoT/mbed-cloud-client
+    ``fota/fota_crypto.c`` loads ``MBEDTLS_ECP_DP_SECP256R1``), so a certificate with
+    another key would provision and then make the device reject every firmware update.
+
     Raises:
-        CredentialsParseError: a variable is missing or the certificate is not X.509.
+        CredentialsParseError: a variable is missing, the certificate is not X.509, or
+            its key is not an EC P-256 key (the message names the key found).
     """
     _need(update, c.UPDATE_REQUIRED, "update certificate")
-    _load(c.UPDATE_CERTIFICATE, x509.load_certificate, update[c.UPDATE_CERTIFICATE])
+    cert = _load(c.UPDATE_CERTIFICATE, x509.load_certificate, update[c.UPDATE_CERTIFICATE])
+    found = x509.public_key_description(cert)
+    if found != "EC secp256r1":
+        raise CredentialsParseError(
+            f"{c.UPDATE_CERTIFICATE} has an {found} key; update certificates must use "
+            "EC P-256 (secp256r1), the only curve the device verifies manifests with",
+            hint="make the update certificate with manifest-dev-tool init, which uses P-256",
+        )
 
 
 def check_developer_material(dev: Mapping[str, bytes]) -> None:
