@@ -115,6 +115,60 @@ def test_existing_loose_store_is_tightened(tmp_path, umask_022):
     assert _mode(team_dir) == 0o2770
 
 
+def test_every_file_and_directory_mbl_cli_left_is_brought_to_the_documented_mode(tmp_path, umask_022):
+    """mbl-cli wrote 0750 stores, 0755 certificate dirs and 0644 files (the key too): all are fixed."""
+    user_dir, team_dir = tmp_path / ".mbl-store" / "user", tmp_path / ".mbl-store" / "team"
+    cert_dir = team_dir / "dev1"
+    cert_dir.mkdir(parents=True)
+    user_dir.mkdir()
+    team_dir.chmod(0o750)
+    (user_dir / "config.json").write_text(
+        json.dumps({"location": str(user_dir), "api_key": "ak_x", "dev_certs": {}})
+    )
+    (cert_dir / f"{KEY_VAR}.bin").write_bytes(b"key")
+    (team_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "location": str(team_dir),
+                "api_key": "",
+                "dev_certs": {"dev1": [str(cert_dir / f"{KEY_VAR}.bin")]},
+            }
+        )
+    )
+    link = team_dir / "link"
+    link.symlink_to(tmp_path / "outside")
+    (tmp_path / "outside").write_text("not ours")
+    assert _mode(cert_dir / f"{KEY_VAR}.bin") == 0o644 and _mode(cert_dir) == 0o755
+    assert Store.open(USER, tmp_path).api_key == "ak_x"
+    Store.open(TEAM, tmp_path)
+    assert (_mode(user_dir), _mode(user_dir / "config.json"), _mode(user_dir / ".lock")) == (
+        0o700,
+        0o600,
+        0o600,
+    )
+    assert (_mode(team_dir), _mode(team_dir / "config.json"), _mode(team_dir / ".lock")) == (
+        0o770,
+        0o660,
+        0o660,
+    )
+    assert (_mode(cert_dir), _mode(cert_dir / f"{KEY_VAR}.bin")) == (0o770, 0o660)
+    assert _mode(tmp_path / "outside") == 0o644  # a symlink is not followed
+
+
+def test_directories_created_above_a_store_get_their_documented_mode(tmp_path, umask_022):
+    """~/.mbl-store and other missing parents are 0750 whatever the umask: the group reaches the team."""
+    (tmp_path / ".mbl-stores.json").write_text(
+        json.dumps({"user": str(tmp_path / "a" / "u"), "team": str(tmp_path / "a" / "b" / "t")})
+    )
+    Store.open(TEAM, tmp_path)
+    Store.open(USER, tmp_path)
+    assert (_mode(tmp_path / "a"), _mode(tmp_path / "a" / "b")) == (0o750, 0o750)
+    assert (_mode(tmp_path / "a" / "b" / "t"), _mode(tmp_path / "a" / "u")) == (0o770, 0o700)
+    Store.open(USER, tmp_path / "fresh-home")
+    assert _mode(tmp_path / "fresh-home") == 0o700
+    assert _mode(tmp_path / "fresh-home" / ".mbl-store") == 0o750
+
+
 def test_atomic_write_replaces_without_leftovers(tmp_path):
     """A reader holding the old file keeps reading it; no temporary file remains."""
     target = tmp_path / "config.json"
@@ -237,14 +291,25 @@ def test_empty_store_path_is_refused_and_cwd_untouched(tmp_path, monkeypatch):
     assert _mode(cwd) == 0o755 and list(cwd.iterdir()) == []
 
 
-def test_relative_store_paths_are_under_the_home(tmp_path, monkeypatch):
-    """A relative path in .mbl-stores.json is relative to the home, not to the current directory."""
-    monkeypatch.chdir(tmp_path)
+@pytest.mark.parametrize("path", ["stores/t", "./t", "../t", "~/t", "~other/t"])
+def test_relative_and_tilde_store_paths_are_refused_with_the_absolute_path(tmp_path, monkeypatch, path):
+    """mbl-cli takes a relative path from the current directory and '~' literally: refused, nothing made."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     home = tmp_path / "home"
     home.mkdir()
-    (home / ".mbl-stores.json").write_text(json.dumps({"user": "stores/u", "team": "stores/t"}))
-    assert Store.open(TEAM, home).location == (home / "stores" / "t").resolve()
-    assert not (tmp_path / "stores").exists()
+    (home / ".mbl-stores.json").write_text(json.dumps({"user": str(tmp_path / "u"), "team": path}))
+    with pytest.raises(StoreError) as info:
+        Store.open(TEAM, home)
+    assert info.value.code == 6001
+    assert f"the team store path {path!r}" in info.value.message
+    assert "mbl-cli" in info.value.message and "absolute" in (info.value.hint or "")
+    if path.startswith("~"):
+        assert "starts with '~'" in info.value.message
+    else:
+        assert str(home / path) in (info.value.hint or "")
+    assert list(cwd.iterdir()) == [] and sorted(p.name for p in home.iterdir()) == [".mbl-stores.json"]
 
 
 def test_team_store_read_where_it_is_now(tmp_path):
@@ -253,7 +318,9 @@ def test_team_store_read_where_it_is_now(tmp_path):
     team.add_certificate("c", {"arm_uc_vendor_id": b"1" * 16})
     moved = tmp_path / "bob" / "shared-team"
     shutil.copytree(team.location, moved)
-    (tmp_path / "bob" / ".mbl-stores.json").write_text(json.dumps({"user": "u", "team": str(moved)}))
+    (tmp_path / "bob" / ".mbl-stores.json").write_text(
+        json.dumps({"user": str(tmp_path / "bob" / "u"), "team": str(moved)})
+    )
     bob = Store.open(TEAM, tmp_path / "bob")
     assert bob.read_certificate("c") == {"arm_uc_vendor_id": b"1" * 16}
     bob.add_certificate("d", {"arm_uc_class_id": b"2" * 16})
@@ -279,7 +346,9 @@ def test_recorded_paths_outside_the_store_are_not_followed(tmp_path):
 
 def test_user_and_team_store_must_differ(tmp_path):
     """One directory for both would keep the API key in the group-readable team config.json."""
-    (tmp_path / ".mbl-stores.json").write_text(json.dumps({"user": "s", "team": str(tmp_path / "s")}))
+    (tmp_path / ".mbl-stores.json").write_text(
+        json.dumps({"user": str(tmp_path / "s"), "team": str(tmp_path / "s/")})
+    )
     with pytest.raises(StoreError, match="must be different directories"):
         Store.open(USER, tmp_path)
 
@@ -297,7 +366,9 @@ def test_team_member_reads_anothers_certificate_and_outsiders_cannot(umask_022):
     base = Path(tempfile.mkdtemp(dir="/tmp"))
     try:
         base.chmod(0o711)  # only the store's own modes decide below
-        (base / ".mbl-stores.json").write_text(json.dumps({"user": "u", "team": "team"}))
+        (base / ".mbl-stores.json").write_text(
+            json.dumps({"user": str(base / "u"), "team": str(base / "team")})
+        )
         team = Store.open(TEAM, base)
         team.add_certificate("dev1", {"MBED_CLOUD_DEV_MANUFACTURER": b"acme;", KEY_VAR: b"key"})
         for path in [team.location, *team.location.rglob("*")]:
@@ -336,7 +407,7 @@ def test_member_opens_a_store_someone_else_owns_even_if_loose(umask_022):
         base.chmod(0o711)
         (base / "alice").mkdir()
         (base / "alice" / ".mbl-stores.json").write_text(
-            json.dumps({"user": "u", "team": str(base / "team")})
+            json.dumps({"user": str(base / "alice" / "u"), "team": str(base / "team")})
         )
         alice = Store.open(TEAM, base / "alice")
         alice.add_certificate("dev1", {KEY_VAR: b"key"})
@@ -345,7 +416,9 @@ def test_member_opens_a_store_someone_else_owns_even_if_loose(umask_022):
         alice.location.chmod(0o2775)  # loosened by its owner
         bob_home = base / "bob"
         bob_home.mkdir()
-        (bob_home / ".mbl-stores.json").write_text(json.dumps({"user": "u", "team": str(base / "team")}))
+        (bob_home / ".mbl-stores.json").write_text(
+            json.dumps({"user": str(bob_home / "u"), "team": str(base / "team")})
+        )
         for path in (bob_home, bob_home / ".mbl-stores.json"):
             os.chown(path, NOBODY, NOBODY)
         with _acting_as_nobody():

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 from provkit.errors import StoreError
 
@@ -54,30 +56,59 @@ def fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def ensure_dir(path: Path, mode: int, allowed: int) -> None:
-    """Create ``path`` (and parents) with ``mode``; tighten an existing one to ``allowed`` bits.
+PARENT_MODE: Final = 0o750
+"""Mode of the directories provkit creates above a store (e.g. ``~/.mbl-store``): the
+group may pass through to a team store below, others may not look in."""
 
-    A team administrator may have set a group and the setgid bit on an existing store;
-    those are kept, only permissions beyond ``allowed`` (e.g. world access) are removed.
-    Only the owner may chmod: a team member opening another member's directory leaves
-    its mode as it is rather than being locked out of the shared store.
+
+def make_dirs(path: Path, mode: int, parent_mode: int = PARENT_MODE) -> bool:
+    """Create ``path`` with ``mode`` and each missing parent with ``parent_mode``.
+
+    Existing directories are left as they are. Returns whether ``path`` was created.
 
     Raises:
-        StoreError: the directory cannot be created or is not a directory.
+        StoreError: a directory cannot be created, or ``path`` exists and is not one.
     """
     try:
-        if not path.exists():
-            path.mkdir(parents=True, exist_ok=True)
-            path.chmod(mode)
-            return
-        if not path.is_dir():
+        if path.is_dir():
+            return False
+        if path.exists() or path.is_symlink():
             raise StoreError(f"{path} exists and is not a directory")
-        info = path.stat()
-        current = info.st_mode & 0o7777
-        if current & ~allowed and info.st_uid == os.geteuid():
-            path.chmod(current & allowed)
+        missing = [path, *(parent for parent in path.parents if not parent.exists())]
+        for directory in reversed(missing):
+            directory.mkdir(exist_ok=True)
+            directory.chmod(mode if directory == path else parent_mode)
     except OSError as exc:
         raise StoreError(f"cannot create {path}: {exc}") from exc
+    return True
+
+
+def set_mode(path: Path, mode: int, keep: int = 0) -> None:
+    """Bring ``path`` to ``mode`` (plus the bits of ``keep`` it already has), if ours to change.
+
+    Only the owner may chmod: a team member opening another member's store leaves it as
+    it is rather than being locked out of the shared store. Symbolic links are not
+    followed (nothing provkit writes is one), and a path that vanished is skipped.
+    A team administrator's setgid bit on a directory is kept with ``keep=0o2000``.
+
+    Raises:
+        StoreError: the owner's chmod failed.
+    """
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot inspect {path}: {exc}") from exc
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid():
+        return
+    current = stat.S_IMODE(info.st_mode)
+    wanted = mode | (current & keep)
+    if current != wanted:
+        try:
+            path.chmod(wanted)
+        except OSError as exc:
+            raise StoreError(f"cannot set the mode of {path}: {exc}") from exc
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ Each store is a directory with ``config.json``::
     {"location": "<abs dir>", "api_key": "<str>", "dev_certs": {"<name>": ["<abs path>.bin", ...]}}
 
 and one sub-directory per certificate set holding ``<C variable name>.bin`` files
-(mbl-manifest-peers.md §1.2). Developer and update certificates share ``dev_certs``, as
+(PelionIoT/mbl-cli ``mbl/cli/utils/store.py``). Developer and update certificates share ``dev_certs``, as
 in mbl-cli, so stores stay readable by both tools.
 
 Permissions are explicit (umask-proof): the user store (it holds the API key in clear)
@@ -17,7 +17,11 @@ without the execute bit cannot be entered, so the group could list names and ope
 nothing; ``0770`` is the usable form of that intent. Private-key files are team files
 like the others (``0660``, never world-readable): the team store exists so that "any team
 member who has access to this folder can provision devices with these credentials"
-(seed 003), and provisioning needs the developer certificate's key.
+(Mbed Linux OS provisioning documentation), and provisioning needs the developer certificate's key.
+
+Every directory and file in a store is brought to these modes when its owner opens it,
+including what mbl-cli or a restore left with umask modes. Store paths in the record must
+be absolute (see :func:`store_locations`).
 
 Every write replaces files atomically and runs under an exclusive ``flock`` of the store,
 so team members adding certificates at the same time do not lose each other's entries.
@@ -35,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Final
 
-from provkit.developer.fsutil import atomic_write, ensure_dir, fsync_dir, locked
+from provkit.developer.fsutil import atomic_write, fsync_dir, locked, make_dirs, set_mode
 from provkit.errors import StoreError
 
 HOME_ENV: Final = "PROVKIT_DEVELOPER_HOME"
@@ -54,13 +58,14 @@ _VARIABLE_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 @dataclass(frozen=True, slots=True)
 class _Modes:
     directory: int
-    allowed: int
+    keep: int
+    """Bits an administrator may have added to a directory that are kept (team setgid)."""
     file: int
 
 
 _MODES: Final = {
-    USER: _Modes(directory=0o700, allowed=0o700, file=0o600),
-    TEAM: _Modes(directory=0o770, allowed=0o2770, file=0o660),
+    USER: _Modes(directory=0o700, keep=0, file=0o600),
+    TEAM: _Modes(directory=0o770, keep=0o2000, file=0o660),
 }
 
 
@@ -75,12 +80,16 @@ def developer_home(home: Path | None = None) -> Path:
 def store_locations(home: Path | None = None) -> dict[str, Path]:
     """Read ``.mbl-stores.json``, writing the defaults first if it is absent or empty.
 
-    A relative store path is taken relative to the directory holding the record (the
-    home), never to the current directory; ``~`` is expanded.
+    Store paths must be absolute. mbl-cli (``StoreLocationsRecord.get`` in
+    PelionIoT/mbl-cli ``mbl/cli/utils/store.py``) takes a path as it is written: a
+    relative one from the directory it happens to run in and ``~`` as a directory named
+    ``~``. Following that would move the store with the current directory; resolving it
+    any other way would make provkit and mbl-cli use different stores from one record.
+    Either is refused with the absolute path to write instead.
 
     Raises:
-        StoreError: the record cannot be read, or is not a JSON object of non-empty path
-            strings.
+        StoreError: the record cannot be read, is not a JSON object of non-empty path
+            strings, or holds a relative or ``~`` path.
     """
     base = developer_home(home)
     record = base / LOCATIONS_FILE
@@ -90,7 +99,7 @@ def store_locations(home: Path | None = None) -> dict[str, Path]:
         raise StoreError(f"cannot read {record}: {exc}") from exc
     if not text.strip():
         defaults = {USER: str(base / ".mbl-store" / USER), TEAM: str(base / ".mbl-store" / TEAM)}
-        ensure_dir(base, 0o700, 0o7777)
+        make_dirs(base, 0o700)
         atomic_write(record, (json.dumps(defaults, indent=4) + "\n").encode(), 0o600)
         return {kind: Path(path) for kind, path in defaults.items()}
     try:
@@ -100,11 +109,28 @@ def store_locations(home: Path | None = None) -> dict[str, Path]:
     if not isinstance(data, dict) or not all(isinstance(v, str) and v.strip() for v in data.values()):
         # An empty path would make the current directory a store (and chmod it).
         raise StoreError(f"{record} must be a JSON object of non-empty store paths")
-    locations = {str(kind): base / Path(path).expanduser() for kind, path in data.items()}
+    locations = {str(kind): _absolute_store_path(record, str(kind), path) for kind, path in data.items()}
     if USER in locations and TEAM in locations and locations[USER].resolve() == locations[TEAM].resolve():
         # One config.json for both would put the API key in a group-readable file.
         raise StoreError(f"{record}: the user and team stores must be different directories")
     return locations
+
+
+def _absolute_store_path(record: Path, kind: str, path: str) -> Path:
+    if path.startswith("~"):
+        raise StoreError(
+            f"{record}: the {kind} store path {path!r} starts with '~'; mbl-cli does not expand it "
+            "(it would use a directory named '~' under the directory it runs in)",
+            # os.path leaves an unknown ``~user`` as it is where pathlib raises.
+            hint=f"write the absolute path in {record}, e.g. {os.path.expanduser(path)!r}",  # noqa: PTH111
+        )
+    if not Path(path).is_absolute():
+        raise StoreError(
+            f"{record}: the {kind} store path {path!r} is relative; mbl-cli reads it from the "
+            "directory it runs in, so the store would change with the current directory",
+            hint=f"write an absolute path in {record}, e.g. {str(record.parent.resolve() / path)!r}",
+        )
+    return Path(path)
 
 
 def check_certificate_name(name: str) -> str:
@@ -119,6 +145,13 @@ def check_certificate_name(name: str) -> str:
             hint="use 1-100 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit",
         )
     return name
+
+
+def _files(directory: Path) -> list[Path]:
+    try:
+        return [item for item in directory.iterdir() if item.is_file() and not item.is_symlink()]
+    except OSError as exc:
+        raise StoreError(f"cannot list {directory}: {exc}") from exc
 
 
 class Store:
@@ -151,11 +184,37 @@ class Store:
         if kind not in locations:
             raise StoreError(f"{developer_home(home) / LOCATIONS_FILE} has no {kind!r} store")
         store = cls(kind, locations[kind].resolve())
-        ensure_dir(store.location, store._modes.directory, store._modes.allowed)
+        if not make_dirs(store.location, store._modes.directory):
+            store._bring_to_modes()
         with store._lock(exclusive=True):
             if not store.config_path.exists():
                 store._write_config({"location": str(store.location), "api_key": "", "dev_certs": {}})
         return store
+
+    def _bring_to_modes(self) -> None:
+        """Give the store and everything in it the documented modes, whoever created them.
+
+        A store written by mbl-cli (or restored from a backup) has umask modes: a private
+        key at 0644, certificate directories at 0755. Only the owner's opening changes
+        them (see :func:`~provkit.developer.fsutil.set_mode`).
+        """
+        modes = self._modes
+        set_mode(self.location, modes.directory, modes.keep)
+        try:
+            entries = list(self.location.iterdir())
+        except OSError as exc:
+            raise StoreError(f"cannot list {self.location}: {exc}") from exc
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                if entry.name.startswith("."):
+                    continue  # a staging directory of a write in progress
+                set_mode(entry, modes.directory, modes.keep)
+                for item in _files(entry):
+                    set_mode(item, modes.file)
+            else:
+                set_mode(entry, modes.file)
 
     @property
     def config_path(self) -> Path:
