@@ -292,3 +292,67 @@ def test_store_written_by_mbl_cli_provisions(tmp_path, device):
     assert code == 0, err
     assert json.loads(out)["deviceResponse"]["status"] == 0
     assert kcm.item_get("mbed.MemoryTotalKB", ItemType.CONFIG) == b"\0\0\0\0"
+
+
+def test_import_credentials_provisions_without_any_service(tmp_path, device):
+    """A downloaded mbed_cloud_dev_credentials.c goes into the team store and provisions; no API host."""
+    kcm, _, address = device
+    home = tmp_path / "home"
+    creds = DevCredentials(manufacturer="Acme; Ltd")
+    credentials_c = tmp_path / "mbed_cloud_dev_credentials.c"
+    text = creds.c_text().replace("MBED_CLOUD_DEV_MEMORY_TOTAL_KB = 0;", "MBED_CLOUD_DEV_MEMORY_TOTAL_KB;")
+    assert "MBED_CLOUD_DEV_MEMORY_TOTAL_KB;" in text  # without a value: 0, as in C
+    credentials_c.write_text(text)
+    resources = tmp_path / "update_default_resources.c"
+    resources.write_text(UpdateResources().c_text_v2())
+    code, out, err = _run(home, None, "import-credentials", str(credentials_c))
+    assert code == 0, err
+    assert f"developer certificate {creds.endpoint!r} saved: 12 files" in out
+    code, _, err = _run(home, None, "import-credentials", str(credentials_c), "--name", creds.endpoint)
+    assert code == 1 and "Error 6001: the team store already has a certificate named" in err
+    code, out, err = _run(
+        home, None, "provision-pelion", creds.endpoint, "upd", "-p", str(resources), "--tcp", address
+    )
+    assert code == 0, err
+    assert json.loads(out)["deviceResponse"]["status"] == 0
+    assert kcm.item_get("mbed.Manufacturer", ItemType.CONFIG) == b"Acme; Ltd"
+    assert kcm.item_get("mbed.MemoryTotalKB", ItemType.CONFIG) == b"\0\0\0\0"
+    assert "Warning" not in err
+
+
+def test_import_credentials_refuses_unusable_files(tmp_path):
+    """A missing file, a placeholder example file and a bad name are coded errors; nothing is saved."""
+    home = tmp_path / "home"
+    code, _, err = _run(home, None, "import-credentials", str(tmp_path / "absent.c"))
+    assert code == 1 and "Error 6003: cannot read" in err
+    example = tmp_path / "example.c"
+    text = DevCredentials().c_text()
+    start = text.index("const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE[]")
+    end = text.index("};", start) + 2
+    example.write_text(
+        text[:start] + "const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE[] = { 0x0 };" + text[end:]
+    )
+    code, _, err = _run(home, None, "import-credentials", str(example))
+    assert code == 1 and "Error 6003: MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE is a placeholder" in err
+    good = tmp_path / "good.c"
+    good.write_text(text)
+    code, _, err = _run(home, None, "import-credentials", str(good), "--name", "../x")
+    assert code == 1 and "Error 6001: invalid certificate name" in err
+    assert Store.open("team", home).certificate_names() == []
+
+
+def test_truncated_manufacturer_from_mbl_cli_is_warned_on_provisioning(tmp_path, device):
+    """A set mbl-cli saved with "Acme (UK; Ltd)" cut to "Acme(UK" provisions, with a warning on stderr."""
+    _, _, address = device
+    home = tmp_path / "home"
+    team = Store.open("team", home)
+    team.add_certificate(
+        "dev",
+        DevCredentials().values
+        | {"MBED_CLOUD_DEV_MEMORY_TOTAL_KB": b"0", "MBED_CLOUD_DEV_MANUFACTURER": b"Acme(UK"},
+    )
+    team.add_certificate("upd", UpdateResources().values)
+    code, out, err = _run(home, None, "provision-pelion", "dev", "upd", "--tcp", address)
+    assert code == 0, err
+    assert json.loads(out)["deviceResponse"]["status"] == 0
+    assert "Warning: MBED_CLOUD_DEV_MANUFACTURER is 'Acme(UK', which looks truncated" in err

@@ -281,3 +281,24 @@ def test_revoked_key_on_create_is_6004(cloud, tmp_path):
         create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
     assert info.value.http_status == 401
     assert Store.open("team", tmp_path).certificate_names() == []
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [
+        ("http://192.0.2.7:8080", True),
+        ("http://dm.example.test", True),
+        ("https://dm.example.test", False),
+        ("http://127.0.0.1:1", False),
+        ("http://[::1]:1", False),
+        ("http://localhost:1", False),
+    ],
+)
+def test_plain_http_off_loopback_is_warned(caplog, host, warned):
+    """The key would cross the network in clear: a warning names the URL; loopback and https are quiet."""
+    with caplog.at_level("WARNING", logger="provkit.developer.cloud"):
+        CloudClient("ak_good", host)
+    messages = [r.getMessage() for r in caplog.records]
+    assert bool(messages) is warned
+    if warned:
+        assert messages == [f"{host} is plain HTTP: the API key is sent unencrypted; use https://"]

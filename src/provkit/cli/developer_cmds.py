@@ -159,6 +159,21 @@ def import_update_cmd(ctx: click.Context, name: str, resources_c: Path) -> None:
     click.echo(f"update certificate {name!r} saved: {len(paths)} files in {paths[0].parent}")
 
 
+@developer_group.command("import-credentials")
+@click.argument("credentials_c", type=_C_FILE)
+@click.option("--name", help="Name in the team store [default: the file's endpoint name].")
+@click.pass_context
+def import_credentials_cmd(ctx: click.Context, credentials_c: Path, name: str | None) -> None:
+    """Save a local mbed_cloud_dev_credentials.c in the team store (no Device Management call)."""
+    from provkit.developer import import_developer_credentials
+
+    try:
+        name, paths = import_developer_credentials(credentials_c, name, home=_opts(ctx).home)
+    except ProvkitError as exc:
+        exit_with(exc)
+    click.echo(f"developer certificate {name!r} saved: {len(paths)} files in {paths[0].parent}")
+
+
 @developer_group.command("list-certificates")
 @click.option("--cloud/--local", default=False, help="Also list the certificates in Device Management.")
 @click.pass_context
@@ -229,7 +244,7 @@ def provision_cmd(
     Without -c, a DEV_CERT_NAME missing from the team store is fetched from Device
     Management by name. A malformed -p file is refused before -c creates anything.
     """
-    from provkit.developer import build_provisioning_bundle, prepare_provisioning
+    from provkit.developer import build_provisioning_bundle, prepare_provisioning, truncation_warnings
 
     opts = _opts(ctx)
     link = _open_link(tcp, serial, baud_rate, file)
@@ -244,6 +259,8 @@ def provision_cmd(
         )
     except ProvkitError as exc:
         exit_with(exc)
+    for warning in truncation_warnings(dev):
+        click.echo(f"Warning: {warning}", err=True)
     try:
         bundle = build_provisioning_bundle(dev, update, current_time=int(time.time()) if set_time else None)
         device = _deliver(link, bundle.data, timeout)

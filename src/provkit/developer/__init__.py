@@ -17,6 +17,7 @@ from provkit.developer.flow import (
     create_developer_certificate,
     delete_certificate,
     fetch_developer_certificate,
+    import_developer_credentials,
     import_update_certificate,
     list_certificates,
     load_for_provisioning,
@@ -31,6 +32,7 @@ from provkit.developer.provision import (
     check_device_response,
     status_bundle,
     status_json,
+    truncation_warnings,
 )
 from provkit.developer.store import TEAM, USER, Store, store_locations
 
@@ -51,6 +53,7 @@ __all__ = [
     "create_developer_certificate",
     "delete_certificate",
     "fetch_developer_certificate",
+    "import_developer_credentials",
     "import_update_certificate",
     "list_certificates",
     "load_for_provisioning",
@@ -63,4 +66,5 @@ __all__ = [
     "status_bundle",
     "status_json",
     "store_locations",
+    "truncation_warnings",
 ]

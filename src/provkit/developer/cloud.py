@@ -1,19 +1,22 @@
 """The few Device Management REST calls of the developer flow, over ``urllib``.
 
-Endpoints (mbl-manifest-peers.md §1.3, §1.4): ``GET /v3/accounts/me`` validates an API
-key; ``POST /v3/developer-certificates`` ``{"name", "description"}`` creates a developer
+Endpoints (the calls mbl-cli makes through mbed-cloud-sdk 2.0.6): ``GET /v3/accounts/me``
+validates an API key; ``POST /v3/developer-certificates`` ``{"name", "description"}`` creates a developer
 certificate whose ``security_file_content`` is the text of
 ``mbed_cloud_dev_credentials.c``; ``GET /v3/developer-certificates/{id}`` fetches one that
 exists already; ``GET /v3/trusted-certificates`` lists certificates (paged with
 ``after``); ``DELETE /v3/trusted-certificates/{id}`` deletes one. Every call sends
 ``Authorization: Bearer <key>``. Redirects are not followed, so the key never goes to a
-host other than the configured one.
+host other than the configured one. A plain ``http://`` host that is not loopback is
+logged as a warning: the key would cross the network in clear.
 """
 
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
+import logging
 import os
 import re
 import urllib.error
@@ -23,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from provkit.errors import ApiKeyRejected, CertificateExists, CloudApiError
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_API_HOST: Final = "https://api.us-east-1.mbedcloud.com"
 API_HOST_ENV: Final = "PROVKIT_API_HOST"
@@ -86,6 +91,20 @@ def api_host(host: str | None = None) -> str:
     return url
 
 
+def _warn_if_cleartext(url: str) -> None:
+    """Log a warning when the API key would cross a network in clear (``http://`` off loopback)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http":
+        return
+    host = parts.hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        _log.warning("%s is plain HTTP: the API key is sent unencrypted; use https://", url)
+
+
 class CloudClient:
     """A Device Management API client for one API key.
 
@@ -105,6 +124,7 @@ class CloudClient:
         self.api_key = check_api_key(api_key)
         self.host = api_host(host)
         self.timeout_s = timeout_s
+        _warn_if_cleartext(self.host)
 
     def _call(self, method: str, path: str, body: object | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode("utf-8")

@@ -1,7 +1,7 @@
 """The developer flow's operations: stores, the Device Management API and the C parsers together.
 
-Each function is one MBL CLI command's library half (mbl-manifest-peers.md §1.1); the
-CLI adds argument parsing, the device transport and printing.
+Each function is one MBL CLI command's library half (the commands of PelionIoT/mbl-cli
+``mbl/cli/args/parser.py``); the CLI adds argument parsing, the device transport and printing.
 """
 
 from __future__ import annotations
@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from provkit.developer.cloud import CloudClient, DeveloperCertificate, check_api_key
-from provkit.developer.credentials import is_update_set, parse_developer_credentials, parse_update_resources
+from provkit.developer.credentials import (
+    ENDPOINT_NAME,
+    is_update_set,
+    parse_developer_credentials,
+    parse_update_resources,
+)
 from provkit.developer.ctokens import source_text
 from provkit.developer.provision import check_developer_material, check_update_material
 from provkit.developer.store import TEAM, USER, Store, check_certificate_name
@@ -63,13 +68,9 @@ def create_developer_certificate(
         CredentialsParseError: the returned credentials text is unusable (the certificate
             then exists in the service; the error's hint gives its id).
     """
-    check_certificate_name(name)
-    team = Store.open(TEAM, home)
-    if name in team.certificate_names():
-        raise StoreError(
-            f"the team store already has a certificate named {name!r}",
-            hint="provision with it as it is (leave out -c), or delete it first with delete-certificate",
-        )
+    team = _team_without(
+        name, home, "provision with it as it is (leave out -c), or delete it first with delete-certificate"
+    )
     client = cloud_client(host=host, home=home)
     created = client.create_developer_certificate(name, description)
     return _save_developer_certificate(team, name, created, "created")
@@ -93,7 +94,7 @@ def fetch_developer_certificate(
     """Download an existing developer certificate by name and save it in the team store.
 
     mbl-cli does this when the name is not in the team store: the certificate was made in
-    the Portal or by a team member (mbl-manifest-peers.md §1.4). The id is found in
+    the Portal or by a team member (``get_dev_credentials`` in mbl-cli's ``cloudapi.py``). The id is found in
     ``GET /v3/trusted-certificates`` and the credentials come from
     ``GET /v3/developer-certificates/{id}``.
 
@@ -114,6 +115,53 @@ def fetch_developer_certificate(
     )
 
 
+def import_developer_credentials(
+    resources_c: Path, name: str | None = None, *, home: Path | None = None
+) -> tuple[str, list[Path]]:
+    """Save a local ``mbed_cloud_dev_credentials.c`` in the team store; no service is asked.
+
+    This is the file the Portal offers for download (or a team member's copy). Its
+    variables are parsed and checked as a created certificate's are.
+
+    Args:
+        resources_c: the C file.
+        name: the name in the team store; default the file's endpoint name.
+        home: the stores' home.
+
+    Returns:
+        The name used and the saved ``.bin`` paths.
+
+    Raises:
+        CredentialsParseError: the file is unreadable or unusable.
+        StoreError: an invalid name, or the team store has a set of that name already.
+    """
+    variables = parse_developer_credentials(_read_c_file(resources_c))
+    check_developer_material(variables)
+    if name is None:
+        name = variables[ENDPOINT_NAME].decode("utf-8", "replace")
+    team = _team_without(
+        name, home, "choose another name, or delete the old set with delete-certificate --local-only"
+    )
+    return name, team.add_certificate(name, variables)
+
+
+def _team_without(name: str, home: Path | None, hint: str) -> Store:
+    """The team store, checked to have no set called ``name`` (a valid name)."""
+    check_certificate_name(name)
+    team = Store.open(TEAM, home)
+    if name in team.certificate_names():
+        raise StoreError(f"the team store already has a certificate named {name!r}", hint=hint)
+    return team
+
+
+def _read_c_file(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CredentialsParseError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return source_text(data)
+
+
 def read_update_resources(resources_c: Path) -> dict[str, bytes]:
     """Read and parse a manifest-tool ``update_default_resources.c``; check its certificate.
 
@@ -121,11 +169,7 @@ def read_update_resources(resources_c: Path) -> dict[str, bytes]:
         CredentialsParseError: the file cannot be read, or is unusable (naming the line or
             the variable).
     """
-    try:
-        data = resources_c.read_bytes()
-    except OSError as exc:
-        raise CredentialsParseError(f"cannot read {resources_c}: {exc.strerror or exc}") from exc
-    variables = parse_update_resources(source_text(data))
+    variables = parse_update_resources(_read_c_file(resources_c))
     check_update_material(variables)
     return variables
 
