@@ -379,6 +379,17 @@ class FcuErrorCode(IntEnum):
     FILE_LOAD_FAILED = 360
     VALIDATION_ERROR = 380
     NOT_X509_CERTIFICATE = 390
+    # provkit's factory CA in a PKCS#11 token (FCU never had one): 400-409.
+    HSM_MODULE_LOAD_FAILED = 400
+    HSM_TOKEN_NOT_FOUND = 401
+    HSM_PIN_INCORRECT = 402
+    HSM_PIN_LOCKED = 403
+    HSM_KEY_NOT_FOUND = 404
+    HSM_KEY_UNUSABLE = 405
+    HSM_TOKEN_FAILED = 406
+    HSM_URI_INVALID = 407
+    HSM_PIN_MISSING = 408
+    HSM_KEY_EXISTS = 409
 
     @property
     def template(self) -> str:
@@ -425,6 +436,16 @@ _FCU_TEMPLATES: Final[dict[FcuErrorCode, str]] = {
     FcuErrorCode.FILE_LOAD_FAILED: "Could not load file: {}",
     FcuErrorCode.VALIDATION_ERROR: "Validation error in field: {}. Message: {}",
     FcuErrorCode.NOT_X509_CERTIFICATE: "{} is not an X.509 certificate or not formatted in Pem or Der",
+    FcuErrorCode.HSM_MODULE_LOAD_FAILED: "Failed to load PKCS#11 module {}: {}",
+    FcuErrorCode.HSM_TOKEN_NOT_FOUND: "No PKCS#11 token matches {}",
+    FcuErrorCode.HSM_PIN_INCORRECT: "Login to PKCS#11 token {} failed: incorrect PIN",
+    FcuErrorCode.HSM_PIN_LOCKED: "The user PIN of PKCS#11 token {} is locked",
+    FcuErrorCode.HSM_KEY_NOT_FOUND: "No private key matches {} on the PKCS#11 token",
+    FcuErrorCode.HSM_KEY_UNUSABLE: "PKCS#11 key {} cannot be the factory CA key: {}",
+    FcuErrorCode.HSM_TOKEN_FAILED: "PKCS#11 token {} was removed or failed: {}",
+    FcuErrorCode.HSM_URI_INVALID: "Invalid PKCS#11 URI {}: {}",
+    FcuErrorCode.HSM_PIN_MISSING: "No PIN given for PKCS#11 token {}",
+    FcuErrorCode.HSM_KEY_EXISTS: "A key matching {} already exists on the PKCS#11 token",
 }
 
 

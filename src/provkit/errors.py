@@ -25,6 +25,7 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     ├── FactoryError                               FCU failures; .code is an FcuErrorCode
     │   ├── ConfigError            (+ValueError)   190, 200, 380
     │   ├── CaError                                210–222, 290
+    │   │   └── HsmError                           400–409: the CA key's PKCS#11 token
     │   └── DeviceKeysError        (+ValueError)   102–104, 240, 245, 390
     ├── DeviceResponseError                        device answered, but not with success
     ├── TransportError             (+OSError)      .code is an FtErrorCode
@@ -189,6 +190,10 @@ class ConfigError(FactoryError, ValueError):
 
 class CaError(FactoryError):
     """The factory CA files are missing, corrupt, mismatched (210–222) or would be overwritten (290)."""
+
+
+class HsmError(CaError):
+    """The factory CA key's PKCS#11 module, token, PIN or key object failed or refused (400–409)."""
 
 
 class DeviceKeysError(FactoryError, ValueError):

@@ -21,6 +21,7 @@ from provkit.crypto.extensions import key_usage as key_usage_extension
 from provkit.crypto.keys import PrivateKey, PublicKey, is_pem, require_p256
 from provkit.crypto.mbedtls_csr import add_null_signature_parameter, drop_null_signature_parameter
 from provkit.crypto.names import Name, build_name, parse_dn, subject_fields
+from provkit.crypto.signer import CaSigner, as_signer
 from provkit.errors import CryptoError
 
 KU_DIGITAL_SIGNATURE: Final = 1
@@ -96,14 +97,17 @@ def build_csr(
     return add_null_signature_parameter(der)
 
 
-def create_ca_csr(key: PrivateKey, subject: Mapping[str, str]) -> bytes:
+def create_ca_csr(key: PrivateKey | CaSigner, subject: Mapping[str, str]) -> bytes:
     """Return a PEM CSR asking an external CA to make ``key`` an intermediate factory CA.
+
+    ``key`` may be a signer (a token key): the request is then signed in the token.
 
     Raises:
         CryptoError: the key is not P-256 or a subject field is invalid.
     """
-    require_p256(key)
-    request = _sign(key, build_name(subject), [basic_constraints(ca=True)])
+    signer = as_signer(key)
+    require_p256(signer.public_key())
+    request = _sign(signer.signing_key(), build_name(subject), [basic_constraints(ca=True)])
     return request.public_bytes(serialization.Encoding.PEM)
 
 

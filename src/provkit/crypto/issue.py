@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from provkit.crypto.extensions import Extension, basic_constraints, key_usage
 from provkit.crypto.keys import PrivateKey, PublicKey, require_p256
 from provkit.crypto.names import Name, build_name, name_attribute
+from provkit.crypto.signer import CaSigner, as_signer
 from provkit.crypto.x509 import Certificate
 
 CA_VALIDITY_YEARS: Final = 35
@@ -38,6 +39,10 @@ Digest: TypeAlias = hashes.SHA224 | hashes.SHA256 | hashes.SHA384 | hashes.SHA51
 
 CertifiedKey: TypeAlias = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 """A public key a certificate can certify."""
+
+CaKey: TypeAlias = PrivateKey | CaSigner
+"""The factory CA's key: an in-memory P-256 key, or any :class:`~provkit.crypto.signer.CaSigner`
+(a key in a PKCS#11 token signs through it without leaving the token)."""
 
 
 def sign_certificate(
@@ -77,7 +82,7 @@ def random_serial() -> int:
 
 
 def create_ca(
-    key: PrivateKey,
+    key: CaKey,
     subject: Mapping[str, str],
     *,
     now: dt.datetime,
@@ -86,7 +91,7 @@ def create_ca(
     """Create the self-signed factory CA certificate.
 
     Args:
-        key: the CA's P-256 private key.
+        key: the CA's P-256 key (in memory, or a signer such as a token key).
         subject: fcu.yml ``certificate-authority`` fields.
         now: the current time (UTC); the CA is valid from one day before it, so that devices
             with a slightly slow clock still accept it.
@@ -95,9 +100,10 @@ def create_ca(
     Raises:
         CryptoError: the key is not P-256 or a subject field is invalid.
     """
-    require_p256(key)
+    signer = as_signer(key)
+    require_p256(signer.public_key())
     name = build_name(subject)
-    public_key = key.public_key()
+    public_key = signer.public_key()
     not_before = _whole_seconds(now) - dt.timedelta(days=1)
     extensions = (
         basic_constraints(ca=True),
@@ -108,7 +114,7 @@ def create_ca(
         subject=name,
         issuer=name,
         public_key=public_key,
-        signing_key=key,
+        signing_key=signer.signing_key(),
         serial=random_serial(),
         not_before=not_before,
         not_after=not_before + validity_years * _YEAR,
@@ -117,7 +123,7 @@ def create_ca(
 
 
 def issue_device_certificate(
-    ca_key: PrivateKey,
+    ca_key: CaKey,
     ca_cert: Certificate,
     public_key: PublicKey,
     *,
@@ -129,7 +135,7 @@ def issue_device_certificate(
     """Sign one device certificate with the factory CA (see :class:`DeviceCertificateIssuer`).
 
     Args:
-        ca_key: the factory CA private key.
+        ca_key: the factory CA key (in memory or a signer).
         ca_cert: the factory CA certificate (its subject becomes the issuer).
         public_key: the device's P-256 public key.
         common_name: the endpoint name (the CN the device checks against mbed.EndpointName).
@@ -153,7 +159,7 @@ class DeviceCertificateIssuer:
     and validity. Immutable after construction, so threads may share it.
 
     Args:
-        ca_key: the factory CA private key.
+        ca_key: the factory CA key (in memory or a signer).
         ca_cert: the factory CA certificate.
         subject: subject fields other than ``common-name`` (fcu.yml ``device-certificate``).
         validity_years: certificate lifetime in 365-day years.
@@ -163,10 +169,10 @@ class DeviceCertificateIssuer:
     """
 
     def __init__(
-        self, ca_key: PrivateKey, ca_cert: Certificate, subject: Mapping[str, str], validity_years: int
+        self, ca_key: CaKey, ca_cert: Certificate, subject: Mapping[str, str], validity_years: int
     ) -> None:
         fields = {key: value for key, value in subject.items() if key != "common-name"}
-        self._ca_key = ca_key
+        self._ca_key = as_signer(ca_key).signing_key()
         self._issuer = ca_cert.subject
         # Pre-built RDNs: only the CN's RDN is made per certificate.
         self._base_rdns = list(build_name(fields).rdns)
