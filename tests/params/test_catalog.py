@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provkit.errors import ParamError
+from provkit.errors import BundleEncodeError, ParamError
 from provkit.params import (
     BOOTSTRAP_MODE,
     CATALOG,
@@ -20,7 +20,7 @@ from provkit.params import (
     names,
     redundant_for,
 )
-from provkit.wire.bundle import FOUR_BYTE_NAMES
+from provkit.wire.bundle import Bundle, ConfigParam, encode_bundle
 
 # Every name in pelion-fcc.md §3, copied from the spec's table.
 SPEC_NAMES = [
@@ -103,10 +103,13 @@ def test_names_module_matches_catalog() -> None:
 def test_four_byte_integer_params() -> None:
     """Exactly UseBootstrap, MemoryTotalKB and FirstToClaim are 4-byte integers, as the wire layer assumes."""
     assert {"mbed.UseBootstrap", "mbed.MemoryTotalKB", "mbed.FirstToClaim"} == FOUR_BYTE_INTEGER_PARAMS
-    assert FOUR_BYTE_NAMES == FOUR_BYTE_INTEGER_PARAMS
     for name in FOUR_BYTE_INTEGER_PARAMS:
         spec = get_param(name)
         assert (spec.value_format, spec.size, spec.kind) == (ValueFormat.INTEGER, 4, ItemKind.CONFIG)
+        # The wire encoder reads the same set: a value that does not fit in 4 bytes is refused.
+        encode_bundle(Bundle(config_params=(ConfigParam(name, 2**32 - 1),)))
+        with pytest.raises(BundleEncodeError, match="4 bytes"):
+            encode_bundle(Bundle(config_params=(ConfigParam(name, 2**32),)))
 
 
 def test_mandatory_by_mode() -> None:

@@ -11,7 +11,6 @@ Private keys, symmetric keys and the ROT are sealed with AES-GCM
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,10 +22,9 @@ from provkit.crypto import keys, x509
 from provkit.crypto.aead import Sealer, SealError
 from provkit.device.storage import StorageBackend
 from provkit.errors import CryptoError, ItemExistsError, ItemNotFoundError, StorageError
+from provkit.params import NAME_RULE, NameFault, name_fault
 
-MAX_NAME_LENGTH: Final = 100
 MAX_CHAIN_LENGTH: Final = 5
-_NAME_CHARS: Final = re.compile(r"[A-Za-z0-9._-]+")
 _CACHE_LIMIT: Final = 256
 _SEAL_OVERHEAD: Final = 1 + 12 + 16
 
@@ -84,24 +82,24 @@ class ItemInfo:
     chain_length: int = 1
 
 
+_NAME_FAULTS: Final = {
+    NameFault.EMPTY: KcmStatus.INVALID_PARAMETER,
+    NameFault.TOO_LONG: KcmStatus.FILE_NAME_TOO_LONG,
+    NameFault.INVALID_CHARACTERS: KcmStatus.FILE_NAME_INVALID,
+}
+
+
 def check_name(name: str) -> None:
-    """Apply KCM's name rules: 1–100 characters from ``A–Z a–z 0–9 . - _``.
+    """Apply KCM's name rule (:mod:`provkit.params.kcm_name`) with KCM's status for each fault.
 
     Raises:
         StorageError: ``INVALID_PARAMETER`` (empty), ``FILE_NAME_TOO_LONG`` or ``FILE_NAME_INVALID``.
     """
-    if not name:
-        raise StorageError("item name is empty", kcm_status=KcmStatus.INVALID_PARAMETER, item=name)
-    if len(name) > MAX_NAME_LENGTH:
+    fault = name_fault(name)
+    if fault is not None:
         raise StorageError(
-            f"item name is {len(name)} characters; at most 100 are allowed",
-            kcm_status=KcmStatus.FILE_NAME_TOO_LONG,
-            item=name,
-        )
-    if not _NAME_CHARS.fullmatch(name):
-        raise StorageError(
-            f"item name {name!r} has characters outside A-Z a-z 0-9 . - _",
-            kcm_status=KcmStatus.FILE_NAME_INVALID,
+            f"item name {name!r} is {fault.value}: KCM names are {NAME_RULE}",
+            kcm_status=_NAME_FAULTS[fault],
             item=name,
         )
 

@@ -8,13 +8,12 @@ by :mod:`provkit.factory.resources`.
 
 from __future__ import annotations
 
-import re
 import uuid
 import zoneinfo
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from provkit.errors import ConfigError
 from provkit.factory.config import (
@@ -36,10 +35,9 @@ from provkit.factory.config import (
 )
 from provkit.factory.config_load import read_config_mapping, scalar_text
 from provkit.factory.paths import FcuPaths
+from provkit.params import NAME_RULE, is_kcm_name, names
 
 _E = TypeVar("_E", bound=StrEnum)
-
-_KCM_NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
 def load_config(paths: FcuPaths) -> FcuConfig:
@@ -259,10 +257,10 @@ def _custom_properties(value: Any, base_dir: Path) -> tuple[CustomProperty, ...]
             if sub not in CUSTOM_KEYS:
                 raise invalid(f"{where}.{sub}", "unknown key")
         name = item.get("name")
-        if not isinstance(name, str) or not _KCM_NAME.fullmatch(name):
-            raise invalid(f"{where}.name", "1-100 characters of A-Z a-z 0-9 . - _ are required")
-        if name.lower().startswith("mbed"):
-            raise invalid(f"{where}.name", f"{name!r} uses the reserved 'mbed' prefix")
+        if not isinstance(name, str) or not is_kcm_name(name):
+            raise invalid(f"{where}.name", f"{NAME_RULE} are required")
+        if name.casefold().startswith(names.MBED_PREFIX):
+            raise invalid(f"{where}.name", f"{name!r} uses the reserved '{names.MBED_PREFIX}' prefix")
         if name in seen:
             raise invalid(f"{where}.name", f"{name!r} is used twice")
         seen.add(name)

@@ -144,18 +144,18 @@ def csr_follow_up(api: Any, bundle: bytes, endpoint_name: str, serial_number: st
     """
     from provkit.errors import BundleDecodeError
     from provkit.factory.results import CsrPending, DeviceConfigurationRequest
-    from provkit.line.prepare import CERT_NAME_OF_KEY
+    from provkit.params import DEVICE_CERT_OF_KEY
     from provkit.wire.bundle import decode_bundle
 
     first = decode_bundle(bundle)
-    if not first.csr_requests or first.sid is None or first.csr_requests[0].prkn not in CERT_NAME_OF_KEY:
+    if not first.csr_requests or first.sid is None or first.csr_requests[0].prkn not in DEVICE_CERT_OF_KEY:
         raise BundleDecodeError("the prepared bundle is no by_device CSR request")
     key_name = first.csr_requests[0].prkn
     request = DeviceConfigurationRequest(
         bundle,
         endpoint_name=endpoint_name,
         serial_number=serial_number,
-        pending_csr=CsrPending(first.sid, key_name, CERT_NAME_OF_KEY[key_name]),
+        pending_csr=CsrPending(first.sid, key_name, DEVICE_CERT_OF_KEY[key_name]),
     )
     return lambda response: bytes(api.complete_device_configuration(request, response).config_data)
 

@@ -19,11 +19,9 @@ from typing import Final
 from provkit.codes import FcuErrorCode
 from provkit.errors import BatchError, ProvkitError
 from provkit.line.layout import write_atomic
+from provkit.params import DEVICE_CERT_OF_KEY
 
-DEVICE_CERT_NAMES: Final = ("mbed.LwM2MDeviceCert", "mbed.BootstrapDeviceCert")
-DEVICE_KEY_NAMES: Final = ("mbed.LwM2MDevicePrivateKey", "mbed.BootstrapDevicePrivateKey")
-CERT_NAME_OF_KEY: Final = dict(zip(DEVICE_KEY_NAMES, DEVICE_CERT_NAMES, strict=True))
-"""The device certificate (chain) stored for each device key name."""
+DEVICE_CERT_NAMES: Final = frozenset(DEVICE_CERT_OF_KEY.values())
 
 
 @dataclass(frozen=True, slots=True)

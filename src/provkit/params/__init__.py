@@ -10,6 +10,7 @@ from provkit.params.catalog import (
     BOOTSTRAP_MODE,
     BUNDLE_LEVEL_NAMES,
     CATALOG,
+    DEVICE_CERT_OF_KEY,
     FOUR_BYTE_INTEGER_PARAMS,
     LWM2M_MODE,
     META_DATA_NAMES,
@@ -17,25 +18,34 @@ from provkit.params.catalog import (
     get_param,
     is_custom_name_allowed,
     mandatory_for,
+    mode_names,
     redundant_for,
 )
+from provkit.params.kcm_name import MAX_NAME_LENGTH, NAME_RULE, NameFault, is_kcm_name, name_fault
 from provkit.params.spec import ItemKind, Mandatory, ParamSpec, ValueFormat
 
 __all__ = [
     "BOOTSTRAP_MODE",
     "BUNDLE_LEVEL_NAMES",
     "CATALOG",
+    "DEVICE_CERT_OF_KEY",
     "FOUR_BYTE_INTEGER_PARAMS",
     "LWM2M_MODE",
+    "MAX_NAME_LENGTH",
     "META_DATA_NAMES",
+    "NAME_RULE",
     "ItemKind",
     "Mandatory",
     "ModeNames",
+    "NameFault",
     "ParamSpec",
     "ValueFormat",
     "get_param",
     "is_custom_name_allowed",
+    "is_kcm_name",
     "mandatory_for",
+    "mode_names",
+    "name_fault",
     "names",
     "redundant_for",
 ]

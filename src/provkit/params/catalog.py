@@ -1,12 +1,14 @@
 """The parameter catalog: one declarative table read by the factory and the device.
 
-Facts from pelion-fcc.md §3 (names, KCM types, formats), §4 (what FCC verification
-checks) and §9 / the "Provisioning information" pages (FCU names and validations).
+The names, KCM item types and formats are those of ``fcc_defs.h`` and the FCC bundle
+handler in PelionIoT/mbed-cloud-client (``factory-configurator-client/``); what device
+verification checks follows ``fcc_verification.c``; FCU names and validations follow
+Arm's "Provisioning information" documentation. ``docs/wire-format.md`` and
+``docs/device.md`` describe the rules in prose.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -14,6 +16,7 @@ from typing import Final
 
 from provkit.errors import ParamError
 from provkit.params import names as n
+from provkit.params.kcm_name import is_kcm_name
 from provkit.params.spec import ItemKind, Mandatory, ParamSpec, ValueFormat
 
 _C, _CERT, _PRV = ItemKind.CONFIG, ItemKind.CERTIFICATE, ItemKind.PRIVATE_KEY
@@ -132,7 +135,7 @@ META_DATA_NAMES: Final = (
     n.MEMORY_TOTAL_KB,
     n.SERIAL_NUMBER,
 )
-"""The device metadata items, in the order FCC verification checks them (§4 step 5)."""
+"""The device metadata items, in the order FCC verification checks them (``fcc_verification.c``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +143,14 @@ class ModeNames:
     """The security item names of one connection mode (bootstrap or direct LwM2M).
 
     Attributes:
+        prefix: ``"Bootstrap"`` or ``"LwM2M"``, the stem of every name (FCU messages use it).
         ca: server CA certificate.
         uri: server URI.
         key: device private key.
         cert: device certificate (chain).
     """
 
+    prefix: str
     ca: str
     uri: str
     key: str
@@ -153,6 +158,7 @@ class ModeNames:
 
 
 BOOTSTRAP_MODE: Final = ModeNames(
+    "Bootstrap",
     n.BOOTSTRAP_SERVER_CA_CERT,
     n.BOOTSTRAP_SERVER_URI,
     n.BOOTSTRAP_DEVICE_PRIVATE_KEY,
@@ -161,11 +167,19 @@ BOOTSTRAP_MODE: Final = ModeNames(
 """Security items of bootstrap mode (``mbed.UseBootstrap`` = 1)."""
 
 LWM2M_MODE: Final = ModeNames(
-    n.LWM2M_SERVER_CA_CERT, n.LWM2M_SERVER_URI, n.LWM2M_DEVICE_PRIVATE_KEY, n.LWM2M_DEVICE_CERT
+    "LwM2M", n.LWM2M_SERVER_CA_CERT, n.LWM2M_SERVER_URI, n.LWM2M_DEVICE_PRIVATE_KEY, n.LWM2M_DEVICE_CERT
 )
 """Security items of direct LwM2M mode (``mbed.UseBootstrap`` = 0)."""
 
-_KCM_NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,100}")
+DEVICE_CERT_OF_KEY: Final[Mapping[str, str]] = MappingProxyType(
+    {mode.key: mode.cert for mode in (BOOTSTRAP_MODE, LWM2M_MODE)}
+)
+"""The device certificate (chain) name that goes with each device private key name."""
+
+
+def mode_names(use_bootstrap: bool) -> ModeNames:
+    """The security item names of bootstrap mode (``True``) or direct LwM2M mode (``False``)."""
+    return BOOTSTRAP_MODE if use_bootstrap else LWM2M_MODE
 
 
 def get_param(name: str) -> ParamSpec:
@@ -199,7 +213,5 @@ def is_custom_name_allowed(name: str) -> bool:
     ``Mbed.x`` is refused too) and must not be a bundle-level name.
     """
     return (
-        bool(_KCM_NAME.fullmatch(name))
-        and not name.casefold().startswith(n.MBED_PREFIX)
-        and name not in BUNDLE_LEVEL_NAMES
+        is_kcm_name(name) and not name.casefold().startswith(n.MBED_PREFIX) and name not in BUNDLE_LEVEL_NAMES
     )
