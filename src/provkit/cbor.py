@@ -275,6 +275,20 @@ def dumps(value: object, *, floats: bool, bignums: bool) -> bytes:
     return data
 
 
+def dumps_prechecked(value: object) -> bytes:
+    """Encode a value whose types the caller has already checked, in ``cbor2``'s C encoder.
+
+    For ``int`` (tag 2/3 beyond 64 bits), ``bytes``, ``str``, ``None``, ``list``/``tuple``
+    and ``dict`` (pairs in insertion order) it writes exactly what :func:`dumps` writes
+    with ``bignums=True`` — definite lengths, shortest heads — without walking the value
+    in Python first. Callers guarantee there is nothing else in ``value`` (no floats, no
+    booleans where integers are meant): the bundle encoder checks a bundle once, or checks
+    a template of many bundles once, and then writes through here.
+    """
+    data: bytes = cbor2.dumps(value)
+    return data
+
+
 def _ordered(value: object, floats: bool, bignums: bool) -> object:
     """Check the types and turn every map into a :class:`CborMap`, so ``cbor2`` keeps pair order."""
     if value is None or isinstance(value, bool | int | str | bytes):

@@ -57,17 +57,12 @@ class HandlerResult:
 
 @dataclass(slots=True)
 class _Run:
-    sid: str | None = None
-    flags: dict[str, bool] = field(default_factory=dict)
+    session: wb.SessionFlags = field(default_factory=wb.SessionFlags)
     csr_group: object | None = None  # the raw CsrReqs value; FCC parses it after the session rules
     csr_requests: tuple[wb.CsrRequest, ...] = ()
     csr_stage: bool = False  # CsrReqs reached processing: FCC's 2560-byte buffer is in use
     csrs: list[CsrResult] = field(default_factory=list)
     warnings: tuple[str, ...] = ()
-
-    @property
-    def session_finished(self) -> bool:
-        return not self.flags.get("KpAlvSess", False)
 
 
 class FactoryConfiguratorClient:
@@ -149,7 +144,7 @@ class FactoryConfiguratorClient:
             return_status=int(status),
             info_message=message,
             warning_info="".join(w + "\n" for w in run.warnings),
-            sid=run.sid,
+            sid=run.session.sid,
             csrs=tuple(run.csrs),
         )
         try:
@@ -179,16 +174,8 @@ class FactoryConfiguratorClient:
                     run.csr_group = value  # remembered only (the last one wins), as FCC does
                     continue
                 self._group(wb.parse_group(key, value), run)
-            self._session_finished = run.session_finished
-            wb.check_session_rules(
-                wb.Bundle(
-                    verify=run.flags.get("Verify"),
-                    disable=run.flags.get("Disable"),
-                    keep_alive=run.flags.get("KpAlvSess"),
-                    sid=run.sid,
-                ),
-                csr_requested=run.csr_group is not None,
-            )
+            self._session_finished = run.session.session_finished
+            wb.check_session_rules(run.session, csr_requested=run.csr_group is not None)
             if run.csr_group is not None:
                 run.csr_stage = True
                 csr_group = wb.parse_group(wb.CSR_REQS_KEY, run.csr_group)
@@ -198,14 +185,14 @@ class FactoryConfiguratorClient:
             raise BundleFailure.of(exc.fcc_status, exc.item) from exc
         for request in run.csr_requests:
             run.csrs.append(_apply.process_csr(self.kcm, request))
-        if self.secure_time and run.session_finished:
+        if self.secure_time and run.session.session_finished:
             self._trust_ca(run)
-        if run.flags.get("Verify", True):
+        if run.session.verifies:
             result = self.verify_device_configured()
             run.warnings = result.warnings  # verification clears what came before
             if not result.ok:
                 raise BundleFailure(result.status, result.message)
-        if run.flags.get("Disable", False):
+        if run.session.disables:
             self.kcm.rbp_set(FACTORY_DONE, (1).to_bytes(8, "little"))
 
     def _trust_ca(self, run: _Run) -> None:
@@ -244,9 +231,9 @@ class FactoryConfiguratorClient:
                 for param in items:
                     _apply.store_config(kcm, self.clock, param)
             case wb.FlagGroup(name=name, value=value):
-                run.flags[name] = value
+                run.session = run.session.with_flag(name, value)
             case wb.SidGroup(sid=sid):
-                run.sid = sid
+                run.session = run.session.with_sid(sid)
             case _:
                 pass  # SchemeVersion, Entropy and ROT were handled before the loop, CsrReqs after it
 

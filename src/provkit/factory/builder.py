@@ -1,8 +1,9 @@
-"""Device configuration bundles: what the FCU sends to one device (pelion-fcc.md §1, §3, §4).
+"""Device configuration bundles: what the FCU sends to one device (see ``docs/factory.md``).
 
 :class:`BundleBuilder` is built once per configuration: it resolves the item names of the
 active mode, pre-builds every item that is the same for all devices (device info, server
-URI and CA, update authority, custom properties) and keeps the CA. Per device it only
+URI and CA, update authority, custom properties) into a checked
+:class:`~provkit.wire.bundle.BundleTemplate` and keeps the CA. Per device it only
 generates the key, signs the certificate, adds the per-device parameters and encodes.
 It holds no mutable state, so threads may share one builder.
 """
@@ -19,16 +20,19 @@ from pathlib import Path
 
 from provkit.codes import FcuErrorCode
 from provkit.crypto import csr, issue, keys, x509
-from provkit.errors import CryptoError, DeviceKeysError, FactoryError
+from provkit.errors import BundleEncodeError, CryptoError, DeviceKeysError, FactoryError
 from provkit.factory.ca import BOOTSTRAP_DEVICE_CERT_YEARS, LWM2M_DEVICE_CERT_YEARS, FactoryCa
 from provkit.factory.config import EntropyMode, FcuConfig, KeyMode, invalid
 from provkit.factory.device_keys import load_entropy, load_supplied_keys
-from provkit.factory.encoding import ItemGroups, assemble, check_template
 from provkit.factory.resources import StaticMaterial
 from provkit.factory.results import CsrPending, DeviceConfigurationRequest, WarningInfo
+from provkit.params import mode_names
+from provkit.params import names as n
 from provkit.wire.bundle import (
+    ECC_PRIVATE,
     ENTROPY_SIZE,
     Bundle,
+    BundleTemplate,
     CertificateChainItem,
     CertificateItem,
     ConfigParam,
@@ -64,31 +68,8 @@ class _DeviceItems:
 
     @property
     def keep_alive(self) -> bool | None:
-        # The second by_device message ends the session FCC kept open for the CSR (§1.7).
+        # The second by_device message ends the session FCC kept open for the CSR.
         return False if self.sid is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class ModeNames:
-    """The ``mbed.*`` item names of bootstrap or LwM2M mode."""
-
-    prefix: str
-    private_key: str
-    certificate: str
-    server_ca: str
-    server_uri: str
-
-    @classmethod
-    def for_mode(cls, use_bootstrap: bool) -> ModeNames:
-        """Names for ``use-bootstrap`` true (``Bootstrap*``) or false (``LwM2M*``)."""
-        prefix = "Bootstrap" if use_bootstrap else "LwM2M"
-        return cls(
-            prefix,
-            f"mbed.{prefix}DevicePrivateKey",
-            f"mbed.{prefix}DeviceCert",
-            f"mbed.{prefix}ServerCACert",
-            f"mbed.{prefix}ServerURI",
-        )
 
 
 def utc_offset(zone: zoneinfo.ZoneInfo, now: dt.datetime) -> str:
@@ -109,6 +90,20 @@ def dn_text(fields: dict[str, str]) -> str:
             escaped = value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
             parts.append(f"{short}={escaped}")
     return ",".join(parts)
+
+
+def checked_template(static: Bundle, sample: Bundle) -> BundleTemplate:
+    """Check a configuration's bundle shape once and return its template.
+
+    Raises:
+        FactoryError: 100 naming the rule a configured item breaks.
+    """
+    try:
+        return BundleTemplate(static, sample)
+    except BundleEncodeError as exc:
+        raise FactoryError.from_code(
+            FcuErrorCode.GENERAL, exc.message, hint="an item of the configuration is not acceptable to FCC"
+        ) from exc
 
 
 def check_identity(endpoint_name: object, serial_number: object) -> None:
@@ -134,7 +129,7 @@ class BundleBuilder:
 
     def __init__(self, config: FcuConfig, static: StaticMaterial, ca: FactoryCa | None) -> None:
         self.config = config
-        self.names = ModeNames.for_mode(config.use_bootstrap)
+        self.names = mode_names(config.use_bootstrap)
         self._ca = ca
         needs_ca = config.key_mode is not KeyMode.EXTERNALLY_SUPPLIED
         if ca is not None and needs_ca and config.chain_depth > ca.max_chain_depth:
@@ -149,13 +144,9 @@ class BundleBuilder:
             # LwM2M mode: FCC compares the certificate OU with the aid of the server URI.
             self._subject["organizational-unit-name"] = config.account_id
         self._validity = BOOTSTRAP_DEVICE_CERT_YEARS if config.use_bootstrap else LWM2M_DEVICE_CERT_YEARS
-        self._static_params = self._build_static_params(static)
-        certs = [CertificateItem(self.names.server_ca, static.server_ca_der)]
+        certs = [CertificateItem(self.names.ca, static.server_ca_der)]
         if static.update_auth_der is not None:
-            certs.append(CertificateItem("mbed.UpdateAuthCert", static.update_auth_der))
-        self._static_certs = (*certs, *static.certificates)
-        self._static_chains = static.chains
-        self._static_keys = static.keys
+            certs.append(CertificateItem(n.UPDATE_AUTH_CERT, static.update_auth_der))
         self._static_warnings = list(static.warnings)
         self._issuer: issue.DeviceCertificateIssuer | None = None
         if ca is not None:
@@ -163,57 +154,57 @@ class BundleBuilder:
                 self._issuer = ca.issuer(self._subject, self._validity)
             except CryptoError as exc:
                 raise invalid("device-certificate", str(exc)) from exc
-        self._static_groups = ItemGroups.of(
-            self._static_params, self._static_keys, self._static_certs, self._static_chains
+        static_items = Bundle(
+            keys=static.keys,
+            certificates=(*certs, *static.certificates),
+            certificate_chains=static.chains,
+            config_params=self._build_static_params(static),
         )
         # The wire rules are checked once, on a bundle of this configuration's shape; each
         # device's bundle then only differs in fixed-name values, key and certificate.
         placeholder = b"\x30"
-        check_template(
-            self._full_bundle(
-                _DeviceItems(
-                    "sample",
-                    "sample",
-                    keys=(KeyItem(self.names.private_key, "ECCPrivate", placeholder),),
-                    chain=CertificateChainItem(self.names.certificate, (placeholder, *self._chain_tail)),
-                    entropy=bytes(ENTROPY_SIZE) if config.entropy_mode is not EntropyMode.BY_DEVICE else None,
-                )
-            )
+        sample = _DeviceItems(
+            "sample",
+            "sample",
+            keys=(KeyItem(self.names.key, ECC_PRIVATE, placeholder),),
+            chain=CertificateChainItem(self.names.cert, (placeholder, *self._chain_tail)),
+            entropy=bytes(ENTROPY_SIZE) if config.entropy_mode is not EntropyMode.BY_DEVICE else None,
         )
+        self._template = checked_template(static_items, self._own_bundle(sample))
 
     def _build_static_params(self, static: StaticMaterial) -> tuple[ConfigParam, ...]:
         cfg, info = self.config, self.config.device_info
         params = [
-            ConfigParam("mbed.UseBootstrap", int(cfg.use_bootstrap)),
-            ConfigParam(self.names.server_uri, cfg.server_uri),
-            ConfigParam("mbed.Manufacturer", info.manufacturer_name),
-            ConfigParam("mbed.ModelNumber", info.model_number),
-            ConfigParam("mbed.DeviceType", info.device_type),
-            ConfigParam("mbed.HardwareVersion", info.hardware_version),
-            ConfigParam("mbed.MemoryTotalKB", info.memory_total),
+            ConfigParam(n.USE_BOOTSTRAP, int(cfg.use_bootstrap)),
+            ConfigParam(self.names.uri, cfg.server_uri),
+            ConfigParam(n.MANUFACTURER, info.manufacturer_name),
+            ConfigParam(n.MODEL_NUMBER, info.model_number),
+            ConfigParam(n.DEVICE_TYPE, info.device_type),
+            ConfigParam(n.HARDWARE_VERSION, info.hardware_version),
+            ConfigParam(n.MEMORY_TOTAL_KB, info.memory_total),
         ]
         if cfg.use_bootstrap:
-            params.append(ConfigParam("mbed.FirstToClaim", int(cfg.first_to_claim)))
+            params.append(ConfigParam(n.FIRST_TO_CLAIM, int(cfg.first_to_claim)))
         if cfg.vendor_id is not None:
-            params.append(ConfigParam("mbed.VendorId", cfg.vendor_id))
+            params.append(ConfigParam(n.VENDOR_ID, cfg.vendor_id))
         if cfg.class_id is not None:
-            params.append(ConfigParam("mbed.ClassId", cfg.class_id))
+            params.append(ConfigParam(n.CLASS_ID, cfg.class_id))
         return (*params, *static.params)
 
     # ------------------------------------------------------------ per device
 
     def _device_params(self, endpoint_name: str, serial_number: str) -> list[ConfigParam]:
         params = [
-            ConfigParam("mbed.EndpointName", endpoint_name),
-            ConfigParam("mbed.SerialNumber", serial_number),
+            ConfigParam(n.ENDPOINT_NAME, endpoint_name),
+            ConfigParam(n.SERIAL_NUMBER, serial_number),
         ]
         if self.config.time_sync:
             now = time.time()
-            params.append(ConfigParam("mbed.CurrentTime", int(now)))
+            params.append(ConfigParam(n.CURRENT_TIME, int(now)))
             if self._zone is not None:
                 moment = dt.datetime.fromtimestamp(now, dt.UTC)
-                params.append(ConfigParam("mbed.Timezone", self.config.device_info.timezone))
-                params.append(ConfigParam("mbed.UTCOffset", utc_offset(self._zone, moment)))
+                params.append(ConfigParam(n.TIMEZONE, self.config.device_info.timezone))
+                params.append(ConfigParam(n.UTC_OFFSET, utc_offset(self._zone, moment)))
         return params
 
     def _entropy(self, keys_location: Path | None) -> bytes | None:
@@ -244,17 +235,7 @@ class BundleBuilder:
 
     def _finish(self, own: _DeviceItems, warnings: list[WarningInfo]) -> DeviceConfigurationRequest:
         # Only this device's items are encoded here; the static ones were encoded once.
-        groups = ItemGroups.of(
-            self._device_params(own.endpoint_name, own.serial_number), own.keys, (), (own.chain,)
-        )
-        data = assemble(
-            groups + self._static_groups,
-            sid=own.sid,
-            entropy=own.entropy,
-            verify=self.config.verify_on_device,
-            keep_alive=own.keep_alive,
-            disable=True if own.disable else None,  # seed 000: "Present only when configured true"
-        )
+        data = self._template.encode(self._own_bundle(own))
         leaf_der = own.chain.certificates[0]
         enrollment = x509.enrollment_id(leaf_der) if self.config.first_to_claim else None
         return DeviceConfigurationRequest(
@@ -265,15 +246,17 @@ class BundleBuilder:
             enrollment_id=enrollment,
         )
 
-    def _full_bundle(self, own: _DeviceItems) -> Bundle:
+    def _own_bundle(self, own: _DeviceItems) -> Bundle:
+        """One device's own part of its bundle: identity, time, key, chain, entropy, session."""
         return Bundle(
-            keys=(*own.keys, *self._static_keys),
-            certificates=self._static_certs,
-            certificate_chains=(own.chain, *self._static_chains),
-            config_params=(*self._device_params(own.endpoint_name, own.serial_number), *self._static_params),
+            keys=own.keys,
+            certificate_chains=(own.chain,),
+            config_params=tuple(self._device_params(own.endpoint_name, own.serial_number)),
             entropy=own.entropy,
             verify=self.config.verify_on_device,
             keep_alive=own.keep_alive,
+            # Disable is present only when configured true, as the FCU sends it.
+            disable=True if own.disable else None,
             sid=own.sid,
         )
 
@@ -322,8 +305,8 @@ class BundleBuilder:
         own = _DeviceItems(
             endpoint_name,
             serial_number,
-            keys=(KeyItem(self.names.private_key, "ECCPrivate", key_der),),
-            chain=CertificateChainItem(self.names.certificate, ders),
+            keys=(KeyItem(self.names.key, ECC_PRIVATE, key_der),),
+            chain=CertificateChainItem(self.names.cert, ders),
             entropy=entropy,
             disable=disable,
         )
@@ -341,12 +324,13 @@ class BundleBuilder:
         subject = {**self._subject, "common-name": endpoint_name}
         sid = secrets.token_hex(16)
         request = CsrRequest(
-            prkn=self.names.private_key,
+            prkn=self.names.key,
             subject=dn_text(subject),
             key_usage=_KU_DIGITAL_SIGNATURE,
             ext_key_usage=_EKU_CLIENT_AUTH,
         )
-        # FCC requires SID, an explicit Verify 0 and keep-alive with CsrReqs (§1.7).
+        # FCC requires SID and an explicit Verify 0 with CsrReqs, and the session stays open
+        # for the certificate message (KpAlvSess 1).
         bundle = Bundle(csr_requests=(request,), entropy=entropy, verify=False, keep_alive=True, sid=sid)
         return DeviceConfigurationRequest(
             config_data=encode_bundle(bundle),
@@ -354,7 +338,7 @@ class BundleBuilder:
             endpoint_name=endpoint_name,
             serial_number=serial_number,
             # Disable waits for the second message: FCC refuses it together with KpAlvSess 1.
-            pending_csr=CsrPending(sid, self.names.private_key, self.names.certificate, disable),
+            pending_csr=CsrPending(sid, self.names.key, self.names.cert, disable),
         )
 
     def complete(

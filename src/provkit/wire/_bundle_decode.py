@@ -34,6 +34,7 @@ from provkit.codes import FccStatus
 from provkit.errors import BundleDecodeError
 from provkit.wire import _bundle_model as m
 from provkit.wire.cbor_strict import CborDecodeError, CborMap, CborTag, loads
+from provkit.wire.session import SessionFlag
 
 _ERR: Final = FccStatus.BUNDLE_ERROR
 
@@ -363,7 +364,7 @@ def _group_rot(key: str, value: object) -> m.Group:
 
 def _group_flag(key: str, value: object) -> m.Group:
     if type(value) is int and value in (0, 1):
-        return m.FlagGroup(key, bool(value))
+        return m.FlagGroup(SessionFlag(key), bool(value))
     status = FccStatus.BUNDLE_INVALID_KEEP_ALIVE_SESSION_STATUS if key == m.KEEP_ALIVE_KEY else _ERR
     # FCC stores the flag's name with the error: "General error:Verify".
     raise _bad(f"{key} must be the integer 0 or 1, got {value!r}", status, key)

@@ -1,14 +1,18 @@
 """Request bundle model: the items and groups of a device configuration bundle.
 
-Field names follow the wire keys of ``fcc_bundle_fields.h`` (pelion-fcc.md §1); the
-wire spelling of each key is kept in the ``*_KEY`` constants so encoder and decoder
-share one source of truth.
+Field names follow the wire keys of ``fcc_bundle_fields.h`` (PelionIoT/mbed-cloud-client,
+``factory-configurator-client/factory-configurator-client/source/include/``); the wire
+spelling of each key is kept in the ``*_KEY`` constants so encoder and decoder share one
+source of truth.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar, Final
+
+from provkit.wire.session import SID_KEY as SID_KEY
+from provkit.wire.session import SessionFlag, SessionFlags
 
 SCHEME_VERSION: Final = "0.0.1"
 """The only scheme version FCC has ever accepted (R1.3.0 … 4.13.4)."""
@@ -22,10 +26,9 @@ CONFIG_PARAMS_KEY: Final = "ConfigParams"
 CSR_REQS_KEY: Final = "CsrReqs"
 ENTROPY_KEY: Final = "Entropy"
 ROT_KEY: Final = "ROT"
-VERIFY_KEY: Final = "Verify"
-DISABLE_KEY: Final = "Disable"
-KEEP_ALIVE_KEY: Final = "KpAlvSess"
-SID_KEY: Final = "SID"
+VERIFY_KEY: Final = SessionFlag.VERIFY
+DISABLE_KEY: Final = SessionFlag.DISABLE
+KEEP_ALIVE_KEY: Final = SessionFlag.KEEP_ALIVE
 CSRS_RESPONSE_KEY: Final = "Csrs"
 """The response group; in a request FCC answers ``BUNDLE_UNSUPPORTED_GROUP`` (22)."""
 
@@ -231,6 +234,11 @@ class Bundle:
     sid: str | None = None
     scheme_version: str = SCHEME_VERSION
 
+    @property
+    def session(self) -> SessionFlags:
+        """The bundle's ``Verify``, ``Disable``, ``KpAlvSess`` and ``SID``."""
+        return SessionFlags(self.verify, self.disable, self.keep_alive, self.sid)
+
 
 # ---------------------------------------------------------------- parsed groups
 # One class per top-level key, so a device handler can ``match`` on what parse_group
@@ -310,7 +318,7 @@ class FlagGroup:
         value: the flag (CBOR integer 0 or 1 on the wire).
     """
 
-    name: str
+    name: SessionFlag
     value: bool
 
     @property

@@ -3,7 +3,8 @@
 The factory side calls :func:`encode_bundle`. The device side either calls
 :func:`decode_bundle` for the whole bundle, or — to process groups in wire order and
 stop at the first failure, as FCC does — :func:`decode_envelope`, then
-:func:`parse_group` for each pair, then :func:`check_session_rules`. Every decoding
+:func:`parse_group` for each pair, then :func:`check_session_rules` on the
+:class:`SessionFlags` read. Every decoding
 failure is a :class:`~provkit.errors.BundleDecodeError` whose ``fcc_status`` is the
 ``ReturnStatus`` FCC answers and whose ``item`` is the name FCC appends to the
 InfoMessage prefix (empty for parse failures, which FCC reports as ``General error:``).
@@ -13,12 +14,13 @@ See ``docs/wire-format.md`` for the byte-level description.
 
 from __future__ import annotations
 
-from provkit.codes import FccStatus
 from provkit.errors import BundleDecodeError
 from provkit.wire._bundle_decode import decode_envelope, parse_group
-from provkit.wire._bundle_encode import FOUR_BYTE_NAMES, check_bundle, check_name, encode_bundle
+from provkit.wire._bundle_encode import BundleTemplate, check_bundle, check_name, encode_bundle
 from provkit.wire._bundle_model import (
     CSR_REQS_KEY,
+    ECC_PRIVATE,
+    ECC_PUBLIC,
     ENTROPY_SIZE,
     LOOKED_UP_BY_KEY,
     MAX_CHAIN_LENGTH,
@@ -47,11 +49,13 @@ from provkit.wire._bundle_model import (
     SidGroup,
     StorageMedium,
 )
+from provkit.wire.session import SessionFlag, SessionFlags, session_violation
 
 __all__ = [
     "CSR_REQS_KEY",
+    "ECC_PRIVATE",
+    "ECC_PUBLIC",
     "ENTROPY_SIZE",
-    "FOUR_BYTE_NAMES",
     "LOOKED_UP_BY_KEY",
     "MAX_CHAIN_LENGTH",
     "MAX_CSR_REQUESTS",
@@ -61,6 +65,7 @@ __all__ = [
     "TOP_LEVEL_KEYS",
     "BigNum",
     "Bundle",
+    "BundleTemplate",
     "CertificateChainItem",
     "CertificateChainsGroup",
     "CertificateItem",
@@ -76,6 +81,8 @@ __all__ = [
     "KeysGroup",
     "RotGroup",
     "SchemeVersionGroup",
+    "SessionFlag",
+    "SessionFlags",
     "SidGroup",
     "StorageMedium",
     "check_bundle",
@@ -88,34 +95,21 @@ __all__ = [
 ]
 
 
-def check_session_rules(bundle: Bundle, *, csr_requested: bool | None = None) -> None:
-    """Apply FCC's cross-group rules once all groups are read (§1.2, §1.7, §1.8 step 5).
+def check_session_rules(flags: SessionFlags, *, csr_requested: bool) -> None:
+    """Apply FCC's cross-group rules once all groups are read (:func:`session_violation`).
 
     Args:
-        bundle: the groups read so far; a handler processing groups one at a time can
-            pass ``Bundle(verify=…, disable=…, keep_alive=…, sid=…, csr_requests=…)``.
-        csr_requested: whether the bundle has a ``CsrReqs`` group, for a handler that
-            (as FCC) parses that group only after these rules; default: whether
-            ``bundle.csr_requests`` is non-empty.
+        flags: the bundle's session flags, as read so far.
+        csr_requested: whether the bundle has a ``CsrReqs`` group (a handler that, as FCC,
+            parses that group only after these rules passes ``True`` for its presence).
 
     Raises:
         BundleDecodeError: 35 for ``Disable`` with ``KpAlvSess``; 20 for ``CsrReqs``
             without ``SID``, without an explicit ``Verify`` 0, or with ``Disable`` 1.
     """
-    if bundle.disable and bundle.keep_alive:
-        raise BundleDecodeError(
-            "Disable=1 is not allowed in a keep-alive session",
-            fcc_status=FccStatus.BUNDLE_INVALID_KEEP_ALIVE_SESSION_STATUS,
-        )
-    if bundle.csr_requests if csr_requested is None else csr_requested:
-        if len(bundle.csr_requests) > MAX_CSR_REQUESTS:
-            raise BundleDecodeError("more than 5 CSR requests", fcc_status=FccStatus.TOO_MANY_CSR_REQUESTS)
-        if bundle.sid is None:
-            raise BundleDecodeError("CsrReqs require a SID")
-        if bundle.verify is not False:
-            raise BundleDecodeError("CsrReqs require Verify explicitly set to 0")
-        if bundle.disable:
-            raise BundleDecodeError("CsrReqs cannot be combined with Disable=1")
+    violation = session_violation(flags, csr_requested=csr_requested)
+    if violation is not None:
+        raise BundleDecodeError(violation.reason, fcc_status=violation.status)
 
 
 def decode_bundle(data: bytes) -> Bundle:
@@ -141,8 +135,7 @@ def decode_bundle(data: bytes) -> Bundle:
     csrs: list[CsrRequest] = []
     entropy: bytes | None = None
     rot: bytes | None = None
-    flags: dict[str, bool] = {}
-    sid: str | None = None
+    session = SessionFlags()
     seen_once: set[str] = set()
     for key, value in decode_envelope(data):
         if key in LOOKED_UP_BY_KEY:
@@ -167,9 +160,9 @@ def decode_bundle(data: bytes) -> Bundle:
             case RotGroup(data=raw):
                 rot = raw if rot is None else rot
             case FlagGroup(name=name, value=flag):
-                flags[name] = flag
+                session = session.with_flag(name, flag)
             case SidGroup(sid=text):
-                sid = text
+                session = session.with_sid(text)
             case SchemeVersionGroup():
                 pass
     bundle = Bundle(
@@ -180,10 +173,10 @@ def decode_bundle(data: bytes) -> Bundle:
         csr_requests=tuple(csrs),
         entropy=entropy,
         rot=rot,
-        verify=flags.get("Verify"),
-        disable=flags.get("Disable"),
-        keep_alive=flags.get("KpAlvSess"),
-        sid=sid,
+        verify=session.verify,
+        disable=session.disable,
+        keep_alive=session.keep_alive,
+        sid=session.sid,
     )
-    check_session_rules(bundle)
+    check_session_rules(session, csr_requested=bool(csrs))
     return bundle
