@@ -58,3 +58,25 @@ def test_factory_error_from_code_uses_the_documented_text() -> None:
     error = FactoryError.from_code(FcuErrorCode.CA_CERT_NOT_FOUND, "keystore/fcu.crt")
     assert error.code == 210
     assert error.message == "CA certificate file keystore/fcu.crt not found. Please run setup and try again"
+
+
+def test_device_refusals_are_in_the_tree() -> None:
+    """The device side refuses with DeviceError (FCC's InfoMessage) and Lwm2mRefused (acceptor status)."""
+    from provkit.codes import KcmStatus
+    from provkit.errors import DeviceError, Lwm2mRefused, StorageError
+
+    refusal = DeviceError.of(FccStatus.ITEM_NOT_EXIST, "mbed.EndpointName")
+    assert isinstance(refusal, ProvkitError)
+    assert (refusal.code, refusal.message, refusal.respond) == (
+        25,
+        "Item does not exist:mbed.EndpointName",
+        True,
+    )
+    stored = DeviceError.from_kcm(StorageError("x", kcm_status=KcmStatus.FILE_EXIST, item="mbed.X"))
+    assert (stored.fcc_status, stored.message) == (
+        FccStatus.KCM_FILE_EXIST_ERROR,
+        "Data already exists:mbed.X",
+    )
+    assert not DeviceError.of(FccStatus.FACTORY_DISABLED_ERROR, respond=False).respond
+    lwm2m = Lwm2mRefused("no such object", accept_status=3)
+    assert isinstance(lwm2m, ProvkitError) and (lwm2m.code, lwm2m.accept_status) == (5013, 3)

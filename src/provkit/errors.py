@@ -21,7 +21,7 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     ├── StorageError                               secure storage failure; .kcm_status
     │   ├── ItemNotFoundError      (+KeyError)
     │   └── ItemExistsError
-    ├── DeviceError                                device-side FCC failure; .fcc_status
+    ├── DeviceError                                device side refuses a bundle; .fcc_status, .respond
     ├── FactoryError                               FCU failures; .code is an FcuErrorCode
     │   ├── ConfigError            (+ValueError)   190, 200, 380
     │   ├── CaError                                210–222, 290
@@ -41,7 +41,8 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     │   ├── EndpointConfigError    (+ValueError)   endpoint configuration invalid; .path
     │   ├── RegistrationError                      management server refused or unreachable
     │   ├── TargetRefused          (+ValueError)   resource the target client cannot take; .path
-    │   └── UnverifiedServer       (+ValueError)   certificate mode without a server certificate
+    │   ├── UnverifiedServer       (+ValueError)   certificate mode without a server certificate
+    │   └── Lwm2mRefused           (+ValueError)   device acceptor refuses a blob; .accept_status
     └── DeveloperError                             developer flow (MBL CLI style), codes 6000-6005
         ├── StoreError                             user/team store unusable or entry missing
         ├── CloudApiError                          Device Management API failed; .http_status
@@ -158,12 +159,40 @@ class ItemExistsError(StorageError):
 
 
 class DeviceError(ProvkitError):
-    """A device-side FCC operation failed with an FCC status and InfoMessage."""
+    """The device side (FCC) refuses or fails a bundle: the status and InfoMessage it answers.
 
-    def __init__(self, message: str, *, fcc_status: FccStatus, item: str = "") -> None:
+    Raised inside the device side and turned into the response by the bundle handler,
+    which never lets it escape (see :meth:`provkit.device.fcc.FactoryConfiguratorClient.bundle_handler`).
+
+    Attributes:
+        fcc_status: the ``ReturnStatus`` FCC answers.
+        item: the item name appended to the status's InfoMessage prefix (may be empty).
+        respond: ``False`` when FCC sends no response at all (the factory flow is disabled).
+
+    ``message`` is the whole InfoMessage (prefix and item), as FCC writes it.
+    """
+
+    def __init__(self, message: str, *, fcc_status: FccStatus, item: str = "", respond: bool = True) -> None:
         super().__init__(message, code=int(fcc_status))
         self.fcc_status = fcc_status
         self.item = item
+        self.respond = respond
+
+    @classmethod
+    def of(cls, status: FccStatus, item: str = "", *, respond: bool = True) -> Self:
+        """The failure with FCC's InfoMessage prefix for ``status`` followed by ``item``."""
+        return cls(status.prefix + item, fcc_status=status, item=item, respond=respond)
+
+    @classmethod
+    def from_kcm(cls, error: StorageError, item: str | None = None) -> Self:
+        """Convert a KCM failure as ``fcc_bundle_store_kcm_error_info`` does.
+
+        The status is the KCM status's FCC counterpart, the InfoMessage the KCM status's
+        own prefix with ``item`` (default: the item the storage error names).
+        """
+        status = error.kcm_status
+        named = error.item if item is None else item
+        return cls(status.prefix + named, fcc_status=status.fcc_status, item=named)
 
 
 class FactoryError(ProvkitError):
@@ -317,6 +346,21 @@ class UnverifiedServer(Lwm2mError, ValueError):
             hint="give the server's certificate, or allow an unverified server explicitly",
         )
         self.path = path
+
+
+class Lwm2mRefused(Lwm2mError, ValueError):
+    """The device's LwM2M acceptor refuses a provisioning blob; nothing on the device changed.
+
+    Attributes:
+        accept_status: the acceptor's result code (a :class:`provkit.lwm2m.response.AcceptStatus`
+            value); ``code`` is 5010 plus it, as the factory side reports the refusal.
+    """
+
+    default_code = 5010
+
+    def __init__(self, message: str, *, accept_status: int) -> None:
+        super().__init__(message, code=5010 + accept_status)
+        self.accept_status = accept_status
 
 
 class DeveloperError(ProvkitError):

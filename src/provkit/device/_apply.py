@@ -1,7 +1,8 @@
 """Storing one bundle's groups in KCM, the way ``fcc_bundle_*_utils.c`` does.
 
-Every failure is raised as :class:`BundleFailure` carrying the ``ReturnStatus`` and the
-complete InfoMessage (``<prefix><item>``), so the handler only has to answer it.
+Every failure is raised as :class:`~provkit.errors.DeviceError` carrying the
+``ReturnStatus`` and the complete InfoMessage (``<prefix><item>``), so the handler only
+has to answer it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from provkit.codes import FccStatus, KcmStatus
 from provkit.crypto import csr, keys, x509
 from provkit.device.clock import DeviceClock
 from provkit.device.kcm import ItemType, Kcm, check_name
-from provkit.errors import CryptoError, StorageError
+from provkit.errors import CryptoError, DeviceError, StorageError
 from provkit.params import FOUR_BYTE_INTEGER_PARAMS
 from provkit.params import names as n
 from provkit.wire.bundle import (
@@ -31,39 +32,12 @@ _MD_SHA256: Final = 1
 _DEVICE_MEDIUM: Final = "Device"
 
 
-class BundleFailure(Exception):
-    """A bundle failed; the handler answers ``status`` with ``message``.
-
-    Attributes:
-        status: the ``ReturnStatus``.
-        message: the full InfoMessage.
-        respond: ``False`` when FCC produces no response at all (factory disabled).
-    """
-
-    def __init__(self, status: FccStatus, message: str, *, respond: bool = True) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.respond = respond
-
-    @classmethod
-    def of(cls, status: FccStatus, item: str = "") -> BundleFailure:
-        """Build the failure with FCC's prefix for ``status`` and the item name."""
-        return cls(status, status.prefix + item)
-
-    @classmethod
-    def kcm(cls, error: StorageError, item: str | None = None) -> BundleFailure:
-        """Convert a KCM failure as ``fcc_bundle_store_kcm_error_info`` does."""
-        status = error.kcm_status
-        return cls(status.fcc_status, status.prefix + (error.item if item is None else item))
-
-
 def store_key(kcm: Kcm, item: KeyItem) -> None:
     """Store a ``Keys`` entry."""
     try:
         kcm.item_store(item.name, _KEY_TYPES[item.type], item.data)
     except StorageError as exc:
-        raise BundleFailure.kcm(exc, item.name) from exc
+        raise DeviceError.from_kcm(exc, item.name) from exc
 
 
 def _check_with_key(kcm: Kcm, cert_der: bytes, cert_name: str, prkn: str) -> None:
@@ -71,18 +45,22 @@ def _check_with_key(kcm: Kcm, cert_der: bytes, cert_name: str, prkn: str) -> Non
     try:
         key = kcm.private_key(prkn)
     except StorageError as exc:
-        raise BundleFailure(
-            FccStatus.CERTIFICATE_PUBLIC_KEY_CORRELATION_ERROR, exc.kcm_status.prefix + prkn
+        raise DeviceError(
+            exc.kcm_status.prefix + prkn,
+            fcc_status=FccStatus.CERTIFICATE_PUBLIC_KEY_CORRELATION_ERROR,
+            item=prkn,
         ) from exc
     try:
         matches = x509.matches_private_key(kcm.certificate(cert_der), key)
     except CryptoError as exc:
-        raise BundleFailure(
-            FccStatus.KCM_CRYPTO_ERROR, KcmStatus.CRYPTO_PARSING_DER_CERT.prefix + cert_name
+        raise DeviceError(
+            KcmStatus.CRYPTO_PARSING_DER_CERT.prefix + cert_name,
+            fcc_status=FccStatus.KCM_CRYPTO_ERROR,
+            item=cert_name,
         ) from exc
     if not matches:
         status = KcmStatus.SELF_GENERATED_CERTIFICATE_VERIFICATION_ERROR
-        raise BundleFailure(status.fcc_status, status.prefix + cert_name)
+        raise DeviceError(status.prefix + cert_name, fcc_status=status.fcc_status, item=cert_name)
 
 
 def store_certificate(kcm: Kcm, item: CertificateItem) -> None:
@@ -93,7 +71,7 @@ def store_certificate(kcm: Kcm, item: CertificateItem) -> None:
             _check_with_key(kcm, item.data, item.name, item.prkn)
         kcm.item_store(item.name, ItemType.CERTIFICATE, item.data)
     except StorageError as exc:
-        raise BundleFailure.kcm(exc, item.name) from exc
+        raise DeviceError.from_kcm(exc, item.name) from exc
 
 
 def store_chain(kcm: Kcm, item: CertificateChainItem) -> None:
@@ -105,7 +83,7 @@ def store_chain(kcm: Kcm, item: CertificateChainItem) -> None:
             _check_with_key(kcm, item.certificates[0], item.name, item.prkn)
         kcm.cert_chain_store(item.name, item.certificates)
     except StorageError as exc:
-        raise BundleFailure.kcm(exc, item.name) from exc
+        raise DeviceError.from_kcm(exc, item.name) from exc
 
 
 def config_bytes(param: ConfigParam) -> bytes:
@@ -116,7 +94,7 @@ def config_bytes(param: ConfigParam) -> bytes:
     first 4 for those three names), as ``fcc_bundle_get_variant`` hands them to KCM.
 
     Raises:
-        BundleFailure: 20 for a negative integer below int64.
+        DeviceError: 20 for a negative integer below int64.
     """
     data = param.data
     if data is None:
@@ -130,7 +108,7 @@ def config_bytes(param: ConfigParam) -> bytes:
     if data >= _U64:
         return data.to_bytes((data.bit_length() + 7) // 8, "big")
     if data < -(1 << 63):
-        raise BundleFailure.of(FccStatus.BUNDLE_ERROR)
+        raise DeviceError.of(FccStatus.BUNDLE_ERROR)
     raw = (data % _U64).to_bytes(8, "little")
     return raw[:4] if param.name in FOUR_BYTE_INTEGER_PARAMS else raw
 
@@ -139,13 +117,13 @@ def store_config(kcm: Kcm, clock: DeviceClock, param: ConfigParam) -> None:
     """Store a ``ConfigParams`` entry; ``mbed.CurrentTime`` sets the clock instead."""
     if param.name == n.CURRENT_TIME:
         if not isinstance(param.data, int) or not 0 <= param.data < _U64:
-            raise BundleFailure.of(FccStatus.BUNDLE_ERROR)
+            raise DeviceError.of(FccStatus.BUNDLE_ERROR)
         clock.set(param.data)
         return
     try:
         kcm.item_store(param.name, ItemType.CONFIG, config_bytes(param))
     except StorageError as exc:
-        raise BundleFailure.kcm(exc, param.name) from exc
+        raise DeviceError.from_kcm(exc, param.name) from exc
 
 
 def process_csr(kcm: Kcm, request: CsrRequest) -> CsrResult:
@@ -160,7 +138,7 @@ def process_csr(kcm: Kcm, request: CsrRequest) -> CsrResult:
         storage.private != _DEVICE_MEDIUM or storage.public not in (None, _DEVICE_MEDIUM)
     ):
         # No secure element here: "SE" is not supported.
-        raise BundleFailure.of(FccStatus.NOT_SUPPORTED)
+        raise DeviceError.of(FccStatus.NOT_SUPPORTED)
     want_public = storage is not None and storage.public is not None
     try:
         check_name(name)
@@ -179,5 +157,5 @@ def process_csr(kcm: Kcm, request: CsrRequest) -> CsrResult:
         if want_public:
             kcm.item_store(name, ItemType.PUBLIC_KEY, keys.public_key_der(key))
     except StorageError as exc:
-        raise BundleFailure.kcm(exc, "") from exc
+        raise DeviceError.from_kcm(exc, "") from exc
     return CsrResult(name, der)

@@ -20,13 +20,12 @@ from typing import Final
 
 from provkit.codes import GENERAL_ERROR_PREFIX, SUCCESS_INFO_MESSAGE, FccStatus
 from provkit.device import _apply
-from provkit.device._apply import BundleFailure
 from provkit.device.clock import DeviceClock
 from provkit.device.kcm import Kcm
 from provkit.device.storage import StorageBackend, open_storage
 from provkit.device.trust_ca import trust_ca_id_set
 from provkit.device.verify import VerifyResult, get_bootstrap_mode, verify_device
-from provkit.errors import BundleDecodeError, BundleEncodeError, StorageError
+from provkit.errors import BundleDecodeError, BundleEncodeError, DeviceError, StorageError
 from provkit.wire import bundle as wb
 from provkit.wire.response import BundleResponse, CsrResult, encode_response
 
@@ -116,27 +115,27 @@ class FactoryConfiguratorClient:
                 self._process(bytes(data), run)
                 response = self._encode(FccStatus.SUCCESS, SUCCESS_INFO_MESSAGE, run)
                 if response is None:
-                    raise BundleFailure.of(FccStatus.BUNDLE_RESPONSE_ERROR)
-        except BundleFailure as failure:
+                    raise DeviceError.of(FccStatus.BUNDLE_RESPONSE_ERROR)
+        except DeviceError as failure:
             return self._failed(failure, run)
         except StorageError as exc:  # the storage itself failed (disk, corrupted item)
             _log.warning("bundle failed on storage: %s", exc)
-            return self._failed(BundleFailure.kcm(exc), run)
+            return self._failed(DeviceError.from_kcm(exc), run)
         except Exception:  # a bug must not crash the device agent: answer, log, roll back
             _log.exception("unexpected failure while processing a bundle")
-            return self._failed(BundleFailure(FccStatus.ERROR, GENERAL_ERROR_PREFIX), run)
+            return self._failed(DeviceError(GENERAL_ERROR_PREFIX, fcc_status=FccStatus.ERROR), run)
         return HandlerResult(FccStatus.SUCCESS, response, self._session_finished)
 
     # ------------------------------------------------------------ internals
 
-    def _failed(self, failure: BundleFailure, run: _Run) -> HandlerResult:
+    def _failed(self, failure: DeviceError, run: _Run) -> HandlerResult:
         if not failure.respond:
-            return HandlerResult(failure.status, None, self._session_finished)
+            return HandlerResult(failure.fcc_status, None, self._session_finished)
         run.csrs = []  # FCC resets the encoder on error: CSRs are dropped
-        response = self._encode(failure.status, failure.message, run)
+        response = self._encode(failure.fcc_status, failure.message, run)
         if response is None:
             return HandlerResult(FccStatus.BUNDLE_RESPONSE_ERROR, None, self._session_finished)
-        return HandlerResult(failure.status, response, self._session_finished)
+        return HandlerResult(failure.fcc_status, response, self._session_finished)
 
     @staticmethod
     def _encode(status: FccStatus, message: str, run: _Run) -> bytes | None:
@@ -164,9 +163,7 @@ class FactoryConfiguratorClient:
             if isinstance(rot_group, wb.RotGroup):
                 self._set_once(ROT, rot_group.data, FccStatus.ROT_ERROR)
             if self.is_factory_disabled():
-                raise BundleFailure(
-                    FccStatus.FACTORY_DISABLED_ERROR, FccStatus.FACTORY_DISABLED_ERROR.prefix, respond=False
-                )
+                raise DeviceError.of(FccStatus.FACTORY_DISABLED_ERROR, respond=False)
             for key, value in pairs:
                 if key in wb.LOOKED_UP_BY_KEY:
                     continue  # FCC skips them here: they were read by key above
@@ -182,7 +179,7 @@ class FactoryConfiguratorClient:
                 assert isinstance(csr_group, wb.CsrReqsGroup)
                 run.csr_requests = csr_group.items
         except BundleDecodeError as exc:
-            raise BundleFailure.of(exc.fcc_status, exc.item) from exc
+            raise DeviceError.of(exc.fcc_status, exc.item) from exc
         for request in run.csr_requests:
             run.csrs.append(_apply.process_csr(self.kcm, request))
         if self.secure_time and run.session.session_finished:
@@ -191,7 +188,7 @@ class FactoryConfiguratorClient:
             result = self.verify_device_configured()
             run.warnings = result.warnings  # verification clears what came before
             if not result.ok:
-                raise BundleFailure(result.status, result.message)
+                raise DeviceError(result.message, fcc_status=result.status)
         if run.session.disables:
             self.kcm.rbp_set(FACTORY_DONE, (1).to_bytes(8, "little"))
 
@@ -206,13 +203,13 @@ class FactoryConfiguratorClient:
         use_bootstrap, mode = get_bootstrap_mode(self.kcm)
         run.warnings += mode.warnings
         if not mode.ok:
-            raise BundleFailure(mode.status, mode.message)
+            raise DeviceError(mode.message, fcc_status=mode.status)
         if use_bootstrap:
             trust_ca_id_set(self.kcm)
 
     def _set_once(self, name: str, value: bytes, status: FccStatus) -> None:
         if self.kcm.rbp_get(name) is not None:
-            raise BundleFailure.of(status, name)
+            raise DeviceError.of(status, name)
         self.kcm.rbp_set(name, value)
 
     def _group(self, group: wb.Group, run: _Run) -> None:

@@ -16,7 +16,7 @@ from provkit.codes import SUCCESS_INFO_MESSAGE, FccStatus, FccWarning
 from provkit.crypto import x509
 from provkit.device import trust_ca
 from provkit.device.kcm import ItemType, Kcm
-from provkit.errors import CryptoError, ItemNotFoundError, StorageError
+from provkit.errors import CryptoError, DeviceError, ItemNotFoundError, StorageError
 from provkit.params import BOOTSTRAP_MODE, LWM2M_MODE, META_DATA_NAMES, ModeNames
 from provkit.params import names as n
 
@@ -51,15 +51,8 @@ class VerifyResult:
         return "".join(w + "\n" for w in self.warnings)
 
 
-class _Failed(Exception):
-    def __init__(self, status: FccStatus, item: str) -> None:
-        super().__init__(item)
-        self.status = status
-        self.item = item
-
-
-def _fail(status: FccStatus, item: str) -> _Failed:
-    return _Failed(status, item)
+def _fail(status: FccStatus, item: str) -> DeviceError:
+    return DeviceError.of(status, item)
 
 
 class _Verifier:
@@ -273,10 +266,8 @@ def get_bootstrap_mode(kcm: Kcm) -> tuple[bool, VerifyResult]:
     verifier = _Verifier(kcm, 0, False)
     try:
         use_bootstrap = verifier.bootstrap_mode()
-    except _Failed as failure:
-        return False, VerifyResult(
-            failure.status, failure.status.prefix + failure.item, tuple(verifier.warnings)
-        )
+    except DeviceError as failure:
+        return False, VerifyResult(failure.fcc_status, failure.message, tuple(verifier.warnings))
     return use_bootstrap, VerifyResult(FccStatus.SUCCESS, SUCCESS_INFO_MESSAGE, tuple(verifier.warnings))
 
 
@@ -295,6 +286,6 @@ def verify_device(kcm: Kcm, now: Callable[[], int], *, check_ca_identifier: bool
     verifier = _Verifier(kcm, now(), check_ca_identifier)
     try:
         verifier.run()
-    except _Failed as failure:
-        return VerifyResult(failure.status, failure.status.prefix + failure.item, tuple(verifier.warnings))
+    except DeviceError as failure:
+        return VerifyResult(failure.fcc_status, failure.message, tuple(verifier.warnings))
     return VerifyResult(FccStatus.SUCCESS, SUCCESS_INFO_MESSAGE, tuple(verifier.warnings))

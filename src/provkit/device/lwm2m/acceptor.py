@@ -23,7 +23,7 @@ from typing import Final
 from provkit.crypto import certconfig, x509
 from provkit.device.kcm import Kcm
 from provkit.device.lwm2m import store
-from provkit.errors import CryptoError, SenmlError, StorageError
+from provkit.errors import CryptoError, Lwm2mRefused, SenmlError, StorageError
 from provkit.lwm2m.objects import OBJECTS, resource_spec
 from provkit.lwm2m.paths import PathError
 from provkit.lwm2m.profile import GENERIC, TargetProfile
@@ -42,32 +42,30 @@ SUPPORTED_OBJECTS: Final = frozenset(OBJECTS)
 """Objects whose instances the acceptor stores."""
 
 
-class _Refused(Exception):
-    def __init__(self, status: AcceptStatus, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+def _refused(status: AcceptStatus, reason: str) -> Lwm2mRefused:
+    return Lwm2mRefused(reason, accept_status=int(status))
 
 
 def _typed(entry: Entry, profile: TargetProfile) -> Entry:
     oid, iid, rid, *rest = entry.ids
     if oid not in SUPPORTED_OBJECTS:
-        raise _Refused(AcceptStatus.NOT_FOUND, f"{entry.path}: object {oid} is not supported by this device")
+        raise _refused(AcceptStatus.NOT_FOUND, f"{entry.path}: object {oid} is not supported by this device")
     if not OBJECTS[oid].multiple and iid != 0:
-        raise _Refused(AcceptStatus.NOT_FOUND, f"{entry.path}: {OBJECTS[oid].name} has only instance 0")
+        raise _refused(AcceptStatus.NOT_FOUND, f"{entry.path}: {OBJECTS[oid].name} has only instance 0")
     spec = resource_spec(oid, rid)
     if spec is None:
-        raise _Refused(AcceptStatus.NOT_FOUND, f"{entry.path}: object {oid} has no resource {rid}")
+        raise _refused(AcceptStatus.NOT_FOUND, f"{entry.path}: object {oid} has no resource {rid}")
     refusal = profile.refusal(oid, rid)
     if refusal is not None:
         # What the client's object does with a write it does not handle (4.04 / 4.05).
-        raise _Refused(AcceptStatus.NOT_FOUND, f"{entry.path}: {refusal}")
+        raise _refused(AcceptStatus.NOT_FOUND, f"{entry.path}: {refusal}")
     if spec.multiple != bool(rest):
         why = "needs a resource instance id" if spec.multiple else "is a single-instance resource"
-        raise _Refused(AcceptStatus.BAD_PATH, f"{entry.path}: {spec.name} {why}")
+        raise _refused(AcceptStatus.BAD_PATH, f"{entry.path}: {spec.name} {why}")
     try:
         return Entry(entry.path, check_value(spec, entry.value))
     except SenmlError as exc:
-        raise _Refused(AcceptStatus.BAD_VALUE, f"{entry.path}: {exc}") from exc
+        raise _refused(AcceptStatus.BAD_VALUE, f"{entry.path}: {exc}") from exc
 
 
 def _check_certificates(instances: dict[tuple[int, int], dict[int, object]]) -> None:
@@ -79,13 +77,13 @@ def _check_certificates(instances: dict[tuple[int, int], dict[int, object]]) -> 
         try:
             cert = x509.load_certificate(cert_der)
         except CryptoError as exc:
-            raise _Refused(AcceptStatus.VALIDATION_FAILED, f"/0/{iid}/3: not a certificate: {exc}") from exc
+            raise _refused(AcceptStatus.VALIDATION_FAILED, f"/0/{iid}/3: not a certificate: {exc}") from exc
         try:
             matches = certconfig.key_matches_certificate(key_der, cert)
         except CryptoError as exc:
-            raise _Refused(AcceptStatus.VALIDATION_FAILED, f"/0/{iid}/5: not a private key: {exc}") from exc
+            raise _refused(AcceptStatus.VALIDATION_FAILED, f"/0/{iid}/5: not a private key: {exc}") from exc
         if not matches:
-            raise _Refused(
+            raise _refused(
                 AcceptStatus.VALIDATION_FAILED,
                 f"/0/{iid}/5: the private key does not match the certificate /0/{iid}/3",
             )
@@ -111,22 +109,22 @@ class Lwm2mAcceptor:
 
     def _check(self, blob: bytes) -> list[Entry]:
         if len(blob) > self.max_blob_bytes:
-            raise _Refused(AcceptStatus.MALFORMED, f"blob of {len(blob)} bytes exceeds {self.max_blob_bytes}")
+            raise _refused(AcceptStatus.MALFORMED, f"blob of {len(blob)} bytes exceeds {self.max_blob_bytes}")
         try:
             decoded = decode_strict(blob)
         except PathError as exc:
-            raise _Refused(AcceptStatus.BAD_PATH, str(exc)) from exc
+            raise _refused(AcceptStatus.BAD_PATH, str(exc)) from exc
         except SenmlError as exc:
-            raise _Refused(AcceptStatus.MALFORMED, str(exc)) from exc
+            raise _refused(AcceptStatus.MALFORMED, str(exc)) from exc
         if not decoded:
             # An empty pack would wipe the provisioned configuration and store nothing.
-            raise _Refused(AcceptStatus.MALFORMED, "the blob holds no records")
+            raise _refused(AcceptStatus.MALFORMED, "the blob holds no records")
         entries = [_typed(entry, self.profile) for entry in decoded]
         instances = group_instances(entries)
         try:
             validate_instances(instances)
         except ConfigurationRejected as exc:
-            raise _Refused(AcceptStatus.VALIDATION_FAILED, str(exc)) from exc
+            raise _refused(AcceptStatus.VALIDATION_FAILED, str(exc)) from exc
         _check_certificates(instances)  # type: ignore[arg-type]
         return entries
 
@@ -146,9 +144,10 @@ class Lwm2mAcceptor:
             with self.kcm.transaction():
                 removed = store.wipe(self.kcm)
                 store.store(self.kcm, entries, modes)
-        except _Refused as exc:
-            _log.info("LwM2M blob refused (%s): %s", exc.status.name, exc)
-            return AcceptResult(exc.status, str(exc))
+        except Lwm2mRefused as exc:
+            status = AcceptStatus(exc.accept_status)
+            _log.info("LwM2M blob refused (%s): %s", status.name, exc)
+            return AcceptResult(status, exc.message)
         except StorageError as exc:
             _log.warning("LwM2M configuration not stored: %s", exc)
             return AcceptResult(AcceptStatus.STORAGE_ERROR, f"secure storage failed: {exc}")
