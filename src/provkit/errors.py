@@ -43,6 +43,12 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     │   ├── TargetRefused          (+ValueError)   resource the target client cannot take; .path
     │   ├── UnverifiedServer       (+ValueError)   certificate mode without a server certificate
     │   └── Lwm2mRefused           (+ValueError)   device acceptor refuses a blob; .accept_status
+    ├── SmpError                                   SMP (mcumgr) file transfers, codes 7000-7299
+    │   ├── SmpConnectFailed       (+ConnectionError) serial port / UDP socket cannot be opened
+    │   ├── SmpTimeout             (+TimeoutError) no answer in time, retries included
+    │   ├── SmpProtocolError       (+ValueError)   the answer is not the SMP message expected
+    │   ├── SmpDeviceError                         the device answered a return code; .group .rc
+    │   └── SmpProvisioningFailed                  endpoint.txt / result.txt say the device failed
     └── DeveloperError                             developer flow (MBL CLI style), codes 6000-6005
         ├── StoreError                             user/team store unusable or entry missing
         ├── CloudApiError                          Device Management API failed; .http_status
@@ -361,6 +367,73 @@ class Lwm2mRefused(Lwm2mError, ValueError):
     def __init__(self, message: str, *, accept_status: int) -> None:
         super().__init__(message, code=5010 + accept_status)
         self.accept_status = accept_status
+
+
+class SmpError(ProvkitError):
+    """An SMP (mcumgr) exchange with a device failed (codes 7000-7299, see ``docs/transports.md``)."""
+
+    default_code = 7000
+
+
+class SmpConnectFailed(SmpError, ConnectionError):
+    """The serial port or the UDP socket to the device cannot be opened."""
+
+    default_code = 7001
+
+
+class SmpTimeout(SmpError, TimeoutError):
+    """The device did not answer a request in time, retries included."""
+
+    default_code = 7002
+
+
+class SmpProtocolError(SmpError, ValueError):
+    """The device's answer is not the SMP message the request calls for, or its offsets are impossible."""
+
+    default_code = 7003
+
+
+class SmpDeviceError(SmpError):
+    """The device answered a request with a return code.
+
+    ``code`` is 7100 + rc for the file-system group's ``FS_MGMT_ERR`` codes and 7200 + rc for
+    the generic ``MGMT_ERR`` codes (:func:`provkit.wire.smp.provkit_code`).
+
+    Attributes:
+        group: the SMP group that answered (8: file management).
+        rc: the return code.
+        length: the file length the device sent with the error (``FILE_OFFSET_NOT_VALID``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        group: int,
+        rc: int,
+        code: int,
+        length: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, hint=hint)
+        self.group = group
+        self.rc = rc
+        self.length = length
+
+
+class SmpProvisioningFailed(SmpError):
+    """The Zephyr device's provisioning files say it failed.
+
+    No usable ``endpoint.txt`` (7004), or a ``result.txt`` other than ``0`` (7005, ``.result``).
+    """
+
+    default_code = 7005
+
+    def __init__(
+        self, message: str, *, code: int | None = None, result: int | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, code=code, hint=hint)
+        self.result = result
 
 
 class DeveloperError(ProvkitError):

@@ -30,12 +30,16 @@ READY_LINE_PREFIX = "Factory Client IP Address and Port : "
 """What the C factory client prints once it listens; provkit prints the same line."""
 
 
-class _ServerBase:
-    def __init__(self, agent: DeviceAgent) -> None:
-        self.agent = agent
+class ServingThread:
+    """What every in-process server shares: ``serve_forever`` until ``shutdown``, from a thread.
+
+    Subclasses implement :meth:`serve_forever` (returning once ``self._stop`` is set) and
+    :meth:`close`.
+    """
+
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.sessions: list[SessionEnd] = []
 
     def serve_forever(self) -> None:
         """Serve until :meth:`shutdown` is called."""
@@ -65,6 +69,13 @@ class _ServerBase:
     ) -> None:
         self.shutdown()
         self.close()
+
+
+class _ServerBase(ServingThread):
+    def __init__(self, agent: DeviceAgent) -> None:
+        super().__init__()
+        self.agent = agent
+        self.sessions: list[SessionEnd] = []
 
 
 class TcpAgentServer(_ServerBase):

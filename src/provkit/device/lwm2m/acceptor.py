@@ -154,6 +154,10 @@ class Lwm2mAcceptor:
         _log.info("LwM2M configuration stored: %d resources (%d old items removed)", len(entries), removed)
         return AcceptResult(AcceptStatus.OK, "", len(entries))
 
+    def stream(self) -> BlobStream:
+        """Return a sink that takes a blob in pieces, as it arrives, and accepts it at its end."""
+        return BlobStream(self)
+
     def configuration(self) -> list[Entry]:
         """Return the stored LwM2M configuration, ordered by path."""
         return store.load(self.kcm)
@@ -162,6 +166,44 @@ class Lwm2mAcceptor:
         """Delete the stored LwM2M configuration; return the number of items removed."""
         with self.kcm.transaction():
             return store.wipe(self.kcm)
+
+
+class BlobStream:
+    """A blob streamed into an acceptor piece by piece; :meth:`finish` accepts what arrived, once.
+
+    Anjay's ``anjay_factory_provision`` reads an ``avs_stream_t`` the same way. Nothing is
+    applied before :meth:`finish`, and a blob that ends early fails as a whole, so a transfer
+    that stops half-way never leaves half a configuration.
+    """
+
+    def __init__(self, acceptor: Lwm2mAcceptor) -> None:
+        self._acceptor = acceptor
+        self._data = bytearray()
+        self.result: AcceptResult | None = None
+        """The acceptor's result once :meth:`finish` ran."""
+
+    @property
+    def received(self) -> int:
+        """Bytes taken so far."""
+        return len(self._data)
+
+    def fits(self, size: int) -> bool:
+        """Whether a blob of ``size`` bytes in all stays within the acceptor's limit."""
+        return size <= self._acceptor.max_blob_bytes
+
+    def write(self, data: bytes) -> bool:
+        """Take the next piece; ``False`` (nothing taken) past the limit or after :meth:`finish`."""
+        if self.result is not None or not self.fits(len(self._data) + len(data)):
+            return False
+        self._data += data
+        return True
+
+    def finish(self) -> AcceptResult:
+        """End the stream and accept the blob (idempotent: later calls return the same result)."""
+        if self.result is None:
+            self.result = self._acceptor.accept(bytes(self._data))
+            self._data.clear()
+        return self.result
 
 
 def make_lwm2m_handler(kcm: Kcm) -> Callable[[bytes], bytes]:

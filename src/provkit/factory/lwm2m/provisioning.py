@@ -19,6 +19,7 @@ from provkit.errors import CryptoError, EndpointConfigError, Lwm2mError, Registr
 from provkit.factory.lwm2m import certs
 from provkit.factory.lwm2m.coiote import CoioteRegistration, ServerInfo
 from provkit.factory.lwm2m.delivery import Link, deliver
+from provkit.factory.lwm2m.zephyr import SmpFiles, ZephyrResult, deliver_blob
 from provkit.lwm2m.config import EndpointConfig, config_from_mapping, load_config_text
 from provkit.lwm2m.objects import SECURITY_MODES
 from provkit.lwm2m.profile import DEFAULT_TARGET, TargetProfile, check_server_certificates, get_profile
@@ -246,6 +247,24 @@ class FactoryProvisioning:
         if link is not None:
             self.last_result = deliver(link, blob, timeout_s=timeout_s)
         return blob
+
+    def provision_zephyr(
+        self, link: SmpFiles, *, progress: Callable[[int, int], None] | None = None
+    ) -> ZephyrResult:
+        """Build the blob and provision a Zephyr board running Anjay's provisioning image over SMP.
+
+        The endpoint name must be known (read it first with
+        :func:`~provkit.factory.lwm2m.zephyr.read_endpoint_name`, before certificates are
+        generated for it). ``result.txt`` decides success (see :mod:`~provkit.factory.lwm2m.zephyr`).
+
+        Raises:
+            EndpointConfigError, TargetRefused, UnverifiedServer: the blob cannot be built (nothing sent).
+            SmpProvisioningFailed: the device reported a result other than 0.
+            SmpError: the link failed.
+        """
+        if not self.endpoint_name:
+            raise EndpointConfigError("provisioning over SMP needs the endpoint name (read from the device)")
+        return deliver_blob(link, self.build_blob(), self.endpoint_name, progress=progress)
 
     def register(self) -> object:
         """Register the device with the management server; return the server's answer.
