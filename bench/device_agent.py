@@ -34,10 +34,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provkit.device.fcc import FactoryConfiguratorClient
+from provkit.device.handlers import fcc_handler
 from provkit.device.kcm import Kcm
 from provkit.device.storage import MemoryStorage, SqliteStorage, StorageBackend
 from provkit.transport.agent import DeviceAgent, Reply
-from provkit.transport.handlers import fcc_handler
 from provkit.transport.links import TcpLink
 from provkit.transport.servers import TcpAgentServer
 from provkit.wire.framing import FCC_TOKEN

@@ -17,10 +17,10 @@ from developer.fakecloud import CloudState, fake_cloud
 from provkit.cli.developer_cmds import developer_group
 from provkit.developer import STORED_ITEMS, Store
 from provkit.device.fcc import FactoryConfiguratorClient
+from provkit.device.handlers import device_handlers
 from provkit.device.kcm import ItemType, Kcm
 from provkit.device.storage import SqliteStorage
 from provkit.transport.agent import DeviceAgent
-from provkit.transport.handlers import device_handlers
 from provkit.transport.servers import TcpAgentServer
 from provkit.wire.framing import FCC_TOKEN
 from support.pty import serial_agent

@@ -14,9 +14,9 @@ from click.testing import Result
 
 from provkit.cli.factory_cmds import SUCCESS_MESSAGE
 from provkit.device.fcc import FactoryConfiguratorClient, fcc_init
+from provkit.device.handlers import fcc_handler
 from provkit.factory.config import DEVICE_INFO_KEYS, OBSOLETE_FILE_KEYS, SUBJECT_KEYS, TOP_LEVEL_KEYS
 from provkit.transport.agent import DeviceAgent
-from provkit.transport.handlers import fcc_handler
 from provkit.transport.servers import TcpAgentServer
 from provkit.wire.bundle import decode_bundle
 from provkit.wire.framing import FCC_TOKEN

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from provkit.device.fcc import fcc_init
+from provkit.device.handlers import fcc_handler
 from provkit.transport.agent import DeviceAgent
-from provkit.transport.handlers import fcc_handler
 from provkit.transport.servers import SerialAgentServer
 from provkit.transport.streams import available_serial_ports, missing_serial_port
 from provkit.wire.framing import FCC_TOKEN

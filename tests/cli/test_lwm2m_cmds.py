@@ -230,7 +230,7 @@ def test_factory_ca_missing_is_an_error(tmp_path):
 @pytest.mark.integration
 def test_provision_over_serial(tmp_path):
     """provision --serial delivers the blob over a real tty (pty pair) to a serial device agent."""
-    from provkit.transport.handlers import lwm2m_handler
+    from provkit.device.handlers import lwm2m_handler
     from provkit.transport.servers import SerialAgentServer
     from support.pty import pty_cable
 

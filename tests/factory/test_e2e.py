@@ -19,11 +19,11 @@ from cryptography.x509.oid import NameOID
 
 from provkit.codes import FtErrorCode
 from provkit.device.fcc import FactoryConfiguratorClient, fcc_init
+from provkit.device.handlers import fcc_handler
 from provkit.device.kcm import ItemType
 from provkit.errors import TransportError
 from provkit.factory import DeviceResponseStatus, FactoryToolApi
 from provkit.transport.agent import DeviceAgent
-from provkit.transport.handlers import fcc_handler
 from provkit.transport.links import SerialLink, TcpLink
 from provkit.transport.servers import SerialAgentServer, TcpAgentServer
 from provkit.wire.bundle import decode_bundle

@@ -9,11 +9,11 @@ import pytest
 
 from provkit.codes import FccStatus, FtcdCommStatus
 from provkit.device.fcc import FactoryConfiguratorClient
+from provkit.device.handlers import device_handlers
 from provkit.device.kcm import Kcm
 from provkit.device.storage import open_storage
 from provkit.transport.agent import DeviceAgent, SessionEnd
 from provkit.transport.errors import DeviceStatusError
-from provkit.transport.handlers import device_handlers
 from provkit.transport.links import SerialLink, TcpLink
 from provkit.transport.servers import SerialAgentServer, TcpAgentServer
 from provkit.wire.bundle import Bundle, ConfigParam, encode_bundle

@@ -115,8 +115,8 @@ def serve_cmd(
     max_message_bytes: int,
 ) -> None:
     """Serve factory tool connections, feeding each bundle to FCC."""
+    from provkit.device.handlers import device_handlers
     from provkit.transport.agent import DeviceAgent
-    from provkit.transport.handlers import device_handlers
     from provkit.transport.servers import SerialAgentServer, TcpAgentServer
 
     with open_device(storage, create=True) as device:

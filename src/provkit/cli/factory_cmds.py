@@ -314,11 +314,11 @@ def run_demo(home: Path, endpoint_name: str, serial_number: str) -> tuple[Inject
     """
     # Imported here: only the demo needs the device side in the factory tool's process.
     from provkit.device.fcc import FactoryConfiguratorClient
+    from provkit.device.handlers import fcc_handler
     from provkit.device.kcm import Kcm
     from provkit.device.storage import MemoryStorage
     from provkit.factory.home import make_demo_home
     from provkit.transport.agent import DeviceAgent, serve_tcp
-    from provkit.transport.handlers import fcc_handler
     from provkit.wire.framing import FCC_TOKEN
 
     paths = make_demo_home(home)

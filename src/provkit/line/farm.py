@@ -36,8 +36,8 @@ SessionHandler = Callable[[bytes, bool], bytes | None]
 
 def fcc_device(storage: str | Path) -> SessionHandler:
     """A virtual FCC device on ``storage`` (``":memory:"`` or a SQLite file path)."""
-    from provkit.codes import FccStatus
     from provkit.device.fcc import FactoryConfiguratorClient
+    from provkit.device.handlers import response_body
     from provkit.device.kcm import Kcm
     from provkit.device.storage import open_storage
 
@@ -46,10 +46,7 @@ def fcc_device(storage: str | Path) -> SessionHandler:
     def handle(message: bytes, first: bool) -> bytes | None:
         if first:
             client.storage_delete()
-        result = client.bundle_handler(message)
-        if result.response is None or result.status == FccStatus.BUNDLE_RESPONSE_ERROR:
-            return None
-        return bytes(result.response)
+        return response_body(client.bundle_handler(message))
 
     return handle
 

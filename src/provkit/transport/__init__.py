@@ -1,10 +1,13 @@
 """Moving frames between the factory tool and devices: links, streams and the device agent.
 
+Transports sit just above the wire formats, below both sides: they move bytes and know
+no FCC or FCU. The device side plugs its handlers into the agent
+(:mod:`provkit.device.handlers`); the factory side talks through a :class:`DeviceLink`.
+
 * :mod:`provkit.transport.links` — factory side: :class:`TcpLink`, :class:`SerialLink`,
   :class:`FileLink`.
 * :mod:`provkit.transport.agent` — device side: :class:`DeviceAgent` and :class:`Reply`.
 * :mod:`provkit.transport.servers` — run an agent on TCP or serial, in-process or blocking.
-* :mod:`provkit.transport.handlers` — adapters from FCC / the LwM2M acceptor to handlers.
 
 See ``docs/transports.md``.
 """

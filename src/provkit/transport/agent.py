@@ -6,8 +6,9 @@ answered with its transport status and no body; a stalled frame is answered with
 12. Unlike the example it never exits after a session: it waits for the next connection,
 so one process provisions device after device (and a device farm can run many agents).
 
-Handlers are plain callables ``message -> bytes | Reply | None``; the FCC and LwM2M
-adapters live in :mod:`provkit.transport.handlers`.
+Handlers are plain callables ``message -> bytes | Reply | None``; the device side's FCC
+and LwM2M handlers live in :mod:`provkit.device.handlers` (the device side sits above the
+transports).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Adapters from the device-side libraries to agent message handlers.
+"""The device side's message handlers for the transport's device agent.
+
+The device side sits above the transports: it plugs FCC and the LwM2M acceptor into a
+:class:`~provkit.transport.agent.DeviceAgent` (TCP, serial) by token.
 
 * FCC (:data:`~provkit.wire.framing.FCC_TOKEN`): as the C example's main loop does, a
   ``HandlerResult`` with no response buffer, or status ``FCC_STATUS_BUNDLE_RESPONSE_ERROR``
@@ -18,16 +21,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
 
 from provkit.codes import FccStatus
+from provkit.device.fcc import FactoryConfiguratorClient, HandlerResult
+from provkit.device.kcm import Kcm
 from provkit.device.lwm2m import make_lwm2m_handler
 from provkit.transport.agent import MessageHandler, Reply
 from provkit.wire.framing import FCC_TOKEN, LWM2M_TOKEN
-
-if TYPE_CHECKING:
-    from provkit.device.fcc import FactoryConfiguratorClient
-    from provkit.device.kcm import Kcm
 
 _log = logging.getLogger(__name__)
 
@@ -50,11 +50,21 @@ def fcc_handler(client: FactoryConfiguratorClient, *, wipe_on_first: bool = Fals
                 client.storage_delete()
                 pending_wipe[0] = False
             result = client.bundle_handler(message)
-        if result.response is None or result.status == FccStatus.BUNDLE_RESPONSE_ERROR:
-            return Reply(None, session_finished=result.session_finished)
-        return Reply(result.response, session_finished=result.session_finished)
+        return Reply(response_body(result), session_finished=result.session_finished)
 
     return handle
+
+
+def response_body(result: HandlerResult) -> bytes | None:
+    """The frame body answering a handler result: its response, or ``None`` (status 9, no body).
+
+    As the C example's main loop: no response buffer, or ``BUNDLE_RESPONSE_ERROR`` (21),
+    is answered with transport status 9; anything else with the response CBOR, even when
+    its ``ReturnStatus`` is an error.
+    """
+    if result.response is None or result.status == FccStatus.BUNDLE_RESPONSE_ERROR:
+        return None
+    return result.response
 
 
 def lwm2m_handler(kcm: Kcm) -> MessageHandler:
