@@ -14,11 +14,12 @@ import socket
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Protocol, Self
+from typing import ClassVar, Self
 
 from provkit.codes import FtErrorCode
 from provkit.errors import ConnectFailed, TransportClosed, TransportError, TransportTimeout
 from provkit.transport.errors import ChecksumError, DeviceStatusError
+from provkit.transport.link import DeviceLink
 from provkit.transport.streams import ByteStream, SerialStream, SocketStream, open_serial
 from provkit.wire.framing import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -27,6 +28,16 @@ from provkit.wire.framing import (
     ResponseReader,
     encode_request,
 )
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_RESPONSE_TIMEOUT_S",
+    "DeviceLink",
+    "FileLink",
+    "SerialLink",
+    "TcpLink",
+    "exchange_over",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -41,20 +52,6 @@ _CHUNK = 65536
 
 class _ClosedBeforeReply(TransportClosed):
     """The peer closed the connection without sending a single byte back."""
-
-
-class DeviceLink(Protocol):
-    """What the FCU flow and the production line need from a link."""
-
-    returns_responses: ClassVar[bool]
-
-    def exchange(self, message: bytes, *, timeout_s: float | None = None, token: bytes = FCC_TOKEN) -> bytes:
-        """Send ``message`` and return the device's response message."""
-        ...
-
-    def close(self) -> None:
-        """Release the connection."""
-        ...
 
 
 def exchange_over(

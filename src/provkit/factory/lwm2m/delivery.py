@@ -1,30 +1,15 @@
-"""Sending a provisioning blob to a device over any provkit link.
+"""Sending a provisioning blob to a device over any :class:`~provkit.transport.link.DeviceLink`.
 
-The factory layer sits below the transports, so it takes any object with the
-``DeviceLink.exchange(message, *, timeout_s, token)`` method
-(:class:`provkit.transport.links.TcpLink`, ``SerialLink``, ``FileLink``). The blob travels
-as an ``lwm2mfpv`` frame; the answer body is the acceptor's
-:class:`~provkit.lwm2m.response.AcceptResult`.
+The blob travels as an ``lwm2mfpv`` frame over TCP, serial or into a file; the answer
+body is the acceptor's :class:`~provkit.lwm2m.response.AcceptResult`.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
-
 from provkit.errors import DeviceResponseError, SenmlError
 from provkit.lwm2m.response import AcceptResult
+from provkit.transport.link import DeviceLink
 from provkit.wire.framing import LWM2M_TOKEN
-
-
-class Link(Protocol):
-    """The part of ``DeviceLink`` delivery needs."""
-
-    returns_responses: ClassVar[bool]
-    """``False`` for a link that only writes the frame (``FileLink``): no answer comes back."""
-
-    def exchange(self, message: bytes, *, timeout_s: float | None = None, token: bytes = ...) -> bytes:
-        """Send one framed message and return the response body."""
-        ...
 
 
 class ProvisioningRefused(DeviceResponseError):
@@ -40,7 +25,7 @@ class ProvisioningRefused(DeviceResponseError):
         self.result = result
 
 
-def deliver(link: Link, blob: bytes, *, timeout_s: float | None = 30.0) -> AcceptResult | None:
+def deliver(link: DeviceLink, blob: bytes, *, timeout_s: float | None = 30.0) -> AcceptResult | None:
     """Send ``blob`` and return the device's accepted result.
 
     Returns:

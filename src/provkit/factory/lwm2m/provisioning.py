@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING
 from provkit.errors import CryptoError, EndpointConfigError, Lwm2mError, RegistrationError
 from provkit.factory.lwm2m import certs
 from provkit.factory.lwm2m.coiote import CoioteRegistration, ServerInfo
-from provkit.factory.lwm2m.delivery import Link, deliver
+from provkit.factory.lwm2m.delivery import deliver
 from provkit.factory.lwm2m.zephyr import SmpFiles, ZephyrResult, deliver_blob
 from provkit.lwm2m.config import EndpointConfig, config_from_mapping, load_config_text
 from provkit.lwm2m.objects import SECURITY_MODES
 from provkit.lwm2m.profile import DEFAULT_TARGET, TargetProfile, check_server_certificates, get_profile
 from provkit.lwm2m.response import AcceptResult
 from provkit.lwm2m.senml_cbor import encode_cbor
+from provkit.transport.link import DeviceLink
 
 if TYPE_CHECKING:
     from provkit.factory.ca import FactoryCa
@@ -224,7 +225,11 @@ class FactoryProvisioning:
         return encode_cbor(entries)
 
     def provision_device(
-        self, link: Link | None = None, *, output: str | Path | None = None, timeout_s: float | None = 30.0
+        self,
+        link: DeviceLink | None = None,
+        *,
+        output: str | Path | None = None,
+        timeout_s: float | None = 30.0,
     ) -> bytes:
         """Build the blob; write it to ``output`` and/or deliver it over ``link``.
 
