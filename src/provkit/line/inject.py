@@ -16,11 +16,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from provkit.codes import FtErrorCode
 from provkit.errors import ConnectFailed, DuplicateIdentityError, ProvkitError, TransportError
+from provkit.factory.results import DeviceResponseStatus
 from provkit.registry import Attempt, AttemptState
+
+if TYPE_CHECKING:
+    from provkit.factory.api import FactoryToolApi
 
 _log = logging.getLogger(__name__)
 
@@ -62,8 +66,8 @@ class AttemptRecorder(Protocol):
 class ResponseChecker(Protocol):
     """What verification needs from the FCU (``FactoryToolApi``)."""
 
-    def verify_device_response(self, endpoint_name: str, device_response: bytes) -> Any:
-        """Check a device's response; returns a ``DeviceResponseStatus``."""
+    def verify_device_response(self, endpoint_name: str, device_response: bytes) -> DeviceResponseStatus:
+        """Check a device's response."""
 
 
 FollowUp = Callable[[bytes], bytes]
@@ -127,7 +131,7 @@ def exchange(
             delay *= 2
 
 
-def csr_follow_up(api: Any, bundle: bytes, endpoint_name: str, serial_number: str) -> FollowUp:
+def csr_follow_up(api: FactoryToolApi, bundle: bytes, endpoint_name: str, serial_number: str) -> FollowUp:
     """The follow-up of a ``by_device`` first message: sign the CSR, build the certificate message.
 
     The session state (SID, key and certificate names) is read back from the prepared
@@ -157,7 +161,7 @@ def csr_follow_up(api: Any, bundle: bytes, endpoint_name: str, serial_number: st
         serial_number=serial_number,
         pending_csr=CsrPending(first.sid, key_name, DEVICE_CERT_OF_KEY[key_name]),
     )
-    return lambda response: bytes(api.complete_device_configuration(request, response).config_data)
+    return lambda response: api.complete_device_configuration(request, response).config_data
 
 
 def enrollment_id(device_cert_sha256: str | None) -> str | None:
@@ -204,16 +208,6 @@ def conclude(
     )
 
 
-def _status_ok(status: Any) -> bool:
-    """Whether a DeviceResponseStatus ``status`` means success (0, True, or an enum named SUCCESS)."""
-    if isinstance(status, bool):
-        return status
-    name = getattr(status, "name", None)
-    if isinstance(name, str):
-        return name.upper() in {"SUCCESS", "OK", "PASSED"}
-    return isinstance(status, int) and status == 0
-
-
 def verify_attempt(
     registry: AttemptRecorder, checker: ResponseChecker, attempt: Attempt, *, reprovision: bool
 ) -> None:
@@ -237,23 +231,17 @@ def check_and_record(
     except ProvkitError as exc:
         registry.mark_failed(attempt.id, exc.code, f"device answered garbage: {exc}", **values)
         return
-    values = {
-        **values,
-        "return_status": int(result.status),
-        "info_message": str(result.message).rstrip("\n"),
-    }
-    if not _status_ok(result.status):  # a DeviceResponseStatus: 0 means success
-        errors = [str(getattr(e, "message", e)) for e in getattr(result, "errors", ()) or ()]
-        message = str(getattr(result, "message", "") or "")
-        reason = (
-            "; ".join(dict.fromkeys(part for part in [message, *errors] if part)) or "device reported failure"
-        )
+    values = {**values, "return_status": result.status, "info_message": result.message.rstrip("\n")}
+    if not result.ok:
+        errors = [error.message for error in result.errors]
+        parts = [result.message, *errors]
+        reason = "; ".join(dict.fromkeys(part for part in parts if part)) or "device reported failure"
         # The tool's code, as ft_demo reports it; the device's own status is return_status.
         failed = FtErrorCode.DEVICE_EXECUTION_FAILED
         reason = f"{failed.format(int(result.status))}: {reason}"
         registry.mark_failed(attempt.id, int(failed), reason, **values)
         return
-    warnings = [str(getattr(w, "message", w)) for w in getattr(result, "warnings", ()) or ()]
+    warnings = [warning.message for warning in result.warnings]
     if warnings or "warnings" not in values:
         values = {**values, "warnings": "\n".join(warnings) or attempt.warnings}
     # A clash with a provisioned identity is recorded on the attempt by the registry.

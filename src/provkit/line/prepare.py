@@ -87,7 +87,7 @@ class Preparer:
             request = self.api.prepare_device_configuration(
                 job.endpoint_name, job.serial_number, job.device_keys_location
             )
-            config_data = bytes(request.config_data)
+            config_data = request.config_data
             cert_sha, cert_serial = describe_bundle(config_data)
             key_mode = str(self.api.config.key_mode)
         except ProvkitError as exc:
@@ -113,8 +113,8 @@ class Preparer:
             config_data=b"" if written_to else config_data,
             bundle_sha256=hashlib.sha256(config_data).hexdigest(),
             written_to=written_to,
-            warnings=tuple(str(getattr(w, "message", w)) for w in request.warnings),
-            enrollment_id=getattr(request, "enrollment_id", None),
+            warnings=tuple(warning.message for warning in request.warnings),
+            enrollment_id=request.enrollment_id,
             key_mode=key_mode,
             device_cert_sha256=cert_sha,
             device_cert_serial=cert_serial,

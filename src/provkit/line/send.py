@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from provkit.codes import FtErrorCode
 from provkit.errors import BatchError, DeviceResponseError, DuplicateIdentityError, ProvkitError
+from provkit.factory.api import FactoryToolApi
 from provkit.line.context import BatchContext
 from provkit.line.inject import AttemptRecorder, conclude, csr_follow_up, exchange, verify_attempt
 from provkit.line.journal import Journal
@@ -28,14 +29,12 @@ class Checker:
 
     def __init__(self, ctx: BatchContext) -> None:
         self._ctx = ctx
-        self._api: Any = None
+        self._api: FactoryToolApi | None = None
 
-    def get(self) -> Any:
+    def get(self) -> FactoryToolApi:
         """The shared ``FactoryToolApi``."""
         with self._ctx.lock:
             if self._api is None:
-                from provkit.factory.api import FactoryToolApi
-
                 options = self._ctx.options
                 self._api = FactoryToolApi(home_dir=options.home_dir, config_file=options.config_file)
             return self._api
