@@ -1,4 +1,4 @@
-"""What a factory-side link to a device is: the :class:`DeviceLink` protocol.
+"""What a factory-side link to a device is: :class:`DeviceLink` (frames) and :class:`SmpFiles` (files).
 
 Every caller that sends bundles or blobs to a device — the FCU flow, the LwM2M delivery,
 the developer flow, the production line — takes a :class:`DeviceLink`; the
@@ -8,6 +8,7 @@ from them so that a module typing a link imports no socket or serial code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Protocol
 
 from provkit.wire.framing import FCC_TOKEN
@@ -32,4 +33,19 @@ class DeviceLink(Protocol):
 
     def close(self) -> None:
         """Release the connection (idempotent)."""
+        ...
+
+
+class SmpFiles(Protocol):
+    """A link to a device's SMP file-system group (:class:`provkit.transport.smp_link.SmpLink`)."""
+
+    describe: str
+    """How messages name the device."""
+
+    def download(self, path: str, *, max_bytes: int = ...) -> bytes:
+        """Read a file."""
+        ...
+
+    def upload(self, path: str, data: bytes, *, progress: Callable[[int, int], None] | None = None) -> None:
+        """Write a file."""
         ...

@@ -19,13 +19,13 @@ from provkit.errors import CryptoError, EndpointConfigError, Lwm2mError, Registr
 from provkit.factory.lwm2m import certs
 from provkit.factory.lwm2m.coiote import CoioteRegistration, ServerInfo
 from provkit.factory.lwm2m.delivery import deliver
-from provkit.factory.lwm2m.zephyr import SmpFiles, ZephyrResult, deliver_blob
+from provkit.factory.lwm2m.zephyr import ZephyrResult, deliver_blob
 from provkit.lwm2m.config import EndpointConfig, config_from_mapping, load_config_text
 from provkit.lwm2m.objects import SECURITY_MODES
 from provkit.lwm2m.profile import DEFAULT_TARGET, TargetProfile, check_server_certificates, get_profile
 from provkit.lwm2m.response import AcceptResult
 from provkit.lwm2m.senml_cbor import encode_cbor
-from provkit.transport.link import DeviceLink
+from provkit.transport.link import DeviceLink, SmpFiles
 
 if TYPE_CHECKING:
     from provkit.factory.ca import FactoryCa

@@ -14,8 +14,8 @@ reading the result ends the blob. When the upload fails after the device took pa
 means the blob did arrive (only the last answers were lost), anything else that nothing
 was applied.
 
-The layer below the transports: the link is anything with ``download`` and ``upload``
-(:class:`provkit.transport.smp_link.SmpLink`).
+The link is a :class:`~provkit.transport.link.SmpFiles` (:class:`provkit.transport.smp_link.SmpLink`,
+or any other object that downloads and uploads files).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 from provkit.errors import SmpDeviceError, SmpError, SmpProvisioningFailed
+from provkit.transport.link import SmpFiles
 from provkit.wire.smp import ENDPOINT_PATH, PROVISION_PATH, RESULT_PATH, parse_result
 
 _log = logging.getLogger(__name__)
@@ -35,21 +36,6 @@ MAX_ENDPOINT_BYTES: Final = 255
 
 ENDPOINT_UNUSABLE: Final = 7004
 RESULT_FAILED: Final = 7005
-
-
-class SmpFiles(Protocol):
-    """The part of an SMP link the flow needs."""
-
-    describe: str
-    """How messages name the device."""
-
-    def download(self, path: str, *, max_bytes: int = ...) -> bytes:
-        """Read a file."""
-        ...
-
-    def upload(self, path: str, data: bytes, *, progress: Callable[[int, int], None] | None = None) -> None:
-        """Write a file."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
