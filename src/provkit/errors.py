@@ -49,12 +49,17 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     │   ├── SmpProtocolError       (+ValueError)   the answer is not the SMP message expected
     │   ├── SmpDeviceError                         the device answered a return code; .group .rc
     │   └── SmpProvisioningFailed                  endpoint.txt / result.txt say the device failed
-    └── DeveloperError                             developer flow (MBL CLI style), codes 6000-6005
-        ├── StoreError                             user/team store unusable or entry missing
-        ├── CloudApiError                          Device Management API failed; .http_status
-        │   ├── ApiKeyRejected                     the API key is invalid (HTTP 401/403)
-        │   └── CertificateExists                  developer certificate name taken (HTTP 409)
-        └── CredentialsParseError  (+ValueError)   C credentials/resources file unusable
+    ├── DeveloperError                             developer flow (MBL CLI style), codes 6000-6005
+    │   ├── StoreError                             user/team store unusable or entry missing
+    │   ├── CloudApiError                          Device Management API failed; .http_status
+    │   │   ├── ApiKeyRejected                     the API key is invalid (HTTP 401/403)
+    │   │   └── CertificateExists                  developer certificate name taken (HTTP 409)
+    │   └── CredentialsParseError  (+ValueError)   C credentials/resources file unusable
+    └── ServerError                                first connection: LwM2M server and devices, 7000-7099
+        ├── TrustError             (+ValueError)   a certificate cannot be trusted or revoked as asked
+        ├── ServerSetupError                       server home (CA, certificates, keys) missing or unusable
+        ├── CredentialError        (+ValueError)   PSK credential unusable, sealed for another key, taken
+        └── ConnectError                           a device's first connection failed; .failure classifies it
 """
 
 from __future__ import annotations
@@ -486,3 +491,45 @@ class CredentialsParseError(DeveloperError, ValueError):
     def __init__(self, message: str, *, line: int = 0, hint: str | None = None) -> None:
         super().__init__(f"line {line}: {message}" if line else message, hint=hint)
         self.line = line
+
+
+class ServerError(ProvkitError):
+    """The first-connection server, or a device connecting to it, failed (codes 7000-7099)."""
+
+    default_code = 7000
+
+
+class TrustError(ServerError, ValueError):
+    """A certificate cannot be added to the trust store or revoked as asked."""
+
+    default_code = 7001
+
+
+class ServerSetupError(ServerError):
+    """The server home (server CA, server certificate, keys) is missing or unusable."""
+
+    default_code = 7002
+
+
+class CredentialError(ServerError, ValueError):
+    """A PSK credential is unusable, taken by another endpoint, or sealed for another server key."""
+
+    default_code = 7003
+
+
+class ConnectError(ServerError):
+    """A device's first connection (bootstrap or registration) failed.
+
+    Attributes:
+        failure: the classification (``"tls-alert"``, ``"ca-untrusted"``, ``"cn-mismatch"``,
+            ``"revoked"``, ``"timeout"``, ``"refused"``, ``"unreachable"``, ``"device-config"``);
+            see :class:`provkit.server.outcome.Failure`.
+    """
+
+    default_code = 7010
+
+    def __init__(
+        self, message: str, *, failure: str, code: int | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, code=code, hint=hint)
+        self.failure = failure

@@ -33,7 +33,7 @@ def test_migrations_build_exactly_the_model_schema(registry_url: str) -> None:
 
     with Registry.open(registry_url, station_id="s") as registry, registry.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        assert context.get_current_revision() == "0002"
+        assert context.get_current_revision() == "0003"
         assert compare_metadata(context, metadata) == []
 
 

@@ -26,9 +26,12 @@ from provkit.errors import DuplicateIdentityError, RegistryError
 from provkit.registry import allocator, changes, queries
 from provkit.registry.allocation import Identity, IdentityPattern
 from provkit.registry.changes import StateChange
+from provkit.registry.connections import Connections
+from provkit.registry.credentials import PskCredentials
 from provkit.registry.engine import create_registry_engine, upgrade_schema
 from provkit.registry.records import Attempt, NewAttempt, RegistryStats
 from provkit.registry.schema import AttemptState, attempts, batches
+from provkit.registry.trust import Revocations, TrustStore
 
 
 def default_station_id() -> str:
@@ -57,6 +60,14 @@ class Registry:
         self._serial: AbstractContextManager[Any] = (
             threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
+        self.trust = TrustStore(self)
+        """Trusted CA certificates, per service (first connection)."""
+        self.revocations = Revocations(self)
+        """Revoked endpoints and certificates."""
+        self.connections = Connections(self)
+        """The last connection of every endpoint to each service."""
+        self.psk = PskCredentials(self)
+        """PSK credentials the LwM2M server accepts (keys sealed to the server)."""
 
     @classmethod
     def open(cls, url_or_path: str | Path, *, station_id: str | None = None, migrate: bool = True) -> Self:

@@ -159,3 +159,102 @@ pool_entries = Table(
     UniqueConstraint("pool", "serial_number", name="uq_pool_serial"),
     Index("ix_pool_unclaimed", "pool", "claimed_by", "id"),
 )
+
+# ---------------------------------------------------------------------- first connection
+# Written by the LwM2M server (provkit.server) and by the stations that provision devices
+# for it; read by the Device Management API.
+
+trusted_certificates = Table(
+    "trusted_certificates",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("service", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("is_developer_certificate", Boolean, nullable=False, default=False),
+    Column("certificate", LargeBinary, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("serial_number", String(64), nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("service", "fingerprint", name="uq_trusted_service_fingerprint"),
+)
+"""CA certificates whose devices the server accepts, per service (``bootstrap`` / ``lwm2m``)."""
+
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint_name", String(256), nullable=True),
+    Column("fingerprint", String(64), nullable=True),
+    Column("issuer", Text, nullable=True),
+    Column("serial_number", String(64), nullable=True),
+    Column("reason", Text, nullable=False, default=""),
+    Column("revoked_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("endpoint_name", name="uq_revocations_endpoint"),
+    UniqueConstraint("fingerprint", name="uq_revocations_fingerprint"),
+)
+"""Refused devices: a whole endpoint, or one certificate (by fingerprint, or issuer + serial)."""
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("endpoint_name", String(256), primary_key=True),
+    Column("service", String(16), primary_key=True),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("address", String(256), nullable=False, default=""),
+    Column("mode", String(16), nullable=False, default=""),
+    Column("outcome", String(16), nullable=False),
+    Column("failure", String(32), nullable=True),
+    Column("error_code", Integer, nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("location", String(64), nullable=True),
+    Column("lifetime", Integer, nullable=True),
+    Column("binding", String(16), nullable=True),
+    Column("lwm2m_version", String(16), nullable=True),
+    Column("objects", Text, nullable=True),
+    Column("fingerprint", String(64), nullable=True),
+    Column("server_id", String(128), nullable=False, default=""),
+    Column("successes", Integer, nullable=False, default=0),
+    UniqueConstraint("location", name="uq_connections_location"),
+    Index("ix_connections_last_seen", "last_seen"),
+)
+"""The last connection of every endpoint to each service, and when it was first seen."""
+
+psk_credentials = Table(
+    "psk_credentials",
+    metadata,
+    Column("service", String(16), primary_key=True),
+    Column("identity", String(256), primary_key=True),
+    Column("endpoint_name", String(256), nullable=False),
+    Column("sealed_key", LargeBinary, nullable=False),
+    Column("sealing_key_id", String(64), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("service", "endpoint_name", name="uq_psk_service_endpoint"),
+)
+"""PSK identities and keys the server accepts; keys sealed to the server's sealing key."""
+
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("purpose", String(32), nullable=False),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""Public keys of the server published to stations (the PSK sealing key)."""
+
+trust_revision = Table(
+    "trust_revision",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("revision", BigInteger, nullable=False),
+)
+"""One row whose counter grows with every change of trust or revocations: servers poll it."""
