@@ -27,6 +27,7 @@ _SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
     "batch": ("provkit.cli.batch_cmds:batch_group", "Provision many devices."),
     "registry": ("provkit.cli.registry_cmds:registry_group", "Query the device registry."),
     "lwm2m": ("provkit.cli.lwm2m_cmds:lwm2m_group", "LwM2M SenML factory provisioning."),
+    "server": ("provkit.cli.server_cmds:server_group", "LwM2M bootstrap/registration server, trust."),
     "developer": (
         "provkit.cli.developer_cmds:developer_group",
         "Developer flow: API key, developer and update certificates.",

@@ -12,7 +12,8 @@ Time is passed in by the caller so that certificate validity is reproducible in 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, TypeAlias
 
 from cryptography import x509
@@ -24,7 +25,8 @@ from provkit.crypto.extensions import Extension, basic_constraints, key_usage
 from provkit.crypto.keys import PrivateKey, PublicKey, require_p256
 from provkit.crypto.names import Name, build_name, name_attribute
 from provkit.crypto.signer import CaSigner, as_signer
-from provkit.crypto.x509 import Certificate
+from provkit.crypto.x509 import Certificate, certificate_public_key
+from provkit.errors import CryptoError
 
 CA_VALIDITY_YEARS: Final = 35
 """Validity of the factory CA, as the FCU documentation recommends."""
@@ -202,6 +204,65 @@ class DeviceCertificateIssuer:
             not_after=start + self._lifetime,
             extensions=self._extensions,
         )
+
+
+def subject_alternative_names(addresses: Sequence[str]) -> x509.SubjectAlternativeName:
+    """Return a SubjectAlternativeName naming each address: an IP entry for IP literals, DNS otherwise.
+
+    Raises:
+        CryptoError: an address is empty or not a usable DNS name.
+    """
+    names: list[x509.GeneralName] = []
+    for address in addresses:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(address)))
+        except ValueError:
+            if not address or any(c.isspace() or c in "/:@" for c in address) or not address.isascii():
+                raise CryptoError(f"{address!r} is neither an IP address nor a DNS name") from None
+            names.append(x509.DNSName(address))
+    if not names:
+        raise CryptoError("a server certificate needs at least one address")
+    return x509.SubjectAlternativeName(names)
+
+
+def issue_server_certificate(
+    ca_key: PrivateKey,
+    ca_cert: Certificate,
+    public_key: PublicKey,
+    *,
+    addresses: Sequence[str],
+    now: dt.datetime,
+    validity_days: int,
+) -> Certificate:
+    """Sign a (D)TLS server certificate for ``addresses`` with the server CA.
+
+    The CN is the first address and every address is a subjectAltName: OpenSSL-based
+    clients (Anjay's default backend) refuse a server certificate whose SAN does not name
+    the address they connect to. KeyUsage digitalSignature (ECDHE-ECDSA signs the key
+    exchange) and EKU serverAuth, as Mbed TLS checks them.
+
+    Raises:
+        CryptoError: the key is not P-256 or an address is unusable.
+    """
+    require_p256(public_key)
+    san = subject_alternative_names(addresses)
+    start = _whole_seconds(now) - dt.timedelta(hours=1)
+    return sign_certificate(
+        subject=x509.Name([name_attribute(NameOID.COMMON_NAME, addresses[0], "CN")]),
+        issuer=ca_cert.subject,
+        public_key=public_key,
+        signing_key=ca_key,
+        serial=random_serial(),
+        not_before=start,
+        not_after=start + dt.timedelta(days=validity_days),
+        extensions=(
+            basic_constraints(ca=False),
+            (key_usage(digital_signature=True), True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+            (san, False),
+            (x509.AuthorityKeyIdentifier.from_issuer_public_key(certificate_public_key(ca_cert)), False),
+        ),
+    )
 
 
 def _whole_seconds(when: dt.datetime) -> dt.datetime:
