@@ -55,7 +55,7 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     │   │   ├── ApiKeyRejected                     the API key is invalid (HTTP 401/403)
     │   │   └── CertificateExists                  developer certificate name taken (HTTP 409)
     │   └── CredentialsParseError  (+ValueError)   C credentials/resources file unusable
-    └── ServerError                                first connection: LwM2M server and devices, 7000-7099
+    └── ServerError                                first connection: LwM2M server and devices, 8000-8099
         ├── TrustError             (+ValueError)   a certificate cannot be trusted or revoked as asked
         ├── ServerSetupError                       server home (CA, certificates, keys) missing or unusable
         ├── CredentialError        (+ValueError)   PSK credential unusable, sealed for another key, taken
@@ -494,27 +494,27 @@ class CredentialsParseError(DeveloperError, ValueError):
 
 
 class ServerError(ProvkitError):
-    """The first-connection server, or a device connecting to it, failed (codes 7000-7099)."""
+    """The first-connection server, or a device connecting to it, failed (codes 8000-8099)."""
 
-    default_code = 7000
+    default_code = 8000
 
 
 class TrustError(ServerError, ValueError):
     """A certificate cannot be added to the trust store or revoked as asked."""
 
-    default_code = 7001
+    default_code = 8001
 
 
 class ServerSetupError(ServerError):
     """The server home (server CA, server certificate, keys) is missing or unusable."""
 
-    default_code = 7002
+    default_code = 8002
 
 
 class CredentialError(ServerError, ValueError):
     """A PSK credential is unusable, taken by another endpoint, or sealed for another server key."""
 
-    default_code = 7003
+    default_code = 8003
 
 
 class ConnectError(ServerError):
@@ -526,7 +526,7 @@ class ConnectError(ServerError):
             see :class:`provkit.server.outcome.Failure`.
     """
 
-    default_code = 7010
+    default_code = 8010
 
     def __init__(
         self, message: str, *, failure: str, code: int | None = None, hint: str | None = None

@@ -55,11 +55,11 @@ def test_trust_store_add_find_update_delete(registry_url: str) -> None:
         assert registry.trust.find() == []
         with pytest.raises(TrustError) as missing:
             registry.trust.get(added.id)
-        assert missing.value.code == 7005
+        assert missing.value.code == 8005
 
 
 def test_same_ca_twice_per_service_is_refused_but_both_services_may_trust_it(registry_url: str) -> None:
-    """(service, fingerprint) is unique: 7004 for the second add of the same service."""
+    """(service, fingerprint) is unique: 8004 for the second add of the same service."""
     _, ca = _ca()
     der = x509.certificate_der(ca)
     with Registry.open(registry_url) as registry:
@@ -67,11 +67,11 @@ def test_same_ca_twice_per_service_is_refused_but_both_services_may_trust_it(reg
         registry.trust.add(der, service="lwm2m")
         with pytest.raises(TrustError) as twice:
             registry.trust.add(der, service="bootstrap")
-    assert twice.value.code == 7004
+    assert twice.value.code == 8004
 
 
 def test_unusable_trust_anchors_are_refused(registry_url: str) -> None:
-    """Not a certificate, not a CA, or expired: 7001 with the reason."""
+    """Not a certificate, not a CA, or expired: 8001 with the reason."""
     ca_key, ca = _ca()
     leaf = _leaf(ca_key, ca, "dev-1")
     with Registry.open(registry_url) as registry:
@@ -79,7 +79,7 @@ def test_unusable_trust_anchors_are_refused(registry_url: str) -> None:
             registry.trust.add(b"not a certificate")
         with pytest.raises(TrustError, match="not a CA") as not_ca:
             registry.trust.add(x509.certificate_der(leaf))
-        assert not_ca.value.code == 7001 and not_ca.value.hint
+        assert not_ca.value.code == 8001 and not_ca.value.hint
         with pytest.raises(TrustError, match="expired"):
             registry.trust.add(x509.certificate_der(ca), now=NOW + dt.timedelta(days=365 * 6))
         assert registry.trust.find() == []
@@ -97,7 +97,7 @@ def test_revocations_by_endpoint_certificate_and_fingerprint(registry_url: str) 
         assert registry.trust.revision() == before + 3
         with pytest.raises(TrustError) as again:
             registry.revocations.revoke_endpoint("dev-9")
-        assert again.value.code == 7004
+        assert again.value.code == 8004
         with pytest.raises(TrustError):
             registry.revocations.revoke_fingerprint("12:34")
         snapshot = registry.revocations.snapshot()
@@ -130,7 +130,7 @@ def test_connections_upsert_keeps_first_seen_and_counts_successes(registry_url: 
         registry.connections.record(
             [
                 ConnectionEvent(
-                    "dev-1", "lwm2m", ConnectionOutcome.FAILED, at=later, failure="timeout", error_code=7014
+                    "dev-1", "lwm2m", ConnectionOutcome.FAILED, at=later, failure="timeout", error_code=8014
                 )
             ],
             server_id="station-7",
@@ -158,7 +158,7 @@ def test_psk_credentials_are_sealed_to_the_server_key(registry_url: str) -> None
     with Registry.open(registry_url) as registry:
         with pytest.raises(CredentialError) as unpublished:
             registry.psk.record("dev-1", "id-1", b"k" * 16)
-        assert unpublished.value.code == 7006
+        assert unpublished.value.code == 8006
         key_id = registry.psk.publish_sealing_key(keys.public_key_der(sealing))
         assert registry.psk.publish_sealing_key(keys.public_key_der(sealing)) == key_id
         registry.psk.record("dev-1", b"id-1", b"secret-key-16byt")
@@ -170,10 +170,10 @@ def test_psk_credentials_are_sealed_to_the_server_key(registry_url: str) -> None
             open_sealed(sealing, key_id, "id-2", "lwm2m", sealed)
         with pytest.raises(CredentialError) as other_key:
             open_sealed(keys.generate_p256(), "0" * 64, "id-1", "lwm2m", sealed)
-        assert other_key.value.code == 7008
+        assert other_key.value.code == 8008
         with pytest.raises(CredentialError) as taken:
             registry.psk.record("dev-2", "id-1", b"x" * 16)
-        assert taken.value.code == 7007
+        assert taken.value.code == 8007
         registry.psk.record("dev-1", "id-1b", b"y" * 16, replace=True)
         assert [(c.identity, c.endpoint_name) for c in registry.psk.find()] == [("id-1b", "dev-1")]
         assert registry.psk.sealed("id-1", "bootstrap") is None

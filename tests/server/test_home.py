@@ -42,10 +42,10 @@ def test_init_refuses_to_replace_without_force(tmp_path: Path) -> None:
 
 
 def test_unusable_homes_are_refused(tmp_path: Path) -> None:
-    """Missing home, bad address, readable key, mismatched key: clear 7002 errors."""
+    """Missing home, bad address, readable key, mismatched key: clear 8002 errors."""
     with pytest.raises(ServerSetupError) as missing:
         load_home(tmp_path / "nothing")
-    assert missing.value.code == 7002 and "server init" in (missing.value.hint or "")
+    assert missing.value.code == 8002 and "server init" in (missing.value.hint or "")
     with pytest.raises(ServerSetupError):
         init_home(tmp_path / "bad", ["no spaces allowed"])
     home = tmp_path / "s"

@@ -71,7 +71,7 @@ def test_untrusted_ca_is_refused_with_unknown_ca(world: World, server: ServerThr
     account = world.cert_account(_uri(server), "dev-1", ca_key=rogue_key, ca=rogue)
     with pytest.raises(ConnectError) as refused:
         register(account, "dev-1")
-    assert refused.value.failure == "ca-untrusted" and refused.value.code == 7011
+    assert refused.value.failure == "ca-untrusted" and refused.value.code == 8011
     assert "unknown_ca" in str(refused.value)
     _assert_nothing_recorded(world, server)
 
@@ -92,7 +92,7 @@ def test_cn_mismatch_is_refused(world: World, server: ServerThread) -> None:
     """Certificate CN dev-1 registering as dev-2: 4.03 cn-mismatch."""
     with pytest.raises(ConnectError) as refused:
         register(world.cert_account(_uri(server), "dev-1"), "dev-2")
-    assert refused.value.failure == "cn-mismatch" and refused.value.code == 7012
+    assert refused.value.failure == "cn-mismatch" and refused.value.code == 8012
     assert server.counters.refused_cn_mismatch == 1
     _assert_nothing_recorded(world, server)
 
@@ -106,7 +106,7 @@ def test_revoked_device_is_refused_even_while_running(world: World, server: Serv
     wait_for_trust(server, world)
     with pytest.raises(ConnectError) as refused:
         register(account, "dev-7")
-    assert refused.value.failure == "revoked" and refused.value.code == 7013
+    assert refused.value.failure == "revoked" and refused.value.code == 8013
     assert server.counters.refused_revoked == 1
 
 

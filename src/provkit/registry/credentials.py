@@ -34,11 +34,11 @@ MAX_PSK_BYTES: Final = 32
 """Longest PSK Mbed TLS accepts by default (``MBEDTLS_PSK_MAX_LEN``)."""
 MAX_IDENTITY_BYTES: Final = 128
 
-NO_SEALING_KEY: Final = 7006
+NO_SEALING_KEY: Final = 8006
 """Code: no server has published a sealing key in this registry yet."""
-IDENTITY_TAKEN: Final = 7007
+IDENTITY_TAKEN: Final = 8007
 """Code: the identity (or the endpoint's credential) is recorded already."""
-OTHER_SEALING_KEY: Final = 7008
+OTHER_SEALING_KEY: Final = 8008
 """Code: the key was sealed for another server key and cannot be opened here."""
 
 
@@ -140,7 +140,7 @@ class PskCredentials:
         """The id and DER of the newest published sealing key.
 
         Raises:
-            CredentialError: none is published (7006).
+            CredentialError: none is published (8006).
         """
         with self._registry.transaction() as conn:
             row = conn.execute(
@@ -179,8 +179,8 @@ class PskCredentials:
             replace: replace the endpoint's earlier credential for the service (re-provisioning).
 
         Raises:
-            CredentialError: unusable identity or key (7003), no sealing key published
-                (7006), or the identity or endpoint recorded already without ``replace`` (7007).
+            CredentialError: unusable identity or key (8003), no sealing key published
+                (8006), or the identity or endpoint recorded already without ``replace`` (8007).
         """
         text = check_identity(identity)
         check_key(key)
@@ -277,7 +277,7 @@ def open_sealed(
     """Open a sealed PSK with the server's sealing key (the server side of :meth:`PskCredentials.record`).
 
     Raises:
-        CredentialError: sealed for another server key (7008) or altered (7003).
+        CredentialError: sealed for another server key (8008) or altered (8003).
     """
     if sealed.sealing_key_id != key_id:
         raise CredentialError(

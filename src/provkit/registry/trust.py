@@ -30,9 +30,9 @@ from provkit.registry.schema import revocations, trust_revision, trusted_certifi
 if TYPE_CHECKING:
     from provkit.registry.api import Registry
 
-ALREADY_TRUSTED: Final = 7004
+ALREADY_TRUSTED: Final = 8004
 """Code of :class:`~provkit.errors.TrustError` when the certificate is already trusted for the service."""
-NOT_FOUND: Final = 7005
+NOT_FOUND: Final = 8005
 """Code of :class:`~provkit.errors.TrustError` for an unknown trusted certificate or revocation."""
 
 
@@ -184,7 +184,7 @@ class TrustStore:
             now: the current time (tests).
 
         Raises:
-            TrustError: unusable certificate (7001), or already trusted for the service (7004).
+            TrustError: unusable certificate (8001), or already trusted for the service (8004).
         """
         when = now or datetime.now(UTC)
         cert = check_ca_certificate(der_or_pem, now=when)
@@ -221,7 +221,7 @@ class TrustStore:
         """The trusted certificate with ``certificate_id``.
 
         Raises:
-            TrustError: no such certificate (7005).
+            TrustError: no such certificate (8005).
         """
         with self._registry.transaction() as conn:
             row = conn.execute(
@@ -260,7 +260,7 @@ class TrustStore:
         """Change a trusted certificate's name, description or status.
 
         Raises:
-            TrustError: no such certificate (7005).
+            TrustError: no such certificate (8005).
         """
         values: dict[str, object] = {"updated_at": datetime.now(UTC)}
         if name is not None:
@@ -285,7 +285,7 @@ class TrustStore:
         """Stop trusting a certificate.
 
         Raises:
-            TrustError: no such certificate (7005).
+            TrustError: no such certificate (8005).
         """
         with self._registry.transaction() as conn:
             deleted = conn.execute(
@@ -376,7 +376,7 @@ class Revocations:
         """Refuse every credential of ``endpoint_name``.
 
         Raises:
-            TrustError: already revoked (7004) or an empty name (7001).
+            TrustError: already revoked (8004) or an empty name (8001).
         """
         if not endpoint_name:
             raise TrustError("the endpoint name is empty")
@@ -386,7 +386,7 @@ class Revocations:
         """Refuse one certificate (by its fingerprint, and by issuer and serial).
 
         Raises:
-            TrustError: not a certificate (7001) or already revoked (7004).
+            TrustError: not a certificate (8001) or already revoked (8004).
         """
         try:
             cert = x509.load_certificate(der_or_pem)
@@ -405,7 +405,7 @@ class Revocations:
         """Refuse the certificate whose SHA-256 fingerprint is ``fingerprint`` (hex, colons allowed).
 
         Raises:
-            TrustError: not 64 hex digits (7001) or already revoked (7004).
+            TrustError: not 64 hex digits (8001) or already revoked (8004).
         """
         digits = fingerprint.replace(":", "").lower()
         if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
@@ -433,7 +433,7 @@ class Revocations:
         """Lift a revocation.
 
         Raises:
-            TrustError: no such revocation (7005).
+            TrustError: no such revocation (8005).
         """
         with self._registry.transaction() as conn:
             deleted = conn.execute(delete(revocations).where(revocations.c.id == revocation_id)).rowcount

@@ -7,7 +7,7 @@ from typing import Final
 
 
 class Failure(StrEnum):
-    """Why a device's first connection failed; each has its provkit code (7010-7017)."""
+    """Why a device's first connection failed; each has its provkit code (8010-8017)."""
 
     TLS_ALERT = "tls-alert"
     """The server ended the DTLS handshake with an alert (e.g. ``unknown_psk_identity``)."""
@@ -33,14 +33,14 @@ class Failure(StrEnum):
 
 
 _CODES: Final = {
-    Failure.TLS_ALERT: 7010,
-    Failure.CA_UNTRUSTED: 7011,
-    Failure.CN_MISMATCH: 7012,
-    Failure.REVOKED: 7013,
-    Failure.TIMEOUT: 7014,
-    Failure.REFUSED: 7015,
-    Failure.UNREACHABLE: 7016,
-    Failure.DEVICE_CONFIG: 7017,
+    Failure.TLS_ALERT: 8010,
+    Failure.CA_UNTRUSTED: 8011,
+    Failure.CN_MISMATCH: 8012,
+    Failure.REVOKED: 8013,
+    Failure.TIMEOUT: 8014,
+    Failure.REFUSED: 8015,
+    Failure.UNREACHABLE: 8016,
+    Failure.DEVICE_CONFIG: 8017,
 }
 
 REFUSAL_FAILURES: Final = {

@@ -31,7 +31,7 @@ from provkit.server.runtime import ServerRuntime, bind_udp
 
 _log = logging.getLogger(__name__)
 
-BIND_FAILED = 7020
+BIND_FAILED = 8020
 """Code of :class:`~provkit.errors.ServerError` when a port cannot be bound."""
 
 
