@@ -44,6 +44,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args()
     counter = iter(range(10**9))
+    server = FactoryProvisioning(
+        config_from_mapping(CERT, require_credentials=False), "server", None, None, None
+    )
+    server_cert = server.generate_self_signed_cert().cert_der
 
     def psk_blob() -> bytes:
         config = config_from_mapping(PSK)
@@ -54,6 +58,7 @@ def main() -> None:
         fp = FactoryProvisioning(
             config_from_mapping(CERT, require_credentials=False), f"urn:dev:{next(counter)}", None, None, None
         )
+        fp.set_server_cert(server_cert)
         fp.generate_self_signed_cert()
         return fp.build_blob()
 

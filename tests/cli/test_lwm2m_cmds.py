@@ -258,7 +258,7 @@ def test_provision_file_then_replay(tmp_path):
         cli, ["lwm2m", "provision", "-c", str(SAMPLE), "-t", "tok", "--file", str(request)]
     )
     assert result.exit_code == 0, result.output
-    assert "registration needs -s, -t and -e together" in result.stderr
+    assert "registration needs -s, -t and an endpoint name" in result.stderr
     kcm = Kcm(SqliteStorage(tmp_path / "dev.db"))
     agent = DeviceAgent({LWM2M_TOKEN: make_lwm2m_handler(kcm)}, read_timeout_s=10.0)
     with TcpAgentServer(agent, "127.0.0.1", 0) as server, socket.create_connection(server.address) as sock:

@@ -80,9 +80,19 @@ storage_option = click.option("--storage", "storage", required=True, help=STORAG
 
 
 @device_group.command("serve")
+@click.option(
+    "--protocol",
+    type=click.Choice(["fcc", "smp"]),
+    default="fcc",
+    show_default=True,
+    help="fcc: provkit frames (FCC bundles, LwM2M blobs); smp: a Zephyr board running Anjay's "
+    "provisioning image (SMP file-system group).",
+)
 @click.option("--ip", default="127.0.0.1", show_default=True, help="IPv4 address to listen on.")
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=7777, show_default=True, help="TCP port; 0 picks one."
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="TCP port (fcc, default 7777) or UDP port (smp, default 1337); 0 picks one.",
 )
 @click.option("--storage", default=":memory:", show_default=True, help=STORAGE_HELP)
 @click.option("--serial", "serial_port", metavar="DEVICE", help="Serve on this serial port instead of TCP.")
@@ -103,9 +113,23 @@ storage_option = click.option("--storage", "storage", required=True, help=STORAG
     show_default=True,
     help="Larger frames are refused with status 3 (memory out), unread.",
 )
+@click.option("--endpoint", help="smp: the endpoint name in /factory/endpoint.txt (default: derived).")
+@click.option(
+    "--files",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="smp: a directory served as /lfs (ordinary files over SMP).",
+)
+@click.option(
+    "--buf-size",
+    type=click.IntRange(64, 65535),
+    default=1024,
+    show_default=True,
+    help="smp: the board's SMP buffer (largest request).",
+)
 def serve_cmd(
+    protocol: str,
     ip: str,
-    port: int,
+    port: int | None,
     storage: str,
     serial_port: str | None,
     baud_rate: int,
@@ -113,8 +137,17 @@ def serve_cmd(
     wipe_on_first: bool,
     read_timeout: float,
     max_message_bytes: int,
+    endpoint: str | None,
+    files: Path | None,
+    buf_size: int,
 ) -> None:
-    """Serve factory tool connections, feeding each bundle to FCC."""
+    """Serve factory tool connections: FCC bundles and LwM2M blobs, or SMP as a Zephyr board."""
+    if protocol == "smp":
+        _serve_smp(
+            storage, ip, 1337 if port is None else port, serial_port, baud_rate, endpoint, files, buf_size
+        )
+        return
+    port = 7777 if port is None else port
     from provkit.device.handlers import device_handlers
     from provkit.transport.agent import DeviceAgent
     from provkit.transport.servers import SerialAgentServer, TcpAgentServer
@@ -140,6 +173,48 @@ def serve_cmd(
         finally:
             server.close()
         click.echo(f"Factory Client stopped after {agent.frames_served} message(s).")
+
+
+def _serve_smp(
+    storage: str,
+    ip: str,
+    port: int,
+    serial_port: str | None,
+    baud_rate: int,
+    endpoint: str | None,
+    files: Path | None,
+    buf_size: int,
+) -> None:
+    """Run a virtual Zephyr board (Anjay's provisioning image) on a serial port or UDP."""
+    from provkit.device.smp import AnjayProvisioningImage
+    from provkit.transport.smp_server import SmpSerialServer, SmpUdpServer
+
+    with open_device(storage, create=True) as device:
+        board = AnjayProvisioningImage(device.kcm, endpoint_name=endpoint, files=files, buf_size=buf_size)
+        server: SmpSerialServer | SmpUdpServer
+        if serial_port is not None:
+            server = SmpSerialServer(
+                board.handle,
+                serial_port,
+                baud_rate=baud_rate,
+                console_lines=board.console_lines,
+                max_message_bytes=buf_size,
+            )
+        else:
+            server = SmpUdpServer(board.handle, ip, port, max_message_bytes=buf_size)
+        try:
+            with _stop_on_signals(server.shutdown):
+                click.echo(server.ready_line)
+                click.echo(f"endpoint: {board.endpoint_name}")
+                for line in board.console_lines:
+                    click.echo(line)
+                sys.stdout.flush()
+                server.serve_forever()
+        finally:
+            server.close()
+        click.echo(
+            f"SMP server stopped after {server.messages_served} request(s); result: {board.factory.result}"
+        )
 
 
 @contextmanager

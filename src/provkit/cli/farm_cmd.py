@@ -12,10 +12,25 @@ import click
 
 from provkit.errors import TransportError
 from provkit.line.farm import DeviceFarm
+from provkit.line.smp_farm import SmpDeviceFarm
 
 
 @click.command("farm")
 @click.option("--count", type=click.IntRange(1, 20000), required=True, help="Number of devices.")
+@click.option(
+    "--protocol",
+    type=click.Choice(["fcc", "smp"]),
+    default="fcc",
+    show_default=True,
+    help="fcc: provkit device agents on TCP; smp: Zephyr boards running Anjay's provisioning image.",
+)
+@click.option(
+    "--link",
+    type=click.Choice(["udp", "serial"]),
+    default="udp",
+    show_default=True,
+    help="smp: a UDP port or a pty (a serial port path) per board.",
+)
 @click.option(
     "--base-port",
     type=click.IntRange(0, 65535),
@@ -35,11 +50,22 @@ from provkit.line.farm import DeviceFarm
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write {host, ports, storage} as JSON here once listening.",
 )
-def farm_cmd(count: int, base_port: int, ip: str, storage: str, ports_file: Path | None) -> None:
-    """Run COUNT device agents; print their ports and serve until interrupted."""
+def farm_cmd(
+    count: int, protocol: str, link: str, base_port: int, ip: str, storage: str, ports_file: Path | None
+) -> None:
+    """Run COUNT device agents (or Zephyr boards); print their addresses and serve until interrupted."""
     if base_port and base_port + count - 1 > 65535:
         raise click.BadParameter("base port + count exceeds 65535", param_hint="--base-port")
-    farm = DeviceFarm(count, base_port=base_port, host=ip, storage=storage).bind()
+    farm: DeviceFarm | SmpDeviceFarm
+    if protocol == "smp":
+        farm = SmpDeviceFarm(
+            count, link="serial" if link == "serial" else "udp", host=ip, base_port=base_port, storage=storage
+        ).bind()
+        pairs = enumerate(zip(farm.addresses, farm.boards, strict=True))
+        lines = [f"device {index} {address} {board.endpoint_name}" for index, (address, board) in pairs]
+    else:
+        farm = DeviceFarm(count, base_port=base_port, host=ip, storage=storage).bind()
+        lines = [f"device {index} {ip}:{port}" for index, port in enumerate(farm.ports)]
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -48,8 +74,8 @@ def farm_cmd(count: int, base_port: int, ip: str, storage: str, ports_file: Path
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for index, port in enumerate(farm.ports):
-            click.echo(f"device {index} {ip}:{port}")
+        for line in lines:
+            click.echo(line)
         if ports_file is not None:
             try:
                 ports_file.write_text(json.dumps(farm.describe()), encoding="utf-8")

@@ -81,10 +81,7 @@ def _prepare(
     """Build the FactoryProvisioning and install certificates the way ``ptool.py`` does."""
     from provkit.factory.lwm2m import FactoryProvisioning
 
-    if (pkey is None) != (pcert is None):
-        raise click.UsageError("-k/--pkey and -r/--pcert go together")
-    if pkey is not None and (cert is not None or factory_ca):
-        raise click.UsageError("give -C/--factory-ca (generate) or -k and -r (existing), not both")
+    _check_credentials(pkey, pcert, cert, factory_ca)
     fp = FactoryProvisioning(
         endpoint_cfg, urn, server, token, cert, target=target, allow_unverified_server=allow_unverified_server
     )
@@ -214,7 +211,7 @@ def inspect_cmd(blob: Path, fmt: str, generic: bool, reveal: bool) -> None:
     Console().print(table)
 
 
-@lwm2m_group.command("provision")
+@lwm2m_group.group("provision", invoke_without_command=True)
 @_tool_options
 @click.option("-s", "--server", type=_EXISTING, help="Coiote server JSON (url, port, domain).")
 @click.option("-t", "--token", help="Coiote access token.")
@@ -223,7 +220,9 @@ def inspect_cmd(blob: Path, fmt: str, generic: bool, reveal: bool) -> None:
 @click.option("--baud-rate", default=115200, show_default=True)
 @click.option("--file", "file_path", type=_PATH, help="Write the framed request here (offline delivery).")
 @click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
+@click.pass_context
 def provision_cmd(
+    ctx: click.Context,
     endpoint_cfg: Path,
     urn: str | None,
     cert: Path | None,
@@ -241,11 +240,22 @@ def provision_cmd(
     file_path: Path | None,
     timeout_s: float,
 ) -> None:
-    """Provision a device over TCP, serial or a file; register it if -s, -t and -e are given."""
+    """Provision a device: a provkit agent (--tcp, --serial, --file) or a Zephyr board (smp-serial, smp-udp).
+
+    Registers the device if -s and -t are given and the endpoint name is known (-e, or read
+    from a Zephyr board).
+    """
+    _check_credentials(pkey, pcert, cert, factory_ca)
+    if ctx.invoked_subcommand is not None:
+        if any(x is not None for x in (tcp, serial_port, file_path)):
+            raise click.UsageError(f"--tcp/--serial/--file do not go with {ctx.invoked_subcommand}")
+        return
     from provkit.transport.links import FileLink, SerialLink, TcpLink
 
     if sum(x is not None for x in (tcp, serial_port, file_path)) != 1:
-        raise click.UsageError("give exactly one of --tcp, --serial, --file")
+        raise click.UsageError(
+            "give exactly one of --tcp, --serial, --file, or a subcommand (smp-serial, smp-udp)"
+        )
     try:
         fp = _prepare(
             endpoint_cfg,
@@ -276,13 +286,193 @@ def provision_cmd(
             with link:
                 fp.provision_device(link, timeout_s=timeout_s)
             click.echo(f"device accepted {fp.last_result.written} resources")
-        if server is not None and token and urn:
-            fp.register()
-            click.echo(f"registered {urn}")
-        elif server is not None or token:
-            click.echo("warning: registration needs -s, -t and -e together; not registered", err=True)
+        _register(fp, server, token)
     except ProvkitError as exc:
         exit_with(exc)
+
+
+def _check_credentials(pkey: Path | None, pcert: Path | None, cert: Path | None, factory_ca: bool) -> None:
+    if (pkey is None) != (pcert is None):
+        raise click.UsageError("-k/--pkey and -r/--pcert go together")
+    if pkey is not None and (cert is not None or factory_ca):
+        raise click.UsageError("give -C/--factory-ca (generate) or -k and -r (existing), not both")
+
+
+def _register(fp: Any, server: Path | None, token: str | None) -> None:
+    if server is not None and token and fp.endpoint_name:
+        fp.register()
+        click.echo(f"registered {fp.endpoint_name}")
+    elif server is not None or token:
+        click.echo(
+            "warning: registration needs -s, -t and an endpoint name together; not registered", err=True
+        )
+
+
+def _smp_options(func: Any) -> Any:
+    options = [
+        click.option(
+            "--endpoint-from-device/--no-endpoint-from-device",
+            default=True,
+            show_default=True,
+            help="Read the endpoint name from /factory/endpoint.txt (-e overrides it).",
+        ),
+        click.option(
+            "--mtu",
+            type=click.IntRange(64, 65535),
+            help="Serial: the device's SMP buffer; UDP: the link MTU (default: the device's / 1500).",
+        ),
+        click.option(
+            "--chunk-size",
+            type=click.IntRange(1, 65535),
+            default=512,
+            show_default=True,
+            help="Most data bytes per upload request (Anjay's provisioning image takes 512).",
+        ),
+        click.option(
+            "--timeout",
+            "timeout_s",
+            type=click.FloatRange(0.05),
+            default=5.0,
+            show_default=True,
+            help="Seconds one request waits for its answer.",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(0, 100),
+            default=3,
+            show_default=True,
+            help="More tries of a request (a chunk) without an answer.",
+        ),
+        click.option("--no-progress", is_flag=True, help="Do not draw the upload progress bar."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _smp_settings(mtu: int | None, chunk_size: int, timeout_s: float, retries: int) -> Any:
+    from provkit.transport.smp_link import SmpSettings
+
+    return SmpSettings(timeout_s=timeout_s, retries=retries, chunk_size=chunk_size, mtu=mtu)
+
+
+def _provision_board(ctx: click.Context, link: Any, endpoint_from_device: bool, no_progress: bool) -> None:
+    """Run the Zephyr board flow with the parent command's options; print the outcome."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, Task, TextColumn
+    from rich.text import Text
+
+    from provkit.factory.lwm2m.zephyr import provision_board
+
+    class BytesPerSecond(ProgressColumn):
+        """The upload's rate so far (bytes the device holds over the time since the bar appeared)."""
+
+        def render(self, task: Task) -> Text:
+            elapsed = task.finished_time if task.finished else task.elapsed
+            rate = task.completed / elapsed if elapsed else 0.0
+            return Text(f"{rate:,.0f} B/s", style="progress.data.speed")
+
+    opts = ctx.parent.params if ctx.parent is not None else {}
+    urn = opts["urn"]
+    if urn is None and not endpoint_from_device:
+        raise click.UsageError("give -e/--URN, or read it with --endpoint-from-device")
+
+    def prepare(endpoint: str) -> Any:
+        return _prepare(
+            opts["endpoint_cfg"],
+            endpoint,
+            opts["cert"],
+            opts["pkey"],
+            opts["pcert"],
+            opts["scert"],
+            opts["factory_ca"],
+            opts["target"],
+            opts["allow_unverified_server"],
+            opts["server"],
+            opts["token"],
+        )
+
+    bar = Progress(
+        TextColumn("upload"),
+        BarColumn(),
+        DownloadColumn(),
+        BytesPerSecond(),
+        console=Console(stderr=True),
+        disable=no_progress,
+    )
+    tasks: list[Any] = []
+
+    def show(held: int, total: int) -> None:
+        if not tasks:  # the bar appears with the upload, after the endpoint and the blob are ready
+            bar.start()
+            tasks.append(bar.add_task("upload", total=total))
+        bar.update(tasks[0], completed=held, total=total)
+
+    try:
+        try:
+            with link:
+                fp, outcome = provision_board(link, prepare, endpoint_name=urn, progress=show)
+        finally:
+            if tasks:
+                bar.stop()
+        note = " (the last answers were lost; result.txt confirmed it)" if outcome.upload_recovered else ""
+        click.echo(
+            f"{link.describe}: {outcome.endpoint_name} applied the configuration "
+            f"({outcome.blob_bytes} bytes, result 0){note}"
+        )
+        _register(fp, opts["server"], opts["token"])
+    except ProvkitError as exc:
+        exit_with(exc)
+
+
+@provision_cmd.command("smp-serial")
+@click.option("--port", required=True, help="Serial port of the board (e.g. /dev/ttyACM0, COM3).")
+@click.option("--baud", type=click.IntRange(1), default=115200, show_default=True, help="Line speed.")
+@_smp_options
+@click.pass_context
+def smp_serial_cmd(
+    ctx: click.Context,
+    port: str,
+    baud: int,
+    endpoint_from_device: bool,
+    mtu: int | None,
+    chunk_size: int,
+    timeout_s: float,
+    retries: int,
+    no_progress: bool,
+) -> None:
+    """Provision a Zephyr board running Anjay's provisioning image over SMP on a serial port."""
+    from provkit.transport.smp_link import SmpLink
+
+    settings = _smp_settings(mtu, chunk_size, timeout_s, retries)
+    _provision_board(
+        ctx, SmpLink.serial(port, baud_rate=baud, settings=settings), endpoint_from_device, no_progress
+    )
+
+
+@provision_cmd.command("smp-udp")
+@click.option("--host", required=True, help="Address of the board.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=1337, show_default=True, help="Its SMP UDP port."
+)
+@_smp_options
+@click.pass_context
+def smp_udp_cmd(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    endpoint_from_device: bool,
+    mtu: int | None,
+    chunk_size: int,
+    timeout_s: float,
+    retries: int,
+    no_progress: bool,
+) -> None:
+    """Provision a Zephyr board running Anjay's provisioning image over SMP on UDP."""
+    from provkit.transport.smp_link import SmpLink
+
+    settings = _smp_settings(mtu, chunk_size, timeout_s, retries)
+    _provision_board(ctx, SmpLink.udp(host, port, settings=settings), endpoint_from_device, no_progress)
 
 
 @lwm2m_group.command("register")

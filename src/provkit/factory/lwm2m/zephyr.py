@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol, TypeVar
 
 from provkit.errors import SmpDeviceError, SmpError, SmpProvisioningFailed
 from provkit.transport.link import SmpFiles
@@ -148,3 +148,36 @@ def deliver_blob(
             "takes another blob after a reset",
         )
     return ZephyrResult(endpoint_name, len(blob), recovered)
+
+
+class _Provisioner(Protocol):
+    def provision_zephyr(
+        self, link: SmpFiles, *, progress: Callable[[int, int], None] | None = None
+    ) -> ZephyrResult: ...
+
+
+_P = TypeVar("_P", bound=_Provisioner)
+
+
+def provision_board(
+    link: SmpFiles,
+    prepare: Callable[[str], _P],
+    *,
+    endpoint_name: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[_P, ZephyrResult]:
+    """The whole board flow: endpoint (given, or read from the device), prepare, upload, result.
+
+    Args:
+        link: the board's SMP link.
+        prepare: builds the provisioning for an endpoint name (loads the configuration,
+            installs or generates certificates for it); nothing is sent if it fails.
+        endpoint_name: overrides ``endpoint.txt`` (``-e``).
+        progress: upload progress ``(bytes held, total)``.
+
+    Returns:
+        What ``prepare`` built (for registration) and the outcome.
+    """
+    endpoint = endpoint_name or read_endpoint_name(link)
+    provisioning = prepare(endpoint)
+    return provisioning, provisioning.provision_zephyr(link, progress=progress)
