@@ -55,11 +55,19 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     │   │   ├── ApiKeyRejected                     the API key is invalid (HTTP 401/403)
     │   │   └── CertificateExists                  developer certificate name taken (HTTP 409)
     │   └── CredentialsParseError  (+ValueError)   C credentials/resources file unusable
-    └── ServerError                                first connection: LwM2M server and devices, 8000-8099
-        ├── TrustError             (+ValueError)   a certificate cannot be trusted or revoked as asked
-        ├── ServerSetupError                       server home (CA, certificates, keys) missing or unusable
-        ├── CredentialError        (+ValueError)   PSK credential unusable, sealed for another key, taken
-        └── ConnectError                           a device's first connection failed; .failure classifies it
+    ├── ServerError                                first connection: LwM2M server and devices, 8000-8099
+    │   ├── TrustError             (+ValueError)   a certificate cannot be trusted or revoked as asked
+    │   ├── ServerSetupError                       server home (CA, certificates, keys) missing or unusable
+    │   ├── CredentialError        (+ValueError)   PSK credential unusable, sealed for another key, taken
+    │   └── ConnectError                           a device's first connection failed; .failure classifies it
+    └── DeviceManagementError                      the Device Management API of provkit server, 8400-8599;
+        │                                          .http_status, .error_type: its JSON error
+        ├── ApiRequestInvalid      (+ValueError)   8400: 400 validation_error; .fields
+        ├── ApiUnauthorized                        8401: no, malformed, unknown or revoked API key
+        ├── ApiForbidden                           8403: the key's role may not do this
+        ├── ApiNotFound            (+KeyError)     8404: no such record
+        ├── ApiConflict                            8409: a name or identity is taken
+        └── ApiSetupError                          8500: the API cannot be served as configured
 """
 
 from __future__ import annotations
@@ -533,3 +541,84 @@ class ConnectError(ServerError):
     ) -> None:
         super().__init__(message, code=code, hint=hint)
         self.failure = failure
+
+
+class DeviceManagementError(ProvkitError):
+    """The Device Management API (``provkit server``) refused a request or cannot serve (codes 8400-8599).
+
+    The codes follow the HTTP status: 84xx for a request refused with 4xx, 8500 for the API
+    that cannot be served as configured.
+
+    The API answers it as Device Management's JSON error: ``{"object": "error", "code":
+    http_status, "type": error_type, "message", "fields", "request_id"}``.
+
+    Attributes:
+        http_status: the HTTP status of the answer.
+        error_type: the ``type`` of the JSON error.
+        fields: ``(field name, message)`` pairs for a request that failed validation.
+    """
+
+    default_code = 8400
+    http_status: ClassVar[int] = 400
+    error_type: ClassVar[str] = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        hint: str | None = None,
+        fields: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(message, code=code, hint=hint)
+        self.fields = fields
+
+
+class ApiRequestInvalid(DeviceManagementError, ValueError):
+    """A parameter or body field is missing or invalid (HTTP 400 ``validation_error``)."""
+
+    default_code = 8400
+    error_type = "validation_error"
+
+
+class ApiUnauthorized(DeviceManagementError):
+    """No API key, or one that is malformed, unknown or revoked (HTTP 401)."""
+
+    default_code = 8401
+    http_status = 401
+    error_type = "unauthorized"
+
+
+class ApiForbidden(DeviceManagementError):
+    """The API key's role does not allow the request (HTTP 403)."""
+
+    default_code = 8403
+    http_status = 403
+    error_type = "forbidden"
+
+
+class ApiNotFound(DeviceManagementError, KeyError):
+    """No record with that id (HTTP 404)."""
+
+    default_code = 8404
+    http_status = 404
+    error_type = "not_found"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ApiConflict(DeviceManagementError):
+    """A name or identity is already taken (HTTP 409 ``duplicate``)."""
+
+    default_code = 8409
+    http_status = 409
+    error_type = "duplicate"
+
+
+class ApiSetupError(DeviceManagementError):
+    """The API cannot be served as configured: plain HTTP off loopback, an unusable certificate, a busy port."""
+
+    default_code = 8500
+    http_status = 500
+    error_type = "internal_server_error"

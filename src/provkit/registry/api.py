@@ -24,11 +24,15 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from provkit.errors import DuplicateIdentityError, RegistryError
 from provkit.registry import allocator, changes, queries
+from provkit.registry.accounts import Accounts
 from provkit.registry.allocation import Identity, IdentityPattern
+from provkit.registry.apikeys import ApiKeys
 from provkit.registry.changes import StateChange
 from provkit.registry.connections import Connections
 from provkit.registry.credentials import PskCredentials
+from provkit.registry.devcerts import DeveloperCertificates
 from provkit.registry.engine import create_registry_engine, upgrade_schema
+from provkit.registry.enrollments import Enrollments
 from provkit.registry.records import Attempt, NewAttempt, RegistryStats
 from provkit.registry.schema import AttemptState, attempts, batches
 from provkit.registry.trust import Revocations, TrustStore
@@ -68,6 +72,14 @@ class Registry:
         """The last connection of every endpoint to each service."""
         self.psk = PskCredentials(self)
         """PSK credentials the LwM2M server accepts (keys sealed to the server)."""
+        self.accounts = Accounts(self)
+        """The account the Device Management API serves."""
+        self.api_keys = ApiKeys(self)
+        """API keys of the Device Management API."""
+        self.developer_certificates = DeveloperCertificates(self)
+        """Developer certificates and the developer CA."""
+        self.enrollments = Enrollments(self)
+        """First-to-claim enrollments."""
 
     @classmethod
     def open(cls, url_or_path: str | Path, *, station_id: str | None = None, migrate: bool = True) -> Self:

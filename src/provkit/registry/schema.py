@@ -258,3 +258,74 @@ trust_revision = Table(
     Column("revision", BigInteger, nullable=False),
 )
 """One row whose counter grows with every change of trust or revocations: servers poll it."""
+# ---------------------------------------------------------------------- Device Management API
+# Written and read by the Device Management API of ``provkit server`` (provkit.server.api).
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("display_name", String(256), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""The account a self-hosted server serves: one row, made on first use (its id is the ``aid``)."""
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("name", name="uq_api_keys_name"),
+)
+"""API keys: the key's id is part of the key itself, its secret is kept only as a SHA-256."""
+
+developer_cas = Table(
+    "developer_cas",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("certificate", LargeBinary, nullable=False),
+    Column("sealed_key", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""The CA that signs developer certificates; its private key is sealed by the server."""
+
+developer_certificates = Table(
+    "developer_certificates",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("endpoint_name", String(64), nullable=False),
+    Column("certificate", LargeBinary, nullable=False),
+    Column("sealed_key", LargeBinary, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("ca_id", String(32), ForeignKey("developer_cas.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("name", name="uq_developer_certificates_name"),
+    UniqueConstraint("endpoint_name", name="uq_developer_certificates_endpoint"),
+    UniqueConstraint("fingerprint", name="uq_developer_certificates_fingerprint"),
+)
+"""Developer certificates the server issued: device certificate and (sealed) private key."""
+
+enrollments = Table(
+    "enrollments",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
+    Column("enrollment_identity", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("enrolled_device_id", String(32), nullable=True),
+    Column("endpoint_name", String(256), nullable=True),
+    UniqueConstraint("enrollment_identity", name="uq_enrollments_identity"),
+)
+"""First-to-claim enrollment ids (``A-`` + the device certificate's SHA-256 fingerprint)."""
