@@ -5,7 +5,8 @@
 * an LwM2M **bootstrap server** and an LwM2M **server** over CoAP over DTLS 1.2
   (python-mbedtls: certificate mode with mutual authentication, and PSK mode), and
   optionally over plain CoAP (NoSec);
-* the HTTP app of :mod:`provkit.server.http` (the Device Management API plugs in there).
+* the HTTP app of :mod:`provkit.server.http`, which serves the Device Management API
+  (:mod:`provkit.server.api`).
 
 Library API:
 
