@@ -1,4 +1,6 @@
-"""``provkit developer …`` end to end: a fake Device Management API and a real device agent on TCP."""
+"""``provkit developer …`` end to end: the real Device Management API (``provkit server``'s, uvicorn on
+127.0.0.1) and a real device agent on TCP. A fake service remains only where the real one cannot
+be made to answer as needed (a portal-shaped, self-issued developer certificate)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from provkit.device.storage import SqliteStorage
 from provkit.transport.agent import DeviceAgent
 from provkit.transport.servers import TcpAgentServer
 from provkit.wire.framing import FCC_TOKEN
+from support.dmapi import RunningApi, running_api
 from support.pty import serial_agent
 
 pytestmark = pytest.mark.integration
@@ -31,10 +34,9 @@ TIME_WARNINGS = {"Item not set:mbed.Timezone", "Item not set:mbed.UTCOffset"}
 
 
 @pytest.fixture
-def cloud() -> Iterator[CloudState]:
-    creds = DevCredentials(manufacturer="Acme, Inc.")
-    with fake_cloud(CloudState(credentials_text=lambda name: creds.c_text())) as state:
-        yield state
+def cloud(tmp_path: Path) -> Iterator[RunningApi]:
+    with running_api(str(tmp_path / "dm-registry.sqlite")) as served:
+        yield served
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def device(tmp_path: Path) -> Iterator[tuple[Kcm, FactoryConfiguratorClient, str
         yield kcm, fcc, f"{ip}:{port}"
 
 
-def _run(home: Path, cloud: CloudState | None, *args: str) -> tuple[int, str, str]:
+def _run(home: Path, cloud: RunningApi | CloudState | None, *args: str) -> tuple[int, str, str]:
     base = ["--home", str(home)] + (["--api-host", cloud.url] if cloud else [])
     result = CliRunner().invoke(developer_group, [*base, *args])
     return result.exit_code, result.stdout, result.stderr
@@ -59,7 +61,7 @@ def test_provision_pelion_end_to_end(tmp_path, cloud, device):
     home = tmp_path / "home"
     resources = tmp_path / "update_default_resources.c"
     resources.write_text(UpdateResources().c_text_v2())
-    code, out, err = _run(home, cloud, "save-api-key", "ak_good")
+    code, out, err = _run(home, cloud, "save-api-key", cloud.developer_key)
     assert code == 0, err
     assert "API key saved" in out
     code, out, err = _run(
@@ -102,7 +104,7 @@ def test_status_of_an_empty_device_fails_with_the_reason(tmp_path, device):
 def test_invalid_key_and_unreachable_service(tmp_path, cloud):
     """A rejected key exits 1 with code 6004; nothing is saved."""
     code, _, err = _run(tmp_path, cloud, "save-api-key", "ak_wrong")
-    assert code == 1 and err.startswith("Error 6004: the API key was rejected (HTTP 401)")
+    assert code == 1 and err.startswith("Error 6004: the API key was rejected (HTTP 401): missing or invalid")
     code, _, err = _run(tmp_path, cloud, "create-certificate", "dev1")
     assert code == 1 and "no API key is saved" in err
 
@@ -129,12 +131,12 @@ def test_file_transport_and_usage_errors(tmp_path):
 def test_delete_certificate_locally_and_in_the_service(tmp_path, cloud):
     """delete-certificate removes the team store copy and the service's certificate."""
     home = tmp_path / "home"
-    assert _run(home, cloud, "save-api-key", "ak_good")[0] == 0
+    assert _run(home, cloud, "save-api-key", cloud.developer_key)[0] == 0
     assert _run(home, cloud, "create-certificate", "dev1")[0] == 0
     code, out, err = _run(home, cloud, "delete-certificate", "dev1")
     assert code == 0, err
     assert "team store and Device Management" in out
-    assert cloud.certificates == {}
+    assert cloud.registry.developer_certificates.list() == []
     code, out, _ = _run(home, cloud, "list-certificates", "--cloud")
     assert json.loads(out) == []
 
@@ -142,7 +144,7 @@ def test_delete_certificate_locally_and_in_the_service(tmp_path, cloud):
 def test_bad_update_file_is_refused_before_anything_is_created(tmp_path, cloud):
     """-c -p with a malformed, missing or certificate-less C file: 6003, no POST, nothing saved."""
     home = tmp_path / "home"
-    assert _run(home, cloud, "save-api-key", "ak_good")[0] == 0
+    assert _run(home, cloud, "save-api-key", cloud.developer_key)[0] == 0
     bad = tmp_path / "bad.c"
     bad.write_text("const uint8_t arm_uc_vendor_id[] = { 0x1, 0x2,\nconst x;")
     junk_cert = tmp_path / "junk.c"
@@ -162,8 +164,9 @@ def test_bad_update_file_is_refused_before_anything_is_created(tmp_path, cloud):
         assert code == 1 and err.startswith(message), err
     code, _, err = _run(home, cloud, "provision-pelion", "dev1", "upd-none", "-c", "--file", "x")
     assert code == 1 and "no update certificate named 'upd-none'" in err and "-p" in err
-    assert [m for m, *_ in cloud.seen] == ["GET"]  # only save-api-key's check: no POST
-    assert cloud.certificates == {} and Store.open("team", home).certificate_names() == []
+    # no POST reached the service: it holds no developer certificate
+    assert cloud.registry.developer_certificates.list() == []
+    assert Store.open("team", home).certificate_names() == []
     assert not (tmp_path / "x").exists()
 
 
@@ -177,11 +180,11 @@ def test_existing_certificate_is_fetched_by_name(tmp_path, cloud, device):
         home, cloud, "provision-pelion", "teammate", "upd", "-p", str(resources), "--file", "x"
     )
     assert code == 1 and "no developer certificate named 'teammate'" in err and "save an API key" in err
-    assert _run(home, cloud, "save-api-key", "ak_good")[0] == 0
+    assert _run(home, cloud, "save-api-key", cloud.developer_key)[0] == 0
     code, _, err = _run(home, cloud, "provision-pelion", "nobody", "upd", "-p", str(resources), "--file", "x")
     assert code == 1 and "no certificate named 'nobody' in the team store or in Device Management" in err
     other = tmp_path / "other-home"  # a team member creates it with their own store
-    assert _run(other, cloud, "save-api-key", "ak_good")[0] == 0
+    assert _run(other, cloud, "save-api-key", cloud.developer_key)[0] == 0
     assert _run(other, cloud, "create-certificate", "teammate")[0] == 0
     code, out, err = _run(
         home, cloud, "provision-pelion", "teammate", "upd", "-p", str(resources), "--tcp", address
@@ -195,7 +198,11 @@ def test_existing_certificate_is_fetched_by_name(tmp_path, cloud, device):
 
 
 def test_portal_shaped_certificate_provisions_with_self_signed_warning(tmp_path, device):
-    """A self-issued developer certificate (as the portal makes them) verifies, with FCC's warning."""
+    """A self-issued developer certificate (as the portal makes them) verifies, with FCC's warning.
+
+    The fake service stays here: provkit's own server signs developer certificates with its
+    developer CA and cannot answer with a portal-shaped, self-issued one.
+    """
     _, fcc, address = device
     home = tmp_path / "home"
     creds = DevCredentials(portal_shape=True)
@@ -218,7 +225,7 @@ def test_provision_over_serial_to_a_device_serve_process(tmp_path, cloud):
     db = tmp_path / "serial-device.sqlite"
     resources = tmp_path / "u.c"
     resources.write_text(UpdateResources().c_text_v2())
-    assert _run(home, cloud, "save-api-key", "ak_good")[0] == 0
+    assert _run(home, cloud, "save-api-key", cloud.developer_key)[0] == 0
     with serial_agent(str(db)) as agent:
         code, out, err = _run(
             home, cloud, "provision-pelion", "dev", "upd", "-c", "-p", str(resources),
@@ -258,7 +265,7 @@ def test_unreachable_device_after_create_says_how_to_retry(tmp_path, cloud):
     home = tmp_path / "home"
     resources = tmp_path / "u.c"
     resources.write_text(UpdateResources().c_text_v2())
-    assert _run(home, cloud, "save-api-key", "ak_good")[0] == 0
+    assert _run(home, cloud, "save-api-key", cloud.developer_key)[0] == 0
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"127.0.0.1:{sock.getsockname()[1]}"

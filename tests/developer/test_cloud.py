@@ -1,4 +1,10 @@
-"""The Device Management client and the store-backed flow, against a local HTTP server."""
+"""The Device Management client and the store-backed flow, against the real Device Management API.
+
+``provkit server``'s API runs under uvicorn on 127.0.0.1 with a SQLite registry. The small
+fake service (``fakecloud``) remains only where the real server cannot be made to answer as
+a test needs: a 403 or 500 on demand, unusable credentials, non-JSON or non-HTTP answers,
+redirects, and a listing whose cursor does not advance.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +27,21 @@ from provkit.developer import (
 )
 from provkit.developer.cloud import api_host
 from provkit.errors import ApiKeyRejected, CertificateExists, CloudApiError, CredentialsParseError, StoreError
+from support.dmapi import running_api
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
+def server(tmp_path):
+    """The real API on a fresh registry."""
+    with running_api(str(tmp_path / "dm-registry.sqlite")) as served:
+        yield served
+
+
+@pytest.fixture
 def cloud():
+    """The fake service, for answers the real one cannot give."""
     creds = DevCredentials()
     with fake_cloud(CloudState(credentials_text=lambda name: creds.c_text())) as state:
         yield state
@@ -38,32 +53,36 @@ def _closed_port_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def test_save_api_key_validates_then_stores(cloud, tmp_path):
-    """GET /v3/accounts/me with the bearer key; the key lands in the user store."""
-    assert save_api_key("ak_good", host=cloud.url, home=tmp_path)["id"] == "acc-1"
-    ((method, path, headers, _),) = cloud.seen
-    assert (method, path, headers["Authorization"]) == ("GET", "/v3/accounts/me", "Bearer ak_good")
-    assert Store.open("user", tmp_path).api_key == "ak_good"
+def test_save_api_key_validates_then_stores(server, tmp_path):
+    """GET /v3/accounts/me with the bearer key answers the account; the key lands in the user store."""
+    account = save_api_key(server.developer_key, host=server.url, home=tmp_path)
+    assert account["id"] == server.registry.accounts.current().id
+    assert Store.open("user", tmp_path).api_key == server.developer_key
+
+
+def test_unknown_or_revoked_key_is_rejected_and_not_saved(server, tmp_path):
+    """The server's 401 becomes ApiKeyRejected (6004, with a hint); a revoked key too; nothing is saved."""
+    with pytest.raises(ApiKeyRejected, match=r"rejected \(HTTP 401\): missing or invalid API key") as info:
+        save_api_key("ak_bad", host=server.url, home=tmp_path)
+    assert info.value.code == 6004 and info.value.http_status == 401 and "Portal" in (info.value.hint or "")
+    record, key = server.registry.api_keys.create("to-revoke")
+    server.registry.api_keys.revoke(record.id)
+    with pytest.raises(ApiKeyRejected):
+        save_api_key(key, host=server.url, home=tmp_path)
+    assert Store.open("user", tmp_path).api_key is None
 
 
 @pytest.mark.parametrize(
     ("status", "error", "code"),
-    [(401, ApiKeyRejected, 6004), (403, ApiKeyRejected, 6004), (500, CloudApiError, 6002)],
+    [(403, ApiKeyRejected, 6004), (500, CloudApiError, 6002)],
 )
-def test_rejected_or_failing_validation_saves_nothing(cloud, tmp_path, status, error, code):
-    """401/403 are an invalid key; 500 a service failure; either way no key is saved."""
+def test_refused_or_failing_validation_saves_nothing(cloud, tmp_path, status, error, code):
+    """403 is a rejected key; 500 a service failure; either way no key is saved (fake: on demand)."""
     cloud.fail_status = status
     with pytest.raises(error) as info:
         save_api_key("ak_good", host=cloud.url, home=tmp_path)
     assert info.value.code == code and info.value.http_status == status
     assert Store.open("user", tmp_path).api_key is None
-
-
-def test_unknown_key_is_rejected(cloud, tmp_path):
-    """The service's 401 for an unknown key becomes ApiKeyRejected with a hint."""
-    with pytest.raises(ApiKeyRejected, match=r"rejected \(HTTP 401\): Invalid API key") as info:
-        save_api_key("ak_bad", host=cloud.url, home=tmp_path)
-    assert "Portal" in (info.value.hint or "")
 
 
 def test_unreachable_service(tmp_path):
@@ -82,33 +101,29 @@ def test_api_host_must_be_http(monkeypatch):
         api_host("file:///etc/passwd")
 
 
-def test_create_certificate_saves_parsed_variables(cloud, tmp_path):
-    """POST /v3/developer-certificates; the variables and the cloud id are saved in the team store."""
-    save_api_key("ak_good", host=cloud.url, home=tmp_path)
-    paths = create_developer_certificate("dev1", description="desk", host=cloud.url, home=tmp_path)
+def test_create_certificate_saves_parsed_variables(server, tmp_path):
+    """POST /v3/developer-certificates; the variables and the service's id are saved in the team store."""
+    save_api_key(server.developer_key, host=server.url, home=tmp_path)
+    paths = create_developer_certificate("dev1", description="desk", host=server.url, home=tmp_path)
     assert len(paths) == 12  # the 11 provisioned variables + ACCOUNT_ID
-    method, path, headers, body = cloud.seen[-1]
-    assert (method, path, body) == (
-        "POST",
-        "/v3/developer-certificates",
-        {"name": "dev1", "description": "desk"},
-    )
-    assert headers["Content-Type"] == "application/json"
-    team = Store.open("team", tmp_path)
-    assert team.cloud_id("dev1") in cloud.certificates
+    record = server.registry.developer_certificates.get(Store.open("team", tmp_path).cloud_id("dev1") or "")
+    assert (record.name, record.description) == ("dev1", "desk")
+    saved = Store.open("team", tmp_path).read_certificate("dev1")
+    assert saved["MBED_CLOUD_DEV_BOOTSTRAP_ENDPOINT_NAME"] == record.endpoint_name.encode()
+    assert saved["MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE"] == record.certificate
 
 
-def test_create_needs_a_key_and_a_free_name(cloud, tmp_path):
-    """No saved key, a duplicate local name and a 409 from the service are all clear errors."""
+def test_create_needs_a_key_and_a_free_name(server, tmp_path):
+    """No saved key, a duplicate local name and the service's 409 are all clear errors."""
     with pytest.raises(StoreError, match="no API key is saved"):
-        create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
-    save_api_key("ak_good", host=cloud.url, home=tmp_path)
-    create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
+        create_developer_certificate("dev1", host=server.url, home=tmp_path)
+    save_api_key(server.developer_key, host=server.url, home=tmp_path)
+    create_developer_certificate("dev1", host=server.url, home=tmp_path)
     with pytest.raises(StoreError, match="already has a certificate named 'dev1'"):
-        create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
-    Store.open("team", tmp_path).remove_certificate("dev1")  # local copy gone, cloud one remains
+        create_developer_certificate("dev1", host=server.url, home=tmp_path)
+    Store.open("team", tmp_path).remove_certificate("dev1")  # local copy gone, the service's remains
     with pytest.raises(CertificateExists, match="already exists") as info:
-        create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
+        create_developer_certificate("dev1", host=server.url, home=tmp_path)
     assert info.value.code == 6005 and info.value.http_status == 409
 
 
@@ -125,24 +140,24 @@ def test_unusable_service_credentials_are_not_saved(tmp_path):
     assert Store.open("team", tmp_path).certificate_names() == []
 
 
-def test_list_pages_and_delete(cloud, tmp_path):
+def test_list_pages_and_delete(server, tmp_path, monkeypatch):
     """Listing follows has_more/after pages; delete uses the recorded id, else finds it by name."""
-    save_api_key("ak_good", host=cloud.url, home=tmp_path)
+    monkeypatch.setattr("provkit.developer.cloud._PAGE", 2)  # the server's smallest page: paging happens
+    save_api_key(server.developer_key, host=server.url, home=tmp_path)
     for name in ("a", "b", "c"):
-        create_developer_certificate(name, host=cloud.url, home=tmp_path)
-    cloud.certificates["zzz"] = {"id": "zzz", "name": "portal-only"}
-    client = CloudClient("ak_good", cloud.url)
+        create_developer_certificate(name, host=server.url, home=tmp_path)
+    client = CloudClient(server.developer_key, server.url)
+    portal_id = client.create_developer_certificate("portal-only").id  # made elsewhere, not in this store
     assert sorted(c["name"] for c in client.trusted_certificates()) == ["a", "b", "c", "portal-only"]
     entries = {e.name: e for e in list_certificates(home=tmp_path, client=client)}
     assert entries["portal-only"].local is False and entries["a"].kind == "developer"
     a_id = Store.open("team", tmp_path).cloud_id("a")
-    assert delete_certificate("a", host=cloud.url, home=tmp_path) == (True, a_id)
-    assert ("DELETE", f"/v3/trusted-certificates/{a_id}") == cloud.seen[-1][:2]
-    assert delete_certificate("portal-only", host=cloud.url, home=tmp_path) == (False, "zzz")
+    assert delete_certificate("a", host=server.url, home=tmp_path) == (True, a_id)
+    assert delete_certificate("portal-only", host=server.url, home=tmp_path) == (False, portal_id)
     assert delete_certificate("b", cloud=False, home=tmp_path) == (True, None)
     with pytest.raises(StoreError, match="no certificate named 'nothing'"):
-        delete_certificate("nothing", host=cloud.url, home=tmp_path)
-    assert sorted(c["name"] for c in cloud.certificates.values()) == ["b", "c"]
+        delete_certificate("nothing", host=server.url, home=tmp_path)
+    assert sorted(r.name for r in server.registry.developer_certificates.list()) == ["b", "c"]
 
 
 def test_delete_keeps_local_copy_when_service_fails(cloud, tmp_path):
@@ -156,22 +171,22 @@ def test_delete_keeps_local_copy_when_service_fails(cloud, tmp_path):
 
 
 @pytest.mark.parametrize("key", ["", "   ", "ak_with space", "ak_\nline", "ak_caf\u00e9", "ak_\x00"])
-def test_malformed_key_is_refused_without_a_request(cloud, tmp_path, key):
-    """A key that cannot be an HTTP header value is 6004 at once, not a misleading "cannot reach"."""
+def test_malformed_key_is_refused_without_a_request(tmp_path, key):
+    """A key that cannot be an HTTP header value is 6004 at once, not a misleading "cannot reach".
+
+    The host is a closed port: any request would fail as unreachable (6002) instead.
+    """
     with pytest.raises(ApiKeyRejected, match="the API key is") as info:
-        save_api_key(key, host=cloud.url, home=tmp_path)
+        save_api_key(key, host=_closed_port_url(), home=tmp_path)
     assert info.value.code == 6004 and info.value.http_status is None
-    assert cloud.seen == []
     assert Store.open("user", tmp_path).api_key is None
 
 
-def test_saving_another_key_replaces_the_first(cloud, tmp_path):
-    """The user store holds one key; a second save-api-key overwrites it (seed 003)."""
-    cloud.valid_keys.add("ak_second")
-    save_api_key("ak_good", host=cloud.url, home=tmp_path)
-    save_api_key("  ak_second\n", host=cloud.url, home=tmp_path)
-    assert Store.open("user", tmp_path).api_key == "ak_second"
-    assert [h["Authorization"] for _, _, h, _ in cloud.seen] == ["Bearer ak_good", "Bearer ak_second"]
+def test_saving_another_key_replaces_the_first(server, tmp_path):
+    """The user store holds one key; a second save-api-key overwrites it (as mbl-cli does)."""
+    save_api_key(server.developer_key, host=server.url, home=tmp_path)
+    save_api_key(f"  {server.admin_key}\n", host=server.url, home=tmp_path)
+    assert Store.open("user", tmp_path).api_key == server.admin_key
 
 
 @pytest.mark.parametrize(
@@ -240,25 +255,23 @@ def test_a_server_that_does_not_speak_http():
     assert info.value.code == 6002 and info.value.http_status is None
 
 
-def test_fetch_existing_developer_certificate(cloud, tmp_path):
+def test_fetch_existing_developer_certificate(server, tmp_path):
     """GET /v3/developer-certificates/{id} returns the credentials of a certificate made elsewhere."""
-    save_api_key("ak_good", host=cloud.url, home=tmp_path)
-    made = CloudClient("ak_good", cloud.url).create_developer_certificate("portal-made")
-    fetched = CloudClient("ak_good", cloud.url).developer_certificate(made.id)
-    assert fetched == made
-    assert cloud.seen[-1][:2] == ("GET", f"/v3/developer-certificates/{made.id}")
+    client = CloudClient(server.developer_key, server.url)
+    made = client.create_developer_certificate("portal-made")
+    assert client.developer_certificate(made.id) == made
     with pytest.raises(CloudApiError, match="HTTP 404"):
-        CloudClient("ak_good", cloud.url).developer_certificate("no-such-id")
+        client.developer_certificate("no-such-id")
 
 
-def test_delete_a_set_with_a_lost_file(cloud, tmp_path):
+def test_delete_a_set_with_a_lost_file(server, tmp_path):
     """A developer set whose .bin files vanished can still be deleted, locally and in the service."""
-    save_api_key("ak_good", host=cloud.url, home=tmp_path)
-    paths = create_developer_certificate("a", host=cloud.url, home=tmp_path)
+    save_api_key(server.developer_key, host=server.url, home=tmp_path)
+    paths = create_developer_certificate("a", host=server.url, home=tmp_path)
     paths[0].unlink()
     assert [e.name for e in list_certificates(home=tmp_path)] == ["a"]
-    assert delete_certificate("a", host=cloud.url, home=tmp_path)[0] is True
-    assert cloud.certificates == {}
+    assert delete_certificate("a", host=server.url, home=tmp_path)[0] is True
+    assert server.registry.developer_certificates.list() == []
 
 
 def test_credentials_with_unusable_certificates_are_not_saved(tmp_path):
@@ -273,12 +286,13 @@ def test_credentials_with_unusable_certificates_are_not_saved(tmp_path):
     assert Store.open("team", tmp_path).certificate_names() == []
 
 
-def test_revoked_key_on_create_is_6004(cloud, tmp_path):
+def test_revoked_key_on_create_is_6004(server, tmp_path):
     """A saved key the service no longer accepts fails create-certificate with 6004 and HTTP 401."""
-    save_api_key("ak_good", host=cloud.url, home=tmp_path)
-    cloud.valid_keys.clear()
+    record, key = server.registry.api_keys.create("soon-revoked")
+    save_api_key(key, host=server.url, home=tmp_path)
+    server.registry.api_keys.revoke(record.id)
     with pytest.raises(ApiKeyRejected) as info:
-        create_developer_certificate("dev1", host=cloud.url, home=tmp_path)
+        create_developer_certificate("dev1", host=server.url, home=tmp_path)
     assert info.value.http_status == 401
     assert Store.open("team", tmp_path).certificate_names() == []
 

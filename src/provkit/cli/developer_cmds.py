@@ -27,6 +27,12 @@ _C_FILE = click.Path(dir_okay=False, path_type=Path)
 class _Options:
     home: Path | None
     api_host: str | None
+    api_ca: Path | None
+
+    @property
+    def api(self) -> dict[str, Any]:
+        """The Device Management keyword arguments of the library calls."""
+        return {"host": self.api_host, "home": self.home, "ca_file": self.api_ca}
 
 
 def _opts(ctx: click.Context) -> _Options:
@@ -47,11 +53,17 @@ def _opts(ctx: click.Context) -> _Options:
     envvar="PROVKIT_API_HOST",
     help="Device Management API URL [default: https://api.us-east-1.mbedcloud.com].",
 )
+@click.option(
+    "--api-ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="PROVKIT_API_CA",
+    help="PEM CA certificates to trust for an https:// API host (a self-hosted server's CA).",
+)
 @click.pass_context
-def developer_group(ctx: click.Context, home: Path | None, api_host: str | None) -> None:
+def developer_group(ctx: click.Context, home: Path | None, api_host: str | None, api_ca: Path | None) -> None:
     """Developer flow (MBL CLI style): API key, developer/update certificates, provisioning."""
     # Subcommands find these with ctx.find_object; the global CliState is not needed here.
-    ctx.obj = _Options(home, api_host)
+    ctx.obj = _Options(home, api_host, api_ca)
 
 
 def _transport_options(func: Any) -> Any:
@@ -120,7 +132,7 @@ def save_api_key_cmd(ctx: click.Context, key: str) -> None:
 
     opts = _opts(ctx)
     try:
-        account = save_api_key(key, host=opts.api_host, home=opts.home)
+        account = save_api_key(key, **opts.api)
     except ProvkitError as exc:
         exit_with(exc)
     click.echo(f"API key saved (account {account.get('id', '?')})")
@@ -136,9 +148,7 @@ def create_certificate_cmd(ctx: click.Context, name: str, description: str) -> N
 
     opts = _opts(ctx)
     try:
-        paths = create_developer_certificate(
-            name, description=description, host=opts.api_host, home=opts.home
-        )
+        paths = create_developer_certificate(name, description=description, **opts.api)
     except ProvkitError as exc:
         exit_with(exc)
     click.echo(f"developer certificate {name!r} saved: {len(paths)} files in {paths[0].parent}")
@@ -183,7 +193,7 @@ def list_certificates_cmd(ctx: click.Context, cloud: bool) -> None:
 
     opts = _opts(ctx)
     try:
-        client = cloud_client(host=opts.api_host, home=opts.home) if cloud else None
+        client = cloud_client(**opts.api) if cloud else None
         entries = list_certificates(home=opts.home, client=client)
     except ProvkitError as exc:
         exit_with(exc)
@@ -201,7 +211,7 @@ def delete_certificate_cmd(ctx: click.Context, name: str, local_only: bool) -> N
 
     opts = _opts(ctx)
     try:
-        local, cloud_id = delete_certificate(name, cloud=not local_only, host=opts.api_host, home=opts.home)
+        local, cloud_id = delete_certificate(name, cloud=not local_only, **opts.api)
     except ProvkitError as exc:
         exit_with(exc)
     where = [
@@ -254,8 +264,7 @@ def provision_cmd(
             update_cert_name,
             create=create_dev_cert,
             resources_c=update_c,
-            host=opts.api_host,
-            home=opts.home,
+            **opts.api,
         )
     except ProvkitError as exc:
         exit_with(exc)

@@ -19,10 +19,12 @@ import json
 import logging
 import os
 import re
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from provkit.errors import ApiKeyRejected, CertificateExists, CloudApiError
@@ -31,6 +33,8 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_API_HOST: Final = "https://api.us-east-1.mbedcloud.com"
 API_HOST_ENV: Final = "PROVKIT_API_HOST"
+API_CA_ENV: Final = "PROVKIT_API_CA"
+"""PEM file of the CAs to trust for an ``https://`` API host instead of the system's."""
 DEFAULT_TIMEOUT_S: Final = 30.0
 _PAGE: Final = 1000
 _KEY_RE: Final = re.compile(r"[!-~]{1,1024}")
@@ -62,6 +66,21 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER: Final = urllib.request.build_opener(_NoRedirect)
+
+
+def _opener(ca_file: Path | None) -> urllib.request.OpenerDirector:
+    """The opener for one client: system trust, or only the CAs in ``ca_file``.
+
+    Raises:
+        CloudApiError: ``ca_file`` cannot be read as PEM certificates.
+    """
+    if ca_file is None:
+        return _OPENER
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise CloudApiError(f"cannot use {ca_file} as the API's CA certificates: {exc}") from exc
+    return urllib.request.build_opener(_NoRedirect, urllib.request.HTTPSHandler(context=context))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,18 +131,27 @@ class CloudClient:
         api_key: the key sent as ``Bearer``.
         host: the API base URL (see :func:`api_host`).
         timeout_s: per-request timeout.
+        ca_file: PEM CA certificates to trust for ``https://`` instead of the system's
+            (default ``$PROVKIT_API_CA``), e.g. a self-hosted server's CA.
 
     Raises:
         ApiKeyRejected: the key is malformed (:func:`check_api_key`).
-        CloudApiError: the host is not an http(s) URL.
+        CloudApiError: the host is not an http(s) URL, or ``ca_file`` is unusable.
     """
 
     def __init__(
-        self, api_key: str, host: str | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S
+        self,
+        api_key: str,
+        host: str | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        ca_file: Path | None = None,
     ) -> None:
         self.api_key = check_api_key(api_key)
         self.host = api_host(host)
         self.timeout_s = timeout_s
+        env_ca = os.environ.get(API_CA_ENV)
+        self._opener = _opener(ca_file or (Path(env_ca) if env_ca else None))
         _warn_if_cleartext(self.host)
 
     def _call(self, method: str, path: str, body: object | None = None) -> Any:
@@ -135,7 +163,7 @@ class CloudClient:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with _OPENER.open(request, timeout=self.timeout_s) as response:
+            with self._opener.open(request, timeout=self.timeout_s) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raise _http_error(method, path, exc) from exc

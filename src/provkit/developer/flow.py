@@ -23,7 +23,9 @@ from provkit.developer.store import TEAM, USER, Store, check_certificate_name
 from provkit.errors import CloudApiError, CredentialsParseError, StoreError
 
 
-def save_api_key(key: str, *, host: str | None = None, home: Path | None = None) -> dict[str, Any]:
+def save_api_key(
+    key: str, *, host: str | None = None, home: Path | None = None, ca_file: Path | None = None
+) -> dict[str, Any]:
     """Validate ``key`` with ``GET /v3/accounts/me``, then save it in the user store.
 
     Returns:
@@ -36,12 +38,14 @@ def save_api_key(key: str, *, host: str | None = None, home: Path | None = None)
         StoreError: the user store cannot be written.
     """
     key = check_api_key(key)
-    account = CloudClient(key, host).account()
+    account = CloudClient(key, host, ca_file=ca_file).account()
     Store.open(USER, home).set_api_key(key)
     return account
 
 
-def cloud_client(*, host: str | None = None, home: Path | None = None) -> CloudClient:
+def cloud_client(
+    *, host: str | None = None, home: Path | None = None, ca_file: Path | None = None
+) -> CloudClient:
     """A client with the API key saved in the user store.
 
     Raises:
@@ -50,11 +54,16 @@ def cloud_client(*, host: str | None = None, home: Path | None = None) -> CloudC
     key = Store.open(USER, home).api_key
     if key is None:
         raise StoreError("no API key is saved", hint="run save-api-key with a key from the Portal first")
-    return CloudClient(key, host)
+    return CloudClient(key, host, ca_file=ca_file)
 
 
 def create_developer_certificate(
-    name: str, *, description: str = "", host: str | None = None, home: Path | None = None
+    name: str,
+    *,
+    description: str = "",
+    host: str | None = None,
+    home: Path | None = None,
+    ca_file: Path | None = None,
 ) -> list[Path]:
     """Create a developer certificate in Device Management and save its variables in the team store.
 
@@ -71,7 +80,7 @@ def create_developer_certificate(
     team = _team_without(
         name, home, "provision with it as it is (leave out -c), or delete it first with delete-certificate"
     )
-    client = cloud_client(host=host, home=home)
+    client = cloud_client(host=host, home=home, ca_file=ca_file)
     created = client.create_developer_certificate(name, description)
     return _save_developer_certificate(team, name, created, "created")
 
@@ -89,7 +98,7 @@ def _save_developer_certificate(team: Store, name: str, cert: DeveloperCertifica
 
 
 def fetch_developer_certificate(
-    name: str, *, host: str | None = None, home: Path | None = None
+    name: str, *, host: str | None = None, home: Path | None = None, ca_file: Path | None = None
 ) -> list[Path]:
     """Download an existing developer certificate by name and save it in the team store.
 
@@ -103,7 +112,7 @@ def fetch_developer_certificate(
         CloudApiError: the service failed. CredentialsParseError: its credentials are unusable.
     """
     check_certificate_name(name)
-    client = cloud_client(host=host, home=home)
+    client = cloud_client(host=host, home=home, ca_file=ca_file)
     cert_id = client.find_certificate_id(name)
     if cert_id is None:
         raise StoreError(
@@ -223,7 +232,12 @@ def list_certificates(
 
 
 def delete_certificate(
-    name: str, *, cloud: bool = True, host: str | None = None, home: Path | None = None
+    name: str,
+    *,
+    cloud: bool = True,
+    host: str | None = None,
+    home: Path | None = None,
+    ca_file: Path | None = None,
 ) -> tuple[bool, str | None]:
     """Delete a certificate from the team store and, when ``cloud``, from the service.
 
@@ -242,7 +256,7 @@ def delete_certificate(
     cloud_id = None
     # The kind comes from config.json alone, so a set with a lost file can still be deleted.
     if cloud and not (local and is_update_set(team.certificate_variables(name))):
-        client = cloud_client(host=host, home=home)
+        client = cloud_client(host=host, home=home, ca_file=ca_file)
         cloud_id = team.cloud_id(name) if local else None
         if cloud_id is None:
             cloud_id = client.find_certificate_id(name)
@@ -298,6 +312,7 @@ def prepare_provisioning(
     resources_c: Path | None = None,
     host: str | None = None,
     home: Path | None = None,
+    ca_file: Path | None = None,
 ) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """Gather both certificate sets for ``provision-pelion``, saving new ones in the team store.
 
@@ -313,6 +328,7 @@ def prepare_provisioning(
         create: create ``dev_name`` in the service first (``-c``).
         resources_c: import this ``update_default_resources.c`` as ``update_name`` (``-p``).
         host: the API host.
+        ca_file: CA certificates to trust for an ``https://`` host (see :class:`CloudClient`).
         home: the stores' home.
 
     Raises:
@@ -323,14 +339,14 @@ def prepare_provisioning(
     team = Store.open(TEAM, home)
     update = read_update_resources(resources_c) if resources_c else _update_set(team, update_name)
     if create:
-        create_developer_certificate(dev_name, host=host, home=home)
+        create_developer_certificate(dev_name, host=host, home=home, ca_file=ca_file)
     elif dev_name not in team.certificate_names():
         if Store.open(USER, home).api_key is None:  # nothing to fetch it with
             raise StoreError(
                 f"no developer certificate named {dev_name!r} in the team store ({team.location})",
                 hint="create it with -c, or save an API key to fetch it from Device Management",
             )
-        fetch_developer_certificate(dev_name, host=host, home=home)
+        fetch_developer_certificate(dev_name, host=host, home=home, ca_file=ca_file)
     dev = _developer_set(team, dev_name)
     if resources_c is not None:
         team.add_certificate(update_name, update)
