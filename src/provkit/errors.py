@@ -617,7 +617,7 @@ class ApiConflict(DeviceManagementError):
 
 
 class ApiSetupError(DeviceManagementError):
-    """The API cannot be served as configured: plain HTTP off loopback, an unusable certificate, a busy port."""
+    """The API cannot be served as configured: plain HTTP off loopback, a bad certificate, a busy port."""
 
     default_code = 8500
     http_status = 500

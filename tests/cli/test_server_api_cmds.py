@@ -33,13 +33,13 @@ def test_create_list_and_revoke(tmp_path):
 
 
 def test_errors_are_coded(tmp_path):
-    """A taken name is 7109, an unknown key 7104, an unknown group a usage error."""
+    """A taken name is 8409, an unknown key 8404, an unknown group a usage error."""
     registry = str(tmp_path / "registry.sqlite")
     runner = CliRunner()
     assert runner.invoke(api_key_group, ["create", "bob", "--registry", registry]).exit_code == 0
     again = runner.invoke(api_key_group, ["create", "bob", "--registry", registry])
-    assert again.exit_code == 1 and "Error 7109: an API key named 'bob' exists already" in again.stderr
+    assert again.exit_code == 1 and "Error 8409: an API key named 'bob' exists already" in again.stderr
     missing = runner.invoke(api_key_group, ["revoke", "carol", "--registry", registry])
-    assert missing.exit_code == 1 and "Error 7104" in missing.stderr
+    assert missing.exit_code == 1 and "Error 8404" in missing.stderr
     usage = runner.invoke(api_key_group, ["create", "dan", "--group", "root", "--registry", registry])
     assert usage.exit_code == 2
