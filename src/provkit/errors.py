@@ -60,14 +60,13 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     │   ├── ServerSetupError                       server home (CA, certificates, keys) missing or unusable
     │   ├── CredentialError        (+ValueError)   PSK credential unusable, sealed for another key, taken
     │   └── ConnectError                           a device's first connection failed; .failure classifies it
-    └── DeviceManagementError                      the Device Management API of provkit server, 8400-8599;
+    └── DeviceManagementError                      the Device Management API refused a request, 8400-8499;
         │                                          .http_status, .error_type: its JSON error
         ├── ApiRequestInvalid      (+ValueError)   8400: 400 validation_error; .fields
         ├── ApiUnauthorized                        8401: no, malformed, unknown or revoked API key
         ├── ApiForbidden                           8403: the key's role may not do this
         ├── ApiNotFound            (+KeyError)     8404: no such record
-        ├── ApiConflict                            8409: a name or identity is taken
-        └── ApiSetupError                          8500: the API cannot be served as configured
+        └── ApiConflict                            8409: a name or identity is taken
 """
 
 from __future__ import annotations
@@ -544,10 +543,9 @@ class ConnectError(ServerError):
 
 
 class DeviceManagementError(ProvkitError):
-    """The Device Management API (``provkit server``) refused a request or cannot serve (codes 8400-8599).
+    """The Device Management API (``provkit server``) refused a request (codes 8400-8499).
 
-    The codes follow the HTTP status: 84xx for a request refused with 4xx, 8500 for the API
-    that cannot be served as configured.
+    The codes follow the HTTP status: 84xx for a request refused with 4xx.
 
     The API answers it as Device Management's JSON error: ``{"object": "error", "code":
     http_status, "type": error_type, "message", "fields", "request_id"}``.
@@ -614,11 +612,3 @@ class ApiConflict(DeviceManagementError):
     default_code = 8409
     http_status = 409
     error_type = "duplicate"
-
-
-class ApiSetupError(DeviceManagementError):
-    """The API cannot be served as configured: plain HTTP off loopback, a bad certificate, a busy port."""
-
-    default_code = 8500
-    http_status = 500
-    error_type = "internal_server_error"

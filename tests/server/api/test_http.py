@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provkit.developer import CloudClient
-from provkit.errors import ApiSetupError, CloudApiError
+from provkit.errors import CloudApiError, ServerSetupError
 from provkit.server.api.http import HttpSettings, check_settings, is_loopback
 from support.dmapi import running_api
 
@@ -72,16 +72,16 @@ def test_loopback_addresses(host: str, loopback: bool) -> None:
 
 
 def test_plain_http_off_loopback_needs_insecure_http(tmp_path: Path) -> None:
-    """0.0.0.0 without a certificate is refused (8500) unless --insecure-http; so is half a certificate."""
-    with pytest.raises(ApiSetupError, match=r"refusing plain HTTP on 0\.0\.0\.0") as info:
+    """0.0.0.0 without a certificate is refused (8002) unless --insecure-http; so is half a certificate."""
+    with pytest.raises(ServerSetupError, match=r"refusing plain HTTP on 0\.0\.0\.0") as info:
         check_settings(HttpSettings(host="0.0.0.0"))
-    assert info.value.code == 8500 and "--insecure-http" in (info.value.hint or "")
+    assert info.value.code == 8002 and "--insecure-http" in (info.value.hint or "")
     check_settings(HttpSettings(host="0.0.0.0", insecure_http=True))
     check_settings(HttpSettings(host="127.0.0.1"))
     ca, cert, key = _https_files(tmp_path)
-    with pytest.raises(ApiSetupError, match="needs both"):
+    with pytest.raises(ServerSetupError, match="needs both"):
         check_settings(HttpSettings(host="0.0.0.0", certificate=cert))
-    with pytest.raises(ApiSetupError, match="cannot use"):
+    with pytest.raises(ServerSetupError, match="cannot use"):
         check_settings(HttpSettings(host="0.0.0.0", certificate=cert, private_key=ca))
     check_settings(HttpSettings(host="0.0.0.0", certificate=cert, private_key=key))
 

@@ -21,7 +21,7 @@ from typing import Final, Self
 import uvicorn
 from fastapi import FastAPI
 
-from provkit.errors import ApiSetupError
+from provkit.errors import ServerSetupError
 
 _START_TIMEOUT_S: Final = 15.0
 
@@ -64,14 +64,14 @@ def check_settings(settings: HttpSettings) -> None:
     """Refuse settings that would send API keys in clear, or a half-given certificate.
 
     Raises:
-        ApiSetupError: plain HTTP off loopback without ``insecure_http``; a certificate
+        ServerSetupError: plain HTTP off loopback without ``insecure_http``; a certificate
             without a key or the reverse; files that do not make a TLS server context.
     """
     if (settings.certificate is None) != (settings.private_key is None):
-        raise ApiSetupError("HTTPS needs both a certificate (--https-cert) and its key (--https-key)")
+        raise ServerSetupError("HTTPS needs both a certificate (--https-cert) and its key (--https-key)")
     if settings.certificate is None:
         if not is_loopback(settings.host) and not settings.insecure_http:
-            raise ApiSetupError(
+            raise ServerSetupError(
                 f"refusing plain HTTP on {settings.host}: API keys would cross the network in clear",
                 hint="give --https-cert and --https-key, listen on 127.0.0.1, or pass --insecure-http",
             )
@@ -81,7 +81,7 @@ def check_settings(settings: HttpSettings) -> None:
     try:
         context.load_cert_chain(settings.certificate, settings.private_key)
     except (OSError, ssl.SSLError) as exc:
-        raise ApiSetupError(
+        raise ServerSetupError(
             f"cannot use {settings.certificate} with {settings.private_key} for HTTPS: {exc}"
         ) from exc
 
@@ -90,7 +90,7 @@ def bind(settings: HttpSettings) -> socket.socket:
     """A listening-ready socket bound to the settings' address.
 
     Raises:
-        ApiSetupError: the address cannot be bound (in use, not local, no permission).
+        ServerSetupError: the address cannot be bound (in use, not local, no permission).
     """
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -99,7 +99,7 @@ def bind(settings: HttpSettings) -> socket.socket:
         sock.bind((settings.host.strip("[]"), settings.port))
     except OSError as exc:
         sock.close()
-        raise ApiSetupError(
+        raise ServerSetupError(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
         ) from exc
     sock.set_inheritable(True)
@@ -110,7 +110,7 @@ def uvicorn_server(app: FastAPI, settings: HttpSettings) -> uvicorn.Server:
     """A uvicorn server for ``app`` (serve it with ``server.serve(sockets=[bind(settings)])``).
 
     Raises:
-        ApiSetupError: see :func:`check_settings`.
+        ServerSetupError: see :func:`check_settings`.
     """
     check_settings(settings)
     config = uvicorn.Config(
@@ -140,7 +140,7 @@ class BackgroundApi:
     Use as a context manager; :attr:`url` is where it listens.
 
     Raises:
-        ApiSetupError: unusable settings, or the server did not start.
+        ServerSetupError: unusable settings, or the server did not start.
     """
 
     def __init__(self, app: FastAPI, settings: HttpSettings) -> None:
@@ -157,7 +157,7 @@ class BackgroundApi:
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.close()
-                raise ApiSetupError(f"the API server at {self.url} did not start")
+                raise ServerSetupError(f"the API server at {self.url} did not start")
             time.sleep(0.01)
         return self
 
