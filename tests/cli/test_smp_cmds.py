@@ -181,3 +181,30 @@ def test_farm_command_writes_addresses(tmp_path):
         proc.communicate(timeout=30)
     described = json.loads(ports.read_text())
     assert (described["protocol"], described["link"], len(described["addresses"])) == ("smp", "serial", 2)
+
+
+def test_wait_ready_then_provision_over_serial(tmp_path):
+    """--wait-ready: the command opens the port, the board (re)boots and logs, then the flow runs."""
+    import threading
+
+    from provkit.device.smp import AnjayProvisioningImage
+    from provkit.transport.smp_server import SmpSerialServer
+
+    board = AnjayProvisioningImage(Kcm(SqliteStorage(tmp_path / "b.db")), endpoint_name="booted-1")
+    done = threading.Event()
+    with pty_cable() as cable, SmpSerialServer(board.handle, cable.device_path) as server:
+
+        def keep_booting() -> None:  # a board reset now and then until the tool has seen it boot
+            while not done.wait(0.1):
+                server.log(board.console_lines)
+
+        thread = threading.Thread(target=keep_booting, daemon=True)
+        thread.start()
+        try:
+            serial = ("smp-serial", "--port", cable.host_path, "--wait-ready", "30", "--no-progress")
+            result = provision("-c", str(SAMPLE), *serial)
+        finally:
+            done.set()
+            thread.join()
+    assert result.exit_code == 0, result.output
+    assert "booted-1 applied the configuration" in result.output

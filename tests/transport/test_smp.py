@@ -13,16 +13,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from smp import packet as smp_packet
 
 from provkit.device.kcm import Kcm
 from provkit.device.lwm2m import Lwm2mAcceptor
 from provkit.device.smp import AnjayProvisioningImage
 from provkit.device.storage import MemoryStorage
-from provkit.errors import SmpConnectFailed, SmpDeviceError, SmpProtocolError, SmpTimeout
+from provkit.errors import SmpConnectFailed, SmpDeviceError, SmpError, SmpProtocolError, SmpTimeout
 from provkit.transport.smp_link import SmpLink, SmpSettings
 from provkit.transport.smp_server import ConsoleFramer, SmpSerialServer, SmpUdpServer
 from provkit.wire.smp import ENDPOINT_PATH, PROVISION_PATH, RESULT_PATH
+from smp import packet as smp_packet
 from support.pty import pty_cable
 
 pytestmark = pytest.mark.integration
@@ -225,3 +225,27 @@ def test_framer_drops_bad_crc_too_long_and_noise():
     too_long = b"".join(smp_packet.encode(bytes(100), line_length=128))
     assert framer.feed(too_long) == [] and framer.dropped == 2
     assert framer.feed(wire) == [good]  # in step again
+
+
+def test_wait_for_the_console_line_after_a_reset(board):
+    """The tool opens the port first; the board boots and logs; the tool sees the line among the output."""
+    with pty_cable() as cable, SmpLink.serial(cable.host_path, settings=FAST) as link:
+        link.connect()
+        with SmpSerialServer(
+            board.handle, cable.device_path, console_lines=["*** Booting Zephyr ***"]
+        ) as server:
+            server.log(board.console_lines)
+            line = link.wait_for_console(["Device ready for provisioning."], 10.0)
+            assert line.endswith("provisioning_app: Device ready for provisioning.")
+            assert link.download(ENDPOINT_PATH) == b"anjay-zephyr-demo-77"  # SMP after the log
+
+
+def test_wait_for_console_times_out_and_needs_serial(board):
+    with (
+        pty_cable() as cable,
+        SmpLink.serial(cable.host_path, settings=FAST) as link,
+        pytest.raises(SmpTimeout, match="did not print 'never'"),
+    ):
+        link.wait_for_console(["never"], 0.2)
+    with udp_link(board.handle) as link, pytest.raises(SmpError, match="no console"):
+        link.wait_for_console(["x"], 0.1)

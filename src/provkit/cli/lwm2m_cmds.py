@@ -356,13 +356,15 @@ def _smp_settings(mtu: int | None, chunk_size: int, timeout_s: float, retries: i
     return SmpSettings(timeout_s=timeout_s, retries=retries, chunk_size=chunk_size, mtu=mtu)
 
 
-def _provision_board(ctx: click.Context, link: Any, endpoint_from_device: bool, no_progress: bool) -> None:
+def _provision_board(
+    ctx: click.Context, link: Any, endpoint_from_device: bool, no_progress: bool, wait_ready_s: float = 0.0
+) -> None:
     """Run the Zephyr board flow with the parent command's options; print the outcome."""
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, Task, TextColumn
     from rich.text import Text
 
-    from provkit.factory.lwm2m.zephyr import provision_board
+    from provkit.factory.lwm2m.zephyr import provision_board, wait_until_ready
 
     class BytesPerSecond(ProgressColumn):
         """The upload's rate so far (bytes the device holds over the time since the bar appeared)."""
@@ -410,6 +412,12 @@ def _provision_board(ctx: click.Context, link: Any, endpoint_from_device: bool, 
 
     try:
         try:
+            if wait_ready_s:
+                try:
+                    wait_until_ready(link, wait_ready_s)
+                except ProvkitError:
+                    link.close()
+                    raise
             with link:
                 fp, outcome = provision_board(link, prepare, endpoint_name=urn, progress=show)
         finally:
@@ -428,12 +436,21 @@ def _provision_board(ctx: click.Context, link: Any, endpoint_from_device: bool, 
 @provision_cmd.command("smp-serial")
 @click.option("--port", required=True, help="Serial port of the board (e.g. /dev/ttyACM0, COM3).")
 @click.option("--baud", type=click.IntRange(1), default=115200, show_default=True, help="Line speed.")
+@click.option(
+    "--wait-ready",
+    "wait_ready_s",
+    type=click.FloatRange(0),
+    default=0.0,
+    help="Seconds to wait for the board to log 'Device ready for provisioning.' (flash or reset it "
+    "after starting the command); 0: do not wait.",
+)
 @_smp_options
 @click.pass_context
 def smp_serial_cmd(
     ctx: click.Context,
     port: str,
     baud: int,
+    wait_ready_s: float,
     endpoint_from_device: bool,
     mtu: int | None,
     chunk_size: int,

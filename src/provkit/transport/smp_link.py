@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -35,8 +35,6 @@ from typing import Any, Final, Self, TypeVar
 
 import cbor2
 from pydantic import ValidationError
-from smp import exceptions as smp_exceptions
-from smp import header as smp_header
 from smp.error import ErrorV1
 from smp.file_management import FS_MGMT_ERR
 from smpclient import SMPClient
@@ -50,6 +48,8 @@ from provkit.errors import SmpConnectFailed, SmpDeviceError, SmpError, SmpProtoc
 from provkit.transport.smp_server import DEFAULT_UDP_PORT
 from provkit.transport.streams import available_serial_ports
 from provkit.wire.smp import FS_GROUP, UploadErrorV2, describe_rc, provkit_code
+from smp import exceptions as smp_exceptions
+from smp import header as smp_header
 
 __all__ = ["DEFAULT_UDP_PORT", "Progress", "SmpLink", "SmpSettings"]
 
@@ -111,6 +111,8 @@ class SmpLink:
         self._client = SMPClient(transport, address, timeout_s=self.settings.timeout_s)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connected = False
+        self._parameters_read = False
+        self._console = bytearray()
         self.buf_size: int | None = None
         """The device's buffer as it reported it (``None`` when it did not)."""
         self.requests = 0
@@ -144,8 +146,56 @@ class SmpLink:
         Raises:
             SmpConnectFailed: 7001 when the port is missing or cannot be opened.
         """
+        self.connect()
+        if not self._parameters_read:
+            self._parameters_read = True
+            self._run(self._read_parameters())
+
+    def connect(self) -> None:
+        """Open the port or socket only (:meth:`open` also asks the device for its buffer).
+
+        Raises:
+            SmpConnectFailed: 7001 when the port is missing or cannot be opened.
+        """
         if not self._connected:
             self._run(self._connect())
+
+    def wait_for_console(self, texts: Sequence[str], timeout_s: float) -> str:
+        """Wait until the device's console prints a line containing one of ``texts``; return that line.
+
+        Serial links only: the console shares the line with SMP (a board logging while it
+        boots). Output printed before the port was opened is not seen.
+
+        Raises:
+            SmpTimeout: 7002 when no such line came within ``timeout_s``.
+            SmpError: 7000 on a UDP link, which carries no console.
+        """
+        if not isinstance(self._transport, SMPSerialTransport):
+            raise SmpError(f"{self.describe}: a UDP link carries no console to wait on")
+        self.connect()
+        return self._run(self._wait_for_console(self._transport, tuple(texts), timeout_s))
+
+    async def _wait_for_console(
+        self, transport: SMPSerialTransport, texts: tuple[str, ...], timeout_s: float
+    ) -> str:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._console += await transport.read_serial()
+            except SMPTransportDisconnected as exc:
+                raise SmpConnectFailed(f"{self.describe}: the device disconnected: {exc}") from exc
+            while (end := self._console.find(b"\n")) >= 0:
+                line = self._console[:end].decode("utf-8", "replace").strip()
+                del self._console[: end + 1]
+                if any(text in line for text in texts):
+                    return line
+            if time.monotonic() >= deadline:
+                shown = " or ".join(repr(text) for text in texts)
+                raise SmpTimeout(
+                    f"{self.describe}: the console did not print {shown} within {timeout_s:g} s",
+                    hint="reset or flash the board after the tool has opened its port",
+                )
+            await asyncio.sleep(0.02)
 
     async def _connect(self) -> None:
         timeout = self.settings.connect_timeout_s
@@ -163,7 +213,6 @@ class SmpLink:
         except (TimeoutError, OSError) as exc:
             raise SmpConnectFailed(f"{self.describe}: cannot open: {exc}") from exc
         self._connected = True
-        await self._read_parameters()
 
     async def _read_parameters(self) -> None:
         """Ask the device for its buffer (``MCUMGR_PARAMETERS``); without the command: defaults."""

@@ -171,11 +171,14 @@ class SmpSerialServer(_SmpServer):
         """What ``provkit device serve`` prints once the device listens."""
         return f"SMP server on serial port {self.port}"
 
+    def log(self, lines: Iterable[str]) -> None:
+        """Write device log lines on the console (as a board does when it boots again)."""
+        self._stream.write(b"".join(console_line(text) for text in lines))
+
     def serve_forever(self) -> None:
         """Serve until :meth:`shutdown` or until the line hangs up."""
         try:
-            for text in self.console_lines:
-                self._stream.write(console_line(text))
+            self.log(self.console_lines)
             while not self._stop.is_set():
                 data = self._stream.read(4096, _POLL_S)
                 for message in self._framer.feed(data) if data else ():

@@ -136,3 +136,22 @@ def test_failed_upload_with_result_minus_one(board, link):
     with pytest.raises(SmpProvisioningFailed) as info:
         deliver_blob(Half(link), fp.build_blob(), "ep")
     assert info.value.result == -1 and str(info.value).startswith("no answer; the device then reported")
+
+
+def test_wait_until_ready_sees_a_provisioned_board(tmp_path):
+    from provkit.factory.lwm2m.zephyr import wait_until_ready
+    from provkit.transport.smp_server import SmpSerialServer
+    from support.pty import pty_cable
+
+    kcm = Kcm(SqliteStorage(tmp_path / "b.db"))
+    board = AnjayProvisioningImage(kcm, endpoint_name="e")
+    with pty_cable() as cable, SmpLink.serial(cable.host_path) as link:
+        link.connect()
+        with SmpSerialServer(board.handle, cable.device_path) as server:
+            server.log(board.console_lines)
+            wait_until_ready(link, 10.0)
+            FactoryProvisioning(SAMPLE, "e", None, None, None).provision_zephyr(link)
+            server.log(board.reboot())
+            with pytest.raises(SmpProvisioningFailed) as info:
+                wait_until_ready(link, 10.0)
+    assert info.value.code == 7004 and "already present" in str(info.value) and info.value.hint

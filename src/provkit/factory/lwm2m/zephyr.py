@@ -21,13 +21,20 @@ or any other object that downloads and uploads files).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeVar
 
 from provkit.errors import SmpDeviceError, SmpError, SmpProvisioningFailed
 from provkit.transport.link import SmpFiles
-from provkit.wire.smp import ENDPOINT_PATH, PROVISION_PATH, RESULT_PATH, parse_result
+from provkit.wire.smp import (
+    ALREADY_PROVISIONED_LINE,
+    ENDPOINT_PATH,
+    PROVISION_PATH,
+    READY_LINE,
+    RESULT_PATH,
+    parse_result,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -148,6 +155,33 @@ def deliver_blob(
             "takes another blob after a reset",
         )
     return ZephyrResult(endpoint_name, len(blob), recovered)
+
+
+class ConsoleLink(Protocol):
+    """A link that can watch the device's console (a serial SMP link)."""
+
+    describe: str
+
+    def wait_for_console(self, texts: Sequence[str], timeout_s: float) -> str:
+        """Wait for a console line containing one of ``texts``; return it."""
+        ...
+
+
+def wait_until_ready(link: ConsoleLink, timeout_s: float) -> None:
+    """Wait for the provisioning image's ``Device ready for provisioning.`` (after a flash or reset).
+
+    Raises:
+        SmpProvisioningFailed: 7004 when the board logs instead that it already holds
+            provisioning data (it mounts no ``/factory``).
+        SmpTimeout: neither line within ``timeout_s``.
+    """
+    line = link.wait_for_console((READY_LINE, ALREADY_PROVISIONED_LINE), timeout_s)
+    if ALREADY_PROVISIONED_LINE in line:
+        raise SmpProvisioningFailed(
+            f"{link.describe}: the board says: {ALREADY_PROVISIONED_LINE}",
+            code=ENDPOINT_UNUSABLE,
+            hint="erase the board's settings and flash the provisioning image again to provision it anew",
+        )
 
 
 class _Provisioner(Protocol):
