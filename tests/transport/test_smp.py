@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from smp import packet as smp_packet
 
 from provkit.device.kcm import Kcm
 from provkit.device.lwm2m import Lwm2mAcceptor
@@ -22,7 +23,6 @@ from provkit.errors import SmpConnectFailed, SmpDeviceError, SmpError, SmpProtoc
 from provkit.transport.smp_link import SmpLink, SmpSettings
 from provkit.transport.smp_server import ConsoleFramer, SmpSerialServer, SmpUdpServer
 from provkit.wire.smp import ENDPOINT_PATH, PROVISION_PATH, RESULT_PATH
-from smp import packet as smp_packet
 from support.pty import pty_cable
 
 pytestmark = pytest.mark.integration

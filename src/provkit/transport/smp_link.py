@@ -35,6 +35,8 @@ from typing import Any, Final, Self, TypeVar
 
 import cbor2
 from pydantic import ValidationError
+from smp import exceptions as smp_exceptions
+from smp import header as smp_header
 from smp.error import ErrorV1
 from smp.file_management import FS_MGMT_ERR
 from smpclient import SMPClient
@@ -48,8 +50,6 @@ from provkit.errors import SmpConnectFailed, SmpDeviceError, SmpError, SmpProtoc
 from provkit.transport.smp_server import DEFAULT_UDP_PORT
 from provkit.transport.streams import available_serial_ports
 from provkit.wire.smp import FS_GROUP, UploadErrorV2, describe_rc, provkit_code
-from smp import exceptions as smp_exceptions
-from smp import header as smp_header
 
 __all__ = ["DEFAULT_UDP_PORT", "Progress", "SmpLink", "SmpSettings"]
 
