@@ -264,8 +264,14 @@ def test_a_token_removed_while_in_use_is_406(soft_token: SoftToken) -> None:
     ca = issue.create_ca(signer, {"common-name": "HSM CA"}, now=NOW)
     issuer = issue.DeviceCertificateIssuer(signer, ca, {}, validity_years=1)
     issuer.issue(keys.generate_p256().public_key(), "before", NOW)
-    soft_token.remove()
+    aside = soft_token.remove()
     with pytest.raises(HsmError) as caught:
         issuer.issue(keys.generate_p256().public_key(), "after", NOW)
     assert caught.value.code == FcuErrorCode.HSM_TOKEN_FAILED == 406
     assert "nothing was signed" in (caught.value.hint or "")
+    with pytest.raises(HsmError) as absent:  # while it is away, the token is reported absent
+        issuer.issue(keys.generate_p256().public_key(), "away", NOW)
+    assert absent.value.code == FcuErrorCode.HSM_TOKEN_NOT_FOUND
+    aside.rename(soft_token.tokendir / aside.name.removeprefix("removed-"))  # plugged in again
+    cert = issuer.issue(keys.generate_p256().public_key(), "back", NOW)
+    _verifies(cert, signer.public_key())

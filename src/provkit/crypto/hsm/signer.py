@@ -30,6 +30,7 @@ from provkit.crypto.hsm.token import (
     SessionPool,
     TokenKeyRef,
     close_quietly,
+    discard,
     pool_for,
     token_failure,
     token_serial,
@@ -154,6 +155,7 @@ class TokenSigner(CaSigner):
             with pool.session() as entry:
                 raw = self._find(entry).sign(digest, mechanism=Mechanism.ECDSA)
         except p11e.PKCS11Error as exc:
+            discard(self._ref)  # a token that comes back is found afresh
             raise token_failure(exc, self._ref.label) from exc
         try:
             return raw_to_der_signature(bytes(raw))

@@ -222,6 +222,19 @@ def rescan(path: str) -> None:
             _reinitialize(path, loaded)
 
 
+def discard(ref: TokenKeyRef) -> None:
+    """Forget ``ref``'s token after it failed in use: its sessions are dropped and the module rescanned.
+
+    A token that comes back (plugged in again, its HSM reachable again) is then found and
+    logged in to afresh by the next :func:`pool_for`; while it is away, that reports it absent.
+    """
+    with _lock:
+        loaded = _modules.get(ref.module)
+        if loaded is not None and loaded.pid == os.getpid():
+            with contextlib.suppress(HsmError):  # the next use reports what is wrong
+                _reinitialize(ref.module, loaded)
+
+
 def _reinitialize(path: str, loaded: _Module) -> _Module:
     for key in [key for key in _pools if key[0] == path]:
         del _pools[key]  # their sessions die with the module's state
@@ -253,7 +266,12 @@ def find_token(path: str, uri: Pkcs11Uri) -> pkcs11.Token:
         HsmError: 400 when the module cannot be loaded; 401 when no token or several match;
             406 when the module fails.
     """
-    tokens = _matching_tokens(load_module(path), uri)
+    try:
+        tokens = _matching_tokens(load_module(path), uri)
+    except HsmError as exc:
+        if exc.code != FcuErrorCode.HSM_TOKEN_FAILED:
+            raise
+        tokens = []  # listing failed on a token removed since the module was initialised
     if not tokens:
         rescan(path)
         tokens = _matching_tokens(load_module(path), uri)
