@@ -15,13 +15,13 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from provkit.cli._state import CliState
+from provkit.cli._state import CliState, ca_key_options
 from provkit.codes import FtErrorCode
 from provkit.errors import DeviceResponseError, ProvkitError
 from provkit.factory import DeviceResponseStatus, FactoryToolApi, SetupStatus
@@ -157,8 +157,7 @@ def _state(ctx: click.Context) -> CliState:
 
 
 def _api(ctx: click.Context) -> FactoryToolApi:
-    state = _state(ctx)
-    return FactoryToolApi(home_dir=state.home_dir, config_file=state.config_file)
+    return _state(ctx).factory_api()
 
 
 # ---------------------------------------------------------------- init / setup
@@ -186,16 +185,33 @@ def init_cmd(ctx: click.Context, directory: Path | None, force: bool) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Intermediate mode: install the CA certificate signed from keystore/fcu.csr (PEM chain or DER).",
 )
+@ca_key_options
 @click.pass_context
-def setup_cmd(ctx: click.Context, force: bool, ca_certificate: Path | None) -> None:
+def setup_cmd(
+    ctx: click.Context,
+    force: bool,
+    ca_certificate: Path | None,
+    ca_key: str | None,
+    pkcs11_module: Path | None,
+    pin_file: Path | None,
+) -> None:
     """Create the factory CA (keystore/fcu_key.pem and keystore/fcu.crt).
 
-    The CA key is encrypted with $PROVKIT_CA_PASSPHRASE when it is set. With
-    setup-ca-as-intermediate: true, setup writes keystore/fcu.csr; have it signed, then
-    run 'provkit setup --ca-certificate signed.pem'.
+    The CA key is encrypted with $PROVKIT_CA_PASSPHRASE when it is set. With --ca-key URI
+    (or certificate-authority-key in fcu.yml) the key is generated inside that PKCS#11 token
+    instead and the keystore records its URI (fcu_key.pkcs11), never a key; the PIN comes
+    from --pin-file or $PROVKIT_PKCS11_PIN. With setup-ca-as-intermediate: true, setup writes
+    keystore/fcu.csr; have it signed, then run 'provkit setup --ca-certificate signed.pem'.
     """
+    state = _state(ctx)
+    state = replace(
+        state,
+        ca_key=ca_key or state.ca_key,
+        pkcs11_module=pkcs11_module or state.pkcs11_module,
+        pin_file=pin_file or state.pin_file,
+    )
     try:
-        api = _api(ctx)
+        api = state.factory_api()
         if ca_certificate is not None:
             status = api.install_ca_certificate(ca_certificate)
         else:

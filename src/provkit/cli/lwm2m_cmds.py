@@ -92,10 +92,8 @@ def _prepare(
     if scert is not None:
         fp.set_server_cert(scert)
     if factory_ca:
-        from provkit.factory.api import FactoryToolApi
-
         state = click.get_current_context().find_object(CliState) or CliState()
-        fp.generate_self_signed_cert(ca=FactoryToolApi(home_dir=state.home_dir).factory_ca)
+        fp.generate_self_signed_cert(ca=state.factory_api().factory_ca)
     elif cert is not None:
         fp.generate_self_signed_cert()
     elif pkey is not None and pcert is not None:

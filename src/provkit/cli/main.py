@@ -15,7 +15,7 @@ import click
 
 from provkit import __version__
 from provkit.cli._lazy import LazyGroup
-from provkit.cli._state import CliState
+from provkit.cli._state import CliState, ca_key_options
 
 # name -> "module:attribute" of a click command; imported only when that command runs.
 _SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
@@ -65,6 +65,7 @@ def configure_logging(verbosity: int, log_file: Path | None) -> None:
     envvar="FCU_HOME_DIR",
     help="FCU home directory (default: $FCU_HOME_DIR or the working directory).",
 )
+@ca_key_options
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -72,10 +73,13 @@ def cli(
     log_file: Path | None,
     config_file: Path | None,
     home_dir: Path | None,
+    ca_key: str | None,
+    pkcs11_module: Path | None,
+    pin_file: Path | None,
 ) -> None:
     """Provision IoT devices with keys, certificates and configuration."""
     configure_logging(verbosity, log_file)
-    ctx.obj = CliState(verbosity, log_file, config_file, home_dir)
+    ctx.obj = CliState(verbosity, log_file, config_file, home_dir, ca_key, pkcs11_module, pin_file)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from provkit.errors import DeviceResponseError, FactoryError
 from provkit.factory import setup as ca_setup
 from provkit.factory.builder import BundleBuilder
 from provkit.factory.ca import FactoryCa
+from provkit.factory.ca_key import CaKeySource, resolve_source
 from provkit.factory.config import FcuConfig, KeyMode
 from provkit.factory.config_validate import load_config
 from provkit.factory.paths import FcuPaths
@@ -44,6 +45,13 @@ class FactoryToolApi:
         config_file: ``fcu.yml`` (default ``<home>/config/fcu.yml``).
         ca_passphrase: passphrase of the CA key (default ``$PROVKIT_CA_PASSPHRASE``; none
             means the key is stored unencrypted).
+        ca_key: the CA key in a PKCS#11 token, as an RFC 7512 URI
+            (``pkcs11:token=factory;object=provkit-ca``) or a
+            :class:`~provkit.factory.ca_key.CaKeySource`; default: fcu.yml's
+            ``certificate-authority-key``, else the token key setup recorded in the keystore,
+            else ``keystore/fcu_key.pem``.
+        pkcs11_module: the PKCS#11 module file (when not in the URI or fcu.yml).
+        pin_file: file holding the token's user PIN (else ``$PROVKIT_PKCS11_PIN``).
 
     Raises:
         ConfigError: 190 when a directory cannot be resolved (e.g. a symlink loop).
@@ -57,8 +65,19 @@ class FactoryToolApi:
         config_file: PathArg = None,
         *,
         ca_passphrase: str | bytes | None = None,
+        ca_key: str | CaKeySource | None = None,
+        pkcs11_module: PathArg = None,
+        pin_file: PathArg = None,
     ) -> None:
         self.paths = FcuPaths.resolve(home_dir, resources_dir, keystore_dir, config_file)
+        choice = ca_key if isinstance(ca_key, CaKeySource) else CaKeySource(ca_key or "")
+        self._key_choice = choice.over(
+            CaKeySource(
+                "",
+                module=os.fspath(pkcs11_module) if pkcs11_module else None,
+                pin_file=Path(pin_file) if pin_file else None,
+            )
+        )
         secret = ca_passphrase if ca_passphrase is not None else os.environ.get(PASSPHRASE_ENV)
         # surrogateescape: a passphrase from the environment may hold bytes that are not UTF-8.
         self._passphrase = secret.encode("utf-8", "surrogateescape") if isinstance(secret, str) else secret
@@ -67,14 +86,17 @@ class FactoryToolApi:
         self._builder: BundleBuilder | None = None
 
     def __getstate__(self) -> dict[str, object]:
-        # Picklable for process pools: each process reloads configuration and CA itself.
-        return {"paths": self.paths, "passphrase": self._passphrase}
+        # Picklable for process pools: each process reloads configuration and CA itself (and
+        # reads the token PIN from its file or the environment: the PIN is never pickled).
+        return {"paths": self.paths, "passphrase": self._passphrase, "key_choice": self._key_choice}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        paths, passphrase = state["paths"], state["passphrase"]
+        paths, passphrase, choice = state["paths"], state["passphrase"], state["key_choice"]
         assert isinstance(paths, FcuPaths) and (passphrase is None or isinstance(passphrase, bytes))
+        assert isinstance(choice, CaKeySource)
         self.paths = paths
         self._passphrase = passphrase
+        self._key_choice = choice
         self._lock = threading.Lock()
         self._config = None
         self._builder = None
@@ -94,14 +116,30 @@ class FactoryToolApi:
                     self._config = load_config(self.paths)
         return self._config
 
+    def ca_key_source(self) -> CaKeySource | None:
+        """The token key the CA uses (``None``: ``keystore/fcu_key.pem``), see :mod:`provkit.factory.ca_key`.
+
+        Raises:
+            ConfigError: 190, 200, 380 when fcu.yml is needed and unusable.
+            CaError: 221 when the keystore's key reference is unreadable.
+        """
+        configured = self.config.certificate_authority_key if self._needs_config() else None
+        return resolve_source(self.paths, self._key_choice, configured)
+
+    def _needs_config(self) -> bool:
+        # An explicit URI needs no fcu.yml; otherwise an existing fcu.yml may name the key
+        # (signing alone, e.g. LwM2M certificates, works in a home without one).
+        return not self._key_choice.uri and self.paths.config_file.exists()
+
     @property
     def factory_ca(self) -> FactoryCa:
         """The factory CA, for signing other certificates (e.g. LwM2M device certificates).
 
         Raises:
-            CaError: 210–222 when the keystore is missing or broken.
+            CaError: 210–222 when the keystore is missing or broken; HsmError 400–408 when
+                the token key is unusable.
         """
-        return FactoryCa.load(self.paths, self._passphrase)
+        return FactoryCa.load(self.paths, self._passphrase, self.ca_key_source())
 
     def _get_builder(self) -> BundleBuilder:
         if self._builder is None:
@@ -112,9 +150,21 @@ class FactoryToolApi:
                     static = load_static_material(config, now=now)
                     ca = None
                     if config.key_mode is not KeyMode.EXTERNALLY_SUPPLIED:
-                        ca = FactoryCa.load(self.paths, self._passphrase)
+                        ca = FactoryCa.load(self.paths, self._passphrase, self.ca_key_source())
                     self._builder = BundleBuilder(config, static, ca)
         return self._builder
+
+    def ca_key_id(self) -> str | None:
+        """Which key signs this configuration's device certificates, as the registry records it.
+
+        A token key's URI, or ``sha256:`` and the fingerprint of a key file's public key;
+        ``None`` when provkit signs none (``externally_supplied``).
+
+        Raises:
+            FactoryError: the configuration or the CA cannot be loaded.
+        """
+        ca = self._get_builder().ca
+        return None if ca is None else ca.key_id
 
     def reload(self) -> None:
         """Forget the loaded configuration and CA; the next call reads them again."""
@@ -133,7 +183,9 @@ class FactoryToolApi:
         Like Arm's FCU, failures are reported in the returned status, not raised: its
         ``status`` is the FCU code (290 when a CA exists and ``override_existing_ca`` is
         false, 190/200/380 for the configuration, 330 for a passphrase the key encryption
-        refuses, 320 for an unwritable keystore) and ``errors`` says what to fix.
+        refuses, 320 for an unwritable keystore, 400–409 for a token key) and ``errors``
+        says what to fix. With a token key (``ca_key``, fcu.yml ``certificate-authority-key``)
+        the key is generated in the token and the keystore records its URI, not a key.
         """
         try:
             return ca_setup.setup_ca(
@@ -141,6 +193,7 @@ class FactoryToolApi:
                 self.config,
                 override_existing_ca=override_existing_ca,
                 passphrase=self._passphrase,
+                key_source=self.ca_key_source(),
             )
         except FactoryError as error:
             return SetupStatus.failed(error)
@@ -161,15 +214,21 @@ class FactoryToolApi:
                 data = certificate
             else:
                 data = read_file(Path(certificate))
-            return ca_setup.install_ca_certificate(self.paths, data, self._passphrase)
+            return ca_setup.install_ca_certificate(
+                self.paths, data, self._passphrase, key_source=self.ca_key_source()
+            )
         except FactoryError as error:
             return SetupStatus.failed(error)
         finally:
             self.reload()
 
     def get_setup_status(self) -> SetupStatus:
-        """Report whether the factory CA is ready (never raises for keystore problems)."""
-        return ca_setup.get_setup_status(self.paths, self._passphrase)
+        """Report whether the factory CA is ready (never raises for keystore or token problems)."""
+        try:
+            source = self.ca_key_source()
+        except FactoryError as error:
+            return SetupStatus.failed(error)
+        return ca_setup.get_setup_status(self.paths, self._passphrase, source)
 
     # ------------------------------------------------------------ inject
 

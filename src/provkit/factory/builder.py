@@ -215,6 +215,11 @@ class BundleBuilder:
             return load_entropy(keys_location)
         return None
 
+    @property
+    def ca(self) -> FactoryCa | None:
+        """The factory CA signing this configuration's device certificates (``None``: externally supplied)."""
+        return self._ca
+
     def _require_ca(self) -> FactoryCa:
         if self._ca is None:
             raise FactoryError.from_code(FcuErrorCode.GENERAL, "the factory CA is not loaded")

@@ -1,11 +1,15 @@
-"""The factory CA: setup of ``keystore/fcu_key.pem`` + ``keystore/fcu.crt``, loading, and signing.
+"""The factory CA: its certificate (``keystore/fcu.crt``), its key, and signing with it.
 
-:class:`FactoryCa` is small and immutable after loading, so one instance can sign
-certificates for many threads at once; the LwM2M side reuses it through
-:meth:`FactoryCa.issue`.
+The key is ``keystore/fcu_key.pem`` or a key in a PKCS#11 token
+(:mod:`provkit.factory.ca_key`); either way :class:`FactoryCa` signs through one
+:class:`~provkit.crypto.signer.CaSigner`, so by_tool certificates, by_device CSR signing
+and LwM2M certificates never touch the key itself. :class:`FactoryCa` is immutable after
+loading, so one instance can sign certificates for many threads at once; the LwM2M side
+reuses it through :meth:`FactoryCa.issue`.
 
 Error codes: 210/211 CA certificate missing/corrupt, 220/221 CA key missing/corrupt,
-222 certificate and key do not match, 290 setup would overwrite existing files.
+222 certificate and key do not match, 290 setup would overwrite existing files, 400–409
+the token key (see docs/factory.md).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import Final
 
 from provkit.codes import FcuErrorCode
 from provkit.crypto import issue, keys, x509
+from provkit.crypto.signer import CaSigner, FileSigner, as_signer
 from provkit.errors import CaError, CryptoError
+from provkit.factory.ca_key import CaKeySource, describe, token_signer
 from provkit.factory.paths import FcuPaths, read_regular_file
 
 BOOTSTRAP_DEVICE_CERT_YEARS: Final = 20
@@ -32,7 +38,7 @@ _BACKDATE: Final = dt.timedelta(seconds=60)
 
 
 class FactoryCa:
-    """A loaded factory CA: private key, certificate and the certificates above it.
+    """A loaded factory CA: its signing key, certificate and the certificates above it.
 
     Attributes:
         certificate: the CA certificate that signs device certificates.
@@ -40,9 +46,12 @@ class FactoryCa:
     """
 
     def __init__(
-        self, key: keys.PrivateKey, certificate: x509.Certificate, chain: tuple[x509.Certificate, ...] = ()
+        self,
+        key: keys.PrivateKey | CaSigner,
+        certificate: x509.Certificate,
+        chain: tuple[x509.Certificate, ...] = (),
     ) -> None:
-        self._key = key
+        self._signer = as_signer(key)
         self.certificate = certificate
         self.chain = chain
         # Cached once: every bundle with chain depth > 1 carries these bytes.
@@ -50,22 +59,34 @@ class FactoryCa:
         self._device_floor = x509.not_valid_before(certificate) + dt.timedelta(seconds=1)
 
     @classmethod
-    def load(cls, paths: FcuPaths, passphrase: bytes | None = None) -> FactoryCa:
-        """Load the CA from the keystore.
+    def load(
+        cls, paths: FcuPaths, passphrase: bytes | None = None, key_source: CaKeySource | None = None
+    ) -> FactoryCa:
+        """Load the CA: the keystore's certificate, and its key from the file or ``key_source``'s token.
 
         Raises:
-            CaError: 210, 211, 220, 221 or 222.
+            CaError: 210, 211, 220, 221 or 222; HsmError 400–408 for a token key.
         """
         certs = _load_ca_certificates(paths.ca_cert)
-        key = load_ca_key(paths.ca_key, passphrase)
-        if not keys.keys_match(key.public_key(), x509.certificate_public_key(certs[0])):
+        signer = open_signer(paths, key_source, passphrase)
+        if not keys.keys_match(signer.public_key(), x509.certificate_public_key(certs[0])):
             raise CaError.from_code(
                 FcuErrorCode.CA_CERT_KEY_MISMATCH,
                 paths.ca_cert,
-                paths.ca_key,
+                describe(key_source) if key_source is not None else paths.ca_key,
                 hint="run 'provkit setup -f' to create a matching pair, or restore the right files",
             )
-        return cls(key, certs[0], tuple(certs[1:]))
+        return cls(signer, certs[0], tuple(certs[1:]))
+
+    @property
+    def signer(self) -> CaSigner:
+        """The CA key's signer (a key file or a token key)."""
+        return self._signer
+
+    @property
+    def key_id(self) -> str:
+        """What the registry records as the signing key (:attr:`CaSigner.key_id`)."""
+        return self._signer.key_id
 
     def chain_ders(self, depth: int) -> tuple[bytes, ...]:
         """Return the DER certificates that follow a device certificate in a chain of ``depth``."""
@@ -90,7 +111,7 @@ class FactoryCa:
         Raises:
             CryptoError: a subject value is invalid.
         """
-        return issue.DeviceCertificateIssuer(self._key, self.certificate, subject, validity_years)
+        return issue.DeviceCertificateIssuer(self._signer, self.certificate, subject, validity_years)
 
     def issue(
         self,
@@ -116,7 +137,7 @@ class FactoryCa:
         """
         moment = now or dt.datetime.now(dt.UTC)
         return issue.issue_device_certificate(
-            self._key,
+            self._signer,
             self.certificate,
             public_key,
             common_name=common_name,
@@ -158,6 +179,18 @@ def _load_ca_certificates(path: Path) -> list[x509.Certificate]:
             corrupt, path, hint=f"the CA certificate expired on {expires:%Y-%m-%d}; {advice}"
         )
     return certs
+
+
+def open_signer(paths: FcuPaths, source: CaKeySource | None, passphrase: bytes | None) -> CaSigner:
+    """Open the CA key: the token key of ``source``, or ``keystore/fcu_key.pem`` when it is ``None``.
+
+    Raises:
+        HsmError: 400–408 for a token key.
+        CaError: 220/221 for the key file.
+    """
+    if source is not None:
+        return token_signer(source)
+    return FileSigner(load_ca_key(paths.ca_key, passphrase))
 
 
 def load_ca_key(path: Path, passphrase: bytes | None) -> keys.PrivateKey:

@@ -15,6 +15,7 @@ from typing import Final
 
 from provkit.codes import FcuErrorCode
 from provkit.errors import ConfigError
+from provkit.factory.ca_key import CaKeySource
 
 
 class KeyMode(StrEnum):
@@ -49,6 +50,8 @@ DEVICE_INFO_KEYS: Final = (
     "memory-total",
     "timezone",
 )
+CA_KEY_KEYS: Final = ("uri", "pkcs11-module", "pin-file")
+"""Keys of a ``certificate-authority-key`` mapping (a plain string is the ``uri``)."""
 CUSTOM_TYPES: Final = ("config", "certificate", "private-key", "public-key")
 CUSTOM_KEYS: Final = ("name", "type", "data", "data-file")
 BOOL_KEYS: Final = (
@@ -88,6 +91,7 @@ TOP_LEVEL_KEYS: Final = frozenset(
         *FILE_KEYS,
         *STRING_KEYS,
         "certificate-authority",
+        "certificate-authority-key",
         "device-info",
         "device-certificate",
         "device-certificate-chain-depth",
@@ -155,6 +159,8 @@ class FcuConfig:
     source: Path | None = None
     ignored_keys: tuple[str, ...] = field(default=())
     """Obsolete keys set in the file (:data:`OBSOLETE_FILE_KEYS`); prepare warns about them."""
+    certificate_authority_key: CaKeySource | None = None
+    """``certificate-authority-key``: the CA key in a PKCS#11 token (``None``: the keystore decides)."""
 
     @property
     def account_id(self) -> str | None:

@@ -15,8 +15,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from provkit.errors import ConfigError
+from provkit.errors import ConfigError, HsmError
+from provkit.factory.ca_key import CaKeySource
 from provkit.factory.config import (
+    CA_KEY_KEYS,
     CUSTOM_KEYS,
     CUSTOM_TYPES,
     DEVICE_INFO_KEYS,
@@ -111,7 +113,43 @@ def validate_config(data: Mapping[str, Any], *, base_dir: Path, source: Path | N
         custom_properties=_custom_properties(data.get("custom-properties"), base_dir),
         source=source,
         ignored_keys=tuple(key for key in OBSOLETE_FILE_KEYS if _file(data, key, base_dir, required=False)),
+        certificate_authority_key=_ca_key(data.get("certificate-authority-key"), base_dir),
     )
+
+
+def _ca_key(value: Any, base_dir: Path) -> CaKeySource | None:
+    """``certificate-authority-key``: a ``pkcs11:`` URI, or a mapping of uri, pkcs11-module, pin-file."""
+    key = "certificate-authority-key"
+    if value in (None, ""):
+        return None
+    section = {"uri": value} if isinstance(value, str) else value
+    if not isinstance(section, Mapping):
+        raise invalid(key, "must be a pkcs11: URI or a mapping with uri, pkcs11-module and pin-file")
+    for sub in section:
+        if sub not in CA_KEY_KEYS:
+            raise invalid(f"{key}.{sub}", "unknown key")
+    uri = section.get("uri")
+    if not isinstance(uri, str) or not uri:
+        raise _missing(f"{key}.uri")
+    source = CaKeySource(
+        uri,
+        module=_module_text(section, base_dir),
+        pin_file=_file(section, "pin-file", base_dir, required=False),
+        origin=f"fcu.yml {key}",
+    )
+    try:
+        source.parsed()
+    except HsmError as exc:
+        raise invalid(f"{key}.uri" if isinstance(value, Mapping) else key, exc.message, exc.hint) from exc
+    return source
+
+
+def _module_text(section: Mapping[str, Any], base_dir: Path) -> str | None:
+    module = section.get("pkcs11-module")
+    if isinstance(module, str) and module and "/" not in module:
+        return module  # a bare library name: the system's library search finds it
+    path = _file(section, "pkcs11-module", base_dir, required=False)
+    return None if path is None else str(path)
 
 
 def _missing(key: str) -> ConfigError:

@@ -25,6 +25,9 @@ CA_CERT_FILE: Final = "fcu.crt"
 CA_CSR_FILE: Final = "fcu.csr"
 """File name of the CSR written by setup in intermediate-CA mode."""
 
+CA_KEY_REFERENCE_FILE: Final = "fcu_key.pkcs11"
+"""File name of the token key's URI, which setup writes instead of a key file for an HSM key."""
+
 
 def read_regular_file(path: Path) -> bytes:
     """Read ``path``, which must be a regular file.
@@ -96,6 +99,11 @@ class FcuPaths:
     def ca_cert(self) -> Path:
         """Path of the CA certificate (``keystore/fcu.crt``)."""
         return self.keystore / CA_CERT_FILE
+
+    @property
+    def ca_key_reference(self) -> Path:
+        """Path of the token key's URI (``keystore/fcu_key.pkcs11``), written by setup with an HSM."""
+        return self.keystore / CA_KEY_REFERENCE_FILE
 
     @property
     def ca_csr(self) -> Path:

@@ -2,18 +2,26 @@
 
 Setup never leaves a half-written keystore: the key and certificate are written to
 temporaries and renamed together (:func:`provkit.factory.ca.write_keystore_files`).
+
+With a token key (:mod:`provkit.factory.ca_key`) the P-256 key is generated inside the
+token, the CA certificate or CSR is signed there, and the keystore receives the
+certificate (or CSR) and ``fcu_key.pkcs11`` — the key's URI — but no private key.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterable
 from pathlib import Path
 
 from provkit.codes import FcuErrorCode
 from provkit.crypto import csr, issue, keys, x509
+from provkit.crypto.names import build_name
+from provkit.crypto.signer import CaSigner, FileSigner
 from provkit.errors import CaError, CryptoError, FactoryError, ProvkitError
-from provkit.factory.ca import FactoryCa, load_ca_key, write_keystore_files
+from provkit.factory.ca import FactoryCa, open_signer, write_keystore_files
+from provkit.factory.ca_key import CaKeySource, describe, generate_signer
 from provkit.factory.config import FcuConfig, invalid
 from provkit.factory.paths import FcuPaths
 from provkit.factory.results import ErrorInfo, SetupStatus, WarningInfo
@@ -30,18 +38,23 @@ def setup_ca(
     override_existing_ca: bool = False,
     passphrase: bytes | None = None,
     now: dt.datetime | None = None,
+    key_source: CaKeySource | None = None,
 ) -> SetupStatus:
     """Create the factory CA key and certificate (or, in intermediate mode, key and CSR).
 
+    With ``key_source`` the key is generated in that token and the keystore gets its URI
+    (``fcu_key.pkcs11``) instead of ``fcu_key.pem``.
+
     Raises:
         CaError: 290 when the files exist and ``override_existing_ca`` is false.
+        HsmError: 400–409 for the token (409: a key of that name exists, without override).
         ConfigError: 380 for an unusable ``certificate-authority`` subject.
         FactoryError: 330 when the key cannot be encrypted with ``passphrase``; 320 when
             the keystore cannot be written.
     """
-    targets = [paths.ca_key, paths.ca_csr if config.setup_ca_as_intermediate else paths.ca_cert]
+    body_path = paths.ca_csr if config.setup_ca_as_intermediate else paths.ca_cert
     if not override_existing_ca:
-        for path in (paths.ca_key, paths.ca_cert):
+        for path in (paths.ca_key, paths.ca_key_reference, paths.ca_cert):
             if _exists(path):
                 raise CaError.from_code(
                     FcuErrorCode.FILE_ALREADY_EXISTS,
@@ -49,41 +62,61 @@ def setup_ca(
                     hint="use 'provkit setup -f' (override_existing_ca=True) to replace the factory CA",
                 )
     subject = dict(config.certificate_authority) or DEFAULT_CA_SUBJECT
-    key = keys.generate_p256()
-    try:
-        if config.setup_ca_as_intermediate:
-            body = csr.create_ca_csr(key, subject)
-        else:
-            moment = now or dt.datetime.now(dt.UTC)
-            body = x509.certificate_pem([issue.create_ca(key, subject, now=moment)])
+    try:  # the subject is checked before a key is generated (in a token, generation is for good)
+        build_name(subject)
     except CryptoError as exc:
         raise invalid("certificate-authority", str(exc)) from exc
+    signer: CaSigner
+    if key_source is None:
+        key = keys.generate_p256()
+        signer = FileSigner(key)
+        key_file = (paths.ca_key, (_encrypted_pem(key, passphrase), KEY_MODE))
+    else:
+        signer, reference = generate_signer(key_source, replace_existing=override_existing_ca)
+        key_file = (paths.ca_key_reference, (f"{reference}\n".encode(), CERT_MODE))
     try:
-        key_pem = keys.private_key_pem(key, passphrase)
+        if config.setup_ca_as_intermediate:
+            body = csr.create_ca_csr(signer, subject)
+        else:
+            moment = now or dt.datetime.now(dt.UTC)
+            body = x509.certificate_pem([issue.create_ca(signer, subject, now=moment)])
+    except CryptoError as exc:
+        raise invalid("certificate-authority", str(exc)) from exc
+    files = dict([key_file, (body_path, (body, CERT_MODE))])
+    # Files of the replaced CA go: a stale certificate would not match, a stale CSR would be
+    # signed for a key that no longer exists, and a token CA leaves no key file behind.
+    stale = [paths.ca_cert if config.setup_ca_as_intermediate else paths.ca_csr]
+    stale.append(paths.ca_key if key_source is not None else paths.ca_key_reference)
+    _write_keystore(paths, files, remove=stale)
+    return get_setup_status(paths, passphrase, key_source)
+
+
+def _encrypted_pem(key: keys.PrivateKey, passphrase: bytes | None) -> bytes:
+    try:
+        return keys.private_key_pem(key, passphrase)
     except ValueError as exc:  # e.g. a passphrase over 1023 bytes, which OpenSSL refuses
         raise FactoryError.from_code(
             FcuErrorCode.PRIVATE_KEY_CREATE_FAILED,
             hint=f"cannot encrypt the CA key: {exc}; check the passphrase",
         ) from exc
-    files = {paths.ca_key: (key_pem, KEY_MODE), targets[1]: (body, CERT_MODE)}
-    # The other mode's file belongs to the replaced key: a stale certificate would not match,
-    # a stale CSR would be signed for a key that no longer exists.
-    stale = paths.ca_cert if config.setup_ca_as_intermediate else paths.ca_csr
-    _write_keystore(paths, files, remove=stale)
-    return get_setup_status(paths, passphrase)
 
 
 def install_ca_certificate(
-    paths: FcuPaths, data: bytes, passphrase: bytes | None = None, *, now: dt.datetime | None = None
+    paths: FcuPaths,
+    data: bytes,
+    passphrase: bytes | None = None,
+    *,
+    now: dt.datetime | None = None,
+    key_source: CaKeySource | None = None,
 ) -> SetupStatus:
     """Install the externally signed intermediate CA certificate (PEM chain leaf first, or DER).
 
     Raises:
-        CaError: 220/221 when the keystore's key is missing or unusable; 211 when ``data`` is
-            not a currently valid ecdsa-with-SHA256 CA certificate; 222 when it does not
-            match the key, or its chain does not link up.
+        CaError: 220/221 when the keystore's key is missing or unusable (HsmError 400–408
+            for a token key); 211 when ``data`` is not a currently valid ecdsa-with-SHA256
+            CA certificate; 222 when it does not match the key, or its chain does not link up.
     """
-    key = load_ca_key(paths.ca_key, passphrase)
+    key = open_signer(paths, key_source, passphrase)
     given = "<given certificate>"
     try:
         certs = x509.load_certificates(data)
@@ -116,25 +149,25 @@ def install_ca_certificate(
         raise CaError.from_code(
             FcuErrorCode.CA_CERT_KEY_MISMATCH,
             given,
-            paths.ca_key,
+            describe(key_source) if key_source is not None else paths.ca_key,
             hint="sign the CSR written by setup (keystore/fcu.csr), not another request",
         )
     _write_keystore(paths, {paths.ca_cert: (x509.certificate_pem(certs), CERT_MODE)})
-    return get_setup_status(paths, passphrase)
+    return get_setup_status(paths, passphrase, key_source)
 
 
 def _write_keystore(
-    paths: FcuPaths, files: dict[Path, tuple[bytes, int]], *, remove: Path | None = None
+    paths: FcuPaths, files: dict[Path, tuple[bytes, int]], *, remove: Iterable[Path] = ()
 ) -> None:
-    """Write keystore files all-or-nothing, then delete ``remove`` if it exists.
+    """Write keystore files all-or-nothing, then delete the files of ``remove`` that exist.
 
     Raises:
         FactoryError: 320 when the keystore cannot be written.
     """
     try:
         write_keystore_files(files)
-        if remove is not None:
-            remove.unlink(missing_ok=True)
+        for path in remove:
+            path.unlink(missing_ok=True)
     except OSError as exc:
         raise FactoryError.from_code(
             FcuErrorCode.CERTIFICATE_CREATE_FAILED, hint=f"cannot write the keystore {paths.keystore}: {exc}"
@@ -149,10 +182,12 @@ def _exists(path: Path) -> bool:
         return False
 
 
-def get_setup_status(paths: FcuPaths, passphrase: bytes | None = None) -> SetupStatus:
-    """Report whether the keystore holds a usable CA (never raises for keystore problems)."""
+def get_setup_status(
+    paths: FcuPaths, passphrase: bytes | None = None, key_source: CaKeySource | None = None
+) -> SetupStatus:
+    """Report whether the keystore holds a usable CA (never raises for keystore or token problems)."""
     try:
-        ca = FactoryCa.load(paths, passphrase)
+        ca = FactoryCa.load(paths, passphrase, key_source)
     except ProvkitError as error:
         warnings = []
         csr = str(paths.ca_csr) if _exists(paths.ca_csr) else None
