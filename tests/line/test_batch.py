@@ -54,8 +54,11 @@ def test_run_provisions_every_device_and_writes_report(
 
 def _assert_every_field_recorded(attempt: Attempt, home: Path, out: Path, station: str) -> None:
     """The attempt holds what the issue lists, checked against the bundle and the CA file."""
+    import hashlib
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     bundle = decode_bundle(BatchDir(out).bundle(attempt.id, attempt.endpoint_name).read_bytes())
     # The demo home bootstraps: the device certificate is the leaf of its chain.
@@ -66,6 +69,8 @@ def _assert_every_field_recorded(attempt: Attempt, home: Path, out: Path, statio
     assert attempt.device_cert_sha256 == fingerprint
     assert attempt.device_cert_serial == format(cert.serial_number, "x")
     assert attempt.ca_sha256 == ca.fingerprint(hashes.SHA256()).hex()
+    spki = ca.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert attempt.ca_key == "sha256:" + hashlib.sha256(spki).hexdigest()  # the key file signed it
     assert attempt.enrollment_id == "A-" + ":".join(
         fingerprint[i : i + 2].upper() for i in range(0, len(fingerprint), 2)
     )

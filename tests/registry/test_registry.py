@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import inspect
 
@@ -41,6 +43,25 @@ def test_migrations_build_exactly_the_model_schema(registry_url: str) -> None:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert context.get_current_revision() == head
         assert compare_metadata(context, metadata) == []
+
+
+def test_upgrade_keeps_attempts_and_adds_the_ca_key(tmp_path: Path) -> None:
+    """A registry made before CA keys were recorded keeps its attempts; they read ca_key None."""
+    from alembic.script import ScriptDirectory
+
+    from provkit.registry.engine import MIGRATIONS_DIR
+    from support.migrations import registry_at_revision
+
+    before = ScriptDirectory(str(MIGRATIONS_DIR)).get_revision("0005_ca_key").down_revision
+    assert isinstance(before, str)
+    path = tmp_path / "old.sqlite"
+    registry_at_revision(path, before)
+    with Registry.open(path, station_id="old", migrate=False) as registry:
+        (old,) = registry.record_attempts(None, [NewAttempt("ep-old", "sn-old")])
+    with Registry.open(path, station_id="new") as registry:
+        assert registry.get_attempt(old).ca_key is None
+        registry.update_attempt(old, AttemptState.PREPARED, ca_key="sha256:" + "ab" * 32)
+        assert registry.get_attempt(old).ca_key == "sha256:" + "ab" * 32
 
 
 @pytest.mark.parametrize(

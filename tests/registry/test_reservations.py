@@ -158,19 +158,10 @@ def test_reprovision_moves_the_reservation_and_supersedes_the_provisioned_holder
 
 def test_upgrade_from_0001_reserves_the_provisioned_identities(tmp_path: Path) -> None:
     """A registry created before reservations existed refuses to send what it provisioned."""
-    from alembic import command
-    from alembic.config import Config
-
-    from provkit.registry.engine import MIGRATIONS_DIR, create_registry_engine
+    from support.migrations import registry_at_revision
 
     path = tmp_path / "old.sqlite"
-    engine = create_registry_engine(path)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
-    engine.dispose()
+    registry_at_revision(path, "0001")
     with Registry.open(path, station_id="old", migrate=False) as registry:
         old = _new(registry)
         # What 0001 wrote for a provisioned device: the attempt and its provisioned row.

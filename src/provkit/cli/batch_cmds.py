@@ -171,6 +171,7 @@ def _run_step(ctx: click.Context, step: str, **opts: Any) -> None:
             timeout_s=opts["timeout"], connect_timeout_s=opts["connect_timeout"], retries=opts["retries"]
         ),
         reprovision=opts["reprovision"],
+        ca_key=state.ca_key_choice(),
     )
     console = Console(stderr=True)
     progress = RichProgress(console, enabled=not opts["no_progress"])

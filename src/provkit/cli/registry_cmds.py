@@ -23,6 +23,7 @@ EXPORT_COLUMNS: Final = (
     "device_cert_sha256",
     "device_cert_serial",
     "ca_sha256",
+    "ca_key",
     "key_mode",
     "station_id",
     "provisioned_at",

@@ -167,6 +167,17 @@ class Batch:
         return self.inject(verify=True)
 
     def _finish(self, step: str, started: datetime) -> BatchReport:
+        """Write the step's report; raise the error that halted the batch, if one did.
+
+        Raises:
+            HsmError: the CA key's token failed during the step (the report is written first).
+            BatchError: the report cannot be written.
+        """
+        report = self._report(step, started)
+        self.ctx.raise_if_halted()
+        return report
+
+    def _report(self, step: str, started: datetime) -> BatchReport:
         try:
             latest = self.ctx.latest()
         except RegistryError as exc:

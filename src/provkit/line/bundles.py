@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import replace
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from provkit.errors import BatchError, RegistryError
-from provkit.line.context import BatchContext
+from provkit.line.context import BatchContext, token_failure
 from provkit.line.layout import write_atomic
 from provkit.line.prepare import PreparedBundle, PrepareJob, prepare_many
 from provkit.registry import Attempt, AttemptState, StateChange
@@ -67,16 +68,28 @@ def prepare_bundles(ctx: BatchContext, todo: list[Attempt], on_recorded: Recorde
         )
         for a in todo
     ]
+    options = ctx.options
     results = prepare_many(
-        jobs, home_dir=ctx.options.home_dir, config_file=ctx.options.config_file, workers=ctx.options.workers
+        jobs,
+        home_dir=options.home_dir,
+        config_file=options.config_file,
+        workers=options.workers,
+        ca_key=options.ca_key,
     )
     done: list[dict[str, Any]] = []
-    for result in results:
-        attempt = by_id[result.attempt_id]
-        ctx.guard(attempt, partial(_store_bundle, ctx, attempt, result, done))
-        ctx.progress.advance("prepare")
-        if len(done) >= FLUSH_EVERY:
-            _flush_prepared(ctx, done, by_id, on_recorded)
+    with contextlib.closing(results):
+        for result in results:
+            halt = token_failure(result.error_code, result.error_message)
+            if halt is not None:
+                # The CA key's token cannot sign: stop here. Bundles signed so far are recorded
+                # below; this attempt and the rest stay allocated for the next run.
+                ctx.halt(halt)
+                break
+            attempt = by_id[result.attempt_id]
+            ctx.guard(attempt, partial(_store_bundle, ctx, attempt, result, done))
+            ctx.progress.advance("prepare")
+            if len(done) >= FLUSH_EVERY:
+                _flush_prepared(ctx, done, by_id, on_recorded)
     _flush_prepared(ctx, done, by_id, on_recorded)
 
 
@@ -133,6 +146,7 @@ def _store_bundle(
             "device_cert_sha256": result.device_cert_sha256,
             "device_cert_serial": result.device_cert_serial,
             "ca_sha256": result.ca_sha256,
+            "ca_key": result.ca_key,
             "warnings": "\n".join(result.warnings),
             "enrollment_id": result.enrollment_id,
         }

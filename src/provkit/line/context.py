@@ -6,14 +6,33 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from provkit.errors import RegistryError
+from provkit.codes import FcuErrorCode
+from provkit.errors import HsmError, ProvkitError, RegistryError
+from provkit.factory.ca_key import CaKeySource
 from provkit.line.devices import DeviceList
 from provkit.line.inject import InjectSettings
 from provkit.line.layout import BatchDir
 from provkit.line.outcome import NoProgress, Progress
 from provkit.registry import Attempt, IdentityPattern, Registry
+
+TOKEN_FAILURES: Final = frozenset(
+    code for code in FcuErrorCode if code.name.startswith("HSM_") and code is not FcuErrorCode.HSM_KEY_EXISTS
+)
+"""FCU codes of a CA key token that cannot sign (400–408): they stop a batch, whatever the device."""
+
+
+def token_failure(code: int | None, message: str | None) -> HsmError | None:
+    """The error that halts a batch when a device step failed with a token code, else ``None``."""
+    if code not in TOKEN_FAILURES:
+        return None
+    return HsmError(
+        message or f"the CA key's token failed (error {code})",
+        code=code,
+        hint="bundles signed before the failure are recorded; fix or reconnect the token, then run the "
+        "same batch command again to continue",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +48,8 @@ class BatchOptions:
         concurrency: devices injected at once.
         inject: timeouts and retries.
         reprovision: replace devices already recorded as provisioned.
+        ca_key: the factory CA key in a PKCS#11 token, when given on the command line
+            (else fcu.yml or the keystore say where the key is).
     """
 
     home_dir: Path | None = None
@@ -39,6 +60,7 @@ class BatchOptions:
     concurrency: int = 16
     inject: InjectSettings = field(default_factory=InjectSettings)
     reprovision: bool = False
+    ca_key: CaKeySource | None = None
 
 
 @dataclass(slots=True)
@@ -65,6 +87,19 @@ class BatchContext:
     notes: dict[str, tuple[int | None, str]] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    halted: ProvkitError | None = None
+    """Set when the CA key's token failed: no more bundles are signed or sent in this run."""
+
+    def halt(self, error: ProvkitError) -> None:
+        """Stop the batch: nothing more is prepared or sent; the command then fails with ``error``."""
+        with self.lock:
+            if self.halted is None:
+                self.halted = error
+
+    def raise_if_halted(self) -> None:
+        """Raise the error that halted the batch, if any."""
+        if self.halted is not None:
+            raise self.halted
 
     def latest(self) -> dict[str, Attempt]:
         """The newest attempt of every slot (raises ``RegistryError``)."""

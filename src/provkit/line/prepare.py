@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Final
 
 from provkit.codes import FcuErrorCode
 from provkit.errors import BatchError, ProvkitError
+from provkit.factory.ca_key import CaKeySource
 from provkit.line.layout import write_atomic
 from provkit.params import DEVICE_CERT_OF_KEY
 
@@ -55,6 +56,8 @@ class PreparedBundle:
     device_cert_sha256: str | None = None
     device_cert_serial: str | None = None
     ca_sha256: str | None = None
+    ca_key: str | None = None
+    """The CA key that signed the device certificate (``None``: provkit signed none in this bundle)."""
     enrollment_id: str | None = None
     error_code: int | None = None
     error_message: str | None = None
@@ -73,12 +76,14 @@ class PreparedBundle:
 class Preparer:
     """Prepares bundles in the current process with one FCU instance."""
 
-    def __init__(self, home_dir: Path | None, config_file: Path | None = None) -> None:
+    def __init__(
+        self, home_dir: Path | None, config_file: Path | None = None, ca_key: CaKeySource | None = None
+    ) -> None:
         # Imported here so worker start-up cost is paid once, in the initializer.
         from provkit.factory.api import FactoryToolApi
         from provkit.factory.paths import FcuPaths
 
-        self.api = FactoryToolApi(home_dir=home_dir, config_file=config_file)
+        self.api = FactoryToolApi(home_dir=home_dir, config_file=config_file, ca_key=ca_key)
         self.ca_sha256 = _ca_fingerprint(FcuPaths.resolve(home_dir, config_file=config_file).ca_cert)
 
     def prepare(self, job: PrepareJob) -> PreparedBundle:
@@ -90,6 +95,7 @@ class Preparer:
             config_data = request.config_data
             cert_sha, cert_serial = describe_bundle(config_data)
             key_mode = str(self.api.config.key_mode)
+            signed_by = self.api.ca_key_id() if cert_sha is not None and key_mode == "by_tool" else None
         except ProvkitError as exc:
             return PreparedBundle(job.attempt_id, error_code=exc.code, error_message=str(exc))
         except ValueError as exc:  # the FCU produced a bundle its own decoder refuses
@@ -119,6 +125,7 @@ class Preparer:
             device_cert_sha256=cert_sha,
             device_cert_serial=cert_serial,
             ca_sha256=self.ca_sha256,
+            ca_key=signed_by,
         )
 
 
@@ -158,9 +165,9 @@ def describe_bundle(config_data: bytes) -> tuple[str | None, str | None]:
 _worker: Preparer | None = None
 
 
-def _init_worker(home_dir: Path | None, config_file: Path | None) -> None:
+def _init_worker(home_dir: Path | None, config_file: Path | None, ca_key: CaKeySource | None) -> None:
     global _worker  # one FCU per worker process is the point of the pool
-    _worker = Preparer(home_dir, config_file)
+    _worker = Preparer(home_dir, config_file, ca_key)
 
 
 def _prepare_in_worker(job: PrepareJob) -> PreparedBundle:
@@ -183,12 +190,20 @@ class PreparePool:
         workers: number of processes (0: one per core).
         home_dir: FCU home.
         config_file: ``fcu.yml`` to use instead of the home's.
+        ca_key: the CA key in a token, when not found through fcu.yml or the keystore. Each
+            worker opens its own PKCS#11 session (and reads the PIN itself).
     """
 
-    def __init__(self, workers: int, home_dir: Path | None, config_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        home_dir: Path | None,
+        config_file: Path | None = None,
+        ca_key: CaKeySource | None = None,
+    ) -> None:
         self.workers = workers or default_workers()
         self._pool = ProcessPoolExecutor(
-            max_workers=self.workers, initializer=_init_worker, initargs=(home_dir, config_file)
+            max_workers=self.workers, initializer=_init_worker, initargs=(home_dir, config_file, ca_key)
         )
 
     def warm_up(self) -> None:
@@ -216,8 +231,13 @@ def _ready(_: int) -> bool:
 
 
 def prepare_many(
-    jobs: Iterable[PrepareJob], *, home_dir: Path | None, config_file: Path | None = None, workers: int = 0
-) -> Iterator[PreparedBundle]:
+    jobs: Iterable[PrepareJob],
+    *,
+    home_dir: Path | None,
+    config_file: Path | None = None,
+    workers: int = 0,
+    ca_key: CaKeySource | None = None,
+) -> Generator[PreparedBundle, None, None]:
     """Prepare bundles for ``jobs`` over ``workers`` processes (0: one per core), in order.
 
     With one worker and few jobs the work runs in this process, which avoids the pool's
@@ -226,8 +246,8 @@ def prepare_many(
     job_list = list(jobs)
     workers = workers or default_workers()
     if workers == 1 and len(job_list) < 64:
-        preparer = Preparer(home_dir, config_file)
+        preparer = Preparer(home_dir, config_file, ca_key)
         yield from (preparer.prepare(job) for job in job_list)
         return
-    with PreparePool(workers, home_dir, config_file) as pool:
+    with PreparePool(workers, home_dir, config_file, ca_key) as pool:
         yield from pool.map(job_list)

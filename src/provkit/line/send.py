@@ -17,7 +17,7 @@ from typing import Any, Self
 from provkit.codes import FtErrorCode
 from provkit.errors import BatchError, DeviceResponseError, DuplicateIdentityError, ProvkitError
 from provkit.factory.api import FactoryToolApi
-from provkit.line.context import BatchContext
+from provkit.line.context import BatchContext, token_failure
 from provkit.line.inject import AttemptRecorder, conclude, csr_follow_up, exchange, verify_attempt
 from provkit.line.journal import Journal
 from provkit.line.prepare import describe_bundle
@@ -36,7 +36,9 @@ class Checker:
         with self._ctx.lock:
             if self._api is None:
                 options = self._ctx.options
-                self._api = FactoryToolApi(home_dir=options.home_dir, config_file=options.config_file)
+                self._api = FactoryToolApi(
+                    home_dir=options.home_dir, config_file=options.config_file, ca_key=options.ca_key
+                )
             return self._api
 
 
@@ -134,6 +136,8 @@ def _deliver(
         if verify:
             verify_one(ctx, checker, attempt, journal)
         return
+    if ctx.halted is not None:
+        return  # the CA key's token failed: nothing more is sent; the attempt stays prepared
     path = ctx.layout.bundle(attempt.id, attempt.endpoint_name)
     try:
         bundle = path.read_bytes()
@@ -158,12 +162,16 @@ def _deliver(
         return  # another attempt holds the identity: refused and recorded, nothing sent
     delivery = exchange(host.strip("[]"), int(port), bundle, ctx.options.inject, follow_up)
     extra: dict[str, Any] = {"tries": attempt.tries + delivery.tries}
-    if delivery.final_bundle is not None:
+    if delivery.final_bundle is not None:  # by_device: the certificate was signed just now
         cert_sha, cert_serial = describe_bundle(delivery.final_bundle)
         extra.update(device_cert_sha256=cert_sha, device_cert_serial=cert_serial)
+        extra.update(ca_key=checker.get().ca_key_id())
     if delivery.response is None:
         error = delivery.error
         code = None if error is None else error.code
+        halt = None if error is None else token_failure(error.code, error.message)
+        if halt is not None:
+            ctx.halt(halt)  # the CSR could not be signed: stop sending to the other devices
         reason = f"device {attempt.address}: {error}"
         if isinstance(error, DeviceResponseError):  # by_device: the CSR message was refused
             failed = FtErrorCode.DEVICE_EXECUTION_FAILED

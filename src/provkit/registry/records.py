@@ -45,6 +45,9 @@ class Attempt:
     updated_at: datetime
     provisioned_at: datetime | None
     response: bytes | None = None
+    ca_key: str | None = None
+    """The CA key that signed the device certificate (a PKCS#11 URI, or ``sha256:`` of a key file's
+    public key); ``None`` when provkit did not sign it."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Attempt:

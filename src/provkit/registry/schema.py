@@ -77,6 +77,9 @@ attempts = Table(
     Column("device_cert_sha256", String(64), nullable=True),
     Column("device_cert_serial", String(64), nullable=True),
     Column("ca_sha256", String(64), nullable=True),
+    # Which CA key signed the device certificate: a token key's PKCS#11 URI (token label and
+    # serial, object label and id), or "sha256:<hex>" of a key file's public key.
+    Column("ca_key", String(512), nullable=True),
     Column("response", LargeBinary, nullable=True),
     Column("return_status", Integer, nullable=True),
     Column("info_message", Text, nullable=True),
