@@ -28,6 +28,7 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     │   │   └── HsmError                           400–409: the CA key's PKCS#11 token
     │   └── DeviceKeysError        (+ValueError)   102–104, 240, 245, 390
     ├── DeviceResponseError                        device answered, but not with success
+    ├── LogFileError               (+OSError)      --log-file cannot be opened (1000)
     ├── TransportError             (+OSError)      .code is an FtErrorCode
     │   ├── TransportTimeout       (+TimeoutError)
     │   ├── TransportClosed        (+ConnectionError)
@@ -35,6 +36,7 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     ├── RegistryError                              registry database failures
     │   ├── DuplicateIdentityError                 endpoint or serial already provisioned
     │   └── AllocationError                        identity pattern / CSV exhausted or invalid
+    │       └── PatternConflictError               a template without {prefix} repeats another prefix's values
     ├── BatchError                 (+ValueError)   batch input (CSV rows, directories)
     ├── Lwm2mError
     │   ├── SenmlError             (+ValueError)   SenML encode/decode or strict-mode rejection
@@ -251,6 +253,25 @@ class DeviceResponseError(ProvkitError):
     """The device answered, but with a failure status; ``code`` is the device's status."""
 
 
+class LogFileError(ProvkitError, OSError):
+    """The log file asked for (``--log-file``) cannot be created or opened for appending.
+
+    Code 1000, the factory tool's general error: nothing has run yet.
+    """
+
+    default_code = int(FtErrorCode.GENERAL)
+
+    def __init__(self, path: object, cause: Exception) -> None:
+        reason = getattr(cause, "strerror", None) or str(cause)
+        super().__init__(
+            FtErrorCode.GENERAL.format(f"cannot open log file {path}: {reason}"),
+            hint="give --log-file a path in a directory you can write to",
+        )
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class TransportError(ProvkitError, OSError):
     """Bytes could not be moved to or from a device; ``code`` is an :class:`FtErrorCode`."""
 
@@ -297,6 +318,16 @@ class AllocationError(RegistryError):
     """No identity could be allocated (pattern exhausted, CSV used up or invalid)."""
 
     default_code = 4002
+
+
+class PatternConflictError(AllocationError):
+    """An identity template without ``{prefix}`` would repeat values drawn under another prefix.
+
+    Raised before anything is allocated, so a batch stops at once instead of failing
+    every row with 4002.
+    """
+
+    default_code = 4003
 
 
 class BatchError(ProvkitError, ValueError):

@@ -169,6 +169,32 @@ def test_inject_to_file_writes_frame(home: Path, tmp_path: Path, transport: str)
     assert {p.name: p.data for p in bundle.config_params}["mbed.EndpointName"] == "f1"
 
 
+def test_inject_refuses_a_non_printable_endpoint_name(home: Path, tmp_path: Path) -> None:
+    """--endpoint-name with a control character is refused (status 100) and nothing is written."""
+    out = tmp_path / "o.bin"
+    result = _inject_to_file(home, out, endpoint="ev\x01il")
+    assert result.exit_code == 1
+    status = _json_line(result.output)
+    assert status["status"] == 100 and "non-printable" in status["message"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("tail", "code"),
+    [("x: " + "[" * 5000 + "]" * 5000 + "\n", 200), ("use-bootstrap: false\n", 380)],
+    ids=["5000-deep", "key-twice"],
+)
+def test_broken_config_is_a_coded_status_not_a_traceback(
+    home: Path, tmp_path: Path, tail: str, code: int
+) -> None:
+    """A 5,000-deep nesting or a key given twice in fcu.yml ends in its FCU code through the CLI."""
+    config = home / "config" / "fcu.yml"
+    config.write_text(config.read_text() + tail)
+    result = _inject_to_file(home, tmp_path / "o")
+    assert result.exit_code == 1
+    assert _json_line(result.output)["status"] == code
+
+
 def test_config_file_option(home: Path, tmp_path: Path) -> None:
     """--config-file selects another fcu.yml; an invalid one fails with its FCU code."""
     bad = tmp_path / "bad.yml"

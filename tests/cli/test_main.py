@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -41,3 +42,28 @@ def test_unknown_command_is_a_usage_error() -> None:
     """An unknown subcommand exits with click's usage status 2."""
     result = CliRunner().invoke(cli, ["no-such-command"])
     assert result.exit_code == 2
+
+
+def test_unwritable_log_file_is_error_1000_not_a_traceback(tmp_path: Path) -> None:
+    """A --log-file that cannot be opened ends with a coded error and exit status 1."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for target in (blocker / "run.log", blocker / "sub" / "run.log"):
+        result = CliRunner().invoke(cli, ["--log-file", str(target), "registry", "--help"])
+        assert result.exit_code == 1, result.output
+        assert f"Error 1000: General error on factory tool: cannot open log file {target}" in result.output
+        assert "Hint: give --log-file a path" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_writable_log_file_receives_the_records(tmp_path: Path) -> None:
+    """A log file in a new directory is created and written."""
+    log = tmp_path / "logs" / "run.log"
+    code = (
+        "import logging, sys\n"
+        "from provkit.cli.main import configure_logging\n"
+        f"configure_logging(1, __import__('pathlib').Path({str(log)!r}))\n"
+        "logging.getLogger('provkit.test').info('hello from the test')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert "hello from the test" in log.read_text(encoding="utf-8")

@@ -234,6 +234,32 @@ def test_missing_identity_is_101(api: FactoryToolApi, endpoint: str, serial: str
     assert info.value.message == f"Device {label} is mandatory"
 
 
+@pytest.mark.parametrize("endpoint", ["ev\x01il", "tab\there", "nl\n"])
+def test_non_printable_identity_is_refused(api: FactoryToolApi, endpoint: str) -> None:
+    """A control character in the endpoint name or serial number is refused (100), not sent."""
+    for args in ((endpoint, "SN1"), ("dev-1", endpoint)):
+        with pytest.raises(FactoryError) as info:
+            api.prepare_device_configuration(*args)
+        assert info.value.code == FcuErrorCode.GENERAL and "non-printable" in info.value.message
+
+
+def test_bundle_over_the_device_message_limit_is_refused_at_prepare(make_home: HomeFactory) -> None:
+    """A configuration whose bundle exceeds 64 KiB is refused before any device, naming the largest item."""
+    api = make_home(custom_properties=[{"name": "acme.Blob", "type": "config", "data": "x" * 70_000}])
+    with pytest.raises(FactoryError) as info:
+        api.prepare_device_configuration("dev-1", "SN1")
+    assert info.value.code == FcuErrorCode.GENERAL
+    assert "at most 65,536 bytes" in info.value.message
+    assert (info.value.hint or "").startswith("largest items: acme.Blob (70,000 bytes)")
+
+
+def test_bundle_just_under_the_limit_is_prepared(make_home: HomeFactory) -> None:
+    """The limit is on the encoded bundle: a 60,000-byte value still fits."""
+    api = make_home(custom_properties=[{"name": "acme.Blob", "type": "config", "data": "x" * 60_000}])
+    data = api.prepare_device_configuration("dev-1", "SN1").config_data
+    assert 60_000 < len(data) <= 64 * 1024
+
+
 def test_prepare_without_setup_is_210(make_home: HomeFactory) -> None:
     """Preparing a by_tool bundle before setup fails with 210 and a hint to run setup."""
     api = make_home(setup=False)

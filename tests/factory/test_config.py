@@ -154,6 +154,19 @@ def test_not_yaml_mapping_is_error_200(tmp_path: Path, text: str) -> None:
             "bootstrap-server-uri-first-to-claim",
         ),
         ({"use_bootstrap": False, "lwm2m_server_uri": "coaps://lwm2m.example.com"}, "lwm2m-server-uri"),
+        ({"bootstrap_server_uri": "coaps://bs.example.com:70000?aid=1"}, "bootstrap-server-uri"),
+        ({"bootstrap_server_uri": "coaps://bs.example.com:0?aid=1"}, "bootstrap-server-uri"),
+        ({"bootstrap_server_uri": "coaps://bs.example.com:56a4?aid=1"}, "bootstrap-server-uri"),
+        ({"bootstrap_server_uri": "coaps://bööt.example.com:5684?aid=1"}, "bootstrap-server-uri"),
+        ({"bootstrap_server_uri": "coaps://bs.example.com\u00a0:5684?aid=1"}, "bootstrap-server-uri"),
+        ({"bootstrap_server_uri": "coaps://bs example.com:5684?aid=1"}, "bootstrap-server-uri"),
+        ({"bootstrap_server_uri": "coaps://:5684?aid=1"}, "bootstrap-server-uri"),
+        ({"bootstrap_server_uri": "coaps://?aid=1"}, "bootstrap-server-uri"),
+        ({"bootstrap_server_uri": "coaps://bs$example.com?aid=1"}, "bootstrap-server-uri"),
+        (
+            {"use_bootstrap": False, "lwm2m_server_uri": "coaps://lwm2m.example.com:99999?aid=1"},
+            "lwm2m-server-uri",
+        ),
         ({"bootstrap_server_ca_certificate_file": None}, "bootstrap-server-ca-certificate-file"),
         ({"vendor_id": "not-a-uuid"}, "vendor-id"),
         ({"class_id": "12345678-1234-1234-c234-123456789abc"}, "class-id"),
@@ -187,6 +200,10 @@ def test_invalid_field_is_error_380(overrides: dict[str, Any], field: str) -> No
         ({"timezone": "Mars/Olympus_Mons"}, "device-info.timezone"),
         ({"model-number": ""}, "device-info.model-number"),
         ({"ram": 4}, "device-info.ram"),
+        ({"manufacturer-name": "M" * 200_000}, "device-info.manufacturer-name"),
+        ({"device-type": "t" * 65}, "device-info.device-type"),
+        ({"model-number": "é" * 33}, "device-info.model-number"),
+        ({"hardware-version": "1" * 65}, "device-info.hardware-version"),
     ],
 )
 def test_invalid_device_info_is_error_380(info: dict[str, Any], field: str) -> None:
@@ -266,3 +283,94 @@ def test_fifo_as_config_file_is_190_not_a_hang(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(FcuPaths.resolve(tmp_path, config_file=fifo, environ={}))
     assert info.value.code == FcuErrorCode.CONFIG_LOAD_FAILED and "regular file" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "coaps://bs.example.com:5684?aid=1",
+        "coap://bs.example.com?aid=1",
+        "coaps://192.0.2.7:65535?aid=1",
+        "coaps://[2001:db8::1]:5684?aid=1",
+        "coaps://xn--bt-fka.example.com?aid=1",
+    ],
+)
+def test_valid_uri_hosts_and_ports_pass(uri: str) -> None:
+    """Host names, IPv4/IPv6 addresses, IDNA names and ports 1-65535 are accepted."""
+    assert _validate(bootstrap_server_uri=uri).server_uri == uri
+
+
+def test_device_info_text_of_64_bytes_is_accepted() -> None:
+    """64 bytes is the device's limit and still accepted; the limit is named when exceeded."""
+    section = {**base_config()["device-info"], "manufacturer-name": "M" * 64}
+    assert _validate(device_info=section).device_info.manufacturer_name == "M" * 64
+    section["manufacturer-name"] += "M"
+    with pytest.raises(ConfigError) as info:
+        _validate(device_info=section)
+    assert "65 bytes" in info.value.message and "at most 64 bytes" in info.value.message
+
+
+def _write_text(tmp_path: Path, text: str) -> FcuPaths:
+    path = tmp_path / "config" / "fcu.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return FcuPaths.resolve(tmp_path, environ={})
+
+
+@pytest.mark.parametrize(
+    "nest",
+    [
+        lambda n: "x: " + "[" * n + "]" * n + "\n",
+        lambda n: "x: " + "{a: " * n + "1" + "}" * n + "\n",
+        lambda n: "".join(" " * i + f"k{i}:\n" for i in range(n)) + " " * n + "v: 1\n",
+        lambda n: "".join(" " * i + "-\n" for i in range(n)),
+    ],
+    ids=["flow-lists", "flow-maps", "block-maps", "block-lists"],
+)
+def test_deep_nesting_is_error_200_not_a_recursion_error(tmp_path: Path, nest: Any) -> None:
+    """5,000 nested brackets (or 600 indented levels) fail with 200 naming the limit, no traceback."""
+    depth = 5000 if "[" in nest(1) or "{" in nest(1) else 600
+    paths = _write_text(tmp_path, nest(depth))
+    with pytest.raises(ConfigError) as info:
+        load_config(paths)
+    assert info.value.code == FcuErrorCode.CONFIG_NOT_YAML
+    assert "nesting deeper than 32 levels" in (info.value.hint or "")
+
+
+def test_nesting_within_the_limit_still_parses(tmp_path: Path) -> None:
+    """The limit leaves room: 30 levels parse (and then fail only as an unknown key)."""
+    paths = _write_text(tmp_path, "x: " + "[" * 30 + "]" * 30 + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(paths)
+    assert info.value.code == FcuErrorCode.VALIDATION_ERROR and "field: x." in info.value.message
+
+
+def test_key_given_twice_is_error_380_naming_both_lines(tmp_path: Path) -> None:
+    """A stray second use-bootstrap: is refused instead of silently overriding the first."""
+    write_config(tmp_path, base_config())
+    path = tmp_path / "config" / "fcu.yml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    first = next(n for n, line in enumerate(lines, 1) if line.startswith("use-bootstrap:"))
+    path.write_text("\n".join([*lines, "use-bootstrap: false"]) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(FcuPaths.resolve(tmp_path, environ={}))
+    assert info.value.code == FcuErrorCode.VALIDATION_ERROR
+    assert info.value.message.startswith("Validation error in field: use-bootstrap.")
+    assert f"lines {first} and {len(lines) + 1}" in info.value.message
+
+
+def test_key_given_twice_in_a_section_is_refused(tmp_path: Path) -> None:
+    """Duplicates inside device-info are refused too."""
+    paths = _write_text(tmp_path, "device-info:\n  model-number: A\n  model-number: B\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(paths)
+    assert "field: model-number." in info.value.message and "lines 2 and 3" in info.value.message
+
+
+def test_oversize_config_file_is_190(tmp_path: Path) -> None:
+    """An fcu.yml over 1 MiB is refused with 190 before it is parsed."""
+    paths = _write_text(tmp_path, "# " + "x" * (1024 * 1024) + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(paths)
+    assert info.value.code == FcuErrorCode.CONFIG_LOAD_FAILED
+    assert "larger than 1,048,576 bytes" in (info.value.hint or "")

@@ -182,3 +182,12 @@ def test_fifo_as_server_ca_file_is_360_not_a_hang(make_home: HomeFactory, tmp_pa
     os.mkfifo(fifo)
     error = _prepare_error(make_home, bootstrap_server_ca_certificate_file=str(fifo))
     assert error.code == FcuErrorCode.FILE_LOAD_FAILED and "regular file" in (error.hint or "")
+
+
+def test_oversize_resource_file_is_360_naming_the_limit(make_home: HomeFactory, tmp_path: Path) -> None:
+    """A file fcu.yml names that is larger than a device message (64 KiB) is refused unread."""
+    big = tmp_path / "big.crl"
+    big.write_bytes(b"x" * (64 * 1024 + 1))
+    error = _prepare_error(make_home, bootstrap_server_crl_file=str(big))
+    assert error.code == FcuErrorCode.FILE_LOAD_FAILED
+    assert "larger than 65,536 bytes" in (error.hint or "")

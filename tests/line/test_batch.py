@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from provkit.codes import FtErrorCode
+from provkit.errors import PatternConflictError
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
 from provkit.line.inject import InjectSettings
@@ -277,6 +279,28 @@ def test_pattern_skips_identities_given_in_the_batch_or_used_before(
         ("lot-000003", "SN00000003"),
         ("lot-x", "SN00000002"),
         ("lot-000004", "SN00000004"),
+    ]
+
+
+def test_serial_pattern_without_prefix_stops_a_new_line_up_front(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A second line reusing 'SN{seq:08d}' with a new prefix stops with 4003 before any row fails;
+    rerun with {prefix} in the serial pattern, the same batch directory provisions every device."""
+    farm = farm_factory(2)
+    csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses(), identities=False)
+    line1 = IdentityPattern("{prefix}-{seq:06d}", "SN{seq:08d}", prefix="line1")
+    line2 = IdentityPattern("{prefix}-{seq:06d}", "SN{seq:08d}", prefix="line2")
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        registry.allocate(line1, 20)
+        with pytest.raises(PatternConflictError, match=re.escape("serial pattern 'SN{seq:08d}'")):
+            Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home, pattern=line2)).run()
+        assert registry.find() == []  # nothing recorded, no row dead-ended with 4002
+        fixed = IdentityPattern("{prefix}-{seq:06d}", "{prefix}-SN{seq:08d}", prefix="line2")
+        report = Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home, pattern=fixed)).run()
+    assert report.ok and sorted(d.serial_number or "" for d in report.devices) == [
+        "line2-SN00000001",
+        "line2-SN00000002",
     ]
 
 

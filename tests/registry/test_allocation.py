@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from provkit.errors import AllocationError
+from provkit.errors import AllocationError, PatternConflictError
 from provkit.registry import Identity, IdentityPattern, Registry, parse_identity_csv
 
 
@@ -85,3 +87,29 @@ def test_allocating_zero_is_refused(tmp_path: object) -> None:
     """Asking for no identities is an AllocationError rather than a silent no-op."""
     with Registry.open(f"{tmp_path}/r.sqlite", station_id="s") as registry, pytest.raises(AllocationError):
         registry.allocate(IdentityPattern("{seq}"), 0)
+
+
+def test_template_without_prefix_under_a_new_prefix_is_refused_up_front(registry_url: str) -> None:
+    """'SN{seq:08d}' with a new --prefix would only meet serials line1 took: 4003 names the serial pattern."""
+    line1 = IdentityPattern("{prefix}-{seq:06d}", "SN{seq:08d}", prefix="line1")
+    line2 = IdentityPattern("{prefix}-{seq:06d}", "SN{seq:08d}", prefix="line2")
+    with Registry.open(registry_url, station_id="s") as registry:
+        registry.allocate(line1, 40)
+        with pytest.raises(PatternConflictError) as caught:
+            registry.allocate(line2, 3)
+        assert caught.value.code == 4003 and isinstance(caught.value, AllocationError)
+        assert "serial pattern 'SN{seq:08d}' has no {prefix}" in caught.value.message
+        assert "'SN00000001'" in caught.value.message and "'line1'" in caught.value.message
+        assert "put {prefix} in the serial pattern" in (caught.value.hint or "")
+        # Nothing was drawn: the fixed pattern starts line2 at 1, and line1 simply goes on.
+        fixed = IdentityPattern("{prefix}-{seq:06d}", "{prefix}-SN{seq:08d}", prefix="line2")
+        assert registry.allocate(fixed, 1) == [Identity("line2-000001", "line2-SN00000001")]
+        assert registry.allocate(line1, 1) == [Identity("line1-000041", "SN00000041")]
+
+
+def test_endpoint_template_without_prefix_is_named(registry_url: str) -> None:
+    """The same check names the endpoint pattern when that is the one without {prefix}."""
+    with Registry.open(registry_url, station_id="s") as registry:
+        registry.allocate(IdentityPattern("dev-{seq:04d}", "{prefix}{seq}", prefix="a"), 2)
+        with pytest.raises(PatternConflictError, match=re.escape("endpoint pattern 'dev-{seq:04d}' has no")):
+            registry.allocate(IdentityPattern("dev-{seq:04d}", "{prefix}{seq}", prefix="b"), 2)

@@ -16,6 +16,7 @@ import click
 from provkit import __version__
 from provkit.cli._lazy import LazyGroup
 from provkit.cli._state import CliState, ca_key_options
+from provkit.errors import LogFileError
 
 # name -> "module:attribute" of a click command; imported only when that command runs.
 _SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
@@ -36,12 +37,19 @@ _SUBCOMMANDS: Final[dict[str, tuple[str, str]]] = {
 
 
 def configure_logging(verbosity: int, log_file: Path | None) -> None:
-    """Send provkit's log records to stderr (and ``log_file``) at the chosen verbosity."""
+    """Send provkit's log records to stderr (and ``log_file``) at the chosen verbosity.
+
+    Raises:
+        LogFileError: ``log_file`` cannot be created or opened for appending.
+    """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+            raise LogFileError(log_file, exc) from exc
     logging.basicConfig(
         level=level,
         handlers=handlers,

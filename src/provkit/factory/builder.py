@@ -40,6 +40,14 @@ from provkit.wire.bundle import (
     KeyItem,
     encode_bundle,
 )
+from provkit.wire.framing import DEFAULT_MAX_MESSAGE_BYTES
+
+MAX_BUNDLE_BYTES = DEFAULT_MAX_MESSAGE_BYTES
+"""Largest bundle prepared: what a device agent accepts in one message by default.
+
+A larger frame is refused unread with transport status 3 (``MEMORY_OUT``), so it is
+refused here instead, at prepare time, before any attempt to send it.
+"""
 
 _KU_DIGITAL_SIGNATURE = 1
 _EKU_CLIENT_AUTH = 4
@@ -107,12 +115,36 @@ def checked_template(static: Bundle, sample: Bundle) -> BundleTemplate:
 
 
 def check_identity(endpoint_name: object, serial_number: object) -> None:
-    """Raise the FCU 101 error when the endpoint name or serial number is missing or empty."""
+    """Refuse a missing, empty or non-printable endpoint name or serial number.
+
+    Raises:
+        FactoryError: 101 when one is missing or empty; 100 when it has a character that
+            is not printable (a control character would reach the device's storage and
+            every log and report that shows the name).
+    """
     for label, value in (("endpoint name", endpoint_name), ("serial number", serial_number)):
         if not isinstance(value, str) or not value:
             raise FactoryError.from_code(
                 FcuErrorCode.DEVICE_PARAMETER_MANDATORY, label, hint=f"pass a non-empty {label}"
             )
+        if not value.isprintable():
+            raise FactoryError.from_code(
+                FcuErrorCode.GENERAL,
+                f"the {label} {value!r} contains non-printable characters",
+                hint=f"use printable characters only in the {label}",
+            )
+
+
+def _item_sizes(bundle: Bundle) -> list[tuple[str, int]]:
+    """Every item of ``bundle`` with its size in bytes."""
+    sizes = [(key.name, len(key.data)) for key in bundle.keys]
+    sizes += [(cert.name, len(cert.data)) for cert in bundle.certificates]
+    sizes += [(chain.name, sum(map(len, chain.certificates))) for chain in bundle.certificate_chains]
+    for param in bundle.config_params:
+        data = param.data
+        size = len(data.encode() if isinstance(data, str) else data) if isinstance(data, str | bytes) else 8
+        sizes.append((param.name, size))
+    return sizes
 
 
 class BundleBuilder:
@@ -170,7 +202,10 @@ class BundleBuilder:
             chain=CertificateChainItem(self.names.cert, (placeholder, *self._chain_tail)),
             entropy=bytes(ENTROPY_SIZE) if config.entropy_mode is not EntropyMode.BY_DEVICE else None,
         )
+        self._static_items = static_items
         self._template = checked_template(static_items, self._own_bundle(sample))
+        # Refused here, before any device is prepared (and in a batch before anything is sent).
+        self._check_size(self._template.encode(self._own_bundle(sample)), sample, "this configuration")
 
     def _build_static_params(self, static: StaticMaterial) -> tuple[ConfigParam, ...]:
         cfg, info = self.config, self.config.device_info
@@ -241,6 +276,7 @@ class BundleBuilder:
     def _finish(self, own: _DeviceItems, warnings: list[WarningInfo]) -> DeviceConfigurationRequest:
         # Only this device's items are encoded here; the static ones were encoded once.
         data = self._template.encode(self._own_bundle(own))
+        self._check_size(data, own, own.endpoint_name)
         leaf_der = own.chain.certificates[0]
         enrollment = x509.enrollment_id(leaf_der) if self.config.first_to_claim else None
         return DeviceConfigurationRequest(
@@ -249,6 +285,25 @@ class BundleBuilder:
             endpoint_name=own.endpoint_name,
             serial_number=own.serial_number,
             enrollment_id=enrollment,
+        )
+
+    def _check_size(self, data: bytes, own: _DeviceItems, device: str) -> None:
+        """Refuse a bundle larger than a device agent's message limit, naming the largest items.
+
+        Raises:
+            FactoryError: 100, before the bundle is sent anywhere.
+        """
+        if len(data) <= MAX_BUNDLE_BYTES:
+            return
+        sizes = sorted(
+            _item_sizes(self._static_items) + _item_sizes(self._own_bundle(own)), key=lambda pair: -pair[1]
+        )
+        largest = ", ".join(f"{name} ({length:,} bytes)" for name, length in sizes[:3])
+        raise FactoryError.from_code(
+            FcuErrorCode.GENERAL,
+            f"the bundle for {device} is {len(data):,} bytes; a device agent takes messages of at most "
+            f"{MAX_BUNDLE_BYTES:,} bytes",
+            hint=f"largest items: {largest}; shrink them in fcu.yml or the files it names",
         )
 
     def _own_bundle(self, own: _DeviceItems) -> Bundle:

@@ -1,11 +1,14 @@
 """Reading ``fcu.yml``: file access, ``<%= ENV['NAME'] %>`` interpolation and YAML parsing.
 
-Failures use the FCU codes: 190 when the file cannot be read (or names an unset
-environment variable), 200 when it is not a YAML mapping.
+Failures use the FCU codes: 190 when the file cannot be read, is larger than
+:data:`MAX_CONFIG_BYTES` (or names an unset environment variable), 200 when it is not a
+YAML mapping or nests deeper than :data:`MAX_NESTING`, 380 when a key is given twice in
+one mapping (YAML would silently keep the last one).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Mapping
@@ -16,7 +19,19 @@ import yaml
 
 from provkit.codes import FcuErrorCode
 from provkit.errors import ConfigError
+from provkit.factory.config import invalid
 from provkit.factory.paths import read_regular_file
+
+MAX_CONFIG_BYTES: Final = 1024 * 1024
+"""Largest fcu.yml read; a real one is a few KiB."""
+
+MAX_NESTING: Final = 32
+"""Deepest nesting of mappings and lists accepted in fcu.yml (the schema uses 3 levels).
+
+PyYAML's scanner slows down quadratically with flow nesting and its composer recurses,
+so a file of 5,000 nested brackets would take many seconds and then overflow the stack;
+the loader stops at this depth instead.
+"""
 
 # ERB-style placeholder as FCU documents it; both quote styles are accepted.
 _ENV_PLACEHOLDER: Final = re.compile(r"<%=\s*ENV\[\s*(['\"])([A-Za-z_][A-Za-z0-9_]*)\1\s*\]\s*%>")
@@ -78,8 +93,42 @@ class SourcedFloat(float):
     source: str
 
 
+class _TooDeep(yaml.YAMLError):
+    """The document nests mappings or lists deeper than :data:`MAX_NESTING`."""
+
+
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping gives the same key twice."""
+
+    def __init__(self, key: str, first_line: int, second_line: int) -> None:
+        super().__init__(key)
+        self.key = key
+        self.lines = (first_line, second_line)
+
+
 class _FcuLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` whose numbers keep their source text, so text fields keep what was written."""
+    """``yaml.SafeLoader`` for fcu.yml.
+
+    Numbers keep their source text (so text fields keep what was written), a key given
+    twice in one mapping is refused, and nesting is bounded by :data:`MAX_NESTING`.
+    """
+
+    def fetch_more_tokens(self) -> None:
+        # Checked as tokens are scanned, before the slow or recursive parts can start.
+        super().fetch_more_tokens()
+        if self.flow_level > MAX_NESTING or len(self.indents) > MAX_NESTING:
+            raise _TooDeep(f"nesting deeper than {MAX_NESTING} levels (line {self.line + 1})")
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                line = key_node.start_mark.line + 1
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise _DuplicateKey(str(key_node.value), seen[key], line)
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_int(self, node: yaml.ScalarNode) -> SourcedInt:
         value = SourcedInt(super().construct_yaml_int(node))
@@ -113,22 +162,31 @@ def read_config_mapping(path: Path, reserved: Mapping[str, str]) -> dict[str, An
         ConfigError: 190 if the file cannot be read, 200 if it is not a YAML mapping.
     """
     try:
-        raw = read_regular_file(path).decode("utf-8")
+        raw = read_regular_file(path, max_bytes=MAX_CONFIG_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError.from_code(
-            FcuErrorCode.CONFIG_LOAD_FAILED,
-            path,
-            hint=f"{exc}; run 'provkit init' to create a template or pass --config-file",
-        ) from exc
+        if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+            hint = f"fcu.yml is larger than {MAX_CONFIG_BYTES:,} bytes; a configuration is a few KiB"
+        else:
+            hint = f"{exc}; run 'provkit init' to create a template or pass --config-file"
+        raise ConfigError.from_code(FcuErrorCode.CONFIG_LOAD_FAILED, path, hint=hint) from exc
     # The reserved names take the *resolved* directories: they already honour the
     # environment, and an API argument (home_dir=…, resources_dir=…) must win over it.
     variables = {**os.environ, **reserved}
     text = interpolate(raw, variables, source=path)
     try:
         data = yaml.load(text, Loader=_FcuLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
+    except _DuplicateKey as exc:
+        first, second = exc.lines
+        raise invalid(
+            exc.key,
+            f"the key is given twice (lines {first} and {second}); YAML would silently keep the last one",
+            f"remove one of the two '{exc.key}:' lines",
+        ) from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        # RecursionError: a last guard should some construct still nest past the bound.
+        detail = str(exc) if isinstance(exc, yaml.YAMLError) else "nesting too deep"
         raise ConfigError.from_code(
-            FcuErrorCode.CONFIG_NOT_YAML, path, hint=f"fix the YAML syntax: {exc}".splitlines()[0]
+            FcuErrorCode.CONFIG_NOT_YAML, path, hint=f"fix the YAML syntax: {detail}".splitlines()[0]
         ) from exc
     if data is None:
         data = {}

@@ -8,12 +8,14 @@ by :mod:`provkit.factory.resources`.
 
 from __future__ import annotations
 
+import re
 import uuid
 import zoneinfo
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 from provkit.errors import ConfigError, HsmError
 from provkit.factory.ca_key import CaKeySource
@@ -40,6 +42,17 @@ from provkit.factory.paths import FcuPaths
 from provkit.params import NAME_RULE, is_kcm_name, names
 
 _E = TypeVar("_E", bound=StrEnum)
+
+MAX_DEVICE_STRING_BYTES: Final = 64
+"""Longest ``device-info`` text a device can use.
+
+The Device Management Client reads these items into a 128-byte buffer and publishes a
+Device object string only up to ``MAX_ALLOWED_STRING_LENGTH`` (64) bytes
+(``source/ServiceClient.cpp`` and ``mbed-client/mbed-client/m2mconstants.h`` in
+PelionIoT/mbed-cloud-client); a longer value is stored by FCC but never shown.
+"""
+_HOST: Final = re.compile(r"[A-Za-z0-9._~%:-]+")
+"""Characters of a registered name, an IPv4 address or (brackets removed) an IPv6 address."""
 
 
 def load_config(paths: FcuPaths) -> FcuConfig:
@@ -186,6 +199,7 @@ def _server_uri(data: Mapping[str, Any], key: str, *, want_aid: bool) -> str:
         raise _missing(key)
     if not uri.startswith(("coap://", "coaps://")):
         raise invalid(key, "the URI must use the coap:// or coaps:// scheme")
+    _check_authority(key, uri)
     has_aid = uri_aid(uri) is not None
     if want_aid and not has_aid:
         raise invalid(key, "the URI must contain the aid query parameter", "append ?aid=<account id>")
@@ -194,6 +208,28 @@ def _server_uri(data: Mapping[str, Any], key: str, *, want_aid: bool) -> str:
     if want_aid and not uri_aid(uri):
         raise invalid(key, "the aid query parameter is empty")
     return str(uri)
+
+
+def _check_authority(key: str, uri: str) -> None:
+    """Refuse a host or port no device could connect to (checked as ``urllib.parse`` reads them)."""
+    if not uri.isascii() or not uri.isprintable() or " " in uri:
+        raise invalid(
+            key,
+            "the URI must be printable ASCII without spaces",
+            "write an internationalised host name in its IDNA (xn--) form",
+        )
+    parts = urlsplit(uri)
+    if not parts.hostname:
+        raise invalid(key, "the URI has no host", "e.g. coaps://bootstrap.example.com:5684?aid=<account id>")
+    port_rule = "a port is a number from 1 to 65535"
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise invalid(key, f"the URI's port is not valid: {exc}", port_rule) from None
+    if port == 0:
+        raise invalid(key, "the URI's port is 0", port_rule)
+    if not _HOST.fullmatch(parts.hostname):
+        raise invalid(key, f"{parts.hostname!r} is not a host name or IP address")
 
 
 def _file(data: Mapping[str, Any], key: str, base_dir: Path, *, required: bool) -> Path | None:
@@ -255,7 +291,15 @@ def _device_info(data: Mapping[str, Any], time_sync: bool) -> DeviceInfo:
             raise _missing(f"device-info.{sub}")
         if not isinstance(value, str | int | float):
             raise invalid(f"device-info.{sub}", "must be a string")
-        texts.append(scalar_text(value))
+        text = scalar_text(value)
+        if len(text.encode("utf-8")) > MAX_DEVICE_STRING_BYTES:
+            raise invalid(
+                f"device-info.{sub}",
+                f"{len(text.encode('utf-8')):,} bytes; a device publishes Device object strings of at most "
+                f"{MAX_DEVICE_STRING_BYTES} bytes",
+                f"shorten it to {MAX_DEVICE_STRING_BYTES} bytes or fewer",
+            )
+        texts.append(text)
     memory = section.get("memory-total")
     if memory is None:
         raise _missing("device-info.memory-total")

@@ -7,6 +7,7 @@ then the default (the working directory, ``<home>/resources``, ``<home>/keystore
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,17 +29,28 @@ CA_CSR_FILE: Final = "fcu.csr"
 CA_KEY_REFERENCE_FILE: Final = "fcu_key.pkcs11"
 """File name of the token key's URI, which setup writes instead of a key file for an HSM key."""
 
+MAX_FILE_BYTES: Final = 64 * 1024
+"""Largest file the FCU reads by default (certificates, keys, CRLs, data files).
 
-def read_regular_file(path: Path) -> bytes:
-    """Read ``path``, which must be a regular file.
+A device agent takes messages of at most 64 KiB, so no larger file could reach a device
+in a bundle; reading stops there instead of loading whatever a path points at.
+"""
+
+
+def read_regular_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """Read ``path``, which must be a regular file of at most ``max_bytes`` bytes.
 
     Raises:
-        OSError: the file cannot be read, or it is a directory, a FIFO or a device (whose
-            read could block forever).
+        OSError: the file cannot be read, it is a directory, a FIFO or a device (whose
+            read could block forever), or it is larger than ``max_bytes`` (``EFBIG``).
     """
     if path.exists() and not path.is_file():
         raise OSError("not a regular file")
-    return path.read_bytes()
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise OSError(errno.EFBIG, f"file is larger than {max_bytes:,} bytes, the most provkit reads here")
+    return data
 
 
 def _resolved(path: Path) -> Path:

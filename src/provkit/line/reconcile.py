@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from provkit.errors import AllocationError, DuplicateIdentityError
+from provkit.errors import AllocationError, DuplicateIdentityError, PatternConflictError
 from provkit.line.context import BatchContext
 from provkit.line.devices import DeviceRow
 from provkit.registry import Attempt, AttemptState, NewAttempt, StateChange
@@ -119,6 +119,8 @@ def _new_attempts(ctx: BatchContext, rows: list[DeviceRow]) -> list[NewAttempt]:
             raise AllocationError(
                 "row has no endpoint_name/serial_number and no identity pattern or pool was given"
             )
+    except PatternConflictError:
+        raise  # the same for every row: the batch stops and says which pattern to change
     except AllocationError as exc:
         for row in needing:
             ctx.note(row.slot, exc.code, f"line {row.line}: {exc.message}")

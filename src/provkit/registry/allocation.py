@@ -61,6 +61,15 @@ class IdentityPattern:
         return Identity(endpoint, serial)
 
 
+def _field_names(template: str) -> list[str]:
+    """The fields a template uses, by base name (``seq`` for ``{seq:06d}``)."""
+    return [
+        name.split(".")[0].split("[")[0]
+        for _, name, _, _ in string.Formatter().parse(template)
+        if name is not None
+    ]
+
+
 def check_template(template: str) -> None:
     """Validate an identity template.
 
@@ -68,11 +77,11 @@ def check_template(template: str) -> None:
         AllocationError: unknown field, no ``{seq}``, or a malformed template.
     """
     try:
-        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        fields = _field_names(template)
         template.format(prefix="", seq=0)
     except (ValueError, KeyError, IndexError) as exc:
         raise AllocationError(f"malformed identity pattern {template!r}: {exc}") from exc
-    unknown = {name.split(".")[0].split("[")[0] for name in fields} - _FIELDS
+    unknown = set(fields) - _FIELDS
     if unknown:
         raise AllocationError(
             f"identity pattern {template!r} uses unknown field(s) {sorted(unknown)}",
@@ -82,6 +91,11 @@ def check_template(template: str) -> None:
         raise AllocationError(
             f"identity pattern {template!r} has no {{seq}} field, so every value would be the same"
         )
+
+
+def uses_prefix(template: str) -> bool:
+    """Whether an identity template contains the ``{prefix}`` field."""
+    return "prefix" in _field_names(template)
 
 
 def parse_identity_csv(text: str) -> list[Identity]:

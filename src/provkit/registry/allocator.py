@@ -19,8 +19,8 @@ from typing import Any, Final
 from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from provkit.errors import AllocationError
-from provkit.registry.allocation import Identity, IdentityPattern
+from provkit.errors import AllocationError, PatternConflictError
+from provkit.registry.allocation import Identity, IdentityPattern, uses_prefix
 from provkit.registry.schema import allocations, attempts, pool_entries, sequences
 
 _MAX_ROUNDS: Final = 8
@@ -106,6 +106,7 @@ def allocate_from_pattern(
     """
     if count < 1:
         raise AllocationError(f"cannot allocate {count} identities")
+    _refuse_shared_template(conn, pattern)
     result: list[Identity] = []
     for _ in range(_MAX_ROUNDS):
         candidates = [pattern.render(seq) for seq in _reserve(conn, pattern.pool, count - len(result))]
@@ -120,9 +121,44 @@ def allocate_from_pattern(
         if len(result) == count:
             return result
     raise AllocationError(
-        f"pattern {pattern.endpoint!r} keeps producing identities that were already allocated or used",
-        hint="choose another prefix",
+        f"pattern {pattern.endpoint!r} / {pattern.serial or pattern.endpoint!r} with prefix "
+        f"{pattern.prefix!r} keeps producing identities that were already allocated or used",
+        hint="choose another prefix, or give the batch explicit identities",
     )
+
+
+def _refuse_shared_template(conn: Connection, pattern: IdentityPattern) -> None:
+    """Refuse, before allocating, a template whose values another prefix already drew.
+
+    A template without ``{prefix}`` gives the same values under every prefix, while each
+    prefix has a sequence of its own starting at 1: the new sequence would only meet
+    values allocated already, and every row would end in 4002.
+
+    Raises:
+        PatternConflictError: naming the template to change.
+    """
+    templates = (("endpoint", pattern.endpoint), ("serial", pattern.serial or pattern.endpoint))
+    free = [(label, template) for label, template in templates if not uses_prefix(template)]
+    if not free:
+        return
+    start = conn.execute(select(sequences.c.next_value).where(sequences.c.name == pattern.pool)).scalar()
+    identity = pattern.render(int(start or 1))
+    for label, template in free:
+        column = allocations.c.endpoint_name if label == "endpoint" else allocations.c.serial_number
+        value = identity.endpoint_name if label == "endpoint" else identity.serial_number
+        other = conn.execute(
+            select(allocations.c.pool).where(
+                column == value, allocations.c.pool != pattern.pool, allocations.c.pool.like("pattern:%")
+            )
+        ).scalar()
+        if other is not None:
+            raise PatternConflictError(
+                f"the {label} pattern {template!r} has no {{prefix}}: every prefix draws the same values "
+                f"from it, and {value!r}, next for prefix {pattern.prefix!r}, was already allocated "
+                f"under another prefix ({other.removeprefix('pattern:').split('|', 1)[0]!r})",
+                hint=f"put {{prefix}} in the {label} pattern (e.g. '{{prefix}}-{template}'), "
+                "or keep the prefix its values were drawn with",
+            )
 
 
 def load_pool(conn: Connection, pool: str, identities: Sequence[Identity]) -> int:
