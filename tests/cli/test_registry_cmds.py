@@ -60,7 +60,7 @@ def test_show_by_attempt_id(registry_path: str) -> None:
     code, output = _run("show", "--registry", registry_path, "3")
     assert code == 0 and [(a["id"], a["state"]) for a in json.loads(output)] == [(3, "failed")]
     code, output = _run("show", "--registry", registry_path, "99")
-    assert code == 1 and "Error 4000: no attempt with id 99" in output
+    assert code == 1 and "Error 4000: no attempt for '99'" in output
 
 
 def test_show_unknown_endpoint_is_an_error(registry_path: str) -> None:
@@ -81,3 +81,47 @@ def test_unreachable_registry_exits_with_error() -> None:
     """A registry URL that cannot be opened is reported, not a traceback."""
     code, output = _run("stats", "--registry", "mysql://nowhere/x")
     assert code == 1 and "Error 4000" in output
+
+
+def test_list_pages_and_points_at_the_next_one(registry_path: str) -> None:
+    """A full page ends with the option that continues it; the pages together are the list."""
+    result = CliRunner().invoke(
+        cli, ["registry", "list", "--registry", registry_path, "--json", "--limit", "2"]
+    )
+    assert result.exit_code == 0
+    first = json.loads(result.stdout)
+    assert [a["id"] for a in first] == [1, 2] and "next page: --after 2" in result.stderr
+    _, rest = _run("list", "--registry", registry_path, "--json", "--limit", "2", "--after", "2")
+    assert [a["id"] for a in json.loads(rest)] == [3]
+    result = CliRunner().invoke(
+        cli, ["registry", "list", "--registry", registry_path, "--json", "--newest", "--limit", "2"]
+    )
+    assert [a["id"] for a in json.loads(result.stdout)] == [3, 2] and "--before 2" in result.stderr
+
+
+def test_show_by_serial_and_fingerprint(registry_path: str) -> None:
+    """show takes a serial number or a certificate fingerprint as well as an endpoint name."""
+    code, by_serial = _run("show", "--registry", registry_path, "sn-b")
+    assert code == 0 and [a["endpoint_name"] for a in json.loads(by_serial)] == ["ep-b"]
+    with Registry.open(registry_path, station_id="st-9") as registry:
+        (attempt_id,) = registry.record_attempts(None, [NewAttempt("ep-d", "sn-d")])
+        registry.mark_verified(attempt_id, device_cert_sha256="5e" * 32)
+    code, by_fingerprint = _run("show", "--registry", registry_path, ":".join(["5E"] * 32))
+    assert code == 0 and [a["endpoint_name"] for a in json.loads(by_fingerprint)] == ["ep-d"]
+
+
+def test_export_enrollment_ids(registry_path: str) -> None:
+    """--enrollment-only writes the ids of the provisioned devices, one per line."""
+    code, output = _run("export", "--registry", registry_path, "--enrollment-only")
+    assert code == 0 and output.splitlines() == ["A-01", "A-02"]
+
+
+def test_export_that_cannot_be_written_leaves_no_file(registry_path: str, tmp_path: Path) -> None:
+    """An export into a missing directory fails with the registry code and writes nothing."""
+    target = tmp_path / "missing" / "x.csv"
+    code, output = _run("export", "--registry", registry_path, "--out", str(target))
+    assert code == 1 and "cannot write" in output
+    assert not target.parent.exists()
+    code, _ = _run("export", "--registry", registry_path, "--out", str(tmp_path / "ok.csv"))
+    left = [p.name for p in tmp_path.iterdir() if not p.name.startswith("r.sqlite")]
+    assert code == 0 and left == ["ok.csv"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Final
 
@@ -15,20 +15,10 @@ from rich.table import Table
 from provkit.cli.batch_cmds import open_registry, registry_option
 from provkit.errors import RegistryError
 from provkit.registry import Attempt, AttemptState
+from provkit.registry.export import ExportFormat
 
-EXPORT_COLUMNS: Final = (
-    "enrollment_id",
-    "endpoint_name",
-    "serial_number",
-    "device_cert_sha256",
-    "device_cert_serial",
-    "ca_sha256",
-    "ca_key",
-    "key_mode",
-    "station_id",
-    "provisioned_at",
-)
-"""Columns of ``registry export --format csv`` (one row per provisioned device)."""
+PAGE: Final = 100
+"""Rows of one ``list`` page unless ``--limit`` says otherwise."""
 
 
 def _table(rows: list[Attempt]) -> Table:
@@ -60,7 +50,12 @@ def registry_group() -> None:
 )
 @click.option("--batch", "batch_id", help="Only attempts of this batch.")
 @click.option("--provisioned", is_flag=True, help="Only devices currently recorded as provisioned.")
-@click.option("--limit", type=click.IntRange(1), help="At most this many rows.")
+@click.option("--newest", is_flag=True, help="Newest first (default: oldest first).")
+@click.option("--after", type=click.IntRange(0), help="Continue after this attempt id (oldest first).")
+@click.option("--before", type=click.IntRange(0), help="Continue before this attempt id (--newest).")
+@click.option(
+    "--limit", type=click.IntRange(1), default=PAGE, show_default=True, help="Rows per page at most."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_cmd(
@@ -69,35 +64,46 @@ def list_cmd(
     state: str | None,
     batch_id: str | None,
     provisioned: bool,
-    limit: int | None,
+    newest: bool,
+    after: int | None,
+    before: int | None,
+    limit: int,
     as_json: bool,
 ) -> None:
-    """List attempts, oldest first."""
+    """List attempts one page at a time, oldest first; the next page's option is printed on stderr."""
     registry = open_registry(ctx, registry_url, None)
     rows = registry.find(
         state=AttemptState(state) if state else None,
         batch_id=batch_id,
         provisioned_only=provisioned,
+        after=after,
+        before=before,
+        newest=newest,
         limit=limit,
     )
     if as_json:
         click.echo(json.dumps([a.to_json() for a in rows], indent=2))
     else:
         Console().print(_table(rows))
+    if len(rows) == limit:
+        click.echo(f"next page: {'--before' if newest else '--after'} {rows[-1].id}", err=True)
 
 
 @registry_group.command("show")
 @registry_option
-@click.argument("endpoint_or_id")
+@click.argument("key")
 @click.pass_context
-def show_cmd(ctx: click.Context, registry_url: str | None, endpoint_or_id: str) -> None:
-    """Show every attempt for an endpoint name (or one attempt by id) as JSON."""
-    registry = open_registry(ctx, registry_url, None)
-    rows = registry.find(endpoint_name=endpoint_or_id)
-    if not rows and endpoint_or_id.isdigit():
-        rows = [registry.get_attempt(int(endpoint_or_id))]
+def show_cmd(ctx: click.Context, registry_url: str | None, key: str) -> None:
+    """Show as JSON every attempt KEY names.
+
+    KEY is an endpoint name, a serial number, a device certificate's SHA-256
+    fingerprint (hex, colons allowed) or enrollment id (A-…), or an attempt id.
+    """
+    rows = open_registry(ctx, registry_url, None).lookup(key)
     if not rows:
-        raise RegistryError(f"no attempt for endpoint {endpoint_or_id!r}")
+        raise RegistryError(
+            f"no attempt for {key!r} (as endpoint name, serial number, certificate fingerprint or attempt id)"
+        )
     click.echo(json.dumps([a.to_json() for a in rows], indent=2))
 
 
@@ -146,24 +152,21 @@ def stats_cmd(ctx: click.Context, registry_url: str | None, as_json: bool) -> No
 def export_cmd(
     ctx: click.Context, registry_url: str | None, fmt: str, enrollment_only: bool, out_file: Path | None
 ) -> None:
-    """Export the provisioned devices for a cloud bulk upload."""
-    rows = open_registry(ctx, registry_url, None).find(provisioned_only=True)
-    records = [{k: v for k, v in a.to_json().items() if k in EXPORT_COLUMNS} for a in rows]
-    if enrollment_only:
-        text = "".join(f"{r['enrollment_id']}\n" for r in records if r["enrollment_id"])
-    elif fmt == "json":
-        text = json.dumps(records, indent=2) + "\n"
-    else:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        text = buffer.getvalue()
+    """Export the provisioned devices for a cloud bulk upload (streamed: any number of devices)."""
+    registry = open_registry(ctx, registry_url, None)
+    kind: ExportFormat = "enrollment" if enrollment_only else "json" if fmt == "json" else "csv"
     if out_file is None:
-        click.echo(text, nl=False)
+        registry.export(sys.stdout, kind)
         return
+    # Written next to the target and renamed: a failed export leaves no half-written file.
+    partial = out_file.with_name(f".{out_file.name}.{os.getpid()}.partial")
     try:
-        out_file.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise RegistryError(f"cannot write {out_file}: {exc}") from exc
-    click.echo(f"{len(records)} devices exported to {out_file}", err=True)
+        try:
+            with partial.open("w", encoding="utf-8", newline="") as handle:
+                count = registry.export(handle, kind)
+            partial.replace(out_file)
+        except OSError as exc:
+            raise RegistryError(f"cannot write {out_file}: {exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    click.echo(f"{count} devices exported to {out_file}", err=True)

@@ -9,6 +9,7 @@ the database's own unique constraints so they also hold across stations.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -17,13 +18,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TextIO
 
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from provkit.errors import DuplicateIdentityError, RegistryError
-from provkit.registry import allocator, changes, queries
+from provkit.registry import allocator, changes, counts, queries
 from provkit.registry.accounts import Accounts
 from provkit.registry.allocation import Identity, IdentityPattern
 from provkit.registry.apikeys import ApiKeys
@@ -31,11 +32,15 @@ from provkit.registry.changes import StateChange
 from provkit.registry.connections import Connections
 from provkit.registry.credentials import PskCredentials
 from provkit.registry.devcerts import DeveloperCertificates
-from provkit.registry.engine import create_registry_engine, upgrade_schema
+from provkit.registry.engine import create_registry_engine, read_only_options, upgrade_schema
 from provkit.registry.enrollments import Enrollments
+from provkit.registry.export import ExportFormat, write_export
+from provkit.registry.queries import PageFilter
 from provkit.registry.records import Attempt, NewAttempt, RegistryStats
 from provkit.registry.schema import AttemptState, attempts, batches
 from provkit.registry.trust import Revocations, TrustStore
+
+_log = logging.getLogger(__name__)
 
 
 def default_station_id() -> str:
@@ -138,6 +143,21 @@ class Registry:
                         yield connection
         except IntegrityError:
             raise
+        except SQLAlchemyError as exc:
+            raise RegistryError(f"registry unavailable: {exc.__class__.__name__}: {exc}") from exc
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only transaction: one consistent view that never waits for writers, nor holds them up.
+
+        On SQLite it is a WAL snapshot (no write lock); on PostgreSQL a ``READ ONLY``
+        transaction. Failures become :class:`RegistryError`.
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**read_only_options(self.engine.dialect.name))
+                with conn.begin():
+                    yield conn
         except SQLAlchemyError as exc:
             raise RegistryError(f"registry unavailable: {exc.__class__.__name__}: {exc}") from exc
 
@@ -282,12 +302,12 @@ class Registry:
 
     # ------------------------------------------------------------------ queries
     def get_attempt(self, attempt_id: int) -> Attempt:
-        """The attempt with ``attempt_id``.
+        """The attempt with ``attempt_id``, with the device's raw answer.
 
         Raises:
             RegistryError: no such attempt.
         """
-        with self.transaction() as conn:
+        with self.reading() as conn:
             attempt = queries.get_attempt(conn, attempt_id)
         if attempt is None:
             raise RegistryError(f"no attempt with id {attempt_id}")
@@ -295,8 +315,18 @@ class Registry:
 
     def batch_attempts(self, batch_id: str) -> dict[str, Attempt]:
         """The latest attempt of every slot of ``batch_id``."""
-        with self.transaction() as conn:
+        with self.reading() as conn:
             return queries.batch_attempts(conn, batch_id)
+
+    def lookup(self, key: str) -> list[Attempt]:
+        """Every attempt ``key`` names, oldest first.
+
+        ``key`` is an endpoint name, a serial number, a device certificate's SHA-256
+        fingerprint (hex, colons allowed) or enrollment id, or an attempt id. Each is one
+        index look-up, whatever the registry's size.
+        """
+        with self.reading() as conn:
+            return queries.lookup(conn, key)
 
     def find(
         self,
@@ -305,18 +335,20 @@ class Registry:
         state: AttemptState | None = None,
         batch_id: str | None = None,
         provisioned_only: bool = False,
+        after: int | None = None,
+        before: int | None = None,
+        newest: bool = False,
         limit: int | None = None,
     ) -> list[Attempt]:
-        """Attempts matching all given filters, oldest first."""
-        with self.transaction() as conn:
-            return queries.find(
-                conn,
-                endpoint_name=endpoint_name,
-                state=state,
-                batch_id=batch_id,
-                provisioned_only=provisioned_only,
-                limit=limit,
-            )
+        """Attempts matching all given filters, oldest first (``newest``: newest first).
+
+        A page of a long list: ``limit`` rows, continuing ``after`` (or, newest first,
+        ``before``) the last id of the previous page. The device's raw answer is left
+        out (:meth:`get_attempt` has it).
+        """
+        page = PageFilter(endpoint_name, state, batch_id, provisioned_only, after, before, newest, limit)
+        with self.reading() as conn:
+            return queries.find(conn, page)
 
     def provisioned_holders(
         self, endpoint_names: Sequence[str], serial_numbers: Sequence[str]
@@ -336,6 +368,35 @@ class Registry:
             return queries.provisioned_owner(conn, endpoint_name, serial_number)
 
     def stats(self) -> RegistryStats:
-        """Counts of attempts by state and of provisioned devices by station."""
-        with self.transaction() as conn:
+        """Counts of attempts by state and of provisioned devices by station (constant time).
+
+        Pending count changes are folded in first where the database keeps them apart
+        (PostgreSQL); a registry user without write access still gets the counts.
+        """
+        try:
+            self.fold_counts()
+        except RegistryError as exc:
+            _log.debug("counts not folded: %s", exc)
+        with self.reading() as conn:
             return queries.stats(conn)
+
+    def fold_counts(self) -> None:
+        """Move the count changes pending since the last fold into the counts (PostgreSQL).
+
+        Batch steps do it when they end; it keeps what ``stats`` reads small.
+        """
+        if self.engine.dialect.name == "postgresql":
+            with self.transaction() as conn:
+                counts.fold(conn)
+
+    def export(self, out: TextIO, fmt: ExportFormat = "csv") -> int:
+        """Stream every provisioned device to ``out`` (see :func:`~provkit.registry.export.write_export`).
+
+        Returns how many devices were written. Memory stays that of one chunk of rows.
+
+        Raises:
+            RegistryError: the registry failed mid-way (``out`` then holds a part).
+            OSError: ``out`` could not be written.
+        """
+        with self.reading() as conn:
+            return write_export(conn, out, fmt)

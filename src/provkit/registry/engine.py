@@ -22,6 +22,19 @@ _log = logging.getLogger(__name__)
 MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK_KEY: Final = 0x70726F76  # "prov": any constant shared by all stations
 _SQLITE_BUSY_MS: Final = 30_000
+READ_ONLY_OPTION: Final = "provkit_read_only"
+"""Execution option of a connection whose transactions only read (see :func:`read_only_options`)."""
+
+
+def read_only_options(dialect_name: str) -> dict[str, Any]:
+    """Execution options for a read-only transaction on ``dialect_name``.
+
+    SQLite begins it DEFERRED instead of IMMEDIATE (no write lock); PostgreSQL runs it
+    ``READ ONLY``, so a query that would write fails instead.
+    """
+    if dialect_name == "postgresql":
+        return {READ_ONLY_OPTION: True, "postgresql_readonly": True}
+    return {READ_ONLY_OPTION: True}
 
 
 def normalise_url(url_or_path: str | Path) -> str:
@@ -91,7 +104,9 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only transaction is a WAL snapshot: it neither waits for nor blocks writers.
+        read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def upgrade_schema(engine: Engine) -> None:
