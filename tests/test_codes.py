@@ -34,7 +34,10 @@ def test_fcc_status_numbers_are_contiguous_0_to_37() -> None:
         (FccStatus.CERTIFICATE_PUBLIC_KEY_CORRELATION_ERROR, "Certificate public key validation failed:"),
         (FccStatus.BUNDLE_INVALID_SCHEME, "General error:"),
         (FccStatus.NOT_SUPPORTED, "General error:"),
-        (FccStatus.TOO_MANY_CSR_REQUESTS, "Too many CSR requests. Maximum CSR requests supported is 5"),
+        (
+            FccStatus.TOO_MANY_CSR_REQUESTS,
+            "Too many CSR requests. Maximum CSR requests supported is CSR_MAX_NUMBER_OF_CSRS",
+        ),
     ],
 )
 def test_fcc_prefixes_match_fcc_output_info_handler(status: FccStatus, prefix: str) -> None:
@@ -81,7 +84,11 @@ FCC_STATUS_TABLE = [
     (33, "FCC_STATUS_UTC_OFFSET_WRONG_FORMAT", "UTC offset incorrect:"),
     (34, "FCC_STATUS_CERTIFICATE_PUBLIC_KEY_CORRELATION_ERROR", "Certificate public key validation failed:"),
     (35, "FCC_STATUS_BUNDLE_INVALID_KEEP_ALIVE_SESSION_STATUS", _G),
-    (36, "FCC_STATUS_TOO_MANY_CSR_REQUESTS", "Too many CSR requests. Maximum CSR requests supported is 5"),
+    (
+        36,
+        "FCC_STATUS_TOO_MANY_CSR_REQUESTS",
+        "Too many CSR requests. Maximum CSR requests supported is CSR_MAX_NUMBER_OF_CSRS",
+    ),
     (37, "FCC_STATUS_NOT_SUPPORTED", _G),
 ]
 

@@ -74,6 +74,18 @@ class CborMap:
         return default
 
 
+class WireBytes(bytes):
+    """A byte string read with positions on: ``at`` is where its payload starts in the input."""
+
+    at: int
+
+
+class WireText(str):
+    """A text string read with positions on: ``at`` is where its payload starts in the input."""
+
+    at: int
+
+
 @dataclass(frozen=True, slots=True)
 class CborTag:
     """A tagged item the reader does not interpret (tag ``-1``: an unassigned simple value)."""
@@ -93,7 +105,15 @@ UNDEFINED: Final = Undefined()
 _SIMPLE: Final[dict[int, object]] = {20: False, 21: True, 22: None, 23: UNDEFINED}
 
 
-def loads(data: bytes, *, max_depth: int, indefinite: bool, unassigned_simple: bool) -> object:
+def loads(
+    data: bytes,
+    *,
+    max_depth: int,
+    indefinite: bool,
+    unassigned_simple: bool,
+    text_errors: str = "strict",
+    positions: bool = False,
+) -> object:
     """Decode exactly one CBOR item that must end at the end of ``data``.
 
     Args:
@@ -102,6 +122,12 @@ def loads(data: bytes, *, max_depth: int, indefinite: bool, unassigned_simple: b
         indefinite: accept indefinite-length strings, arrays and maps (tinycbor does not).
         unassigned_simple: return simple values other than false/true/null/undefined as
             ``CborTag(-1, n)`` instead of refusing them.
+        text_errors: how text strings that are not UTF-8 decode (a ``str.decode`` error
+            handler): ``"strict"`` refuses them; ``"surrogateescape"`` keeps their bytes
+            (``text.encode("utf-8", "surrogateescape")`` gives them back), as a C reader
+            that never checks UTF-8 sees them.
+        positions: return strings as :class:`WireBytes` / :class:`WireText`, which know
+            where their payload starts in ``data``.
 
     Returns:
         ``int``, ``float``, ``bytes``, ``str``, ``bool``, ``None``, :data:`UNDEFINED`,
@@ -110,7 +136,7 @@ def loads(data: bytes, *, max_depth: int, indefinite: bool, unassigned_simple: b
     Raises:
         CborDecodeError: truncated, trailing bytes, malformed, too deep, or refused form.
     """
-    reader = _Reader(bytes(data), max_depth, indefinite, unassigned_simple)
+    reader = _Reader(bytes(data), max_depth, indefinite, unassigned_simple, text_errors, positions)
     value = reader.item(0)
     if reader.pos != len(reader.data):
         raise CborDecodeError(f"{len(reader.data) - reader.pos} trailing bytes after the CBOR item")
@@ -120,12 +146,22 @@ def loads(data: bytes, *, max_depth: int, indefinite: bool, unassigned_simple: b
 class _Reader:
     """Cursor over the raw bytes; one method per CBOR construct."""
 
-    def __init__(self, data: bytes, max_depth: int, indefinite: bool, unassigned_simple: bool) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        max_depth: int,
+        indefinite: bool,
+        unassigned_simple: bool,
+        text_errors: str,
+        positions: bool,
+    ) -> None:
         self.data = data
         self.pos = 0
         self.max_depth = max_depth
         self.indefinite = indefinite
         self.unassigned_simple = unassigned_simple
+        self.text_errors = text_errors
+        self.positions = positions
 
     def take(self, n: int) -> bytes:
         if n > len(self.data) - self.pos:
@@ -189,12 +225,15 @@ class _Reader:
             raw = b"".join(parts)
         else:
             raw = self.take(length)
-        if major == 2:
-            return raw
         try:
-            return raw.decode("utf-8")
+            value: bytes | str = raw if major == 2 else raw.decode("utf-8", self.text_errors)
         except UnicodeDecodeError as exc:
             raise CborDecodeError("text string is not valid UTF-8") from exc
+        if not self.positions or length is None:
+            return value
+        located = WireBytes(value) if isinstance(value, bytes) else WireText(value)
+        located.at = self.pos - length
+        return located
 
     def array(self, count: int | None, depth: int) -> list[object]:
         items: list[object] = []

@@ -1,7 +1,8 @@
 """Status and error codes of every party in the provisioning flow, with their texts.
 
 Pure data, no I/O. The numbers and strings match Arm's public sources exactly
-(see ``docs/wire-format.md`` and ``shared/research/pelion-fcc.md`` §2, §5, §6):
+(see ``docs/wire-format.md``; ``fcc_status.h``, ``kcm_status.h`` and ``ftcd_comm_base.h`` in
+PelionIoT/mbed-cloud-client):
 
 * :class:`FccStatus` — ``fcc_status_e``, the ``ReturnStatus`` of a device response,
   with the InfoMessage prefix FCC writes before the item name.
@@ -104,7 +105,10 @@ _FCC_PREFIXES: Final[dict[FccStatus, str]] = {
     FccStatus.BOOTSTRAP_MODE_ERROR: "Bootstrap mode value incorrect:",
     FccStatus.UTC_OFFSET_WRONG_FORMAT: "UTC offset incorrect:",
     FccStatus.CERTIFICATE_PUBLIC_KEY_CORRELATION_ERROR: "Certificate public key validation failed:",
-    FccStatus.TOO_MANY_CSR_REQUESTS: ("Too many CSR requests. Maximum CSR requests supported is 5"),
+    # fcc_output_info_handler.c's string literal spells the macro's name, not its value.
+    FccStatus.TOO_MANY_CSR_REQUESTS: (
+        "Too many CSR requests. Maximum CSR requests supported is CSR_MAX_NUMBER_OF_CSRS"
+    ),
 }
 
 _FCC_DESCRIPTIONS: Final[dict[FccStatus, str]] = {

@@ -41,8 +41,9 @@ def cloud(tmp_path: Path) -> Iterator[RunningApi]:
 
 @pytest.fixture
 def device(tmp_path: Path) -> Iterator[tuple[Kcm, FactoryConfiguratorClient, str]]:
+    # As `provkit device serve --atomic-bundles`: a refused bundle leaves the device as it was.
     kcm = Kcm(SqliteStorage(tmp_path / "device.db"))
-    fcc = FactoryConfiguratorClient(kcm)
+    fcc = FactoryConfiguratorClient(kcm, atomic_bundles=True)
     agent = DeviceAgent(device_handlers(fcc), read_timeout_s=10.0)
     with TcpAgentServer(agent, "127.0.0.1", 0) as server:
         ip, port = server.address
@@ -240,7 +241,7 @@ def test_provision_over_serial_to_a_device_serve_process(tmp_path, cloud):
 
 
 def test_refused_bundle_leaves_the_sqlite_device_untouched(tmp_path, device):
-    """The device refuses one bad item (endpoint is not the certificate's CN): none of the 15 is kept."""
+    """An atomic device refuses one bad item (endpoint is not the certificate's CN): none of the 15 stays."""
     kcm, _, address = device
     home = tmp_path / "home"
     resources = tmp_path / "u.c"

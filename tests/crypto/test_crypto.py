@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provkit.crypto import aead, csr, keys, mbedtls_csr, names, x509
+from provkit.crypto import aead, csr, keys, mbedtls_csr, mbedtls_x509, x509
 from provkit.errors import CryptoError
 
 
@@ -73,13 +73,28 @@ def test_certificate_attributes_and_signatures() -> None:
         x509.load_certificate(b"\x30\x03\x02\x01\x01")
 
 
-def test_parse_dn_and_errors() -> None:
-    """mbedTLS subjects keep order and escapes; bad components raise CryptoError."""
-    name = names.parse_dn("C=GB,ST=Cambs,O=Acme\\, Ltd,OU=ou,CN=dev-1")
-    assert name.rfc4514_string() == "CN=dev-1,OU=ou,O=Acme\\, Ltd,ST=Cambs,C=GB"
-    for bad in ("", "CN", "XX=1", "C=GBR", "CN=a\\"):
+def test_device_subject_follows_mbed_tls() -> None:
+    """Subjects are read as Mbed TLS reads them: order, escapes, repeats, and what it ignores."""
+    der = mbedtls_x509.subject_der(b"C=GB,ST=Cambs,O=Acme\\, Ltd,OU=ou,CN=dev-1")
+    assert _rfc4514(der) == "CN=dev-1,OU=ou,O=Acme\\, Ltd,ST=Cambs,C=GB"
+    assert _rfc4514(mbedtls_x509.subject_der(b"CN=a,O=x,CN=b")) == "O=x,CN=b"  # first place, last value
+    assert mbedtls_x509.subject_der(b"garbage") == b"\x30\x00"
+    assert mbedtls_x509.subject_der(b"") == b"\x30\x00"
+    assert mbedtls_x509.subject_der(b"C=GBR").endswith(b"\x13\x03GBR")  # no length check
+    for bad in (b"XX=1", b"cn=a", b" CN=a", b"CN=a\\", b"O=a\\x", b"CN=" + b"a" * 256):
         with pytest.raises(CryptoError):
-            names.parse_dn(bad)
+            mbedtls_x509.subject_der(bad)
+
+
+def _rfc4514(name_der: bytes) -> str:
+    key = keys.generate_p256()
+    from provkit.crypto.mbedtls_csr import with_subject
+
+    plain = cx509.CertificateSigningRequestBuilder().subject_name(cx509.Name([])).sign(key, hashes.SHA256())
+    request = csr.load_and_verify_csr(
+        with_subject(plain.public_bytes(serialization.Encoding.DER), name_der, key)
+    )
+    return request.subject.rfc4514_string()
 
 
 def test_build_csr_bitmasks() -> None:

@@ -35,9 +35,9 @@ def _material(update_years: int = 20) -> tuple[dict[str, bytes], dict[str, bytes
     return dev, update
 
 
-def _device() -> tuple[Kcm, FactoryConfiguratorClient]:
+def _device(*, atomic: bool = False) -> tuple[Kcm, FactoryConfiguratorClient]:
     kcm = Kcm(MemoryStorage())
-    return kcm, FactoryConfiguratorClient(kcm)
+    return kcm, FactoryConfiguratorClient(kcm, atomic_bundles=atomic)
 
 
 def test_item_names_are_the_clients_literal_names():
@@ -117,15 +117,30 @@ def test_short_lived_update_certificate_is_reported():
     assert any("mbed.UpdateAuthCert" in w and "10 years" in w for w in warnings)  # type: ignore[union-attr]
 
 
-def test_device_refusal_leaves_storage_untouched():
-    """An endpoint name that is not the certificate's CN fails verification: nothing is kept."""
-    kcm, fcc = _device()
+def test_device_refusal_leaves_storage_untouched_with_atomic_bundles():
+    """An endpoint that is not the certificate's CN fails verification: an atomic device keeps nothing."""
+    kcm, fcc = _device(atomic=True)
     dev, update = _material()
     dev["MBED_CLOUD_DEV_BOOTSTRAP_ENDPOINT_NAME"] = b"someone-else"
     answer = fcc.bundle_handler(build_provisioning_bundle(dev, update, current_time=NOW_S).data)
     status = check_device_response(answer.response or b"")
     assert status.status != 0 and n.BOOTSTRAP_DEVICE_CERT in status.message
     assert [i.name for i in kcm.list_items() if i.name.startswith("mbed.")] == []
+
+
+def test_device_refusal_keeps_the_items_on_a_device_like_fcc():
+    """A device that behaves as FCC keeps what verification refused: a resend answers 17 until it is wiped."""
+    kcm, fcc = _device()
+    dev, update = _material()
+    dev["MBED_CLOUD_DEV_BOOTSTRAP_ENDPOINT_NAME"] = b"someone-else"
+    bundle = build_provisioning_bundle(dev, update, current_time=NOW_S).data
+    assert fcc.bundle_handler(bundle).status == 14
+    assert {i.name for i in kcm.list_items() if i.name.startswith("mbed.")} == set(STORED_ITEMS)
+    assert fcc.bundle_handler(bundle).status == 17
+    fcc.storage_delete()
+    good, _ = _material()
+    answer = fcc.bundle_handler(build_provisioning_bundle(good, update, current_time=NOW_S).data)
+    assert check_device_response(answer.response or b"").status == 0
 
 
 def test_host_refuses_mismatched_or_incomplete_material():

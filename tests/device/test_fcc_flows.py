@@ -212,10 +212,29 @@ def cbor2_bignum() -> int:
     return 0xA65369B6589987655264
 
 
-def test_failed_last_item_leaves_sqlite_identical(builder: Any, tmp_path: Path) -> None:
-    """A bundle failing on its very last item leaves every stored row exactly as before."""
+def test_failed_last_item_keeps_what_came_before_in_sqlite(builder: Any, tmp_path: Path) -> None:
+    """By default, as FCC, a bundle failing on its last item has stored everything before it, durably."""
     path = tmp_path / "d.sqlite"
     fcc = fcc_init(path)
+    bundle = builder.valid()
+    bundle["Entropy"] = bytes(48)
+    bad_chain = {"Name": "bad name!", "DataArray": [builder.pki.ca_der]}
+    bundle["CertificateChains"].append(bad_chain)  # the last item of the last group
+    assert fcc.bundle_handler(builder.encode(bundle)).status == FccStatus.KCM_ERROR
+    assert fcc_finalize(fcc) == FccStatus.SUCCESS
+    reopened = fcc_init(path)
+    names = {item.name for item in reopened.kcm.list_items()}
+    assert {"mbed.EndpointName", "mbed.BootstrapDevicePrivateKey", "mbed.BootstrapDeviceCert"} <= names
+    assert "bad name!" not in names and reopened.kcm.rbp_get("entropy") == bytes(48)
+    retry = reopened.bundle_handler(builder.encode(builder.valid()))
+    assert retry.status == FccStatus.KCM_FILE_EXIST_ERROR
+    fcc_finalize(reopened)
+
+
+def test_failed_last_item_leaves_sqlite_identical_with_atomic_bundles(builder: Any, tmp_path: Path) -> None:
+    """With atomic bundles, a bundle failing on its last item leaves every stored row exactly as before."""
+    path = tmp_path / "d.sqlite"
+    fcc = fcc_init(path, atomic_bundles=True)
     assert (
         fcc.bundle_handler(
             builder.encode({"SchemeVersion": "0.0.1", "Verify": 0, "KpAlvSess": 1, "ROT": bytes(16)})
@@ -262,14 +281,18 @@ def test_factory_reset_restores_bundle_items(builder: Any, memory_fcc: FactoryCo
 
 
 def test_response_too_large_is_status_21(builder: Any) -> None:
-    """A response that does not fit 512 bytes answers status 21 with no body, and rolls back."""
-    fcc = FactoryConfiguratorClient(Kcm(MemoryStorage()))
+    """A response that does not fit 512 bytes answers status 21 with no body.
+
+    The bundle itself was stored, as on a real device; with atomic bundles it is rolled back.
+    """
     bundle = builder.valid()
     bundle["ConfigParams"][1]["Data"] = "EP_fdsf"
     bundle["SID"] = "s" * 600
-    result = fcc.bundle_handler(builder.encode(bundle))
-    assert (result.status, result.response) == (FccStatus.BUNDLE_RESPONSE_ERROR, None)
-    assert fcc.kcm.list_items() == []
+    for atomic, stored in ((False, 17), (True, 0)):
+        fcc = FactoryConfiguratorClient(Kcm(MemoryStorage()), atomic_bundles=atomic)
+        result = fcc.bundle_handler(builder.encode(bundle))
+        assert (result.status, result.response) == (FccStatus.BUNDLE_RESPONSE_ERROR, None)
+        assert len(fcc.kcm.list_items()) == stored
 
 
 def test_empty_csr_list_answers_an_empty_csrs_group(
@@ -343,7 +366,8 @@ def test_session_end_reads_the_bootstrap_mode_even_without_verify(builder: Any) 
     result = fresh.bundle_handler(builder.encode(bootstrap))
     assert result.response is not None
     assert decode_response(result.response).info_message == "Item does not exist:mbed.BootstrapServerCACert"
-    assert fresh.kcm.list_items() == []
+    # As on a real device, the parameter stored before the failure stays.
+    assert [item.name for item in fresh.kcm.list_items()] == ["mbed.UseBootstrap"]
     no_secure_time = FactoryConfiguratorClient(Kcm(MemoryStorage()), secure_time=False)
     assert no_secure_time.bundle_handler(builder.encode(empty)).status == FccStatus.SUCCESS
 

@@ -92,17 +92,25 @@ def test_namespaces_are_separate(kcm: Kcm, pki: Any) -> None:
 
 
 def test_der_checks(kcm: Kcm, pki: Any) -> None:
-    """Keys and certificates must parse as DER; non-P-256 curves and empty data are refused."""
+    """Keys and certificates must be ones the device's Mbed TLS takes; empty data is refused.
+
+    Every private key the device cannot read is "Public key format invalid" (Mbed TLS folds
+    them into one error); PEM text is an invalid parameter; public keys keep their fault.
+    """
+    from provkit.crypto.keys import private_key_der, public_key_der
+
+    p384 = ec.generate_private_key(ec.SECP384R1())
     cases = [
-        (ItemType.PRIVATE_KEY, b"\x30\x00", KcmStatus.CRYPTO_PARSING_DER_PRIVATE_KEY),
+        (ItemType.PRIVATE_KEY, b"\x30\x00", KcmStatus.CRYPTO_PK_KEY_INVALID_FORMAT),
+        (ItemType.PRIVATE_KEY, private_key_der(p384), KcmStatus.CRYPTO_PK_KEY_INVALID_FORMAT),
+        (ItemType.PRIVATE_KEY, b"-----BEGIN EC PRIVATE KEY-----", KcmStatus.INVALID_PARAMETER),
+        (ItemType.PUBLIC_KEY, b"-----BEGIN PUBLIC KEY-----", KcmStatus.INVALID_PARAMETER),
         (ItemType.PUBLIC_KEY, b"-----BEGIN", KcmStatus.CRYPTO_PARSING_DER_PUBLIC_KEY),
+        (ItemType.PUBLIC_KEY, b"\x30\x00", KcmStatus.CRYPTO_PARSING_DER_PUBLIC_KEY),
+        (ItemType.PUBLIC_KEY, public_key_der(p384), KcmStatus.CRYPTO_UNSUPPORTED_CURVE),
         (ItemType.CERTIFICATE, b"\x30\x82\x00", KcmStatus.CRYPTO_PARSING_DER_CERT),
         (ItemType.CERTIFICATE, b"", KcmStatus.ITEM_IS_EMPTY),
     ]
-    from provkit.crypto.keys import private_key_der
-
-    p384 = private_key_der(ec.generate_private_key(ec.SECP384R1()))
-    cases.append((ItemType.PRIVATE_KEY, p384, KcmStatus.CRYPTO_UNSUPPORTED_CURVE))
     for item_type, data, status in cases:
         with pytest.raises(StorageError) as info:
             kcm.item_store("x", item_type, data)

@@ -51,7 +51,9 @@ def test_valid_bundle_over_tcp_is_stored_and_session_closes(fcc: FactoryConfigur
 
 def test_keep_alive_session_spans_two_messages_on_one_connection(fcc: FactoryConfiguratorClient) -> None:
     """KpAlvSess 1 keeps the connection open for the second message, which ends the session."""
-    first = encode_bundle(Bundle(config_params=(ConfigParam("mbed.Timezone", "UTC"),), keep_alive=1))
+    first = encode_bundle(
+        Bundle(config_params=(ConfigParam("custom.note", "first"),), keep_alive=1, verify=False)
+    )
     agent = DeviceAgent(device_handlers(fcc, fcc.kcm))
     with TcpAgentServer(agent, "127.0.0.1", 0) as server, TcpLink(*server.address) as link:
         link.exchange(first, timeout_s=30)

@@ -19,6 +19,8 @@ from provkit.wire.bundle import (
     SidGroup,
     decode_bundle,
     decode_envelope,
+    fcc_name_matches,
+    iter_items,
     parse_group,
 )
 
@@ -63,9 +65,12 @@ CASES: list[tuple[str, bytes, FccStatus, str]] = [
     ),
     ("indefinite Keys array", bytes.fromhex("a2" + SV_HEX + "644b6579739fff"), S.BUNDLE_ERROR, ""),
     ("reserved additional info", bytes.fromhex("a1" + SV_HEX[:-12] + "1c"), S.BUNDLE_ERROR, ""),
-    ("invalid utf-8 key", bytes.fromhex("a2" + SV_HEX + "62ffff01"), S.BUNDLE_ERROR, ""),
+    # Text is read as bytes, as FCC's parser never checks UTF-8: an unknown group.
+    ("invalid utf-8 key", bytes.fromhex("a2" + SV_HEX + "62ffff01"), S.BUNDLE_INVALID_GROUP, ""),
     ("thirteen keys", bundle(**{f"X{i}": 0 for i in range(12)}), S.BUNDLE_ERROR, ""),
     ("integer key", cbor2.dumps({**SV, 1: 2}), S.BUNDLE_ERROR, ""),
+    ("integer key and no scheme", cbor2.dumps({1: 2}), S.BUNDLE_INVALID_SCHEME, ""),
+    ("byte-string scheme key", cbor2.dumps({b"SchemeVersion": "0.0.1"}), S.BUNDLE_INVALID_SCHEME, ""),
     ("deep nesting", bundle(Keys=DEEP), S.BUNDLE_ERROR, ""),
     ("missing scheme", cbor2.dumps({"Verify": 1}), S.BUNDLE_INVALID_SCHEME, ""),
     ("wrong scheme", cbor2.dumps({"SchemeVersion": "0.0.2"}), S.BUNDLE_INVALID_SCHEME, ""),
@@ -74,8 +79,9 @@ CASES: list[tuple[str, bytes, FccStatus, str]] = [
     # groups
     ("unknown group", bundle(Foo=[]), S.BUNDLE_INVALID_GROUP, ""),
     ("lower-case group", bundle(certificates=[CERT]), S.BUNDLE_INVALID_GROUP, ""),
-    ("prefix of a group (exact matching)", bundle(Key=[KEY]), S.BUNDLE_INVALID_GROUP, ""),
-    ("response group in request", bundle(Csrs=[]), S.BUNDLE_UNSUPPORTED_GROUP, ""),
+    ("longer than a group", bundle(KeysX=[KEY]), S.BUNDLE_INVALID_GROUP, ""),
+    ("response group in request", bundle(Csrs=[]), S.BUNDLE_INVALID_GROUP, ""),
+    ("prefix of CsrReqs without SID", bundle(CsrReq=[CSR], Verify=0), S.BUNDLE_ERROR, ""),
     ("Keys not an array", bundle(Keys=KEY), S.BUNDLE_ERROR, ""),
     ("key item not a map", bundle(Keys=["k1"]), S.BUNDLE_ERROR, ""),
     ("key without Name", with_item("Keys", {"Type": "ECCPrivate", "Data": b"0"}), S.BUNDLE_ERROR, ""),
@@ -105,7 +111,8 @@ CASES: list[tuple[str, bytes, FccStatus, str]] = [
     ("chain of 6", with_item("CertificateChains", {**CHAIN, "DataArray": [b"0"] * 6}), S.BUNDLE_ERROR, ""),
     ("chain without DataArray", with_item("CertificateChains", {"Name": "ch"}), S.BUNDLE_ERROR, ""),
     ("cert format pem", with_item("Certificates", {**CERT, "Format": "pem"}), S.NOT_SUPPORTED, ""),
-    ("chain with Data", with_item("CertificateChains", {**CHAIN, "Data": b"0"}), S.NOT_SUPPORTED, ""),
+    # In a chain "Data" is a prefix of "DataArray": not an array.
+    ("chain with Data", with_item("CertificateChains", {**CHAIN, "Data": b"0"}), S.BUNDLE_ERROR, ""),
     (
         "chain DataArray not array",
         with_item("CertificateChains", {**CHAIN, "DataArray": b"0"}),
@@ -156,15 +163,22 @@ CASES: list[tuple[str, bytes, FccStatus, str]] = [
         "",
     ),
     (
-        "CSR SM without Prv",
-        with_item("CsrReqs", {**CSR, "SM": {"Pub": "SE"}}, **CSR_SESSION),
+        "CSR SM with Pub alone",
+        with_item("CsrReqs", {**CSR, "SM": {"Pub": "Device"}}, **CSR_SESSION),
         S.BUNDLE_ERROR,
         "",
     ),
     (
         "CSR SM unknown key",
-        with_item("CsrReqs", {**CSR, "SM": {"Prv": "SE", "X": 1}}, **CSR_SESSION),
+        with_item("CsrReqs", {**CSR, "SM": {"Prv": "Device", "X": 1}}, **CSR_SESSION),
         S.BUNDLE_ERROR,
+        "",
+    ),
+    # No secure element: "SE" is refused as soon as it is read, before the next pair.
+    (
+        "CSR SM secure element",
+        with_item("CsrReqs", {**CSR, "SM": {"Prv": "SE", "X": 1}}, **CSR_SESSION),
+        S.NOT_SUPPORTED,
         "",
     ),
     ("entropy 47 bytes", bundle(Entropy=bytes(47)), S.INVALID_PARAMETER, "entropy"),
@@ -229,6 +243,42 @@ def test_parse_group_one_at_a_time() -> None:
             groups.append(parse_group(key, value))
     assert info.value.fcc_status == FccStatus.BUNDLE_INVALID_GROUP
     assert groups[1:] == [SidGroup("abc"), KeysGroup((KeyItem("k1", "ECCPrivate", b"\x30\x00"),))]
+
+
+def test_items_are_read_one_at_a_time() -> None:
+    """iter_items yields each item before it reads the next, so a handler stores it first."""
+    raw = bundle(Keys=[KEY, {"Name": "k2"}])
+    envelope = decode_envelope(raw)
+    (_, value) = next((k, v) for k, v in envelope if k == "Keys")
+    items = iter_items("Keys", value, envelope.source)
+    assert next(items) == KeyItem("k1", "ECCPrivate", b"\x30\x00")
+    with pytest.raises(BundleDecodeError):
+        next(items)
+
+
+@pytest.mark.parametrize(
+    ("known", "received", "taken"),
+    [
+        ("Keys", "Keys", True),
+        ("Keys", "Key", True),
+        ("Keys", "", True),
+        ("Keys", "KeysX", False),
+        ("Keys", "Keys\x00junk", True),  # strncmp stops at the NUL
+        ("Keys", "Kez", False),
+        ("der", "d", True),
+    ],
+)
+def test_fcc_name_rule(known: str, received: str, taken: bool) -> None:
+    """FCC compares strncmp(known, received, len(received)): any prefix of a known name is it."""
+    assert fcc_name_matches(known, received) is taken
+
+
+def test_four_byte_window_follows_the_string_in_the_bundle() -> None:
+    """A text or byte string carries the four bytes at its start in the bundle (zeros past the end)."""
+    raw = with_item("ConfigParams", {"Name": "a", "Data": b"\x01\x00"})
+    param = decode_bundle(raw).config_params[0]
+    assert param.wire_word is not None and param.wire_word[:2] == b"\x01\x00"
+    assert param.wire_word[2:] == raw[raw.index(b"\x42\x01\x00") + 3 :][:2].ljust(2, b"\0")
     assert parse_group("Verify", 0) == FlagGroup("Verify", False)
     assert FlagGroup("Verify", False).key == "Verify"
 

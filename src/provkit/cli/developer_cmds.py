@@ -3,7 +3,7 @@
 Commands mirror mbl-cli 2.0 (``save-api-key``, ``provision-pelion``, ``get-pelion-status``,
 ``list-certificates``, ``delete-certificate``), but the device is reached with
 ``--tcp IP:PORT``, ``--serial PORT`` or ``--file PATH`` instead of SSH, and receives one
-all-or-nothing bundle. See docs/developer.md.
+bundle. See docs/developer.md.
 """
 
 from __future__ import annotations

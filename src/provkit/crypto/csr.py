@@ -19,8 +19,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 from provkit.crypto.extensions import Extension, basic_constraints
 from provkit.crypto.extensions import key_usage as key_usage_extension
 from provkit.crypto.keys import PrivateKey, PublicKey, is_pem, require_p256
-from provkit.crypto.mbedtls_csr import add_null_signature_parameter, drop_null_signature_parameter
-from provkit.crypto.names import Name, build_name, parse_dn, subject_fields
+from provkit.crypto.mbedtls_csr import (
+    drop_null_signature_parameter,
+    with_subject,
+)
+from provkit.crypto.mbedtls_x509 import subject_der
+from provkit.crypto.names import Name, build_name, subject_fields
 from provkit.crypto.signer import CaSigner, as_signer
 from provkit.errors import CryptoError
 
@@ -68,19 +72,22 @@ def _sign(key: PrivateKey, name: Name, extensions: Iterable[Extension]) -> x509.
 
 def build_csr(
     key: PrivateKey,
-    subject: str,
+    subject: str | bytes,
     key_usage: int | None = None,
     ext_key_usage: int | None = None,
 ) -> bytes:
     """Build a DER PKCS#10 request signed with ``key`` (ecdsa-with-SHA256), as FCC's Mbed TLS does.
 
-    Both extensions are non-critical and the outer signature algorithm carries the explicit
-    NULL parameter of Mbed TLS up to 2.28.4 (:mod:`provkit.crypto.mbedtls_csr`), so a line
-    tested against a virtual device meets the CSRs real devices send.
+    The subject is read and written by Mbed TLS's rules
+    (:func:`provkit.crypto.mbedtls_x509.subject_der`), both extensions are non-critical and
+    the outer signature algorithm carries the explicit NULL parameter of Mbed TLS up to
+    2.28.4 (:mod:`provkit.crypto.mbedtls_csr`), so a line tested against a virtual device
+    meets the CSRs real devices send.
 
     Args:
         key: the device's freshly generated private key.
-        subject: mbedTLS-format subject, e.g. ``"C=GB,O=Acme,CN=dev-1"``.
+        subject: Mbed TLS-format subject, e.g. ``"C=GB,O=Acme,CN=dev-1"`` (text, or the bytes
+            the device received).
         key_usage: FCC ``KU`` bitmask, or ``None`` for no KeyUsage extension.
         ext_key_usage: FCC ``EKU`` bitmask, or ``None`` for no ExtendedKeyUsage extension.
 
@@ -93,8 +100,10 @@ def build_csr(
         extensions.append((_key_usage(key_usage), False))
     if ext_key_usage is not None:
         extensions.append((_ext_key_usage(ext_key_usage), False))
-    der = _sign(key, parse_dn(subject), extensions).public_bytes(serialization.Encoding.DER)
-    return add_null_signature_parameter(der)
+    raw = subject.encode("utf-8", "surrogateescape") if isinstance(subject, str) else subject
+    name = subject_der(raw)
+    der = _sign(key, x509.Name([]), extensions).public_bytes(serialization.Encoding.DER)
+    return with_subject(der, name, key)
 
 
 def create_ca_csr(key: PrivateKey | CaSigner, subject: Mapping[str, str]) -> bytes:

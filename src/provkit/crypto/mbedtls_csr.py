@@ -18,6 +18,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from provkit.crypto.keys import PrivateKey
+
 _ECDSA_SHA256_OID: Final = bytes.fromhex("06082a8648ce3d040302")
 _ALGORITHM_ABSENT: Final = b"\x30\x0a" + _ECDSA_SHA256_OID
 """ecdsa-with-SHA256 as RFC 5758 writes it."""
@@ -93,3 +98,28 @@ def add_null_signature_parameter(der: bytes) -> bytes:
     if parts is None or parts[1] != _ALGORITHM_ABSENT:
         return der
     return _join(parts[0], _ALGORITHM_WITH_NULL, parts[2])
+
+
+def with_subject(der: bytes, subject: bytes, key: PrivateKey) -> bytes:
+    """Return the CSR ``der`` with ``subject`` (a DER Name) as its subject, signed again by ``key``.
+
+    The device writes its CSR subject with Mbed TLS's own rules
+    (:func:`provkit.crypto.mbedtls_x509.subject_der`), which ``cryptography``'s builder
+    cannot express (repeated types, any string type, empty values); the request is built
+    with an empty subject, the Name is put in its place and the request signed again, the
+    outer algorithm written as Mbed TLS 2.28.2 writes it.
+    """
+    parts = _split(der)
+    if parts is None:
+        raise ValueError("not a CSR")
+    info = parts[0]
+    header = _header(info, 0)
+    version = None if header is None else _header(info, header[1])
+    name = None if version is None else _header(info, version[2])
+    if header is None or version is None or name is None:
+        raise ValueError("not a CSR")
+    body = info[header[1] : version[2]] + subject + info[name[2] : header[2]]
+    new_info = bytes([_SEQUENCE]) + _length_bytes(len(body)) + body
+    signature = key.sign(new_info, ec.ECDSA(hashes.SHA256()))
+    bit_string = b"\x03" + _length_bytes(len(signature) + 1) + b"\x00" + signature
+    return _join(new_info, _ALGORITHM_WITH_NULL, bit_string)

@@ -1,9 +1,10 @@
-"""X.509 distinguished names: built from mbedTLS subject text or fcu.yml fields, and read back.
+"""X.509 distinguished names: built from fcu.yml fields, and read back.
 
-Two notations reach provkit: the mbedTLS subject string a device gets in ``CsrReqs``
-(``"C=GB,O=Acme,CN=dev-1"``, pelion-fcc.md §1.7) and the fcu.yml subject keys
-(``country-name``, ``common-name`` …) the factory uses for its CA and device
-certificates. Failures are :class:`~provkit.errors.CryptoError`.
+The factory names its CA and device certificates with the fcu.yml subject keys
+(``country-name``, ``common-name`` …). The Mbed TLS subject text a device gets in
+``CsrReqs`` (``"C=GB,O=Acme,CN=dev-1"``) is read by the device's own rules, in
+:func:`provkit.crypto.mbedtls_x509.subject_der`. Failures are
+:class:`~provkit.errors.CryptoError`.
 """
 
 from __future__ import annotations
@@ -29,35 +30,6 @@ SUBJECT_FIELDS: Final[Mapping[str, x509.ObjectIdentifier]] = {
     "common-name": NameOID.COMMON_NAME,
 }
 
-# mbedTLS subject short names (x509_create.c's table) -> OIDs.
-_DN_OIDS: Final[dict[str, x509.ObjectIdentifier]] = {
-    "CN": NameOID.COMMON_NAME,
-    "commonName": NameOID.COMMON_NAME,
-    "C": NameOID.COUNTRY_NAME,
-    "countryName": NameOID.COUNTRY_NAME,
-    "O": NameOID.ORGANIZATION_NAME,
-    "organizationName": NameOID.ORGANIZATION_NAME,
-    "L": NameOID.LOCALITY_NAME,
-    "locality": NameOID.LOCALITY_NAME,
-    "R": NameOID.EMAIL_ADDRESS,
-    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "organizationalUnitName": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "ST": NameOID.STATE_OR_PROVINCE_NAME,
-    "stateOrProvinceName": NameOID.STATE_OR_PROVINCE_NAME,
-    "emailAddress": NameOID.EMAIL_ADDRESS,
-    "serialNumber": NameOID.SERIAL_NUMBER,
-    "postalAddress": NameOID.POSTAL_ADDRESS,
-    "postalCode": NameOID.POSTAL_CODE,
-    "dnQualifier": NameOID.DN_QUALIFIER,
-    "title": NameOID.TITLE,
-    "SN": NameOID.SURNAME,
-    "GN": NameOID.GIVEN_NAME,
-    "initials": NameOID.INITIALS,
-    "pseudonym": NameOID.PSEUDONYM,
-    "generationQualifier": NameOID.GENERATION_QUALIFIER,
-    "DC": NameOID.DOMAIN_COMPONENT,
-}
-
 
 def name_attribute(oid: x509.ObjectIdentifier, value: str, label: str) -> x509.NameAttribute[str]:
     """Return one name attribute; ``label`` names it in the error.
@@ -69,50 +41,6 @@ def name_attribute(oid: x509.ObjectIdentifier, value: str, label: str) -> x509.N
         return x509.NameAttribute(oid, value)
     except ValueError as exc:
         raise CryptoError(f"invalid subject attribute {label}={value!r}: {exc}") from exc
-
-
-def _split_dn(text: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    chars = iter(text)
-    for char in chars:
-        if char == "\\":
-            # mbedTLS lets a backslash escape the next character (e.g. a comma in O=).
-            escaped = next(chars, None)
-            if escaped is None:
-                raise CryptoError("subject ends with a lone backslash")
-            current.append(escaped)
-        elif char == ",":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
-def parse_dn(mbedtls_subject: str) -> Name:
-    r"""Parse an mbedTLS-format subject such as ``"C=GB,O=Acme,CN=dev-1"``.
-
-    Attributes keep their order; ``\\,`` escapes a comma inside a value.
-
-    Raises:
-        CryptoError: empty subject, an unknown attribute, a missing ``=`` or a value the
-            attribute does not allow (e.g. a three-letter country).
-    """
-    if not mbedtls_subject.strip():
-        raise CryptoError("subject is empty")
-    attributes = []
-    for part in _split_dn(mbedtls_subject):
-        key, eq, value = part.partition("=")
-        key = key.strip()
-        if not eq or not value:
-            raise CryptoError(f"subject component {part!r} is not KEY=VALUE")
-        oid = _DN_OIDS.get(key)
-        if oid is None:
-            raise CryptoError(f"subject attribute {key!r} is not supported")
-        attributes.append(name_attribute(oid, value, key))
-    return x509.Name(attributes)
 
 
 def build_name(fields: Mapping[str, str]) -> Name:

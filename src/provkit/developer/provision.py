@@ -1,12 +1,14 @@
 """Turn a developer certificate and an update certificate into one FCC bundle.
 
 pelion-provisioning-util writes 15 KCM items one ``kcm_item_store`` at a time and stops
-at the first failure, leaving a half-provisioned device (mbl-manifest-peers.md §1.6).
-Here the same items travel as **one** device configuration bundle: the device stores a
-bundle all-or-nothing and runs ``fcc_verify_device_configured_4mbed_cloud`` before
-committing, so a device either holds the complete, verified set or is left untouched.
+at the first failure. Here the same items travel as **one** device configuration bundle
+that the device verifies (``fcc_verify_device_configured_4mbed_cloud``) once it is
+stored. Like FCC, a device that refuses it keeps what it stored before the refusal (a
+second attempt answers ``17 Data already exists``) unless it makes bundles atomic
+(``provkit device serve --atomic-bundles``): wipe such a device before provisioning it
+again.
 
-Mapping (§2.3): the 11 ``MBED_CLOUD_DEV_*`` values, ``arm_uc_default_certificate``,
+Mapping: the 11 ``MBED_CLOUD_DEV_*`` values, ``arm_uc_default_certificate``,
 ``arm_uc_vendor_id``, ``arm_uc_class_id``, plus ``mbed.UseBootstrap`` = 1.
 """
 

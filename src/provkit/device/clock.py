@@ -1,10 +1,11 @@
 """The device clock: host time plus an offset that ``mbed.CurrentTime`` sets.
 
 FCC passes ``mbed.CurrentTime`` to ``pal_osSetStrongTime()`` instead of storing it
-(pelion-fcc.md §1.6). provkit keeps the difference to the host clock as the RBP item
-``saved_time`` in the same storage, so it survives restarts and is undone with a failed
-bundle's transaction. A device whose clock was never set reads time 0, which is what
-makes verification warn ``Item not set:mbed.CurrentTime`` (§4 step 2).
+(``fcc_bundle_config_params_utils.c`` in PelionIoT/mbed-cloud-client). provkit keeps the
+difference to the host clock as the RBP item ``saved_time`` in the same storage, so it
+survives restarts and goes with the bundle's transaction. A device whose clock was never
+set (or was set to 0, which PAL's ``pal_plat_osSetTime`` takes as "unset") reads time 0,
+which is what makes verification warn ``Item not set:mbed.CurrentTime``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Final
 from provkit.device.kcm import Kcm
 
 SAVED_TIME: Final = "saved_time"
+_U64: Final = 1 << 64
 _OFFSET_BYTES: Final = 16  # signed; wide enough for any uint64 CurrentTime minus host time
 
 
@@ -32,15 +34,23 @@ class DeviceClock:
         self.time_source = time_source
 
     def now(self) -> int:
-        """Return the device time, or 0 if it was never set."""
+        """Return the device time, or 0 if it was never set.
+
+        PAL keeps the time as a uint64 (boot time plus seconds since boot), so a time set
+        near ``2**64`` wraps round as the seconds pass.
+        """
         raw = self.kcm.rbp_get(SAVED_TIME)
         if raw is None:
             return 0
-        return int(self.time_source()) + int.from_bytes(raw, "little", signed=True)
+        return (int(self.time_source()) + int.from_bytes(raw, "little", signed=True)) % _U64
 
     def is_set(self) -> bool:
         """Return whether the clock has been set."""
         return self.kcm.rbp_get(SAVED_TIME) is not None
+
+    def clear(self) -> None:
+        """Forget the time: the clock reads 0 again (``pal_osSetTime(0)``)."""
+        self.kcm.rbp_delete(SAVED_TIME)
 
     def set(self, unix_seconds: int) -> None:
         """Set the device time (persisting only the offset to the host clock)."""

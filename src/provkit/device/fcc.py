@@ -1,13 +1,17 @@
 """FCC: the factory configurator client's bundle handler and its C-API mirrors.
 
-:meth:`FactoryConfiguratorClient.bundle_handler` follows ``fcc_bundle_handler()``'s
-processing order (pelion-fcc.md §1.8): envelope and scheme; Entropy then ROT; the
-factory-disabled check (no response at all); groups in wire order, stopping at the first
-failure (``CsrReqs`` only remembered); session rules; CSR requests parsed and processed;
-verification (which replaces earlier warnings);
-Disable last. Unlike Arm's FCC, a bundle is all-or-nothing: the whole run happens in one
-KCM transaction that is rolled back on any failure, so storage never holds part of a
-failed bundle — while the answer (status, InfoMessage, WarningInfo) stays FCC's.
+:meth:`FactoryConfiguratorClient.bundle_handler` follows ``fcc_bundle_handler()``
+(``fcc-bundle-handler/source/fcc_bundle_handler.c`` in PelionIoT/mbed-cloud-client):
+envelope and scheme; Entropy then ROT; the factory-disabled check (no response at all);
+the top-level pairs in wire order, each item stored as soon as it is read and the first
+failure stopping the bundle (``CsrReqs`` only remembered); session rules; CSR requests
+parsed and processed; the CA identifier when the session ends; verification (which
+replaces earlier warnings); Disable last.
+
+Like Arm's FCC, a device keeps what a failed bundle stored before its failure (the items
+before it, Entropy, ROT, the time, CSR keys): a retry of the whole bundle then meets
+``17 Data already exists``. ``atomic_bundles=True`` makes every bundle all-or-nothing
+instead: a failure rolls the whole bundle back, while the answer stays FCC's.
 """
 
 from __future__ import annotations
@@ -58,7 +62,6 @@ class HandlerResult:
 class _Run:
     session: wb.SessionFlags = field(default_factory=wb.SessionFlags)
     csr_group: object | None = None  # the raw CsrReqs value; FCC parses it after the session rules
-    csr_requests: tuple[wb.CsrRequest, ...] = ()
     csr_stage: bool = False  # CsrReqs reached processing: FCC's 2560-byte buffer is in use
     csrs: list[CsrResult] = field(default_factory=list)
     warnings: tuple[str, ...] = ()
@@ -73,12 +76,23 @@ class FactoryConfiguratorClient:
         secure_time: behave as a build with PAL secure time (the client's default): trust
             the bootstrap CA's identifier when a session ends and check it in verification
             (see :mod:`provkit.device.trust_ca`).
+        atomic_bundles: make each bundle all-or-nothing: a failed bundle leaves storage as
+            it was. Off by default, as on a real device, where what a bundle stored before
+            its failure stays.
     """
 
-    def __init__(self, kcm: Kcm, *, clock: DeviceClock | None = None, secure_time: bool = True) -> None:
+    def __init__(
+        self,
+        kcm: Kcm,
+        *,
+        clock: DeviceClock | None = None,
+        secure_time: bool = True,
+        atomic_bundles: bool = False,
+    ) -> None:
         self.kcm = kcm
         self.clock = clock if clock is not None else DeviceClock(kcm)
         self.secure_time = secure_time
+        self.atomic_bundles = atomic_bundles
         # g_is_session_finished: set once a bundle's groups are all read, kept otherwise.
         self._session_finished = True
 
@@ -110,8 +124,12 @@ class FactoryConfiguratorClient:
             The status, the response bytes (or ``None``) and whether the session ended.
         """
         run = _Run()
+        # One storage transaction per bundle. A refusal keeps what was stored before it,
+        # as FCC does, unless bundles are atomic; anything else (a bug, a storage fault)
+        # rolls the bundle back.
+        keep_on: tuple[type[BaseException], ...] = () if self.atomic_bundles else (DeviceError,)
         try:
-            with self.kcm.transaction():
+            with self.kcm.transaction(keep_on=keep_on):
                 self._process(bytes(data), run)
                 response = self._encode(FccStatus.SUCCESS, SUCCESS_INFO_MESSAGE, run)
                 if response is None:
@@ -153,35 +171,24 @@ class FactoryConfiguratorClient:
 
     def _process(self, data: bytes, run: _Run) -> None:
         try:
-            pairs = wb.decode_envelope(data)
-            entropy = _first(pairs, "Entropy")
-            rot = _first(pairs, "ROT")
-            entropy_group = None if entropy is None else wb.parse_group("Entropy", entropy)
-            if isinstance(entropy_group, wb.EntropyGroup):
-                self._set_once(ENTROPY, entropy_group.data, FccStatus.ENTROPY_ERROR)
-            rot_group = None if rot is None else wb.parse_group("ROT", rot)
-            if isinstance(rot_group, wb.RotGroup):
-                self._set_once(ROT, rot_group.data, FccStatus.ROT_ERROR)
-            if self.is_factory_disabled():
-                raise DeviceError.of(FccStatus.FACTORY_DISABLED_ERROR, respond=False)
-            for key, value in pairs:
-                if key in wb.LOOKED_UP_BY_KEY:
-                    continue  # FCC skips them here: they were read by key above
-                if key == wb.CSR_REQS_KEY:
-                    run.csr_group = value  # remembered only (the last one wins), as FCC does
-                    continue
-                self._group(wb.parse_group(key, value), run)
+            envelope = wb.decode_envelope(data)
+            self._rbp_groups(envelope)
+        except BundleDecodeError as exc:
+            raise DeviceError.of(exc.fcc_status, exc.item) from exc
+        if self.is_factory_disabled():
+            raise DeviceError.of(FccStatus.FACTORY_DISABLED_ERROR, respond=False)
+        try:
+            for key, value in envelope:
+                self._pair(key, value, envelope.source, run)
             self._session_finished = run.session.session_finished
             wb.check_session_rules(run.session, csr_requested=run.csr_group is not None)
             if run.csr_group is not None:
                 run.csr_stage = True
-                csr_group = wb.parse_group(wb.CSR_REQS_KEY, run.csr_group)
-                assert isinstance(csr_group, wb.CsrReqsGroup)
-                run.csr_requests = csr_group.items
+                for request in wb.iter_items(wb.CSR_REQS_KEY, run.csr_group, envelope.source):
+                    assert isinstance(request, wb.CsrRequest)
+                    run.csrs.append(_apply.process_csr(self.kcm, request))
         except BundleDecodeError as exc:
             raise DeviceError.of(exc.fcc_status, exc.item) from exc
-        for request in run.csr_requests:
-            run.csrs.append(_apply.process_csr(self.kcm, request))
         if self.secure_time and run.session.session_finished:
             self._trust_ca(run)
         if run.session.verifies:
@@ -192,8 +199,33 @@ class FactoryConfiguratorClient:
         if run.session.disables:
             self.kcm.rbp_set(FACTORY_DONE, (1).to_bytes(8, "little"))
 
+    def _rbp_groups(self, envelope: wb.Envelope) -> None:
+        """Entropy then ROT, looked up by key before anything else (``fcc_bundle_process_rbp_buffer``)."""
+        for key, item, status in (
+            (wb.ENTROPY_KEY, ENTROPY, FccStatus.ENTROPY_ERROR),
+            (wb.ROT_KEY, ROT, FccStatus.ROT_ERROR),
+        ):
+            value = envelope.lookup(key)
+            if value is not None:
+                self._set_once(item, wb.parse_rbp(key, value), status)
+
+    def _pair(self, key: object, value: object, source: bytes, run: _Run) -> None:
+        """One top-level pair of FCC's wire-order loop: items are stored one by one as read."""
+        group = wb.group_of(key)
+        if group is None:
+            return  # SchemeVersion, Entropy, ROT (and their prefixes): read before the loop
+        if group in wb.ITEM_GROUPS:
+            for item in wb.iter_items(group, value, source):
+                self._store(item)
+        elif group == wb.CSR_REQS_KEY:
+            run.csr_group = value  # remembered only (the last one wins), as FCC does
+        elif group == wb.SID_KEY:
+            run.session = run.session.with_sid(wb.parse_sid(value))
+        else:
+            run.session = run.session.with_flag(group, wb.parse_flag(group, value))
+
     def _trust_ca(self, run: _Run) -> None:
-        """``fcc_trust_ca_cert_id_set()`` when a session ends (§1.8 step 7).
+        """``fcc_trust_ca_cert_id_set()`` when a session ends.
 
         Like FCC it first reads the bootstrap mode, so a session ending without a valid
         ``mbed.UseBootstrap`` fails (25/27/30) even with ``Verify`` 0, and LwM2M mode leaves
@@ -205,38 +237,26 @@ class FactoryConfiguratorClient:
         if not mode.ok:
             raise DeviceError(mode.message, fcc_status=mode.status)
         if use_bootstrap:
-            trust_ca_id_set(self.kcm)
+            try:
+                trust_ca_id_set(self.kcm)
+            except StorageError as exc:
+                raise DeviceError.from_kcm(exc) from exc
 
     def _set_once(self, name: str, value: bytes, status: FccStatus) -> None:
         if self.kcm.rbp_get(name) is not None:
             raise DeviceError.of(status, name)
         self.kcm.rbp_set(name, value)
 
-    def _group(self, group: wb.Group, run: _Run) -> None:
-        kcm = self.kcm
-        match group:
-            case wb.KeysGroup(items=items):
-                for key in items:
-                    _apply.store_key(kcm, key)
-            case wb.CertificatesGroup(items=items):
-                for cert in items:
-                    _apply.store_certificate(kcm, cert)
-            case wb.CertificateChainsGroup(items=items):
-                for chain in items:
-                    _apply.store_chain(kcm, chain)
-            case wb.ConfigParamsGroup(items=items):
-                for param in items:
-                    _apply.store_config(kcm, self.clock, param)
-            case wb.FlagGroup(name=name, value=value):
-                run.session = run.session.with_flag(name, value)
-            case wb.SidGroup(sid=sid):
-                run.session = run.session.with_sid(sid)
-            case _:
-                pass  # SchemeVersion, Entropy and ROT were handled before the loop, CsrReqs after it
-
-
-def _first(pairs: tuple[tuple[str, object], ...], key: str) -> object | None:
-    return next((value for k, value in pairs if k == key), None)
+    def _store(self, item: object) -> None:
+        match item:
+            case wb.KeyItem():
+                _apply.store_key(self.kcm, item)
+            case wb.CertificateItem():
+                _apply.store_certificate(self.kcm, item)
+            case wb.CertificateChainItem():
+                _apply.store_chain(self.kcm, item)
+            case wb.ConfigParam():
+                _apply.store_config(self.kcm, self.clock, item)
 
 
 # ---------------------------------------------------------------- C-API mirrors
@@ -246,17 +266,19 @@ def fcc_init(
     storage: str | Path | StorageBackend = "provkit-device.sqlite",
     *,
     time_source: Callable[[], float] | None = None,
+    atomic_bundles: bool = False,
 ) -> FactoryConfiguratorClient:
     """Open (creating if needed) a device's storage and return its FCC (``fcc_init``).
 
     Args:
         storage: a SQLite path, ``":memory:"``, or an open backend.
         time_source: host clock override for the device clock.
+        atomic_bundles: make each bundle all-or-nothing (see :class:`FactoryConfiguratorClient`).
     """
     backend = storage if isinstance(storage, StorageBackend) else open_storage(storage)
     kcm = Kcm(backend)
     clock = DeviceClock(kcm) if time_source is None else DeviceClock(kcm, time_source=time_source)
-    return FactoryConfiguratorClient(kcm, clock=clock)
+    return FactoryConfiguratorClient(kcm, clock=clock, atomic_bundles=atomic_bundles)
 
 
 def fcc_bundle_handler(fcc: FactoryConfiguratorClient, data: bytes) -> tuple[FccStatus, bytes | None]:

@@ -1,16 +1,20 @@
 """KCM: the key and configuration manager's secure storage on top of a backend.
 
 Item types and their separate namespaces, name rules, DER checks, certificate chains,
-factory items with backup copies, factory reset and erase follow pelion-fcc.md §5.
-Rollback-protected (RBP) items (``factory_done``, ``entropy``, ``rot``, ``saved_time``)
-live in their own namespace of the same backend, so one transaction covers them too.
+factory items with backup copies, factory reset and erase follow
+``factory-configurator-client/key-config-manager/`` and ``storage/`` of
+PelionIoT/mbed-cloud-client. ``kcm_item_store`` checks an item's data before its name
+(an empty item, then the key or certificate as the device's Mbed TLS reads it:
+:mod:`provkit.crypto.mbedtls_pk`, :mod:`provkit.crypto.mbedtls_x509`), and the name
+before it looks for an item of that name. Rollback-protected (RBP) items
+(``factory_done``, ``entropy``, ``rot``, ``saved_time``) live in their own namespace of
+the same backend, so one transaction covers them too.
 Private keys, symmetric keys and the ROT are sealed with AES-GCM
 (:mod:`provkit.crypto.aead`); the associated data is the item's type prefix and name.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,8 +22,10 @@ from enum import IntEnum
 from typing import Final
 
 from provkit.codes import KcmStatus
-from provkit.crypto import keys, x509
+from provkit.crypto import keys, mbedtls_pk, mbedtls_x509, x509
 from provkit.crypto.aead import Sealer, SealError
+from provkit.crypto.mbedtls_pk import MbedtlsKeyError, PkFault
+from provkit.crypto.mbedtls_x509 import CertFault, MbedtlsCertError
 from provkit.device.storage import StorageBackend
 from provkit.errors import CryptoError, ItemExistsError, ItemNotFoundError, StorageError
 from provkit.params import NAME_RULE, NameFault, name_fault
@@ -82,6 +88,25 @@ class ItemInfo:
     chain_length: int = 1
 
 
+_KEY_FAULTS: Final = {
+    PkFault.PEM: KcmStatus.INVALID_PARAMETER,
+    PkFault.FORMAT: KcmStatus.CRYPTO_PK_KEY_INVALID_FORMAT,
+    PkFault.PUBKEY_LENGTH: KcmStatus.CRYPTO_INVALID_PK_PUBKEY,
+    PkFault.UNKNOWN_ALGORITHM: KcmStatus.CRYPTO_PK_UNKNOWN_PK_ALG,
+    PkFault.UNKNOWN_CURVE: KcmStatus.CRYPTO_UNSUPPORTED_CURVE,
+    PkFault.INVALID_POINT: KcmStatus.CRYPTO_ECP_INVALID_KEY,
+    PkFault.OTHER: KcmStatus.CRYPTO_PARSING_DER_PUBLIC_KEY,
+}
+"""KCM status for each key fault (``pal_plat_pkMbedtlsToPalError`` then ``cs_error_handler``)."""
+
+_CERT_FAULTS: Final = {
+    CertFault.PARSE: KcmStatus.CRYPTO_PARSING_DER_CERT,
+    CertFault.UNKNOWN_SIGNATURE_ALGORITHM: KcmStatus.CRYPTO_INVALID_MD_TYPE,
+    CertFault.UNKNOWN_CURVE: KcmStatus.CRYPTO_UNSUPPORTED_CURVE,
+    CertFault.ATTRIBUTE: KcmStatus.CRYPTO_INVALID_X509_ATTR,
+}
+"""KCM status for each certificate fault (``pal_plat_x509CertParse`` then ``cs_error_handler``)."""
+
 _NAME_FAULTS: Final = {
     NameFault.EMPTY: KcmStatus.INVALID_PARAMETER,
     NameFault.TOO_LONG: KcmStatus.FILE_NAME_TOO_LONG,
@@ -142,14 +167,22 @@ class Kcm:
     # ------------------------------------------------------------ transactions
 
     @contextmanager
-    def transaction(self) -> Iterator[Kcm]:
-        """Group operations all-or-nothing: any exception undoes every change inside.
+    def transaction(self, *, keep_on: tuple[type[BaseException], ...] = ()) -> Iterator[Kcm]:
+        """Group operations in one durable step: an exception undoes every change inside.
 
         Transactions nest; only the outermost commit makes changes durable.
+
+        Args:
+            keep_on: exceptions that keep the changes made before them (committed, then
+                re-raised), as a device that stores item by item keeps what it stored
+                before a failure; any other exception rolls everything back.
         """
         self.backend.begin()
         try:
             yield self
+        except keep_on:
+            self.backend.commit()
+            raise
         except BaseException:
             self.backend.rollback()
             raise
@@ -158,56 +191,66 @@ class Kcm:
     # ------------------------------------------------------------ parsing helpers
 
     def certificate(self, der: bytes) -> x509.Certificate:
-        """Parse a DER certificate, caching by bytes (verification re-reads the same ones).
+        """Parse a DER certificate as the device does, caching by bytes (verification re-reads them).
 
         Raises:
-            CryptoError: not a DER certificate.
+            MbedtlsCertError: the device cannot take it (``fault`` says how it reports that).
         """
         cert = self._certs.get(der)
         if cert is None:
-            if der[:1] != b"\x30":
-                raise CryptoError("not a DER certificate")
-            cert = x509.load_certificate(der)
-            x509.check_fields_decode(cert)
+            fault = mbedtls_x509.certificate_fault(der)
+            if fault is not None:
+                raise MbedtlsCertError(fault)
+            try:
+                cert = x509.load_certificate(der)
+                x509.check_fields_decode(cert)
+            except CryptoError as exc:
+                raise MbedtlsCertError(CertFault.PARSE, str(exc)) from exc
             if len(self._certs) >= _CACHE_LIMIT:
                 self._certs.clear()
             self._certs[der] = cert
         return cert
 
     def private_key(self, name: str) -> keys.PrivateKey:
-        """Load a stored private key.
+        """Load a stored private key as the device's Mbed TLS reads it.
 
         Raises:
             ItemNotFoundError: no such key.
+            StorageError: the name is not a KCM name, or the stored key does not parse.
         """
-        return keys.load_private_key(self.item_get(name, ItemType.PRIVATE_KEY))
-
-    def _validate(self, name: str, item_type: ItemType, data: bytes) -> None:
         check_name(name)
+        data = self.item_get(name, ItemType.PRIVATE_KEY)
+        try:
+            return mbedtls_pk.parse_private_key(data)
+        except MbedtlsKeyError as exc:
+            raise StorageError(str(exc), kcm_status=_KEY_FAULTS[exc.fault], item=name) from exc
+
+    def check_data(self, name: str, item_type: ItemType, data: bytes) -> None:
+        """``kcm_item_store``'s data checks, which come before the name's.
+
+        The data must not be empty (but for config items) and a key or certificate must be
+        one the device's Mbed TLS takes.
+
+        Raises:
+            StorageError: ``ITEM_IS_EMPTY`` or the device's status for a key or certificate.
+        """
         if item_type is not ItemType.CONFIG and not data:
             raise StorageError("item data is empty", kcm_status=KcmStatus.ITEM_IS_EMPTY, item=name)
         try:
             if item_type is ItemType.PRIVATE_KEY:
-                self._check_key(data, private=True)
+                mbedtls_pk.parse_private_key(data)
             elif item_type is ItemType.PUBLIC_KEY:
-                self._check_key(data, private=False)
+                mbedtls_pk.parse_public_key(data)
             elif item_type is ItemType.CERTIFICATE:
                 self.certificate(data)
-        except keys.UnsupportedCurveError as exc:
-            raise StorageError(str(exc), kcm_status=KcmStatus.CRYPTO_UNSUPPORTED_CURVE, item=name) from exc
-        except CryptoError as exc:
-            status = {
-                ItemType.PRIVATE_KEY: KcmStatus.CRYPTO_PARSING_DER_PRIVATE_KEY,
-                ItemType.PUBLIC_KEY: KcmStatus.CRYPTO_PARSING_DER_PUBLIC_KEY,
-            }.get(item_type, KcmStatus.CRYPTO_PARSING_DER_CERT)
-            raise StorageError(str(exc), kcm_status=status, item=name) from exc
+        except MbedtlsKeyError as exc:
+            raise StorageError(str(exc), kcm_status=_KEY_FAULTS[exc.fault], item=name) from exc
+        except MbedtlsCertError as exc:
+            raise StorageError(str(exc), kcm_status=_CERT_FAULTS[exc.fault], item=name) from exc
 
-    @staticmethod
-    def _check_key(data: bytes, *, private: bool) -> None:
-        if data[:1] != b"\x30":  # KCM takes DER only; PEM text must not sneak in
-            raise CryptoError("key is not DER")
-        key = keys.load_private_key(data) if private else keys.load_public_key(data)
-        keys.require_p256(key)
+    def _validate(self, name: str, item_type: ItemType, data: bytes) -> None:
+        self.check_data(name, item_type, data)
+        check_name(name)
 
     # ------------------------------------------------------------ raw access
 
@@ -273,36 +316,55 @@ class Kcm:
 
     # ------------------------------------------------------------ chains
 
+    def check_new_chain(self, name: str, length: int) -> None:
+        """``kcm_cert_chain_create``'s checks: the name, 1 to 5 certificates, no certificate of that name.
+
+        Raises:
+            StorageError: the name rule's status or ``INVALID_NUM_OF_CERT_IN_CHAIN``.
+            ItemExistsError: a certificate (single or chain) of that name exists.
+        """
+        check_name(name)
+        if not 1 <= length <= MAX_CHAIN_LENGTH:
+            raise StorageError(
+                f"chain has {length} certificates; 1 to 5 are supported",
+                kcm_status=KcmStatus.INVALID_NUM_OF_CERT_IN_CHAIN,
+                item=name,
+            )
+        if self.item_exists(name, ItemType.CERTIFICATE):
+            raise ItemExistsError(f"certificate {name!r} already exists", item=name)
+
     def cert_chain_store(
         self, name: str, ders: list[bytes] | tuple[bytes, ...], *, is_factory: bool = True
     ) -> None:
         """Store a chain, leaf first; each certificate must be signed by the next one.
 
+        As ``kcm_cert_chain_create`` then ``kcm_cert_chain_add_next`` for each certificate:
+        the chain checks (:meth:`check_new_chain`), then each certificate in turn must be
+        non-empty (``INVALID_PARAMETER``), parse, and verify the one before it. Nothing is
+        stored unless the whole chain passes.
+
         Raises:
-            StorageError: ``INVALID_NUM_OF_CERT_IN_CHAIN`` (not 1–5 certificates), a parse
-                failure, or ``CERTIFICATE_CHAIN_VERIFICATION_FAILED``.
+            StorageError: a chain check, an empty or unparsable certificate, or
+                ``CERTIFICATE_CHAIN_VERIFICATION_FAILED``.
             ItemExistsError: a certificate of that name exists.
         """
-        check_name(name)
-        if not 1 <= len(ders) <= MAX_CHAIN_LENGTH:
-            raise StorageError(
-                f"chain has {len(ders)} certificates; 1 to 5 are supported",
-                kcm_status=KcmStatus.INVALID_NUM_OF_CERT_IN_CHAIN,
-                item=name,
-            )
-        certs = []
+        self.check_new_chain(name, len(ders))
+        previous: x509.Certificate | None = None
         for der in ders:
-            self._validate(name, ItemType.CERTIFICATE, der)
-            certs.append(self.certificate(der))
-        for cert, issuer in itertools.pairwise(certs):
-            try:
-                x509.verify_signed_by(cert, issuer)
-            except CryptoError as exc:
+            if not der:
                 raise StorageError(
-                    str(exc), kcm_status=KcmStatus.CERTIFICATE_CHAIN_VERIFICATION_FAILED, item=name
-                ) from exc
-        if self.item_exists(name, ItemType.CERTIFICATE):
-            raise ItemExistsError(f"certificate {name!r} already exists", item=name)
+                    "empty certificate in chain", kcm_status=KcmStatus.INVALID_PARAMETER, item=name
+                )
+            self.check_data(name, ItemType.CERTIFICATE, der)
+            cert = self.certificate(der)
+            if previous is not None:
+                try:
+                    x509.verify_signed_by(previous, cert)
+                except CryptoError as exc:
+                    raise StorageError(
+                        str(exc), kcm_status=KcmStatus.CERTIFICATE_CHAIN_VERIFICATION_FAILED, item=name
+                    ) from exc
+            previous = cert
         for index, der in enumerate(ders):
             self._write(_chain_prefix(index), name, der, sealed=False, factory=is_factory)
 
@@ -372,3 +434,7 @@ class Kcm:
         """Write a rollback-protected item (replacing it)."""
         blob = self._sealer.seal(data, f"{_RBP_NS}/{name}".encode()) if name in _SEALED_RBP else data
         self.backend.put(_RBP_NS, name, blob)
+
+    def rbp_delete(self, name: str) -> None:
+        """Remove a rollback-protected item (nothing happens if there is none)."""
+        self.backend.delete(_RBP_NS, name)

@@ -1,4 +1,4 @@
-"""The trusted bootstrap CA identifier (PAL secure time), pelion-fcc.md §1.8 step 7 and §4 6a.
+"""The trusted bootstrap CA identifier (PAL secure time): ``fcc_trust_ca_cert_id_set()`` and its check.
 
 With PAL secure time, FCC remembers which CA signs the time server's answers: when a
 session ends it stores the 33-byte identifier of ``mbed.BootstrapServerCACert`` as the

@@ -1,7 +1,10 @@
 """``fcc_verify_device_configured_4mbed_cloud()``: is the device ready for Device Management?
 
-Reproduces pelion-fcc.md §4 step by step: the same order, the same first-error-stops
-rule, the same statuses, prefixes and item names, and warnings in generation order.
+Reproduces ``factory-configurator-client/factory-configurator-client/source/
+fcc_verification.c`` of PelionIoT/mbed-cloud-client step by step: the same order, the same
+first-error-stops rule, the same statuses, prefixes and item names, and warnings in
+generation order. Certificates are read as the device's Mbed TLS reads them
+(:mod:`provkit.crypto.mbedtls_x509`), URIs as C strings (up to their first NUL byte).
 With PAL secure time (``check_ca_identifier``) the bootstrap CA identifier is checked
 too (:mod:`provkit.device.trust_ca`).
 """
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from provkit.codes import SUCCESS_INFO_MESSAGE, FccStatus, FccWarning
-from provkit.crypto import x509
+from provkit.crypto import mbedtls_pk, mbedtls_x509, x509
 from provkit.device import trust_ca
 from provkit.device.kcm import ItemType, Kcm
 from provkit.errors import CryptoError, DeviceError, ItemNotFoundError, StorageError
@@ -139,19 +142,21 @@ class _Verifier:
             self.warn(FccWarning.REDUNDANT_ITEM, other.uri)
         # FCC reads FirstToClaim before it looks at the URI text; its failures carry the URI name.
         first_to_claim = self.first_to_claim(mode.uri)
-        uri = uri_raw.decode("utf-8", "replace")
-        if not uri.startswith(("coap://", "coaps://")):
+        # fcc_check_uri_contents: the prefix is compared on the raw bytes, the aid searched
+        # in the URI as a C string.
+        if not uri_raw.startswith((b"coap://", b"coaps://")):
             raise _fail(FccStatus.URI_WRONG_FORMAT, mode.uri)
-        aid = _aid(uri)
+        uri = uri_raw.split(b"\0", 1)[0]
+        has_aid = _aid(uri) is not None
         if first_to_claim:
             if lwm2m:
                 raise _fail(FccStatus.FIRST_TO_CLAIM_NOT_ALLOWED, n.FIRST_TO_CLAIM)
-            if aid is not None:
+            if has_aid:
                 raise _fail(FccStatus.FIRST_TO_CLAIM_NOT_ALLOWED, mode.uri)
-        elif aid is None:
+        elif not has_aid:
             raise _fail(FccStatus.URI_WRONG_FORMAT, mode.uri)
         # c. device key and certificate
-        self.device_credentials(mode, other, aid)
+        self.device_credentials(mode, other, uri)
 
     def first_to_claim(self, uri_name: str) -> bool:
         raw = self.config(n.FIRST_TO_CLAIM)
@@ -165,43 +170,65 @@ class _Verifier:
             raise _fail(FccStatus.WRONG_ITEM_DATA_SIZE, uri_name)
         return int.from_bytes(raw, "little") == 1
 
-    def device_credentials(self, mode: ModeNames, other: ModeNames, aid: str | None) -> None:
+    def device_credentials(self, mode: ModeNames, other: ModeNames, uri: bytes) -> None:
         try:
-            key = self.kcm.private_key(mode.key)
+            key_der = self.kcm.item_get(mode.key, ItemType.PRIVATE_KEY)
         except StorageError as exc:
             raise _fail(exc.kcm_status.fcc_status, mode.key) from exc
-        except CryptoError as exc:
-            raise _fail(FccStatus.KCM_CRYPTO_ERROR, mode.key) from exc
         if self.exists(other.key, ItemType.PRIVATE_KEY):
             self.warn(FccWarning.REDUNDANT_ITEM, other.key)
         try:
-            chain = [self.kcm.certificate(der) for der in self.kcm.cert_chain_get(mode.cert)]
+            ders = self.kcm.cert_chain_get(mode.cert)
+            chain = [self.kcm.certificate(der) for der in ders]
         except StorageError as exc:
             raise _fail(exc.kcm_status.fcc_status, mode.cert) from exc
         except CryptoError as exc:
             raise _fail(FccStatus.KCM_CRYPTO_ERROR, mode.cert) from exc
         leaf = chain[0]
-        if not x509.matches_private_key(leaf, key):
+        # cs_check_cert_with_priv_handle signs with the key and verifies with the leaf:
+        # a key it cannot use fails the same way as one that does not match (34).
+        try:
+            matches = x509.matches_private_key(leaf, mbedtls_pk.parse_private_key(key_der))
+        except CryptoError:
+            matches = False
+        if not matches:
             raise _fail(FccStatus.CERTIFICATE_PUBLIC_KEY_CORRELATION_ERROR, mode.cert)
         if self.exists(other.cert, ItemType.CERTIFICATE):
             self.warn(FccWarning.REDUNDANT_ITEM, other.cert)
-        if not x509.has_client_auth(leaf):
+        # pal_x509CertCheckExtendedKeyUsage: no EKU extension, clientAuth or any.
+        if not mbedtls_x509.allows_client_auth(leaf):
             raise _fail(FccStatus.INVALID_CERTIFICATE, mode.cert)
         endpoint = self.config(n.ENDPOINT_NAME) or b""
-        cn = x509.common_name(leaf)
-        if cn is None or cn.encode("utf-8") != endpoint:
+        if self.subject_value(ders[0], "CN", mode.cert) != endpoint:
             raise _fail(FccStatus.INVALID_LWM2M_CN_ATTR, mode.cert)
         if mode is LWM2M_MODE:
-            if aid is None:
-                raise _fail(FccStatus.URI_WRONG_FORMAT, mode.uri)
-            ou = x509.organizational_unit(leaf)
-            # FCC compares over the OU's length only (strncmp with the OU size).
-            if not ou or not aid.startswith(ou):
-                raise _fail(FccStatus.INVALID_LWM2M_CN_ATTR, mode.cert)
+            self.ou_matches_aid(ders[0], mode.cert, uri)
         if x509.is_self_signed(leaf):
             self.warn(FccWarning.SELF_SIGNED, mode.cert)
         for cert in chain:
             self.expiry(cert, mode.cert)
+
+    @staticmethod
+    def subject_value(der: bytes, short_name: str, cert_name: str) -> bytes:
+        """``fcc_get_certificate_attribute``: the first matching attribute, else 11 naming the certificate."""
+        try:
+            return mbedtls_x509.subject_value(der, short_name)
+        except mbedtls_x509.MbedtlsCertError as exc:
+            raise _fail(FccStatus.INVALID_CERT_ATTRIBUTE, cert_name) from exc
+
+    def ou_matches_aid(self, der: bytes, cert_name: str, uri: bytes) -> None:
+        """``compare_ou_with_aid_server``: the OU must be the whole aid of the LwM2M server URI.
+
+        An aid shorter than the OU is a URI format error (28), any other difference a CN
+        attribute error (14): FCC compares the OU with its terminating NUL, so the aid
+        must end where the OU does. Both name the device certificate.
+        """
+        ou = self.subject_value(der, "OU", cert_name)
+        aid = _aid(uri)
+        if aid is None or len(aid) < len(ou):
+            raise _fail(FccStatus.URI_WRONG_FORMAT, cert_name)
+        if aid != ou:
+            raise _fail(FccStatus.INVALID_LWM2M_CN_ATTR, cert_name)
 
     def expiry(self, cert: x509.Certificate, name: str) -> None:
         if self.now == 0:
@@ -247,8 +274,9 @@ def _utc_offset_ok(raw: bytes) -> bool:
     )
 
 
-def _aid(uri: str) -> str | None:
-    for marker in ("?aid=", "&aid="):
+def _aid(uri: bytes) -> bytes | None:
+    """The text after the first ``?aid=``, else after the first ``&aid=`` (FCC's strstr order)."""
+    for marker in (b"?aid=", b"&aid="):
         index = uri.find(marker)
         if index >= 0:
             return uri[index + len(marker) :]

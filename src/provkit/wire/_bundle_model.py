@@ -8,7 +8,7 @@ source of truth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Final
 
 from provkit.wire.session import SID_KEY as SID_KEY
@@ -30,7 +30,8 @@ VERIFY_KEY: Final = SessionFlag.VERIFY
 DISABLE_KEY: Final = SessionFlag.DISABLE
 KEEP_ALIVE_KEY: Final = SessionFlag.KEEP_ALIVE
 CSRS_RESPONSE_KEY: Final = "Csrs"
-"""The response group; in a request FCC answers ``BUNDLE_UNSUPPORTED_GROUP`` (22)."""
+"""The response group. A request holding it gets 23 (unknown group): FCC's loop has no
+branch for it, and ``Csrs`` is no prefix of any request group."""
 
 TOP_LEVEL_KEYS: Final = frozenset(
     {
@@ -79,6 +80,10 @@ STORAGE_MEDIA: Final = frozenset({"SE", "Device"})
 
 ENTROPY_SIZE: Final = 48
 ROT_SIZE: Final = 16
+ENTROPY_ITEM: Final = "entropy"
+"""The name FCC gives the entropy in its messages (``STORAGE_RBP_RANDOM_SEED_NAME``)."""
+ROT_ITEM: Final = "rot"
+"""The name FCC gives the root of trust in its messages (``STORAGE_RBP_ROT_NAME``)."""
 MAX_CSR_REQUESTS: Final = 5
 MAX_CHAIN_LENGTH: Final = 5
 MAX_TOP_LEVEL_KEYS: Final = 12
@@ -157,13 +162,18 @@ class ConfigParam:
 
     Attributes:
         name: KCM item name (``mbed.*`` or a custom name).
-        data: an integer (CBOR int, tag 2 bignum beyond 64 bits; decoded tag 2 values are
-            :class:`BigNum`), text, bytes, or ``None`` when the wire map has no ``Data``
-            (FCC stores an empty item).
+        data: an integer (CBOR int, tag 2 bignum beyond 64 bits; decoded tag 2 byte
+            strings are :class:`BigNum`), text, bytes, or ``None`` when the wire map has
+            no ``Data`` (FCC stores an empty item).
+        wire_word: for text, bytes and bignums read from a bundle, the four bytes at the
+            start of the value's payload in that bundle, whatever the value's length
+            (zeros past its end): what FCC stores for the parameters it keeps as exactly
+            four bytes. ``None`` otherwise; not part of equality.
     """
 
     name: str
     data: int | str | bytes | None
+    wire_word: bytes | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

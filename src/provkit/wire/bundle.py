@@ -1,13 +1,14 @@
-"""Request bundle ("device configuration bundle"): model, encoder and strict decoder.
+"""Request bundle ("device configuration bundle"): model, encoder and FCC's decoder.
 
 The factory side calls :func:`encode_bundle`. The device side either calls
-:func:`decode_bundle` for the whole bundle, or — to process groups in wire order and
-stop at the first failure, as FCC does — :func:`decode_envelope`, then
-:func:`parse_group` for each pair, then :func:`check_session_rules` on the
-:class:`SessionFlags` read. Every decoding
-failure is a :class:`~provkit.errors.BundleDecodeError` whose ``fcc_status`` is the
-``ReturnStatus`` FCC answers and whose ``item`` is the name FCC appends to the
-InfoMessage prefix (empty for parse failures, which FCC reports as ``General error:``).
+:func:`decode_bundle` for the whole bundle, or — to store each item before the next is
+read, as FCC does — :func:`decode_envelope`, then :func:`group_of` for each top-level
+key, :func:`iter_items` / :func:`parse_flag` / :func:`parse_sid` for its value, then
+:func:`check_session_rules` on the :class:`SessionFlags` read. Every decoding failure is
+a :class:`~provkit.errors.BundleDecodeError` whose ``fcc_status`` is the ``ReturnStatus``
+FCC answers and whose ``item`` is the name FCC appends to the InfoMessage prefix (empty
+for parse failures, which FCC reports as ``General error:``). Names are compared as FCC
+compares them (:func:`fcc_name_matches`).
 
 See ``docs/wire-format.md`` for the byte-level description.
 """
@@ -15,17 +16,33 @@ See ``docs/wire-format.md`` for the byte-level description.
 from __future__ import annotations
 
 from provkit.errors import BundleDecodeError
-from provkit.wire._bundle_decode import decode_envelope, parse_group
+from provkit.wire._bundle_decode import (
+    ITEM_GROUPS,
+    Envelope,
+    decode_envelope,
+    group_of,
+    iter_items,
+    parse_flag,
+    parse_group,
+    parse_rbp,
+    parse_sid,
+)
 from provkit.wire._bundle_encode import BundleTemplate, check_bundle, check_name, encode_bundle
 from provkit.wire._bundle_model import (
+    CERTIFICATE_CHAINS_KEY,
+    CERTIFICATES_KEY,
+    CONFIG_PARAMS_KEY,
     CSR_REQS_KEY,
     ECC_PRIVATE,
     ECC_PUBLIC,
+    ENTROPY_KEY,
     ENTROPY_SIZE,
+    KEYS_KEY,
     LOOKED_UP_BY_KEY,
     MAX_CHAIN_LENGTH,
     MAX_CSR_REQUESTS,
     MAX_TOP_LEVEL_KEYS,
+    ROT_KEY,
     ROT_SIZE,
     SCHEME_VERSION,
     TOP_LEVEL_KEYS,
@@ -49,19 +66,28 @@ from provkit.wire._bundle_model import (
     SidGroup,
     StorageMedium,
 )
-from provkit.wire.session import SessionFlag, SessionFlags, session_violation
+from provkit.wire._fcc_names import fcc_match, fcc_name_matches, wire_bytes
+from provkit.wire.session import SID_KEY, SessionFlag, SessionFlags, session_violation
 
 __all__ = [
+    "CERTIFICATES_KEY",
+    "CERTIFICATE_CHAINS_KEY",
+    "CONFIG_PARAMS_KEY",
     "CSR_REQS_KEY",
     "ECC_PRIVATE",
     "ECC_PUBLIC",
+    "ENTROPY_KEY",
     "ENTROPY_SIZE",
+    "ITEM_GROUPS",
+    "KEYS_KEY",
     "LOOKED_UP_BY_KEY",
     "MAX_CHAIN_LENGTH",
     "MAX_CSR_REQUESTS",
     "MAX_TOP_LEVEL_KEYS",
+    "ROT_KEY",
     "ROT_SIZE",
     "SCHEME_VERSION",
+    "SID_KEY",
     "TOP_LEVEL_KEYS",
     "BigNum",
     "Bundle",
@@ -75,6 +101,7 @@ __all__ = [
     "CsrReqsGroup",
     "CsrRequest",
     "EntropyGroup",
+    "Envelope",
     "FlagGroup",
     "Group",
     "KeyItem",
@@ -91,7 +118,15 @@ __all__ = [
     "decode_bundle",
     "decode_envelope",
     "encode_bundle",
+    "fcc_match",
+    "fcc_name_matches",
+    "group_of",
+    "iter_items",
+    "parse_flag",
     "parse_group",
+    "parse_rbp",
+    "parse_sid",
+    "wire_bytes",
 ]
 
 
@@ -115,9 +150,9 @@ def check_session_rules(flags: SessionFlags, *, csr_requested: bool) -> None:
 def decode_bundle(data: bytes) -> Bundle:
     """Decode and check a whole request bundle (envelope, every group, session rules).
 
-    Repeated top-level keys behave as FCC's wire-order loop does: item groups add up,
-    the first ``Entropy``/``ROT`` counts (FCC looks them up by key), and the last
-    ``Verify``/``Disable``/``KpAlvSess``/``SID`` wins.
+    Keys are read as FCC's wire-order loop reads them: by FCC's name rule, item groups
+    adding up, the first ``Entropy``/``ROT`` counting (FCC looks them up by key), the last
+    ``Verify``/``Disable``/``KpAlvSess``/``SID`` winning.
 
     Args:
         data: the CBOR body of an ``mbedprov`` frame.
@@ -128,49 +163,37 @@ def decode_bundle(data: bytes) -> Bundle:
     Raises:
         BundleDecodeError: with the ``fcc_status`` FCC answers for the first defect.
     """
-    keys: list[KeyItem] = []
-    certs: list[CertificateItem] = []
-    chains: list[CertificateChainItem] = []
-    params: list[ConfigParam] = []
-    csrs: list[CsrRequest] = []
-    entropy: bytes | None = None
-    rot: bytes | None = None
+    envelope = decode_envelope(data)
+    entropy_value = envelope.lookup(ENTROPY_KEY)
+    rot_value = envelope.lookup(ROT_KEY)
+    entropy = None if entropy_value is None else parse_rbp(ENTROPY_KEY, entropy_value)
+    rot = None if rot_value is None else parse_rbp(ROT_KEY, rot_value)
+    items: dict[str, list[object]] = {group: [] for group in (*ITEM_GROUPS, CSR_REQS_KEY)}
     session = SessionFlags()
-    seen_once: set[str] = set()
-    for key, value in decode_envelope(data):
-        if key in LOOKED_UP_BY_KEY:
-            # FCC reads these by key before its loop and skips them in it: later copies are ignored.
-            if key in seen_once:
-                continue
-            seen_once.add(key)
-        group = parse_group(key, value)
-        match group:
-            case KeysGroup(items=items):
-                keys.extend(items)
-            case CertificatesGroup(items=items):
-                certs.extend(items)
-            case CertificateChainsGroup(items=items):
-                chains.extend(items)
-            case ConfigParamsGroup(items=items):
-                params.extend(items)
-            case CsrReqsGroup(items=items):
-                csrs.extend(items)
-            case EntropyGroup(data=raw):
-                entropy = raw if entropy is None else entropy
-            case RotGroup(data=raw):
-                rot = raw if rot is None else rot
-            case FlagGroup(name=name, value=flag):
-                session = session.with_flag(name, flag)
-            case SidGroup(sid=text):
-                session = session.with_sid(text)
-            case SchemeVersionGroup():
-                pass
-    bundle = Bundle(
-        keys=tuple(keys),
-        certificates=tuple(certs),
-        certificate_chains=tuple(chains),
-        config_params=tuple(params),
-        csr_requests=tuple(csrs),
+    csr_value: object | None = None
+    for key, value in envelope:
+        group = group_of(key)
+        if group is None:
+            continue
+        if group in ITEM_GROUPS:
+            items[group].extend(iter_items(group, value, envelope.source))
+        elif group == CSR_REQS_KEY:
+            csr_value = value  # FCC parses the last one, after the session rules
+        elif group == SID_KEY:
+            session = session.with_sid(parse_sid(value))
+        else:
+            session = session.with_flag(group, parse_flag(group, value))
+    check_session_rules(session, csr_requested=csr_value is not None)
+    if csr_value is not None:
+        items[CSR_REQS_KEY] = list(iter_items(CSR_REQS_KEY, csr_value, envelope.source))
+    return Bundle(
+        keys=tuple(i for i in items[KEYS_KEY] if isinstance(i, KeyItem)),
+        certificates=tuple(i for i in items[CERTIFICATES_KEY] if isinstance(i, CertificateItem)),
+        certificate_chains=tuple(
+            i for i in items[CERTIFICATE_CHAINS_KEY] if isinstance(i, CertificateChainItem)
+        ),
+        config_params=tuple(i for i in items[CONFIG_PARAMS_KEY] if isinstance(i, ConfigParam)),
+        csr_requests=tuple(i for i in items[CSR_REQS_KEY] if isinstance(i, CsrRequest)),
         entropy=entropy,
         rot=rot,
         verify=session.verify,
@@ -178,5 +201,3 @@ def decode_bundle(data: bytes) -> Bundle:
         keep_alive=session.keep_alive,
         sid=session.sid,
     )
-    check_session_rules(session, csr_requested=bool(csrs))
-    return bundle

@@ -16,20 +16,35 @@ from __future__ import annotations
 from typing import Final
 
 from provkit import cbor
-from provkit.cbor import CborDecodeError, CborMap, CborTag, encode_head
+from provkit.cbor import CborDecodeError, CborMap, CborTag, WireBytes, WireText, encode_head
 
-__all__ = ["MAX_DEPTH", "CborDecodeError", "CborMap", "CborTag", "dumps", "encode_head", "loads"]
+__all__ = [
+    "MAX_DEPTH",
+    "CborDecodeError",
+    "CborMap",
+    "CborTag",
+    "WireBytes",
+    "WireText",
+    "dumps",
+    "encode_head",
+    "loads",
+]
 
 MAX_DEPTH: Final = 16
 """Deepest nesting accepted; a bundle needs 4 (map → array → map → Ext map)."""
 
 
-def loads(data: bytes, *, strict: bool = True) -> object:
+def loads(data: bytes, *, strict: bool = True, located: bool = False, raw_text: bool = False) -> object:
     """Decode exactly one CBOR item that must end at the end of ``data``.
 
     Args:
         data: the encoded item.
         strict: refuse indefinite-length strings, arrays and maps (tinycbor rules).
+        located: read strings as FCC's C parser sees them: text that is not UTF-8 is kept
+            byte for byte (``surrogateescape``) instead of refused, and every string is a
+            :class:`WireBytes` / :class:`WireText` that knows its offset in ``data``.
+        raw_text: keep text that is not UTF-8 byte for byte (``surrogateescape``) without
+            locating strings: what a device echoes from a bundle is read as it was sent.
 
     Returns:
         ``int``, ``bytes``, ``str``, ``list``, :class:`CborMap`, :class:`CborTag`,
@@ -38,7 +53,14 @@ def loads(data: bytes, *, strict: bool = True) -> object:
     Raises:
         CborDecodeError: truncated, trailing bytes, malformed, too deep, or refused form.
     """
-    return cbor.loads(data, max_depth=MAX_DEPTH, indefinite=not strict, unassigned_simple=True)
+    return cbor.loads(
+        data,
+        max_depth=MAX_DEPTH,
+        indefinite=not strict,
+        unassigned_simple=True,
+        text_errors="surrogateescape" if located or raw_text else "strict",
+        positions=located,
+    )
 
 
 def dumps(value: object) -> bytes:

@@ -1,6 +1,7 @@
 """Response bundle: FCC's exact encoding (device side) and a lenient decoder (factory side).
 
-Encoding follows ``encode_response_params()`` of client ≥ 3.4.0 (pelion-fcc.md §2.1):
+Encoding follows ``encode_response_params()`` of client ≥ 3.4.0
+(``fcc-bundle-handler/source/fcc_bundle_handler.c`` in PelionIoT/mbed-cloud-client):
 an indefinite-length map ``0xBF … 0xFF`` with keys in the order ``Csrs``,
 ``SchemeVersion``, ``SID``, ``ReturnStatus``, ``InfoMessage``, ``WarningInfo``;
 ``Csrs`` is a definite array of indefinite maps ``{PrKN, Data}``. The whole response
@@ -122,12 +123,13 @@ def split_message(message: str) -> tuple[str, str]:
 
 
 def _text(value: str) -> bytes:
-    raw = value.encode("utf-8")
+    # Names a device read from a bundle may hold bytes that are not UTF-8; FCC echoes them as read.
+    raw = value.encode("utf-8", "surrogateescape")
     return encode_head(3, len(raw)) + raw
 
 
 def encode_response(resp: BundleResponse, *, csr_buffer: bool | None = None) -> bytes:
-    """Encode a response exactly as FCC does (pelion-fcc.md §2.1).
+    """Encode a response exactly as FCC does (``encode_response_params()``).
 
     ``Csrs`` appears only when there are CSRs, ``SID`` only when set, ``WarningInfo``
     only when non-empty.
@@ -209,7 +211,7 @@ def decode_response(data: bytes) -> BundleResponse:
             wrong type.
     """
     try:
-        top = loads(data, strict=False)
+        top = loads(data, strict=False, raw_text=True)
     except CborDecodeError as exc:
         raise _malformed(f"device response is not valid CBOR ({exc})") from exc
     if not isinstance(top, CborMap):
