@@ -47,10 +47,10 @@ def provision(path: Path, endpoint: str = "ep-cli") -> None:
 
 
 @contextmanager
-def serving(db: Path | str) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
+def serving(db: Path | str, *options: str) -> Iterator[tuple[subprocess.Popen[str], str, int]]:
     """Run ``provkit device serve --port 0`` as a subprocess; yield it with its address."""
     proc = subprocess.Popen(
-        [*AGENT, "serve", "--ip", "127.0.0.1", "--port", "0", "--storage", str(db)],
+        [*AGENT, "serve", "--ip", "127.0.0.1", "--port", "0", "--storage", str(db), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -86,6 +86,30 @@ def test_serve_subprocess_prints_ready_line_and_provisions(tmp_path: Path) -> No
         assert "stopped after 1 message(s)" in stop(proc)
     result = CliRunner().invoke(cli, ["device", "verify", "--storage", str(db)])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("options", "kept"), [((), True), (("--atomic-bundles",), False)])
+def test_serve_keeps_a_refused_bundles_items_unless_atomic(
+    tmp_path: Path, options: tuple[str, ...], kept: bool
+) -> None:
+    """By default the served device keeps what a refused bundle stored before failing, as FCC
+    does; with --atomic-bundles it keeps nothing."""
+    db = tmp_path / "device.sqlite"
+    bundle = cbor_dumps(
+        {
+            "SchemeVersion": "0.0.1",
+            "ConfigParams": [{"Name": "custom.a", "Data": 1}, {"Name": "bad name", "Data": 1}],
+        }
+    )
+    with serving(db, *options) as (proc, ip, port):
+        with TcpLink(ip, port) as link:
+            response = decode_response(link.exchange(bundle, timeout_s=60))
+        assert (response.return_status, response.info_message) == (16, "File name invalid:bad name")
+        stop(proc)
+    shown = CliRunner().invoke(cli, ["device", "show", "--storage", str(db)])
+    assert shown.exit_code == 0, shown.output
+    assert ("custom.a" in shown.output) is kept
 
 
 @pytest.mark.integration

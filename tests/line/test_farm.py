@@ -159,3 +159,30 @@ def test_registry_vanishing_mid_batch_records_nothing_false_and_resumes(
         assert registry.stats().provisioned == 5
         verified = [a.endpoint_name for a in registry.find(provisioned_only=True)]
     assert sorted(verified) == [f"ep-{n:04d}" for n in range(5)]
+
+
+@pytest.mark.parametrize(("atomic", "kept"), [(False, True), (True, False)])
+def test_farm_devices_keep_a_refused_bundles_items_unless_atomic(
+    farm_factory: Callable[..., DeviceFarm], atomic: bool, kept: bool
+) -> None:
+    """Within a session a farm device keeps what a refused bundle stored, as FCC; atomic farms do not."""
+    from provkit.transport.links import TcpLink
+    from provkit.wire.cbor_strict import dumps
+    from provkit.wire.response import decode_response
+
+    farm = farm_factory(1, atomic_bundles=atomic)
+    open_session = dumps({"SchemeVersion": "0.0.1", "KpAlvSess": 1, "Verify": 0})
+    refused = dumps(
+        {
+            "SchemeVersion": "0.0.1",
+            "KpAlvSess": 1,
+            "Verify": 0,
+            "ConfigParams": [{"Name": "custom.a", "Data": 1}, {"Name": "bad name", "Data": 1}],
+        }
+    )
+    retry = dumps({"SchemeVersion": "0.0.1", "Verify": 0, "ConfigParams": [{"Name": "custom.a", "Data": 1}]})
+    with TcpLink(*farm.addresses()[0]) as link:
+        assert decode_response(link.exchange(open_session, timeout_s=10)).return_status == 0
+        assert decode_response(link.exchange(refused, timeout_s=10)).return_status == 16
+        answer = decode_response(link.exchange(retry, timeout_s=10))
+    assert (answer.return_status == 17) is kept

@@ -130,3 +130,46 @@ def test_batch_killed_repeatedly_then_resumed_provisions_each_once(
     with Registry.open(registry_url, station_id="check") as registry:
         _assert_each_provisioned_once(registry, batch_id, count)
     assert json.loads((out / "report.json").read_text())["counts"] == {"provisioned": count}
+
+
+def test_device_keeping_an_earlier_bundle_answers_17_until_it_is_wiped(
+    fcu_home: Path, farm_factory: Callable[..., DeviceFarm], devices_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A real device keeps its storage across connections while its factory client runs. When
+    the bundle of a lost answer reached it, the resume's superseding attempt meets those items:
+    the device answers 17, the attempt fails saying what to do and keeps the identity reserved,
+    and once the device has a fresh factory session the batch run again provisions it."""
+    from provkit.device.fcc import FactoryConfiguratorClient
+    from provkit.device.handlers import response_body
+    from provkit.device.kcm import Kcm
+    from provkit.device.storage import MemoryStorage
+    from provkit.line.inject import LEFT_OVER_ITEMS
+
+    clients: dict[int, FactoryConfiguratorClient] = {}
+
+    def device(index: int) -> Callable[[bytes, bool], bytes | None]:
+        client = clients.setdefault(index, FactoryConfiguratorClient(Kcm(MemoryStorage())))
+        return lambda message, first: response_body(client.bundle_handler(message))  # no wipe per connection
+
+    farm = farm_factory(1, device_factory=device)
+    csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses())
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        batch = Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home))
+        batch.prepare()
+        victim = batch.registry.batch_attempts(batch.batch_id)["2"]
+        registry.mark_sending(victim.id)
+        host, port = farm.addresses()[0]
+        with TcpLink(host, port, connect_timeout_s=5) as link:
+            link.exchange(batch.layout.bundle(victim.id, victim.endpoint_name).read_bytes(), timeout_s=10)
+
+        report = Batch.open(tmp_path / "out", registry, None, _options(fcu_home)).run()
+        assert not report.ok
+        superseding = registry.get_attempt(registry.get_attempt(victim.id).superseded_by_id or 0)
+        assert superseding.state is AttemptState.FAILED and superseding.return_status == 17
+        assert superseding.error_code == 1004 and LEFT_OVER_ITEMS in (superseding.error_message or "")
+        assert superseding.endpoint_name == victim.endpoint_name  # the same identity, still held
+
+        clients[0].storage_delete()  # what restarting the factory client does on a real device
+        report = Batch.open(tmp_path / "out", registry, None, _options(fcu_home)).run()
+        assert report.ok
+        _assert_each_provisioned_once(registry, batch.batch_id, 1)

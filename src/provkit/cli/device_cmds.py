@@ -34,7 +34,7 @@ class _Device:
 
 
 @contextmanager
-def open_device(spec: str, *, create: bool = False) -> Iterator[_Device]:
+def open_device(spec: str, *, create: bool = False, atomic_bundles: bool = False) -> Iterator[_Device]:
     """Open the storage named by ``spec`` with its KCM and FCC; close it afterwards.
 
     Args:
@@ -42,6 +42,7 @@ def open_device(spec: str, *, create: bool = False) -> Iterator[_Device]:
         create: make a new storage file if there is none (``serve``). The inspecting
             commands refuse a missing file instead, so a mistyped path never leaves an
             empty device (and its secret) behind.
+        atomic_bundles: the FCC makes each bundle all-or-nothing.
 
     Raises:
         StorageError: code 11 when the file is missing (without ``create``) or unusable.
@@ -57,7 +58,7 @@ def open_device(spec: str, *, create: bool = False) -> Iterator[_Device]:
     storage = open_storage(spec)
     try:
         kcm = Kcm(storage)
-        yield _Device(storage, kcm, FactoryConfiguratorClient(kcm))
+        yield _Device(storage, kcm, FactoryConfiguratorClient(kcm, atomic_bundles=atomic_bundles))
     finally:
         close = getattr(storage, "close", None)
         if callable(close):
@@ -100,6 +101,12 @@ storage_option = click.option("--storage", "storage", required=True, help=STORAG
 @click.option("--once", is_flag=True, help="Exit after the first connection, like the C example.")
 @click.option("--wipe-on-first", is_flag=True, help="Delete all storage before the first bundle of this run.")
 @click.option(
+    "--atomic-bundles",
+    is_flag=True,
+    help="Make each bundle all-or-nothing. Real devices are not: by default a refused bundle "
+    "keeps what it stored before its failure, as FCC does.",
+)
+@click.option(
     "--read-timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=60.0,
@@ -135,6 +142,7 @@ def serve_cmd(
     baud_rate: int,
     once: bool,
     wipe_on_first: bool,
+    atomic_bundles: bool,
     read_timeout: float,
     max_message_bytes: int,
     endpoint: str | None,
@@ -152,7 +160,7 @@ def serve_cmd(
     from provkit.transport.agent import DeviceAgent
     from provkit.transport.servers import SerialAgentServer, TcpAgentServer
 
-    with open_device(storage, create=True) as device:
+    with open_device(storage, create=True, atomic_bundles=atomic_bundles) as device:
         agent = DeviceAgent(
             device_handlers(device.fcc, device.kcm, wipe_on_first=wipe_on_first),
             max_message_bytes=max_message_bytes,

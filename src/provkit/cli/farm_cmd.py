@@ -46,12 +46,25 @@ from provkit.line.smp_farm import SmpDeviceFarm
     help="':memory:' or a directory for one SQLite store per device.",
 )
 @click.option(
+    "--atomic-bundles",
+    is_flag=True,
+    help="Make each bundle all-or-nothing. Real devices are not: by default a refused bundle "
+    "keeps what it stored before its failure, as FCC does.",
+)
+@click.option(
     "--ports-file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write {host, ports, storage} as JSON here once listening.",
 )
 def farm_cmd(
-    count: int, protocol: str, link: str, base_port: int, ip: str, storage: str, ports_file: Path | None
+    count: int,
+    protocol: str,
+    link: str,
+    base_port: int,
+    ip: str,
+    storage: str,
+    atomic_bundles: bool,
+    ports_file: Path | None,
 ) -> None:
     """Run COUNT device agents (or Zephyr boards); print their addresses and serve until interrupted."""
     if base_port and base_port + count - 1 > 65535:
@@ -64,7 +77,9 @@ def farm_cmd(
         pairs = enumerate(zip(farm.addresses, farm.boards, strict=True))
         lines = [f"device {index} {address} {board.endpoint_name}" for index, (address, board) in pairs]
     else:
-        farm = DeviceFarm(count, base_port=base_port, host=ip, storage=storage).bind()
+        farm = DeviceFarm(
+            count, base_port=base_port, host=ip, storage=storage, atomic_bundles=atomic_bundles
+        ).bind()
         lines = [f"device {index} {ip}:{port}" for index, port in enumerate(farm.ports)]
     stop = threading.Event()
 

@@ -8,7 +8,8 @@ Each accepted connection is a fresh factory session, as on a line where a fixtur
 powers the device into factory mode: before the first message of a connection the
 device's storage is wiped (``fcc_storage_delete``, as the reference agent does on the
 first message of a run). That is what lets a resumed batch re-inject a device whose
-previous answer was lost.
+previous answer was lost. Within a session the devices keep what a failed bundle stored
+before its failure, as real devices do, unless the farm runs with atomic bundles.
 """
 
 from __future__ import annotations
@@ -34,14 +35,19 @@ SessionHandler = Callable[[bytes, bool], bytes | None]
 """``(message, first_in_session) -> response body`` (``None``: answer status 9, no body)."""
 
 
-def fcc_device(storage: str | Path) -> SessionHandler:
-    """A virtual FCC device on ``storage`` (``":memory:"`` or a SQLite file path)."""
+def fcc_device(storage: str | Path, *, atomic_bundles: bool = False) -> SessionHandler:
+    """A virtual FCC device on ``storage`` (``":memory:"`` or a SQLite file path).
+
+    Args:
+        storage: where the device keeps its items.
+        atomic_bundles: make each bundle all-or-nothing (a real device is not).
+    """
     from provkit.device.fcc import FactoryConfiguratorClient
     from provkit.device.handlers import response_body
     from provkit.device.kcm import Kcm
     from provkit.device.storage import open_storage
 
-    client = FactoryConfiguratorClient(Kcm(open_storage(storage)))
+    client = FactoryConfiguratorClient(Kcm(open_storage(storage)), atomic_bundles=atomic_bundles)
 
     def handle(message: bytes, first: bool) -> bytes | None:
         if first:
@@ -70,6 +76,7 @@ class DeviceFarm:
         storage: ``":memory:"`` or a directory for one SQLite store per device.
         device_factory: builds the handler of device ``i`` (tests substitute other devices);
             by default an FCC device on its storage.
+        atomic_bundles: the default devices make each bundle all-or-nothing.
     """
 
     def __init__(
@@ -80,6 +87,7 @@ class DeviceFarm:
         host: str = "127.0.0.1",
         storage: str | Path = ":memory:",
         device_factory: Callable[[int], SessionHandler] | None = None,
+        atomic_bundles: bool = False,
     ) -> None:
         if count < 1:
             raise ValueError("a farm needs at least one device")
@@ -87,6 +95,7 @@ class DeviceFarm:
         self.host = host
         self.base_port = base_port
         self.storage = storage
+        self.atomic_bundles = atomic_bundles
         self._factory = device_factory or self._fcc_factory
         self._devices: dict[int, SessionHandler] = {}
         self._selector = selectors.DefaultSelector()
@@ -98,8 +107,10 @@ class DeviceFarm:
 
     def _fcc_factory(self, index: int) -> SessionHandler:
         if str(self.storage) == ":memory:":
-            return fcc_device(":memory:")
-        return fcc_device(Path(self.storage) / f"device-{index:05d}.sqlite")
+            return fcc_device(":memory:", atomic_bundles=self.atomic_bundles)
+        return fcc_device(
+            Path(self.storage) / f"device-{index:05d}.sqlite", atomic_bundles=self.atomic_bundles
+        )
 
     def bind(self) -> Self:
         """Open every listener.

@@ -16,9 +16,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from provkit.codes import FtErrorCode
+from provkit.codes import FccStatus, FtErrorCode
 from provkit.errors import ConnectFailed, DuplicateIdentityError, ProvkitError, TransportError
 from provkit.factory.results import DeviceResponseStatus
 from provkit.registry import Attempt, AttemptState
@@ -208,6 +208,31 @@ def conclude(
     )
 
 
+LEFT_OVER_ITEMS: Final = (
+    "the device still holds items from an earlier bundle and FCC never replaces an item: "
+    "give it a fresh factory session (restarting its factory client deletes its storage) "
+    "and run the batch again"
+)
+"""Why a device answers 17, and what to do: said in the failure reason."""
+
+
+def device_refusal(status: int, message: str) -> tuple[int, str]:
+    """The error code and reason recorded for a device that refused a bundle.
+
+    The code is ft_demo's 1004 (the device's own status goes in ``return_status``). A
+    device answering 17 (``FCC_STATUS_KCM_FILE_EXIST_ERROR``) kept what an earlier bundle
+    stored before failing, or was provisioned before: a resend, or a resume's superseding
+    attempt, meets the same items until the device starts a fresh factory session, so the
+    reason says so. The attempt fails and keeps its reservation (the device may hold the
+    identity); the batch run again after the device was wiped provisions it.
+    """
+    failed = FtErrorCode.DEVICE_EXECUTION_FAILED
+    reason = f"{failed.format(status)}: {message}"
+    if status == FccStatus.KCM_FILE_EXIST_ERROR:
+        reason = f"{reason}; {LEFT_OVER_ITEMS}"
+    return int(failed), reason
+
+
 def verify_attempt(
     registry: AttemptRecorder, checker: ResponseChecker, attempt: Attempt, *, reprovision: bool
 ) -> None:
@@ -236,10 +261,8 @@ def check_and_record(
         errors = [error.message for error in result.errors]
         parts = [result.message, *errors]
         reason = "; ".join(dict.fromkeys(part for part in parts if part)) or "device reported failure"
-        # The tool's code, as ft_demo reports it; the device's own status is return_status.
-        failed = FtErrorCode.DEVICE_EXECUTION_FAILED
-        reason = f"{failed.format(int(result.status))}: {reason}"
-        registry.mark_failed(attempt.id, int(failed), reason, **values)
+        code, reason = device_refusal(int(result.status), reason)
+        registry.mark_failed(attempt.id, code, reason, **values)
         return
     warnings = [warning.message for warning in result.warnings]
     if warnings or "warnings" not in values:

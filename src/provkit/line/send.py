@@ -14,11 +14,17 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Self
 
-from provkit.codes import FtErrorCode
 from provkit.errors import BatchError, DeviceResponseError, DuplicateIdentityError, ProvkitError
 from provkit.factory.api import FactoryToolApi
 from provkit.line.context import BatchContext, token_failure
-from provkit.line.inject import AttemptRecorder, conclude, csr_follow_up, exchange, verify_attempt
+from provkit.line.inject import (
+    AttemptRecorder,
+    conclude,
+    csr_follow_up,
+    device_refusal,
+    exchange,
+    verify_attempt,
+)
 from provkit.line.journal import Journal
 from provkit.line.prepare import describe_bundle
 from provkit.registry import Attempt, AttemptState
@@ -174,9 +180,8 @@ def _deliver(
             ctx.halt(halt)  # the CSR could not be signed: stop sending to the other devices
         reason = f"device {attempt.address}: {error}"
         if isinstance(error, DeviceResponseError):  # by_device: the CSR message was refused
-            failed = FtErrorCode.DEVICE_EXECUTION_FAILED
             extra.update(return_status=error.code, info_message=error.message)
-            code, reason = int(failed), f"{failed.format(error.code)}: {error.message}"
+            code, reason = device_refusal(error.code or 0, error.message)
         # A bundle that never reached the device frees the identity for other attempts.
         journal.mark_failed(attempt.id, code, reason, release=not delivery.reached, **extra)
         return
