@@ -47,21 +47,33 @@ def _reserve(conn: Connection, name: str, count: int) -> range:
     return range(int(end) - count, int(end))
 
 
-def _record(conn: Connection, pool: str, identity: Identity, station_id: str) -> bool:
-    """Insert one allocation; False if the value was ever allocated before."""
-    result = conn.execute(
-        dialect_insert(conn, allocations)
-        .values(
-            pool=pool,
-            endpoint_name=identity.endpoint_name,
-            serial_number=identity.serial_number,
-            station_id=station_id,
-            allocated_at=datetime.now(UTC),
+def _record(conn: Connection, pool: str, identities: Sequence[Identity], station_id: str) -> set[str]:
+    """Insert allocations, a few hundred rows per statement; returns the endpoint names inserted.
+
+    A value ever allocated before is left out (``ON CONFLICT DO NOTHING``): the unique
+    constraints decide, across stations and pools.
+    """
+    now = datetime.now(UTC)
+    inserted: set[str] = set()
+    for start in range(0, len(identities), _IN_CHUNK):
+        rows = [
+            {
+                "pool": pool,
+                "endpoint_name": identity.endpoint_name,
+                "serial_number": identity.serial_number,
+                "station_id": station_id,
+                "allocated_at": now,
+            }
+            for identity in identities[start : start + _IN_CHUNK]
+        ]
+        result = conn.execute(
+            dialect_insert(conn, allocations)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning(allocations.c.endpoint_name)
         )
-        .on_conflict_do_nothing()
-        .returning(allocations.c.id)
-    )
-    return result.first() is not None
+        inserted.update(row.endpoint_name for row in result)
+    return inserted
 
 
 def _used(conn: Connection, identities: Sequence[Identity]) -> tuple[set[str], set[str]]:
@@ -111,13 +123,16 @@ def allocate_from_pattern(
     for _ in range(_MAX_ROUNDS):
         candidates = [pattern.render(seq) for seq in _reserve(conn, pattern.pool, count - len(result))]
         used_endpoints, used_serials = _used(conn, candidates)
-        for identity in candidates:
-            if identity.endpoint_name in used_endpoints or identity.serial_number in used_serials:
-                continue
-            if identity.endpoint_name in avoid or identity.serial_number in avoid:
-                continue
-            if _record(conn, pattern.pool, identity, station_id):
-                result.append(identity)
+        fresh = [
+            identity
+            for identity in candidates
+            if identity.endpoint_name not in used_endpoints
+            and identity.serial_number not in used_serials
+            and identity.endpoint_name not in avoid
+            and identity.serial_number not in avoid
+        ]
+        recorded = _record(conn, pattern.pool, fresh, station_id)
+        result += [identity for identity in fresh if identity.endpoint_name in recorded]
         if len(result) == count:
             return result
     raise AllocationError(
@@ -164,14 +179,18 @@ def _refuse_shared_template(conn: Connection, pattern: IdentityPattern) -> None:
 def load_pool(conn: Connection, pool: str, identities: Sequence[Identity]) -> int:
     """Add identities to a CSV pool, skipping ones already in it; returns how many were added."""
     added = 0
-    for identity in identities:
+    for start in range(0, len(identities), _IN_CHUNK):
+        rows = [
+            {"pool": pool, "endpoint_name": i.endpoint_name, "serial_number": i.serial_number}
+            for i in identities[start : start + _IN_CHUNK]
+        ]
         result = conn.execute(
             dialect_insert(conn, pool_entries)
-            .values(pool=pool, endpoint_name=identity.endpoint_name, serial_number=identity.serial_number)
+            .values(rows)
             .on_conflict_do_nothing()
             .returning(pool_entries.c.id)
         )
-        added += result.first() is not None
+        added += len(result.all())
     return added
 
 
@@ -198,19 +217,20 @@ def claim_from_pool(conn: Connection, pool: str, count: int, station_id: str) ->
         raise AllocationError(
             f"identity pool {pool!r} has only {len(rows)} unclaimed entries, {count} needed"
         )
-    now = datetime.now(UTC)
-    result: list[Identity] = []
-    for row in rows:
-        identity = Identity(row.endpoint_name, row.serial_number)
-        if not _record(conn, pool, identity, station_id):
+    identities = [Identity(row.endpoint_name, row.serial_number) for row in rows]
+    recorded = _record(conn, pool, identities, station_id)
+    for identity in identities:
+        if identity.endpoint_name not in recorded:
             raise AllocationError(
                 f"identity {identity.endpoint_name}/{identity.serial_number} in pool {pool!r} "
                 "was already allocated elsewhere"
             )
+    now = datetime.now(UTC)
+    ids = [row.id for row in rows]
+    for start in range(0, len(ids), _IN_CHUNK):
         conn.execute(
             update(pool_entries)
-            .where(pool_entries.c.id == row.id)
+            .where(pool_entries.c.id.in_(ids[start : start + _IN_CHUNK]))
             .values(claimed_by=station_id, claimed_at=now)
         )
-        result.append(identity)
-    return result
+    return identities
