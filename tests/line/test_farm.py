@@ -54,6 +54,23 @@ def test_malformed_frame_gets_a_status_and_the_farm_keeps_serving(
     assert farm.messages_served == 1
 
 
+def test_farm_in_memory_holds_only_connected_devices(farm_factory: Callable[..., DeviceFarm]) -> None:
+    """A device in memory is forgotten when its connection closes (its next one starts wiped):
+    a farm serving many devices in turn keeps the memory of those connected."""
+    import time
+
+    farm = farm_factory(4)
+    for address in farm.addresses():
+        with socket.create_connection(address, timeout=10) as sock:
+            sock.sendall(encode_request(b"\xa0", FCC_TOKEN))
+            assert getattr(_read_response(sock), "status", None) == FtcdCommStatus.SUCCESS
+            assert farm.devices_held == 1
+    deadline = time.monotonic() + 10
+    while farm.devices_held and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert farm.devices_held == 0 and farm.messages_served == 4
+
+
 def _read_response(sock: socket.socket) -> object:
     reader = ResponseReader(FCC_TOKEN)
     event = None

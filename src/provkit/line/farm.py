@@ -64,6 +64,7 @@ class _Connection:
     reader: RequestReader = field(default_factory=RequestReader)
     out: bytearray = field(default_factory=bytearray)
     first: bool = True
+    closed: bool = False
 
 
 class DeviceFarm:
@@ -98,6 +99,11 @@ class DeviceFarm:
         self.atomic_bundles = atomic_bundles
         self._factory = device_factory or self._fcc_factory
         self._devices: dict[int, SessionHandler] = {}
+        # A device in memory starts every connection with a wiped store, so nothing of it
+        # outlives its connection: it is dropped then, and a farm serving a hundred
+        # thousand devices in turn holds only those connected.
+        self._forget_on_close = device_factory is None and str(storage) == ":memory:"
+        self._open: dict[int, int] = {}
         self._selector = selectors.DefaultSelector()
         self._listeners: list[socket.socket] = []
         self._stop = threading.Event()
@@ -169,6 +175,7 @@ class DeviceFarm:
             return
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._open[index] = self._open.get(index, 0) + 1
         self._selector.register(sock, selectors.EVENT_READ, _Connection(index, sock))
 
     def _service(self, conn: _Connection, events: int) -> None:
@@ -223,9 +230,17 @@ class DeviceFarm:
         self._selector.modify(conn.sock, wanted, conn)
 
     def _drop(self, conn: _Connection) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(conn.sock)
         conn.sock.close()
+        left = self._open.pop(conn.device, 1) - 1
+        if left:
+            self._open[conn.device] = left
+        elif self._forget_on_close:
+            self._devices.pop(conn.device, None)
 
     def stop(self) -> None:
         """Ask the serving loop to return and wait for its thread."""
@@ -249,6 +264,11 @@ class DeviceFarm:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    @property
+    def devices_held(self) -> int:
+        """Devices whose state the farm holds now (in memory: only those connected)."""
+        return len(self._devices)
 
     def addresses(self) -> list[tuple[str, int]]:
         """``(host, port)`` of every device, in device order."""
