@@ -104,8 +104,8 @@ def _curve(params_tag: int, params: bytes) -> None:
         raise _Refused(PkFault.UNKNOWN_CURVE)
 
 
-def _point(encoded: bytes) -> PublicKey:
-    """``pk_get_ecpubkey``: an uncompressed P-256 point that lies on the curve."""
+def _point(encoded: bytes) -> tuple[int, int]:
+    """``pk_get_ecpubkey``: an uncompressed P-256 point that lies on the curve; its coordinates."""
     if encoded[:1] == b"\x00":
         # The point at infinity (alone) fails the public-key check; with more bytes it is bad input.
         raise _Refused(PkFault.INVALID_POINT if len(encoded) == 1 else PkFault.OTHER)
@@ -118,7 +118,7 @@ def _point(encoded: bytes) -> PublicKey:
     on_curve = (y * y - (x * x * x - 3 * x + _P256_B)) % _P256_PRIME == 0
     if x >= _P256_PRIME or y >= _P256_PRIME or not on_curve:
         raise _Refused(PkFault.INVALID_POINT)
-    return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    return x, y
 
 
 def _algorithm(reader: Reader) -> Algorithm:
@@ -145,6 +145,16 @@ def parse_public_key(data: bytes) -> PublicKey:
     Raises:
         MbedtlsKeyError: with the fault the device reports.
     """
+    x, y = check_public_key(data)
+    return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+
+
+def check_public_key(data: bytes) -> tuple[int, int]:
+    """:func:`parse_public_key` without building a key object: the point's coordinates.
+
+    Raises:
+        MbedtlsKeyError: with the fault the device reports.
+    """
     _check_pem(data)
     try:
         return _subject_public_key(Reader(data))
@@ -152,7 +162,7 @@ def parse_public_key(data: bytes) -> PublicKey:
         raise MbedtlsKeyError(exc.fault) from exc
 
 
-def _subject_public_key(outer: Reader) -> PublicKey:
+def _subject_public_key(outer: Reader) -> tuple[int, int]:
     try:
         reader = outer.enter(SEQUENCE)
     except Asn1Error as exc:

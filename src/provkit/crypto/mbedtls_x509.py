@@ -23,6 +23,7 @@ Three device rules need the certificate's own bytes, not a parsed object:
 from __future__ import annotations
 
 from enum import Enum
+from functools import lru_cache
 from typing import Final
 
 from cryptography import x509
@@ -121,7 +122,7 @@ def certificate_fault(der: bytes) -> CertFault | None:
         _skip_to_signature(tbs)
         for _ in ("issuer", "validity", "subject"):
             tbs.enter(SEQUENCE)
-        mbedtls_pk.parse_public_key(der[tbs.pos : tbs.end])
+        mbedtls_pk.check_public_key(der[tbs.pos : tbs.end])
     except MbedtlsCertError as exc:
         return exc.fault
     except mbedtls_pk.MbedtlsKeyError as exc:
@@ -139,6 +140,7 @@ def _subject(der: bytes) -> Reader:
     return tbs.enter(SEQUENCE)
 
 
+@lru_cache(maxsize=256)
 def subject_value(der: bytes, short_name: str) -> bytes:
     """The raw value of the first subject attribute whose Mbed TLS short name starts with ``short_name``.
 

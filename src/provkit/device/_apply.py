@@ -28,7 +28,7 @@ from provkit.wire.bundle import (
     ConfigParam,
     CsrRequest,
     KeyItem,
-    fcc_name_matches,
+    fcc_match,
     wire_bytes,
 )
 from provkit.wire.response import CsrResult
@@ -118,9 +118,12 @@ def store_chain(kcm: Kcm, item: CertificateChainItem) -> None:
         raise _kcm_failure(exc, item.name) from exc
 
 
+_FOUR_BYTE_NAMES: Final = tuple(sorted(FOUR_BYTE_INTEGER_PARAMS))
+
+
 def is_four_byte_param(name: str) -> bool:
     """Whether FCC stores the parameter as exactly four bytes (by its name rule, prefixes included)."""
-    return any(fcc_name_matches(known, name) for known in FOUR_BYTE_INTEGER_PARAMS)
+    return fcc_match(name, _FOUR_BYTE_NAMES) is not None
 
 
 def config_bytes(param: ConfigParam) -> bytes:
@@ -160,8 +163,8 @@ def set_current_time(clock: DeviceClock, param: ConfigParam) -> None:
     An integer is taken as a uint64 (a negative one wraps to ``2**64 - |n|``): 0 clears the
     clock, a value below :data:`MIN_SETTABLE_TIME` is refused with 1 ``General error:``,
     anything else sets it. Text, bytes and a bignum leave the clock as it was: FCC reads
-    an integer it never set there (an uninitialised variable); the real build answered as
-    for an unset time.
+    an integer it never set there (an uninitialised variable); its Debug build answers as
+    for an unset time (a Release build answers 1).
     """
     data = param.data
     if not isinstance(data, int) or isinstance(data, BigNum):
@@ -177,7 +180,7 @@ def set_current_time(clock: DeviceClock, param: ConfigParam) -> None:
 
 def store_config(kcm: Kcm, clock: DeviceClock, param: ConfigParam) -> None:
     """Store a ``ConfigParams`` entry; ``mbed.CurrentTime`` (by FCC's name rule) sets the clock instead."""
-    if fcc_name_matches(n.CURRENT_TIME, param.name):
+    if fcc_match(param.name, (n.CURRENT_TIME,)) is not None:
         set_current_time(clock, param)
         return
     data = config_bytes(param)

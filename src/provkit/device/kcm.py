@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 from typing import Final
 
 from provkit.codes import KcmStatus
@@ -114,6 +115,27 @@ _NAME_FAULTS: Final = {
 }
 
 
+@lru_cache(maxsize=_CACHE_LIMIT)
+def device_certificate(der: bytes) -> x509.Certificate:
+    """Parse a DER certificate as the device's Mbed TLS takes it, remembering recent ones.
+
+    A line sends the same CA and update certificates to every device, and verification
+    re-reads what was stored: parsed certificates are immutable, so they are shared.
+
+    Raises:
+        MbedtlsCertError: the device cannot take it (``fault`` says how it reports that).
+    """
+    fault = mbedtls_x509.certificate_fault(der)
+    if fault is not None:
+        raise MbedtlsCertError(fault)
+    try:
+        cert = x509.load_certificate(der)
+        x509.check_fields_decode(cert)
+    except CryptoError as exc:
+        raise MbedtlsCertError(CertFault.PARSE, str(exc)) from exc
+    return cert
+
+
 def check_name(name: str) -> None:
     """Apply KCM's name rule (:mod:`provkit.params.kcm_name`) with KCM's status for each fault.
 
@@ -148,7 +170,6 @@ class Kcm:
             self._sealer = Sealer(backend.device_secret() if secret is None else secret)
         except CryptoError as exc:
             raise StorageError(str(exc), kcm_status=KcmStatus.INVALID_PARAMETER) from exc
-        self._certs: dict[bytes, x509.Certificate] = {}
         self._check_secret()
 
     def _check_secret(self) -> None:
@@ -191,25 +212,12 @@ class Kcm:
     # ------------------------------------------------------------ parsing helpers
 
     def certificate(self, der: bytes) -> x509.Certificate:
-        """Parse a DER certificate as the device does, caching by bytes (verification re-reads them).
+        """Parse a DER certificate as the device does (:func:`device_certificate`).
 
         Raises:
             MbedtlsCertError: the device cannot take it (``fault`` says how it reports that).
         """
-        cert = self._certs.get(der)
-        if cert is None:
-            fault = mbedtls_x509.certificate_fault(der)
-            if fault is not None:
-                raise MbedtlsCertError(fault)
-            try:
-                cert = x509.load_certificate(der)
-                x509.check_fields_decode(cert)
-            except CryptoError as exc:
-                raise MbedtlsCertError(CertFault.PARSE, str(exc)) from exc
-            if len(self._certs) >= _CACHE_LIMIT:
-                self._certs.clear()
-            self._certs[der] = cert
-        return cert
+        return device_certificate(bytes(der))
 
     def private_key(self, name: str) -> keys.PrivateKey:
         """Load a stored private key as the device's Mbed TLS reads it.

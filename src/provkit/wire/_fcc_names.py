@@ -11,7 +11,7 @@ first candidate in FCC's own order wins.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from functools import lru_cache
 
 
 def wire_bytes(text: str) -> bytes:
@@ -31,6 +31,12 @@ def fcc_name_matches(known: str, received: str) -> bool:
     return True
 
 
-def fcc_match(received: str, candidates: Iterable[str]) -> str | None:
+def fcc_match(received: str, candidates: tuple[str, ...]) -> str | None:
     """The first of ``candidates`` (in FCC's order) that ``received`` selects, or ``None``."""
+    return _first_match(str(received), candidates)
+
+
+@lru_cache(maxsize=4096)
+def _first_match(received: str, candidates: tuple[str, ...]) -> str | None:
+    # A bundle repeats a handful of names many times: remember the answers.
     return next((known for known in candidates if fcc_name_matches(known, received)), None)
