@@ -32,6 +32,7 @@ from provkit.registry.changes import StateChange
 from provkit.registry.connections import Connections
 from provkit.registry.credentials import PskCredentials
 from provkit.registry.devcerts import DeveloperCertificates
+from provkit.registry.devices import DeviceDirectory
 from provkit.registry.engine import create_registry_engine, read_only_options, upgrade_schema
 from provkit.registry.enrollments import Enrollments
 from provkit.registry.export import ExportFormat, write_export
@@ -85,6 +86,8 @@ class Registry:
         """Developer certificates and the developer CA."""
         self.enrollments = Enrollments(self)
         """First-to-claim enrollments."""
+        self.devices = DeviceDirectory(self)
+        """Every endpoint that connected, with its state (the Device Management device directory)."""
 
     @classmethod
     def open(cls, url_or_path: str | Path, *, station_id: str | None = None, migrate: bool = True) -> Self:

@@ -2,26 +2,29 @@
 
 An enrollment identity is ``A-`` followed by the SHA-256 fingerprint of the device's
 bootstrap certificate as 32 colon-separated hex bytes (97 characters), as the factory
-tool prints it (:func:`provkit.crypto.x509.enrollment_id`). The bootstrap server calls
-:meth:`Enrollments.claim` when a device whose certificate chains to no trusted CA
-presents a certificate with that fingerprint; the first claim wins and is recorded.
-Identities are kept in upper case, the form the factory tool prints.
+tool prints it (:func:`provkit.crypto.x509.enrollment_id`). The device is claimed for
+the account when it first connects to ``provkit server`` with that certificate before the
+enrollment expires: the servers record every connection with the certificate's
+fingerprint, and reading an enrollment settles its claim from those records, once (the
+first endpoint seen with the certificate wins). The device id of a claim is its endpoint
+name, as in the device directory. Identities are kept in upper case, the form the factory
+tool prints.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from provkit.errors import ApiConflict, ApiNotFound, ApiRequestInvalid
 from provkit.registry.ids import new_id
 from provkit.registry.paging import Order, Page, read_page
-from provkit.registry.schema import accounts, enrollments
+from provkit.registry.schema import accounts, connections, enrollments
 
 if TYPE_CHECKING:
     from provkit.registry.api import Registry
@@ -125,22 +128,27 @@ class Enrollments:
         return self.get(enrollment_id)
 
     def get(self, enrollment_id: str) -> Enrollment:
-        """The enrollment with ``enrollment_id``.
+        """The enrollment with ``enrollment_id``, its claim settled (see :meth:`page`).
 
         Raises:
             ApiNotFound: no such enrollment.
         """
         with self._registry.transaction() as conn:
             row = conn.execute(select(enrollments).where(enrollments.c.id == enrollment_id)).first()
-        if row is None:
-            raise ApiNotFound(f"no enrollment with id {enrollment_id}")
-        return enrollment(row)
+            if row is None:
+                raise ApiNotFound(f"no enrollment with id {enrollment_id}")
+            return _settle(conn, [enrollment(row)])[0]
 
     def page(self, *, limit: int, after: str | None, order: Order, count: bool) -> Page:
-        """One page of enrollments by id (rows are :class:`Enrollment`)."""
+        """One page of enrollments by id (rows are :class:`Enrollment`).
+
+        An unclaimed enrollment whose device has connected since (a successful connection
+        with the certificate of that fingerprint, before the enrollment expired) is
+        claimed here, once: the first endpoint seen with the certificate wins.
+        """
         with self._registry.transaction() as conn:
             query = select(enrollments)
-            return read_page(
+            page = read_page(
                 conn,
                 query,
                 enrollments.c.id,
@@ -150,6 +158,7 @@ class Enrollments:
                 count=count,
                 record=enrollment,
             )
+            return Page(_settle(conn, list(page.rows)), page.has_more, page.total_count)
 
     def delete(self, enrollment_id: str) -> None:
         """Withdraw an enrollment.
@@ -162,33 +171,39 @@ class Enrollments:
         if not deleted:
             raise ApiNotFound(f"no enrollment with id {enrollment_id}")
 
-    def claim(
-        self, identity: str, *, endpoint_name: str, device_id: str, now: datetime | None = None
-    ) -> Enrollment | None:
-        """Claim the device with ``identity`` for the account, if it is enrolled and unclaimed.
 
-        Returns the enrollment when this call claimed it, or when the same endpoint had
-        claimed it before (a device reconnecting), else ``None``: not enrolled, expired,
-        or claimed by another endpoint.
-        """
-        when = now or datetime.now(UTC)
-        try:
-            identity = check_identity(identity)
-        except ApiRequestInvalid:
-            return None
-        with self._registry.transaction() as conn:
-            claimed = conn.execute(
-                update(enrollments)
-                .where(
-                    enrollments.c.enrollment_identity == identity,
-                    enrollments.c.claimed_at.is_(None),
-                    enrollments.c.expires_at > when,
-                )
-                .values(claimed_at=when, enrolled_device_id=device_id, endpoint_name=endpoint_name)
-            ).rowcount
-            row = conn.execute(
-                select(enrollments).where(enrollments.c.enrollment_identity == identity)
-            ).first()
-        if row is None or (not claimed and row.endpoint_name != endpoint_name):
-            return None
-        return enrollment(row)
+def _fingerprint(identity: str) -> str:
+    """The hex SHA-256 an enrollment identity names (as connection records keep it)."""
+    return identity.removeprefix("A-").replace(":", "").lower()
+
+
+def _settle(conn: Connection, items: list[Enrollment]) -> list[Enrollment]:
+    """Claim the unclaimed ones whose device connected before they expired; return all, current."""
+    waiting = {_fingerprint(item.enrollment_identity): item for item in items if item.claimed_at is None}
+    if not waiting:
+        return items
+    seen = conn.execute(
+        select(connections.c.fingerprint, connections.c.endpoint_name, func.min(connections.c.first_seen))
+        .where(connections.c.fingerprint.in_(list(waiting)), connections.c.successes > 0)
+        .group_by(connections.c.fingerprint, connections.c.endpoint_name)
+    ).all()
+    first: dict[str, tuple[datetime, str]] = {}
+    for fingerprint, endpoint_name, when in seen:
+        moment = _aware(when)
+        assert moment is not None
+        if fingerprint not in first or (moment, endpoint_name) < first[fingerprint]:
+            first[fingerprint] = (moment, endpoint_name)
+    claimed: dict[str, Enrollment] = {}
+    for fingerprint, (when, endpoint_name) in first.items():
+        item = waiting[fingerprint]
+        if when > item.expires_at:
+            continue  # it connected only after the claim lapsed
+        conn.execute(
+            update(enrollments)
+            .where(enrollments.c.id == item.id, enrollments.c.claimed_at.is_(None))
+            .values(claimed_at=when, enrolled_device_id=endpoint_name, endpoint_name=endpoint_name)
+        )
+        claimed[item.id] = replace(
+            item, claimed_at=when, enrolled_device_id=endpoint_name, endpoint_name=endpoint_name
+        )
+    return [claimed.get(item.id, item) for item in items]

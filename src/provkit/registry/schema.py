@@ -265,6 +265,7 @@ connections = Table(
     Column("successes", Integer, nullable=False, default=0),
     UniqueConstraint("location", name="uq_connections_location"),
     Index("ix_connections_last_seen", "last_seen"),
+    Index("ix_connections_fingerprint", "fingerprint"),
 )
 """The last connection of every endpoint to each service, and when it was first seen."""
 
@@ -299,6 +300,7 @@ trust_revision = Table(
     Column("revision", BigInteger, nullable=False),
 )
 """One row whose counter grows with every change of trust or revocations: servers poll it."""
+
 # ---------------------------------------------------------------------- Device Management API
 # Written and read by the Device Management API of ``provkit server`` (provkit.server.api).
 

@@ -8,6 +8,7 @@ import secrets
 import pytest
 
 from provkit.crypto import x509
+from provkit.registry.connections import ConnectionEvent, ConnectionOutcome
 from support.dmapi import RunningApi, call
 
 pytestmark = pytest.mark.integration
@@ -69,20 +70,31 @@ def test_identity_is_enrolled_once(api: RunningApi) -> None:
     assert status == 409 and body["type"] == "duplicate"
 
 
-def test_first_claim_wins_and_expiry_ends_it(api: RunningApi) -> None:
-    """The first endpoint claims; it may reconnect; another endpoint and an expired enrollment are refused."""
+def test_first_connection_claims_once_and_expiry_ends_it(api: RunningApi) -> None:
+    """The first endpoint that connects with the certificate claims it; later ones and late ones do not."""
     enrollments = api.registry.enrollments
-    identity = _identity()
+    identity, other, late = _identity(), _identity(), _identity()
     enrollment = enrollments.add(identity)
-    assert enrollments.claim("A-nonsense", endpoint_name="dev-1", device_id="d" * 32) is None
-    claimed = enrollments.claim(identity, endpoint_name="dev-1", device_id="d" * 32)
-    assert claimed is not None and claimed.id == enrollment.id and claimed.claimed_at is not None
-    assert claimed.enrolled_device_id == "d" * 32 and claimed.endpoint_name == "dev-1"
-    assert enrollments.claim(identity, endpoint_name="dev-1", device_id="d" * 32) == claimed
-    assert enrollments.claim(identity, endpoint_name="dev-2", device_id="e" * 32) is None
+    old = enrollments.add(late, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=91))
+    enrollments.add(other)
+
+    def connected(
+        endpoint: str, enrolled: str, outcome: ConnectionOutcome = ConnectionOutcome.BOOTSTRAPPED
+    ) -> None:
+        fingerprint = enrolled.removeprefix("A-").replace(":", "").lower()
+        event = ConnectionEvent(endpoint, "bootstrap", outcome, mode="certificate", fingerprint=fingerprint)
+        api.registry.connections.record([event])
+
+    connected("failed-dev", identity, ConnectionOutcome.FAILED)  # a failed connection claims nothing
+    assert enrollments.get(enrollment.id).claimed_at is None
+    connected("dev-1", identity)
+    connected("dev-2", identity)
+    connected("late-dev", late)
     status, _, body = call(api, "GET", f"/v3/device-enrollments/{enrollment.id}", key=api.admin_key)
-    assert status == 200 and body["enrolled_device_id"] == "d" * 32 and body["claimed_at"] is not None
-    old = _identity()
-    enrollments.add(old, now=dt.datetime.now(dt.UTC) - dt.timedelta(days=91))
-    assert enrollments.claim(old, endpoint_name="dev-3", device_id="f" * 32) is None
-    assert enrollments.claim(_identity(), endpoint_name="dev-4", device_id="f" * 32) is None
+    assert status == 200 and body["enrolled_device_id"] == "dev-1" and body["claimed_at"] is not None
+    assert enrollments.get(enrollment.id).endpoint_name == "dev-1"
+    assert enrollments.get(old.id).claimed_at is None  # it connected after the claim lapsed
+    status, _, page = call(api, "GET", "/v3/device-enrollments?limit=1000", key=api.developer_key)
+    by_identity = {item["enrollment_identity"]: item for item in page["data"]}
+    assert by_identity[identity]["enrolled_device_id"] == "dev-1"
+    assert by_identity[other]["claimed_at"] is None
