@@ -139,7 +139,10 @@ def test_delete_certificate_locally_and_in_the_service(tmp_path, cloud):
     assert "team store and Device Management" in out
     assert cloud.registry.developer_certificates.list() == []
     code, out, _ = _run(home, cloud, "list-certificates", "--cloud")
-    assert json.loads(out) == []
+    # only the server's developer CA is left: a trusted certificate, listed as the service has it
+    assert [(r["name"], r["kind"], r["local"]) for r in json.loads(out)] == [
+        ("provkit developer CA", "cloud", False)
+    ]
 
 
 def test_bad_update_file_is_refused_before_anything_is_created(tmp_path, cloud):

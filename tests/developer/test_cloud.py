@@ -148,7 +148,8 @@ def test_list_pages_and_delete(server, tmp_path, monkeypatch):
         create_developer_certificate(name, host=server.url, home=tmp_path)
     client = CloudClient(server.developer_key, server.url)
     portal_id = client.create_developer_certificate("portal-only").id  # made elsewhere, not in this store
-    assert sorted(c["name"] for c in client.trusted_certificates()) == ["a", "b", "c", "portal-only"]
+    names = sorted(c["name"] for c in client.trusted_certificates())
+    assert names == ["a", "b", "c", "portal-only", "provkit developer CA"]  # the CA that signed them too
     entries = {e.name: e for e in list_certificates(home=tmp_path, client=client)}
     assert entries["portal-only"].local is False and entries["a"].kind == "developer"
     a_id = Store.open("team", tmp_path).cloud_id("a")

@@ -16,7 +16,8 @@ from provkit.crypto import issue, keys, x509
 from provkit.crypto.aead import Sealer, new_secret
 from provkit.registry import Registry
 from provkit.server.api import ApiContext, DeveloperAuthority, ServerIdentity, create_app
-from provkit.server.api.http import BackgroundApi, HttpSettings
+from provkit.server.api.http import BackgroundApi
+from provkit.server.http_settings import HttpSettings
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -69,7 +70,7 @@ def new_key(api: RunningApi, role: str = "developers") -> str:
 
 
 def call(
-    api: RunningApi,
+    api: RunningApi | str,
     method: str,
     path: str,
     body: object | None = None,
@@ -80,7 +81,8 @@ def call(
 ) -> tuple[int, dict[str, str], Any]:
     """One request; returns (status, headers, JSON body or None)."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(api.url + path, data=data, method=method)
+    base = api if isinstance(api, str) else api.url
+    request = urllib.request.Request(base + path, data=data, method=method)
     if key is not None:
         request.add_header("Authorization", f"Bearer {key}")
     if data is not None:

@@ -134,6 +134,19 @@ def ca_cert_cmd(ctx: click.Context, home: Path | None, der: bool, output: Path |
 )
 @click.option("--http-port", type=int, help="Serve the HTTP app (Device Management API) on this port.")
 @click.option("--http-host", help="Address the HTTP app binds (default: --host).")
+@click.option(
+    "--https-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Serve the HTTP app over HTTPS with this PEM certificate (chain); needs --https-key.",
+)
+@click.option(
+    "--https-key", type=click.Path(dir_okay=False, path_type=Path), help="The HTTPS certificate's key."
+)
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    help="Allow plain HTTP off loopback: API keys then cross the network in clear.",
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes sharing the CoAP ports.")
 @click.option(
     "--lifetime",
@@ -158,7 +171,7 @@ def ca_cert_cmd(ctx: click.Context, home: Path | None, der: bool, output: Path |
 def run_cmd(ctx: click.Context, /, home: Path | None, registry_url: str | None, **options: Any) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM); prints the bound URIs as one JSON line."""
     from provkit.server.config import BoundPorts, ServerConfig
-    from provkit.server.process import run_server
+    from provkit.server.process import http_settings, run_server
 
     state = ctx.find_object(CliState)
     config = ServerConfig(
@@ -172,6 +185,9 @@ def run_cmd(ctx: click.Context, /, home: Path | None, registry_url: str | None, 
         allow_nosec=options["allow_nosec"],
         http_port=options["http_port"],
         http_host=options["http_host"],
+        https_certificate=options["https_cert"],
+        https_key=options["https_key"],
+        insecure_http=options["insecure_http"],
         public_host=options["public_host"],
         workers=options["workers"],
         lifetime=options["lifetime"],
@@ -187,7 +203,7 @@ def run_cmd(ctx: click.Context, /, home: Path | None, registry_url: str | None, 
             "lwm2m": ports.uri("lwm2m", public_host=public),
             "coap": ports.uri("lwm2m", public_host=public, secure=False),
             "coap_bootstrap": ports.uri("bootstrap", public_host=public, secure=False),
-            "http": None if ports.http is None else f"http://{config.http_host or config.host}:{ports.http}",
+            "http": None if ports.http is None else http_settings(config).url(ports.http),
             "workers": config.workers,
         }
         text = json.dumps(line)
@@ -312,3 +328,13 @@ def revocations_cmd(ctx: click.Context, registry_url: str | None) -> None:
                 }
             )
         )
+
+
+def _add_feature_commands() -> None:
+    # Features add their commands from their own modules.
+    from provkit.cli.server_api_cmds import api_key_group
+
+    server_group.add_command(api_key_group)
+
+
+_add_feature_commands()

@@ -27,6 +27,9 @@ class ServerConfig:
         allow_nosec: accept NoSec devices (needed for the ``coap://`` ports to do anything).
         http_port: port of the HTTP app (Device Management API, line view); ``None``: off.
         http_host: address the HTTP app binds (default: ``host``).
+        https_certificate: PEM certificate (chain) to serve the HTTP app over HTTPS.
+        https_key: its PEM private key.
+        insecure_http: serve plain HTTP on an address other than loopback (API keys in clear).
         public_host: the host devices use in URIs the bootstrap server writes (default:
             the first address of the server certificate).
         workers: processes serving the CoAP ports (``SO_REUSEPORT``); the HTTP app runs in the first.
@@ -49,6 +52,9 @@ class ServerConfig:
     allow_nosec: bool = False
     http_port: int | None = None
     http_host: str | None = None
+    https_certificate: Path | None = None
+    https_key: Path | None = None
+    insecure_http: bool = False
     public_host: str | None = None
     workers: int = 1
     lifetime: int = 86400

@@ -2,19 +2,22 @@
 
 ``provkit server run --http-port PORT`` serves :func:`create_app`'s app with uvicorn, in
 the same process and event loop as the bootstrap and LwM2M servers and on the same
-registry. This is where HTTP features plug in: build an ``APIRouter`` in your own module
-(e.g. ``provkit.server.dmapi`` for the Device Management API) and include it in
-:func:`create_app`; the :class:`AppContext` gives it the registry, the server home and
-the URIs of the CoAP services. FastAPI is imported only when the HTTP app is enabled.
+registry. The app is the Device Management API (:mod:`provkit.server.api`: its JSON
+errors, API-key authentication and OpenAPI docs at ``/docs``); its developer CA is sealed
+with the server home's sealing key and signs for this server's bootstrap URI. Other HTTP
+features add routers to it from their own modules (``extra_routers``) and reuse its
+authentication (:mod:`provkit.server.api.auth`); the :class:`AppContext` gives them the
+registry, the server home and the URIs of the CoAP services. FastAPI is imported only when
+the HTTP app is enabled.
 
-Endpoints served here:
+Endpoints served here, besides the API:
 
 * ``GET /health`` — ``{"status": "ok", "bootstrap_uri", "lwm2m_uri", "counters": {…}}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,20 +47,28 @@ class AppContext:
     counters: Callable[[], dict[str, int]]
 
 
-def create_app(context: AppContext) -> Any:
-    """Build the ASGI app of ``provkit server`` (FastAPI).
+def create_app(context: AppContext, *, extra_routers: Iterable[Any] = ()) -> Any:
+    """Build the ASGI app of ``provkit server`` (FastAPI): the Device Management API and ``/health``.
 
-    Add feature routers here, each from its own module::
+    Args:
+        context: what the server process offers HTTP routes.
+        extra_routers: more ``APIRouter``s of other features, served by the same app.
 
-        from provkit.server.dmapi import router as dmapi_router
-        app.include_router(dmapi_router)
+    Raises:
+        SealError: the registry's developer CA was sealed by a server with another home.
     """
-    from fastapi import FastAPI
+    from fastapi import APIRouter
 
-    app = FastAPI(title="provkit server", version="1", docs_url="/docs")
-    app.state.context = context
+    from provkit.server.api import ApiContext, DeveloperAuthority, ServerIdentity
+    from provkit.server.api import create_app as create_api
+    from provkit.server.api.developer import ServerKeySealer
 
-    @app.get("/health")
+    identity = ServerIdentity(context.bootstrap_uri, context.lwm2m_uri, context.material.ca_der)
+    sealer = ServerKeySealer(context.material.sealing_key)
+    api = ApiContext(context.registry, DeveloperAuthority.open(context.registry, sealer, identity))
+    server = APIRouter(tags=["server"])
+
+    @server.get("/health")
     def health() -> dict[str, Any]:
         """Liveness, the CoAP URIs, and the counters of this process."""
         return {
@@ -67,4 +78,6 @@ def create_app(context: AppContext) -> Any:
             "counters": context.counters(),
         }
 
+    app = create_api(api, extra_routers=[server, *extra_routers])
+    app.state.server = context
     return app

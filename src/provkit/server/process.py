@@ -27,6 +27,7 @@ from provkit.registry import Registry
 from provkit.server.config import BoundPorts, ServerConfig
 from provkit.server.counters import Counters
 from provkit.server.home import ServerMaterial, load_home
+from provkit.server.http_settings import HttpSettings, check_settings
 from provkit.server.runtime import ServerRuntime, bind_udp
 
 _log = logging.getLogger(__name__)
@@ -57,10 +58,27 @@ def _uris(config: ServerConfig, material: ServerMaterial, ports: BoundPorts) -> 
     return ports.uri("bootstrap", public_host=public_host), ports.uri("lwm2m", public_host=public_host)
 
 
+def http_settings(config: ServerConfig) -> HttpSettings:
+    """Where and how the HTTP app is served.
+
+    Raises:
+        ValueError: the HTTP app is off (``http_port`` is ``None``).
+    """
+    if config.http_port is None:
+        raise ValueError("the HTTP app is off")
+    return HttpSettings(
+        host=config.http_host or config.host,
+        port=config.http_port,
+        certificate=config.https_certificate,
+        private_key=config.https_key,
+        insecure_http=config.insecure_http,
+    )
+
+
 class _Http:
     """uvicorn serving the HTTP app inside the server's own event loop."""
 
-    def __init__(self, app: Any, host: str, port: int) -> None:
+    def __init__(self, app: Any, settings: HttpSettings) -> None:
         import uvicorn
 
         class _Server(uvicorn.Server):
@@ -69,8 +87,18 @@ class _Http:
                 # The server process handles SIGINT/SIGTERM itself and stops uvicorn.
                 yield
 
+        check_settings(settings)  # plain HTTP only on loopback; a usable certificate
         self.server = _Server(
-            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                ssl_certfile=settings.certificate,
+                ssl_keyfile=settings.private_key,
+            )
         )
         self.task: asyncio.Task[None] | None = None
 
@@ -110,7 +138,7 @@ async def _serve(
             context = AppContext(
                 registry, material, config, bootstrap_uri, lwm2m_uri, runtime.counters.as_dict
             )
-            http = _Http(create_app(context), config.http_host or config.host, config.http_port)
+            http = _Http(create_app(context), http_settings(config))
             ports = replace(ports, http=await http.start())
         runtime.ports = ports
         if ready is not None:

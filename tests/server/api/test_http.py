@@ -14,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provkit.developer import CloudClient
 from provkit.errors import CloudApiError, ServerSetupError
-from provkit.server.api.http import HttpSettings, check_settings, is_loopback
+from provkit.server.http_settings import HttpSettings, check_settings, is_loopback
 from support.dmapi import running_api
 
 NOW = dt.datetime.now(dt.UTC)

@@ -23,6 +23,7 @@ from provkit.server.api.models import ErrorBody
 from provkit.server.api.routes import (
     accounts,
     developer_certificates,
+    devices,
     enrollments,
     server_credentials,
     trusted_certificates,
@@ -36,6 +37,7 @@ ROUTERS: Final = (
     developer_certificates.router,
     trusted_certificates.router,
     enrollments.router,
+    devices.router,
     server_credentials.router,
 )
 

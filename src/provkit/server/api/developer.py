@@ -16,14 +16,18 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from provkit.crypto import certconfig, issue, keys, x509
+from provkit.crypto import certconfig, issue, keys, seal, x509
 from provkit.crypto.aead import SealError
 from provkit.developer import credentials as c
 from provkit.developer.cwrite import render_developer_credentials
-from provkit.registry import Registry
+from provkit.errors import ApiConflict, TrustError
+from provkit.registry import Registry, Service
 from provkit.registry.devcerts import DeveloperCa, DeveloperCertificateRecord
 from provkit.registry.ids import new_id
+from provkit.registry.trust import ALREADY_TRUSTED
 
+DEVELOPER_CA_NAME: Final = "provkit developer CA"
+"""Its name in the trust store (``/v3/trusted-certificates``)."""
 DEVICE_VALIDITY_YEARS: Final = 20
 """Developer certificates outlive a development device; the device warns below 10 years."""
 DEVICE_ORGANIZATION: Final = "provkit developer"
@@ -59,19 +63,44 @@ class SecretSealer(Protocol):
         ...
 
 
+class ServerKeySealer:
+    """Seals to the server's sealing key (the one stations seal PSKs to), as the key's holder.
+
+    Every server process of one registry runs from the same server home, so each opens
+    what another sealed (see ``provkit.server.home``).
+    """
+
+    def __init__(self, key: keys.PrivateKey) -> None:
+        self._key = key
+        self._public = keys.public_key_der(key)
+
+    def seal(self, plaintext: bytes, associated: bytes) -> bytes:
+        """Encrypt ``plaintext`` to the server key (ECIES, :func:`provkit.crypto.seal.seal_to`)."""
+        return seal.seal_to(self._public, plaintext, associated)
+
+    def open(self, blob: bytes, associated: bytes) -> bytes:
+        """Open a blob sealed to this server key.
+
+        Raises:
+            SealError: another key, other associated data, or altered bytes.
+        """
+        return seal.unseal(self._key, blob, associated)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerIdentity:
     """What a developer device needs to know of the server it will connect to.
 
     Attributes:
-        bootstrap_uri: the bootstrap server's ``coaps://host:port`` as devices reach it.
-        lwm2m_uri: the LwM2M server's ``coaps://host:port``.
+        bootstrap_uri: the bootstrap server's ``coaps://host:port`` as devices reach it
+            (``None``: the server runs without one).
+        lwm2m_uri: the LwM2M server's ``coaps://host:port`` (``None``: not served).
         server_ca: DER of the CA that signed the servers' DTLS certificates (the device's
             ``mbed.BootstrapServerCACert``).
     """
 
-    bootstrap_uri: str
-    lwm2m_uri: str
+    bootstrap_uri: str | None
+    lwm2m_uri: str | None
     server_ca: bytes
 
 
@@ -131,8 +160,12 @@ class DeveloperAuthority:
     def open(cls, registry: Registry, sealer: SecretSealer, identity: ServerIdentity) -> DeveloperAuthority:
         """Load the registry's developer CA, making it first if there is none.
 
+        The servers are made to accept its devices (it is added to the trust store for the
+        bootstrap service, once).
+
         Raises:
             SealError: the CA's key was sealed with another server secret.
+            TrustError: it cannot be added to the trust store.
         """
         ca = registry.developer_certificates.ca()
         if ca is None:
@@ -146,6 +179,7 @@ class DeveloperAuthority:
             cert = issue.create_ca(key, subject, now=dt.datetime.now(dt.UTC))
             sealed = sealer.seal(keys.private_key_der(key), _CA_KEY_LABEL)
             ca = registry.developer_certificates.add_ca_if_none(x509.certificate_der(cert), sealed)
+        _trust_developer_ca(registry, ca.certificate)
         try:
             ca_key = keys.load_private_key(sealer.open(ca.sealed_key, _CA_KEY_LABEL))
         except SealError as exc:
@@ -156,9 +190,18 @@ class DeveloperAuthority:
         return cls(registry, sealer, identity, ca, ca_key)
 
     def bootstrap_uri(self) -> str:
-        """The bootstrap URI a device is given: the server's, with the account as ``aid``."""
-        separator = "&" if "?" in self.identity.bootstrap_uri else "?"
-        return f"{self.identity.bootstrap_uri}{separator}aid={self.account_id}"
+        """The bootstrap URI a device is given: the server's, with the account as ``aid``.
+
+        Raises:
+            ApiConflict: the server runs without a bootstrap server.
+        """
+        uri = self.identity.bootstrap_uri
+        if uri is None:
+            raise ApiConflict(
+                "this server runs without a bootstrap server, which developer certificates need",
+                hint="run provkit server without --no-bootstrap",
+            )
+        return f"{uri}{'&' if '?' in uri else '?'}aid={self.account_id}"
 
     def create(self, name: str, description: str = "") -> IssuedCertificate:
         """Issue and record a developer certificate called ``name``.
@@ -166,6 +209,7 @@ class DeveloperAuthority:
         Raises:
             ApiConflict: a developer certificate of that name exists.
         """
+        uri = self.bootstrap_uri()  # refused before anything is made when there is no bootstrap server
         cert_id = new_id()
         endpoint_name = new_id()
         key = keys.generate_p256()
@@ -183,7 +227,7 @@ class DeveloperAuthority:
             fingerprint=x509.der_fingerprint(der).hex(),
             ca_id=self.ca.id,
         )
-        return IssuedCertificate(record, pkcs8, self._credentials_file(record, pkcs8))
+        return IssuedCertificate(record, pkcs8, self._credentials_file(record, pkcs8, uri))
 
     def opened(self, record: DeveloperCertificateRecord) -> IssuedCertificate:
         """A stored developer certificate with its key and credentials file.
@@ -192,13 +236,13 @@ class DeveloperAuthority:
             SealError: the key was sealed with another server secret.
         """
         pkcs8 = self._sealer.open(record.sealed_key, _DEVICE_KEY_LABEL + record.id.encode())
-        return IssuedCertificate(record, pkcs8, self._credentials_file(record, pkcs8))
+        return IssuedCertificate(record, pkcs8, self._credentials_file(record, pkcs8, self.bootstrap_uri()))
 
-    def _credentials_file(self, record: DeveloperCertificateRecord, pkcs8: bytes) -> str:
+    def _credentials_file(self, record: DeveloperCertificateRecord, pkcs8: bytes, uri: str) -> str:
         values = {
             c.ENDPOINT_NAME: record.endpoint_name.encode(),
             c.ACCOUNT_ID: record.account_id.encode(),
-            c.SERVER_URI: self.bootstrap_uri().encode(),
+            c.SERVER_URI: uri.encode(),
             c.DEVICE_CERTIFICATE: record.certificate,
             c.SERVER_CA_CERTIFICATE: self.identity.server_ca,
             c.DEVICE_PRIVATE_KEY: pkcs8,
@@ -211,3 +255,25 @@ class DeveloperAuthority:
             "issued by provkit server. It holds a private key: keep it out of version control."
         )
         return render_developer_credentials(values, header=header)
+
+
+def _trust_developer_ca(registry: Registry, ca_der: bytes) -> None:
+    """Make the servers accept devices of the developer CA (bootstrap service), once.
+
+    An entry made before is kept as it is, whatever its status: an administrator may
+    have set it INACTIVE.
+    """
+    fingerprint = x509.der_fingerprint(ca_der).hex()
+    if any(item.fingerprint == fingerprint for item in registry.trust.find(service=Service.BOOTSTRAP)):
+        return
+    try:
+        registry.trust.add(
+            ca_der,
+            service=Service.BOOTSTRAP,
+            name=DEVELOPER_CA_NAME,
+            description="signs the developer certificates of this server (/v3/developer-certificates)",
+            is_developer_certificate=True,
+        )
+    except TrustError as exc:
+        if exc.code != ALREADY_TRUSTED:  # another server process added it first
+            raise

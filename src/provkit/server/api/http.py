@@ -1,89 +1,24 @@
-"""Serving the API over HTTP(S) with uvicorn: settings, the plain-HTTP rule, a background server.
+"""Serving the API over HTTP(S) with uvicorn: a bound socket, the uvicorn server, a background server.
 
-An API key is a password: plain HTTP is served only on a loopback address, where nothing
-leaves the machine. Any other address needs a certificate (``--https-cert`` and
-``--https-key``), or ``--insecure-http`` to accept that keys cross the network in clear
-(a lab network behind its own TLS proxy). The client warns about ``http://`` too.
+The settings and the plain-HTTP rule are :mod:`provkit.server.http_settings`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import socket
-import ssl
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
-
-import uvicorn
-from fastapi import FastAPI
+from typing import TYPE_CHECKING, Final, Self
 
 from provkit.errors import ServerSetupError
+from provkit.server.http_settings import HttpSettings, check_settings
+
+if TYPE_CHECKING:  # uvicorn and FastAPI load only when the API is served
+    import uvicorn
+    from fastapi import FastAPI
 
 _START_TIMEOUT_S: Final = 15.0
-
-
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
-    """Where and how the API listens.
-
-    Attributes:
-        host: the address to listen on.
-        port: the port (0: any free port).
-        certificate: PEM certificate (chain) for HTTPS.
-        private_key: its PEM private key.
-        insecure_http: allow plain HTTP on an address other than loopback.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 8080
-    certificate: Path | None = None
-    private_key: Path | None = None
-    insecure_http: bool = False
-
-    @property
-    def https(self) -> bool:
-        """Whether the API is served over TLS."""
-        return self.certificate is not None
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or ``localhost``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_settings(settings: HttpSettings) -> None:
-    """Refuse settings that would send API keys in clear, or a half-given certificate.
-
-    Raises:
-        ServerSetupError: plain HTTP off loopback without ``insecure_http``; a certificate
-            without a key or the reverse; files that do not make a TLS server context.
-    """
-    if (settings.certificate is None) != (settings.private_key is None):
-        raise ServerSetupError("HTTPS needs both a certificate (--https-cert) and its key (--https-key)")
-    if settings.certificate is None:
-        if not is_loopback(settings.host) and not settings.insecure_http:
-            raise ServerSetupError(
-                f"refusing plain HTTP on {settings.host}: API keys would cross the network in clear",
-                hint="give --https-cert and --https-key, listen on 127.0.0.1, or pass --insecure-http",
-            )
-        return
-    assert settings.private_key is not None
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(settings.certificate, settings.private_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ServerSetupError(
-            f"cannot use {settings.certificate} with {settings.private_key} for HTTPS: {exc}"
-        ) from exc
 
 
 def bind(settings: HttpSettings) -> socket.socket:
@@ -112,6 +47,8 @@ def uvicorn_server(app: FastAPI, settings: HttpSettings) -> uvicorn.Server:
     Raises:
         ServerSetupError: see :func:`check_settings`.
     """
+    import uvicorn
+
     check_settings(settings)
     config = uvicorn.Config(
         app,
@@ -129,9 +66,7 @@ def uvicorn_server(app: FastAPI, settings: HttpSettings) -> uvicorn.Server:
 
 def base_url(settings: HttpSettings, sock: socket.socket) -> str:
     """The URL clients use for a server listening on ``sock``."""
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    return f"{'https' if settings.https else 'http'}://{shown}:{port}"
+    return settings.url(int(sock.getsockname()[1]))
 
 
 class BackgroundApi:

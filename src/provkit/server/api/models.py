@@ -184,3 +184,28 @@ class ServerCredentialsBody(BaseModel):
     server_certificate: str = Field(description="The CA of the server's certificate, PEM.")
     created_at: datetime
     etag: str
+
+
+class DeviceBody(BaseModel):
+    """One device of the directory (``/v3/devices``).
+
+    ``id`` is the endpoint name: the unique key of a device on a self-hosted server.
+    """
+
+    object: Literal["device"] = "device"
+    id: str
+    account_id: str
+    endpoint_name: str
+    name: str
+    state: Literal["registered", "deregistered", "bootstrapped", "unenrolled"]
+    mechanism: Literal["connector"] = "connector"
+    device_execution_mode: int = Field(description="1 when it connected with a developer certificate.")
+    serial_number: str = ""
+    host_gateway: str = ""
+    created_at: datetime = Field(description="Its first connection.")
+    updated_at: datetime = Field(description="Its last connection.")
+    bootstrapped_timestamp: datetime | None
+    last_address: str = Field(description="Where it connected from last (provkit).")
+    security_mode: str = Field(description="certificate, psk or nosec (provkit).")
+    last_failure: str | None = Field(description="Why its last connection failed, if it did (provkit).")
+    etag: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from provkit.crypto import x509
+from provkit.errors import ApiNotFound
 from provkit.server.api.auth import AnyKey
 from provkit.server.api.context import ApiContext, Context
 from provkit.server.api.models import ServerCredentialsBody
@@ -12,7 +13,9 @@ from provkit.server.api.models import ServerCredentialsBody
 router = APIRouter(tags=["server credentials"])
 
 
-def _body(context: ApiContext, which: str, uri: str) -> ServerCredentialsBody:
+def _body(context: ApiContext, which: str, uri: str | None) -> ServerCredentialsBody:
+    if uri is None:
+        raise ApiNotFound(f"this server runs without an LwM2M {which} server")
     ca = x509.load_certificate(context.identity.server_ca)
     created = x509.not_valid_before(ca)
     return ServerCredentialsBody(

@@ -1,4 +1,8 @@
-"""``/v3/trusted-certificates``: the CAs whose devices the servers accept, and developer certificates."""
+"""``/v3/trusted-certificates``: the CAs whose devices the servers accept, and developer certificates.
+
+Any key may read; uploading, changing and deleting a CA needs an administrators key (a
+developer certificate may be deleted with any key, as it was made with one).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,14 @@ from fastapi import APIRouter, Depends, Response
 
 from provkit.errors import ApiRequestInvalid
 from provkit.server.api import trusted
-from provkit.server.api.auth import AnyKey
+from provkit.server.api.auth import AdminKey, AnyKey
 from provkit.server.api.context import Context
-from provkit.server.api.models import ListBody, TrustedCertificateBody
+from provkit.server.api.models import (
+    ListBody,
+    TrustedCertificateBody,
+    TrustedCertificateRequest,
+    TrustedCertificateUpdate,
+)
 from provkit.server.api.paging import Paging, paging
 
 router = APIRouter(tags=["trusted certificates"])
@@ -65,8 +74,24 @@ def get_trusted_certificate(
     return trusted.get_certificate(context, certificate_id)
 
 
+@router.post("/v3/trusted-certificates", status_code=201, response_model=TrustedCertificateBody)
+def upload_trusted_certificate(
+    request: TrustedCertificateRequest, context: Context, principal: AdminKey
+) -> TrustedCertificateBody:
+    """Trust a CA (the factory CA of ``provkit setup``): its devices are accepted for the service."""
+    return trusted.add_certificate(context, request)
+
+
+@router.put("/v3/trusted-certificates/{certificate_id}", response_model=TrustedCertificateBody)
+def update_trusted_certificate(
+    certificate_id: str, change: TrustedCertificateUpdate, context: Context, principal: AdminKey
+) -> TrustedCertificateBody:
+    """Rename, describe, or set ACTIVE / INACTIVE (an inactive CA's devices are refused)."""
+    return trusted.update_certificate(context, certificate_id, change)
+
+
 @router.delete("/v3/trusted-certificates/{certificate_id}", status_code=204, response_class=Response)
 def delete_trusted_certificate(certificate_id: str, context: Context, principal: AnyKey) -> Response:
-    """Stop trusting a certificate (a developer certificate: its devices are refused)."""
-    trusted.delete_developer_certificate(context, certificate_id)
+    """Stop trusting a CA, or delete a developer certificate (its devices are refused from now on)."""
+    trusted.delete_certificate(context, certificate_id, principal)
     return Response(status_code=204)
