@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from provkit.errors import ApiConflict, ApiNotFound, ApiRequestInvalid
@@ -182,10 +182,12 @@ def _settle(conn: Connection, items: list[Enrollment]) -> list[Enrollment]:
     waiting = {_fingerprint(item.enrollment_identity): item for item in items if item.claimed_at is None}
     if not waiting:
         return items
+    # The matching rows are few (one per service a device reached); the earliest is found
+    # here rather than by a GROUP BY, which would sort in the database.
     seen = conn.execute(
-        select(connections.c.fingerprint, connections.c.endpoint_name, func.min(connections.c.first_seen))
-        .where(connections.c.fingerprint.in_(list(waiting)), connections.c.successes > 0)
-        .group_by(connections.c.fingerprint, connections.c.endpoint_name)
+        select(connections.c.fingerprint, connections.c.endpoint_name, connections.c.first_seen).where(
+            connections.c.fingerprint.in_(list(waiting)), connections.c.successes > 0
+        )
     ).all()
     first: dict[str, tuple[datetime, str]] = {}
     for fingerprint, endpoint_name, when in seen:
