@@ -21,10 +21,12 @@ from typing import Any
 
 import click
 
+from provkit.cli._errors import exit_with
 from provkit.cli._state import CliState, ca_key_options
-from provkit.codes import FtErrorCode
+from provkit.codes import FcuErrorCode, FtErrorCode
 from provkit.errors import DeviceResponseError, ProvkitError
 from provkit.factory import DeviceResponseStatus, FactoryToolApi, SetupStatus
+from provkit.factory.paths import CA_CERT_FILE
 from provkit.transport.links import DeviceLink, FileLink, SerialLink, TcpLink
 
 SUCCESS_MESSAGE = "Command executed successfully"
@@ -186,6 +188,24 @@ def init_cmd(ctx: click.Context, directory: Path | None, force: bool) -> None:
     help="Intermediate mode: install the CA certificate signed from keystore/fcu.csr (PEM chain or DER).",
 )
 @ca_key_options
+@click.option(
+    "--upload-ca",
+    "upload_url",
+    metavar="URL",
+    help="Then upload the factory CA to this Device Management API (e.g. provkit server's) as trusted.",
+)
+@click.option(
+    "--upload-service",
+    type=click.Choice(["bootstrap", "lwm2m"]),
+    default="bootstrap",
+    show_default=True,
+    help="The server that is to accept the CA's devices.",
+)
+@click.option(
+    "--api-key",
+    envvar="PROVKIT_API_KEY",
+    help="Administrators API key for --upload-ca [default: $PROVKIT_API_KEY, else the saved developer key].",
+)
 @click.pass_context
 def setup_cmd(
     ctx: click.Context,
@@ -194,6 +214,9 @@ def setup_cmd(
     ca_key: str | None,
     pkcs11_module: Path | None,
     pin_file: Path | None,
+    upload_url: str | None,
+    upload_service: str,
+    api_key: str | None,
 ) -> None:
     """Create the factory CA (keystore/fcu_key.pem and keystore/fcu.crt).
 
@@ -202,6 +225,10 @@ def setup_cmd(
     instead and the keystore records its URI (fcu_key.pkcs11), never a key; the PIN comes
     from --pin-file or $PROVKIT_PKCS11_PIN. With setup-ca-as-intermediate: true, setup writes
     keystore/fcu.csr; have it signed, then run 'provkit setup --ca-certificate signed.pem'.
+
+    With --upload-ca URL the CA is then uploaded to that Device Management API's trusted
+    certificates (POST /v3/trusted-certificates), so its server accepts the CA's devices;
+    a CA made before is uploaded as it is.
     """
     state = _state(ctx)
     state = replace(
@@ -227,6 +254,11 @@ def setup_cmd(
         )
     for warning in status.warnings:
         click.echo(f"warning: {warning.message}", err=True)
+    existing = status.status == int(FcuErrorCode.FILE_ALREADY_EXISTS) and not force and ca_certificate is None
+    if upload_url is not None and existing:
+        # Only the upload was wanted of a home set up before: upload the CA it has.
+        status = SetupStatus(status=0, ca_certificate=str(state.factory_api().paths.keystore / CA_CERT_FILE))
+        click.echo("the factory CA exists already; uploading it", err=True)
     if not status.ok and not status.csr:
         # Setup refused or failed, or the CA it wrote does not load back: never report success.
         error = status.errors[0] if status.errors else None
@@ -243,7 +275,21 @@ def setup_cmd(
             body["status"] = 0
     if status.ca_certificate:
         body["caCertificate"] = status.ca_certificate
+    if upload_url is not None and status.ok and status.ca_certificate:
+        body["uploaded"] = _upload_ca(Path(status.ca_certificate), upload_url, upload_service, api_key)
     click.echo(json.dumps(body))
+
+
+def _upload_ca(ca_file: Path, url: str, service: str, api_key: str | None) -> dict[str, Any]:
+    from provkit.developer import upload_ca_certificate
+
+    try:
+        uploaded = upload_ca_certificate(ca_file, key=api_key, service=service, host=url)
+    except ProvkitError as exc:
+        if exc.hint is None:
+            exc.hint = f"the factory CA is in {ca_file}; retry with: provkit setup --upload-ca {url}"
+        exit_with(exc)
+    return {key: uploaded.get(key) for key in ("id", "name", "service", "status")}
 
 
 # ---------------------------------------------------------------- inject

@@ -24,6 +24,7 @@ from provkit.developer.flow import (
     prepare_provisioning,
     read_update_resources,
     save_api_key,
+    upload_ca_certificate,
 )
 from provkit.developer.provision import (
     STORED_ITEMS,
@@ -67,4 +68,5 @@ __all__ = [
     "status_json",
     "store_locations",
     "truncation_warnings",
+    "upload_ca_certificate",
 ]

@@ -232,6 +232,24 @@ class CloudClient:
                 raise CloudApiError("GET /v3/trusted-certificates: has_more without a new page cursor")
             after = last
 
+    def upload_trusted_certificate(
+        self, name: str, certificate_pem: str, *, service: str = "bootstrap", description: str = ""
+    ) -> dict[str, Any]:
+        """``POST /v3/trusted-certificates``: trust a CA (a factory CA) for ``service``.
+
+        Returns:
+            The trusted certificate the service answered (``id``, ``name``, ``service`` …).
+
+        Raises:
+            CertificateExists: 409, the name or the certificate is taken. ApiKeyRejected:
+                401/403 (uploading needs an administrators key). CloudApiError: other failures.
+        """
+        body = {"name": name, "certificate": certificate_pem, "service": service, "description": description}
+        result = self._call("POST", "/v3/trusted-certificates", body)
+        if not isinstance(result, dict) or not isinstance(result.get("id"), str):
+            raise CloudApiError("POST /v3/trusted-certificates: the answer is not a trusted certificate")
+        return result
+
     def find_certificate_id(self, name: str) -> str | None:
         """The id of the trusted certificate called ``name``, if the account has one."""
         for item in self.trusted_certificates():
@@ -273,8 +291,11 @@ def _http_error(method: str, path: str, exc: urllib.error.HTTPError) -> CloudApi
             hint="create a new API key in the Device Management Portal and save it with save-api-key",
         )
     if status == 409:
+        what = (
+            "a developer certificate of that name" if "developer" in path else "that certificate or its name"
+        )
         return CertificateExists(
-            f"a developer certificate of that name already exists in Device Management{suffix}",
+            f"{what} already exists in Device Management{suffix}",
             http_status=status,
             hint="choose another name, or delete the old certificate with delete-certificate",
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provkit.crypto import x509
 from provkit.developer.cloud import CloudClient, DeveloperCertificate, check_api_key
 from provkit.developer.credentials import (
     ENDPOINT_NAME,
@@ -20,7 +21,7 @@ from provkit.developer.credentials import (
 from provkit.developer.ctokens import source_text
 from provkit.developer.provision import check_developer_material, check_update_material
 from provkit.developer.store import TEAM, USER, Store, check_certificate_name
-from provkit.errors import CloudApiError, CredentialsParseError, StoreError
+from provkit.errors import CloudApiError, CredentialsParseError, CryptoError, StoreError
 
 
 def save_api_key(
@@ -351,3 +352,56 @@ def prepare_provisioning(
     if resources_c is not None:
         team.add_certificate(update_name, update)
     return dev, update
+
+
+def upload_ca_certificate(
+    ca_file: Path,
+    *,
+    key: str | None = None,
+    name: str | None = None,
+    service: str = "bootstrap",
+    host: str | None = None,
+    home: Path | None = None,
+    ca_file_for_tls: Path | None = None,
+) -> dict[str, Any]:
+    """Upload a factory CA (``keystore/fcu.crt``) to ``/v3/trusted-certificates``.
+
+    Devices signed by it are then accepted by the service's server. With a CA chain
+    (intermediate mode), the first certificate, the one that signs the devices, is sent.
+
+    Args:
+        ca_file: the CA certificate file (PEM chain or DER).
+        key: an API key of the administrators group; default the user store's.
+        name: the name in Device Management; default the CA's CN (else its subject), with
+            `` (lwm2m)`` for that service, as names are unique across services.
+        service: ``bootstrap`` or ``lwm2m``.
+        host: the API host.
+        home: the stores' home (for the saved key).
+        ca_file_for_tls: CA certificates to trust for an ``https://`` host.
+
+    Returns:
+        The trusted certificate the service answered.
+
+    Raises:
+        CredentialsParseError: the file is unreadable or holds no certificate.
+        StoreError: no key given and none saved.
+        CertificateExists, ApiKeyRejected, CloudApiError: as the service answers.
+    """
+    try:
+        certificates = x509.load_certificates(ca_file.read_bytes())
+    except (OSError, CryptoError) as exc:
+        raise CredentialsParseError(f"cannot read a CA certificate from {ca_file}: {exc}") from exc
+    if not certificates:
+        raise CredentialsParseError(f"{ca_file} holds no certificate")
+    issuing = certificates[0]
+    base = x509.common_name(issuing) or x509.subject_text(issuing)
+    label = name or (base if service == "bootstrap" else f"{base} ({service})")
+    pem = x509.certificate_pem([issuing]).decode("ascii")
+    client = (
+        CloudClient(key, host, ca_file=ca_file_for_tls)
+        if key
+        else cloud_client(host=host, home=home, ca_file=ca_file_for_tls)
+    )
+    return client.upload_trusted_certificate(
+        label, pem, service=service, description="factory CA (provkit setup)"
+    )
