@@ -45,9 +45,12 @@ def c_string(data: bytes) -> str:
     return '"' + "".join(out) + '"'
 
 
+_HEX: Final = tuple(f"0x{value:02x}" for value in range(256))
+
+
 def c_bytes(data: bytes) -> str:
     """A C brace initialiser of ``data``, eight ``0x..`` values a line."""
-    rows = [", ".join(f"0x{b:02x}" for b in data[i : i + 8]) for i in range(0, len(data), 8)]
+    rows = [", ".join(map(_HEX.__getitem__, data[i : i + 8])) for i in range(0, len(data), 8)]
     return "{\n    " + ",\n    ".join(rows) + "\n}"
 
 

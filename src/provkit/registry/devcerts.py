@@ -9,7 +9,7 @@ database's unique constraint decides between concurrent creations.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from provkit.errors import ApiConflict, ApiNotFound
 from provkit.registry.ids import new_id
 from provkit.registry.paging import Order, Page, read_page
-from provkit.registry.schema import developer_cas, developer_certificates
+from provkit.registry.schema import developer_cas, developer_certificates, trusted_certificates
 
 if TYPE_CHECKING:
     from provkit.registry.api import Registry
@@ -147,25 +147,24 @@ class DeveloperCertificates:
         Raises:
             ApiConflict: a developer certificate of that name exists.
         """
+        record = DeveloperCertificateRecord(
+            id=cert_id,
+            account_id=account_id,
+            name=name,
+            description=description,
+            endpoint_name=endpoint_name,
+            certificate=certificate,
+            sealed_key=sealed_key,
+            fingerprint=fingerprint,
+            ca_id=ca_id,
+            created_at=datetime.now(UTC),
+        )
         try:
             with self._registry.transaction() as conn:
-                conn.execute(
-                    developer_certificates.insert().values(
-                        id=cert_id,
-                        account_id=account_id,
-                        name=name,
-                        description=description,
-                        endpoint_name=endpoint_name,
-                        certificate=certificate,
-                        sealed_key=sealed_key,
-                        fingerprint=fingerprint,
-                        ca_id=ca_id,
-                        created_at=datetime.now(UTC),
-                    )
-                )
+                conn.execute(developer_certificates.insert().values(**asdict(record)))
         except IntegrityError as exc:
             raise ApiConflict(f"a developer certificate named {name!r} already exists") from exc
-        return self.get(cert_id)
+        return record
 
     def get(self, cert_id: str) -> DeveloperCertificateRecord:
         """The developer certificate with ``cert_id``.
@@ -187,10 +186,15 @@ class DeveloperCertificates:
         return None if row is None else _record(row)
 
     def name_taken(self, name: str) -> bool:
-        """Whether a developer certificate is called ``name``."""
+        """Whether a developer certificate or a trusted certificate is called ``name``.
+
+        mbl-cli and ``provkit developer`` find a developer certificate by name among the
+        trusted certificates, so a name is given once across both.
+        """
+        developer = select(developer_certificates.c.id).where(developer_certificates.c.name == name)
+        trusted = select(trusted_certificates.c.id).where(trusted_certificates.c.name == name)
         with self._registry.transaction() as conn:
-            query = select(developer_certificates.c.id).where(developer_certificates.c.name == name)
-            return conn.execute(query).first() is not None
+            return conn.execute(developer.union_all(trusted).limit(1)).first() is not None
 
     def page(self, *, limit: int, after: str | None, order: Order, count: bool) -> Page:
         """One page of developer certificates by id (rows are :class:`DeveloperCertificateRecord`)."""

@@ -107,10 +107,23 @@ class DeviceDirectory:
             query = query.having(device_state == state)
         with self._registry.transaction() as conn:
             names = read_page(
-                conn, query, connections.c.endpoint_name, limit=limit, after=after, order=order, count=count
+                conn,
+                query,
+                connections.c.endpoint_name,
+                limit=limit,
+                after=after,
+                order=order,
+                count=count and state is not None,
             )
+            total = names.total_count
+            if count and state is None:
+                # Without a state there is nothing to aggregate: count the names on the key.
+                distinct = select(func.count(func.distinct(connections.c.endpoint_name)))
+                if endpoint_name is not None:
+                    distinct = distinct.where(connections.c.endpoint_name == endpoint_name)
+                total = int(conn.execute(distinct).scalar_one())
             devices = self._details(conn, [(row.endpoint_name, row.state) for row in names.rows])
-        return Page(devices, names.has_more, names.total_count)
+        return Page(devices, names.has_more, total)
 
     def get(self, endpoint_name: str) -> Device:
         """The device with ``endpoint_name``.

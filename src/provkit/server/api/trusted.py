@@ -90,9 +90,7 @@ def trusted_body(context: ApiContext, item: TrustedCertificate) -> TrustedCertif
 
 def name_taken(context: ApiContext, name: str) -> bool:
     """Whether a trusted or developer certificate is called ``name``."""
-    if context.registry.developer_certificates.name_taken(name):
-        return True
-    return any(item.name == name for item in context.registry.trust.find())
+    return context.registry.developer_certificates.name_taken(name)
 
 
 def all_certificates(context: ApiContext) -> list[TrustedCertificateBody]:
