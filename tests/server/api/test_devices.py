@@ -99,7 +99,8 @@ def test_filters_pages_and_serial_numbers(api: RunningApi) -> None:
     desc = [d["id"] for d in _devices(api, "order=DESC") if d["id"].startswith(tag)]
     assert desc == names[::-1]
     for query in ("", "state__eq=registered"):  # total_count: with and without a state filter
-        _, _, counted = call(api, "GET", f"/v3/devices?limit=2&include=total_count&{query}", key=api.admin_key)
+        path = f"/v3/devices?limit=2&include=total_count&{query}"
+        _, _, counted = call(api, "GET", path, key=api.admin_key)
         assert counted["total_count"] == len(_devices(api, query))
     for query in ("state__eq=flying", "filter=color%3Dred"):
         status, _, body = call(api, "GET", f"/v3/devices?{query}", key=api.developer_key)
