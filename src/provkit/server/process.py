@@ -96,6 +96,7 @@ class _Http:
                 log_level="warning",
                 access_log=False,
                 lifespan="on",
+                server_header=False,
                 ssl_certfile=settings.certificate,
                 ssl_keyfile=settings.private_key,
             )

@@ -208,4 +208,4 @@ class DeviceBody(BaseModel):
     last_address: str = Field(description="Where it connected from last (provkit).")
     security_mode: str = Field(description="certificate, psk or nosec (provkit).")
     last_failure: str | None = Field(description="Why its last connection failed, if it did (provkit).")
-    etag: str
+    etag: datetime = Field(description="Its last change: a timestamp, as the SDKs read a device's etag.")

@@ -40,7 +40,7 @@ def _body(context: ApiContext, device: Device) -> DeviceBody:
         last_address=device.address,
         security_mode=device.mode,
         last_failure=device.last_failure,
-        etag=str(int(device.last_seen.timestamp())),
+        etag=device.last_seen,
     )
 
 
