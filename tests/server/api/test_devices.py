@@ -59,7 +59,7 @@ def test_states_follow_the_connection_records(api: RunningApi) -> None:
     )
     assert dt.datetime.fromisoformat(device["created_at"]) == T0
     assert dt.datetime.fromisoformat(device["updated_at"]) == T0 + dt.timedelta(minutes=2)
-    assert dt.datetime.fromisoformat(device["etag"]) == T0 + dt.timedelta(minutes=2)  # SDKs parse it as a time
+    assert dt.datetime.fromisoformat(device["etag"]) == T0 + dt.timedelta(minutes=2)  # SDKs parse a time
     assert dt.datetime.fromisoformat(device["bootstrapped_timestamp"]) == T0
     assert device["last_failure"] == "timeout" and device["security_mode"] == "certificate"
     assert found[failed]["last_failure"] == "ca-untrusted" and found[failed]["bootstrapped_timestamp"] is None
