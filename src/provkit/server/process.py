@@ -40,9 +40,12 @@ def open_server(config: ServerConfig) -> tuple[ServerMaterial, Registry]:
     """Load the server home, open (and migrate) the registry, publish the PSK sealing key.
 
     Raises:
-        ServerSetupError: the home is missing or unusable.
+        ServerSetupError: the home is missing or unusable, or the HTTP settings would
+            serve API keys in clear or name an unusable certificate.
         RegistryError: the registry is unreachable.
     """
+    if config.http_port is not None:
+        check_settings(http_settings(config))  # before any port is bound
     material = load_home(config.home)
     registry = Registry.open(config.registry_url, station_id=config.server_id)
     try:

@@ -14,8 +14,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provkit.developer import CloudClient
 from provkit.errors import CloudApiError, ServerSetupError
+from provkit.server import ServerThread
 from provkit.server.http_settings import HttpSettings, check_settings, is_loopback
 from support.dmapi import running_api
+
+from ..conftest import World
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -101,3 +104,34 @@ def test_https_with_the_servers_ca(tmp_path: Path) -> None:
             CloudClient(api.developer_key, api.url.replace("https://", "http://")).account()
     with pytest.raises(CloudApiError, match="cannot use"):
         CloudClient("ak_x", "https://127.0.0.1:1", ca_file=tmp_path / "missing.pem")
+
+
+@pytest.mark.integration
+def test_provkit_server_serves_the_api_over_https_with_its_home_certificate(world: World) -> None:
+    """server run --https-cert/--https-key: the home's server.pem; clients trust the home's ca.pem."""
+    home = world.material.home
+    config = world.config(
+        http_port=0, https_certificate=home / "server.pem", https_key=home / "server_key.pem"
+    )
+    with world.registry() as registry:
+        _, key = registry.api_keys.create("https-user")
+    with ServerThread(config) as server:
+        assert server.ports is not None and server.ports.http
+        url = f"https://127.0.0.1:{server.ports.http}"
+        account = CloudClient(key, url, ca_file=home / "ca.pem").account()
+        assert account["object"] == "account"
+        with pytest.raises(CloudApiError, match="CERTIFICATE_VERIFY_FAILED"):
+            CloudClient(key, url).account()
+
+
+@pytest.mark.integration
+def test_provkit_server_refuses_plain_http_off_loopback(world: World) -> None:
+    """Plain HTTP on 0.0.0.0 stops the server from starting (8002) unless --insecure-http."""
+    with (
+        pytest.raises(ServerSetupError, match="refusing plain HTTP") as info,
+        ServerThread(world.config(http_port=0, http_host="0.0.0.0")),
+    ):
+        pass
+    assert info.value.code == 8002
+    with ServerThread(world.config(http_port=0, http_host="0.0.0.0", insecure_http=True)) as server:
+        assert server.ports is not None and server.ports.http
