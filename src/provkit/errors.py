@@ -562,15 +562,23 @@ class ConnectError(ServerError):
         failure: the classification (``"tls-alert"``, ``"ca-untrusted"``, ``"cn-mismatch"``,
             ``"revoked"``, ``"timeout"``, ``"refused"``, ``"unreachable"``, ``"device-config"``);
             see :class:`provkit.server.outcome.Failure`.
+        service: which server the device was talking to (``"bootstrap"`` or ``"lwm2m"``), if known.
     """
 
     default_code = 8010
 
     def __init__(
-        self, message: str, *, failure: str, code: int | None = None, hint: str | None = None
+        self,
+        message: str,
+        *,
+        failure: str,
+        code: int | None = None,
+        hint: str | None = None,
+        service: str | None = None,
     ) -> None:
         super().__init__(message, code=code, hint=hint)
         self.failure = failure
+        self.service = service
 
 
 class DeviceManagementError(ProvkitError):

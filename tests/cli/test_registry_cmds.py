@@ -45,7 +45,7 @@ def test_list_json_and_filters(registry_path: str) -> None:
 def test_show_and_stats(registry_path: str) -> None:
     """show gives an endpoint's attempts; stats counts states and stations."""
     code, output = _run("show", "--registry", registry_path, "ep-b")
-    assert code == 0 and json.loads(output)[0]["state"] == "verified"
+    assert code == 0 and json.loads(output)["attempts"][0]["state"] == "verified"
     _, stats = _run("stats", "--registry", registry_path, "--json")
     assert json.loads(stats) == {
         "attempts": 3,
@@ -58,7 +58,7 @@ def test_show_and_stats(registry_path: str) -> None:
 def test_show_by_attempt_id(registry_path: str) -> None:
     """show also takes an attempt id; an unknown id is a registry error."""
     code, output = _run("show", "--registry", registry_path, "3")
-    assert code == 0 and [(a["id"], a["state"]) for a in json.loads(output)] == [(3, "failed")]
+    assert code == 0 and [(a["id"], a["state"]) for a in json.loads(output)["attempts"]] == [(3, "failed")]
     code, output = _run("show", "--registry", registry_path, "99")
     assert code == 1 and "Error 4000: no attempt for '99'" in output
 
@@ -125,3 +125,29 @@ def test_export_that_cannot_be_written_leaves_no_file(registry_path: str, tmp_pa
     code, _ = _run("export", "--registry", registry_path, "--out", str(tmp_path / "ok.csv"))
     left = [p.name for p in tmp_path.iterdir() if not p.name.startswith("r.sqlite")]
     assert code == 0 and left == ["ok.csv"]
+
+
+def test_list_connections(registry_path: str) -> None:
+    """connections lists the connection records (table and JSON, filters, one endpoint)."""
+    from provkit.registry import ConnectionEvent, ConnectionOutcome
+
+    with Registry.open(registry_path) as registry:
+        registry.connections.record(
+            [
+                ConnectionEvent("ep-a", "bootstrap", ConnectionOutcome.BOOTSTRAPPED, address="127.0.0.1:1"),
+                ConnectionEvent("ep-a", "lwm2m", ConnectionOutcome.REGISTERED, location="/rd/1", mode="psk"),
+                ConnectionEvent(
+                    "ep-b", "lwm2m", ConnectionOutcome.FAILED, failure="timeout", error_code=8014
+                ),
+            ]
+        )
+    code, output = _run("connections", "--registry", registry_path, "--json", "--endpoint", "ep-a")
+    shown = json.loads(output)
+    assert code == 0 and [c["service"] for c in shown] == ["bootstrap", "lwm2m"]
+    assert shown[1]["location"] == "/rd/1" and shown[0]["outcome"] == "bootstrapped"
+    code, output = _run("connections", "--registry", registry_path, "--json", "--outcome", "failed")
+    assert code == 0 and [(c["endpoint_name"], c["failure"]) for c in json.loads(output)] == [
+        ("ep-b", "timeout")
+    ]
+    code, table = _run("connections", "--registry", registry_path, "--service", "lwm2m")
+    assert code == 0 and "ep-a" in table and "timeout" in table and "8014" in table

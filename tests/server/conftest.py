@@ -13,6 +13,7 @@ from provkit.crypto import issue, keys, x509
 from provkit.registry import Registry
 from provkit.server import ServerConfig, ServerMaterial, ServerThread, init_home
 from provkit.server.client import Account, Credentials
+from support.server import wait_for_trust as support_wait
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -70,14 +71,8 @@ class World:
 
 def wait_for_trust(server: ServerThread, world: World) -> None:
     """Wait (bounded) until the server has loaded the registry's current trust revision."""
-    import time
-
     with world.registry() as registry:
-        revision = registry.trust.revision()
-    deadline = time.monotonic() + 10
-    while server.call(lambda: server.runtime._revision) != revision:  # type: ignore[union-attr]
-        assert time.monotonic() < deadline, "the server did not reload its trust"
-        time.sleep(0.05)
+        support_wait(server, registry)
 
 
 @pytest.fixture

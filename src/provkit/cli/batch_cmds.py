@@ -176,13 +176,12 @@ def _run_step(ctx: click.Context, step: str, **opts: Any) -> None:
     console = Console(stderr=True)
     progress = RichProgress(console, enabled=not opts["no_progress"])
     batch = Batch.open(opts["out_dir"], registry, opts["devices"], options, progress)
+    connect = opts.get("connect_settings")
     with progress.progress:
-        report = {
-            "prepare": batch.prepare,
-            "inject": batch.inject,
-            "verify": batch.verify,
-            "run": batch.run,
-        }[step]()
+        if step in ("verify", "run"):
+            report = (batch.verify if step == "verify" else batch.run)(connect)
+        else:
+            report = {"prepare": batch.prepare, "inject": batch.inject}[step]()
     if opts["report_path"] is not None:
         try:
             shutil.copyfile(batch.layout.report, opts["report_path"])
@@ -214,7 +213,9 @@ def print_summary(console: Console, report: BatchReport, max_failures: int = 20)
     for status, count in sorted(report.counts().items()):
         table.add_row(status, str(count))
     console.print(table)
-    failed = [d for d in report.devices if d.status in {"failed", "rejected", "interrupted"}]
+    failed = [
+        d for d in report.devices if d.status in {"failed", "rejected", "interrupted", "connect-failed"}
+    ]
     if not failed:
         return
     # Plain lines rather than a table: reasons are long and must stay greppable in logs.
@@ -246,15 +247,52 @@ def inject_cmd(ctx: click.Context, **opts: Any) -> None:
     _run_step(ctx, "inject", **opts)
 
 
+def connect_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The end-of-line connection check's options (verify, run)."""
+    decorators = [
+        click.option(
+            "--connect",
+            is_flag=True,
+            help="A device is good only once its first connection (bootstrap, registration) succeeded.",
+        ),
+        click.option(
+            "--connect-step-timeout",
+            type=click.FloatRange(0.1),
+            default=10.0,
+            show_default=True,
+            help="Seconds the device gives each DTLS handshake and exchange of its first connection.",
+        ),
+        click.option(
+            "--connect-bootstrap", is_flag=True, help="Make devices bootstrap even if they hold an account."
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def _with_connect(opts: dict[str, Any]) -> dict[str, Any]:
+    from provkit.line.connect import ConnectSettings
+
+    wanted = opts.pop("connect"), opts.pop("connect_step_timeout"), opts.pop("connect_bootstrap")
+    if wanted[0]:
+        opts["connect_settings"] = ConnectSettings(
+            timeout=wanted[1], concurrency=opts["concurrency"], bootstrap=wanted[2]
+        )
+    return opts
+
+
 @batch_group.command("verify")
+@connect_options
 @batch_options
 def verify_cmd(ctx: click.Context, **opts: Any) -> None:
-    """Check the devices' answers and record the provisioned devices."""
-    _run_step(ctx, "verify", **opts)
+    """Check the answers, record the provisioned devices (--connect: and their first connection)."""
+    _run_step(ctx, "verify", **_with_connect(opts))
 
 
 @batch_group.command("run")
+@connect_options
 @batch_options
 def run_cmd(ctx: click.Context, **opts: Any) -> None:
-    """Prepare, inject and verify; run it again to resume after an interruption."""
-    _run_step(ctx, "run", **opts)
+    """Prepare, inject and verify (--connect: and the first connection); run again to resume."""
+    _run_step(ctx, "run", **_with_connect(opts))

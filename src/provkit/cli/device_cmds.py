@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from provkit.cli._lazy import LazyGroup
-from provkit.wire.framing import DEFAULT_MAX_MESSAGE_BYTES
+from provkit.wire.framing import CONNECT_TOKEN, DEFAULT_MAX_MESSAGE_BYTES
 
 STORAGE_HELP = "Device storage: an SQLite file path, or :memory: for a virtual device."
 
@@ -69,6 +69,10 @@ def open_device(spec: str, *, create: bool = False, atomic_bundles: bool = False
 # ``provkit device serve`` on a device loads the device side and transports alone.
 _LAZY_DEVICE_COMMANDS = {
     "farm": ("provkit.cli.farm_cmd:farm_cmd", "Run many virtual device agents in one process."),
+    "connect": (
+        "provkit.cli.connect_cmd:connect_cmd",
+        "First connection: bootstrap and register from storage.",
+    ),
 }
 
 
@@ -161,8 +165,10 @@ def serve_cmd(
     from provkit.transport.servers import SerialAgentServer, TcpAgentServer
 
     with open_device(storage, create=True, atomic_bundles=atomic_bundles) as device:
+        handlers = device_handlers(device.fcc, device.kcm, wipe_on_first=wipe_on_first)
+        handlers[CONNECT_TOKEN] = _lazy_connect_handler(device.kcm)
         agent = DeviceAgent(
-            device_handlers(device.fcc, device.kcm, wipe_on_first=wipe_on_first),
+            handlers,
             max_message_bytes=max_message_bytes,
             read_timeout_s=read_timeout,
         )
@@ -223,6 +229,20 @@ def _serve_smp(
         click.echo(
             f"SMP server stopped after {server.messages_served} request(s); result: {board.factory.result}"
         )
+
+
+def _lazy_connect_handler(kcm: Any) -> Any:
+    """The end-of-line connect command, its DTLS and CoAP stack loaded on the first request."""
+    loaded: list[Any] = []
+
+    def handle(message: bytes) -> bytes:
+        if not loaded:
+            from provkit.server.command import connect_handler
+
+            loaded.append(connect_handler(kcm))
+        return loaded[0](message)  # type: ignore[no-any-return]
+
+    return handle
 
 
 @contextmanager

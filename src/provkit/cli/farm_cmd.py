@@ -52,6 +52,14 @@ from provkit.line.smp_farm import SmpDeviceFarm
     "keeps what it stored before its failure, as FCC does.",
 )
 @click.option(
+    "--connect",
+    is_flag=True,
+    help="fcc: after a successful provisioning each device makes its first connection (bootstrap, register).",
+)
+@click.option(
+    "--connect-timeout", type=click.FloatRange(0.1), default=10.0, show_default=True, help="Seconds per step."
+)
+@click.option(
     "--ports-file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write {host, ports, storage} as JSON here once listening.",
@@ -64,11 +72,19 @@ def farm_cmd(
     ip: str,
     storage: str,
     atomic_bundles: bool,
+    connect: bool,
+    connect_timeout: float,
     ports_file: Path | None,
 ) -> None:
-    """Run COUNT device agents (or Zephyr boards); print their addresses and serve until interrupted."""
+    """Run COUNT device agents (or Zephyr boards); print their addresses and serve until interrupted.
+
+    With --connect every device that accepted its bundles connects to the servers it was
+    given and prints one JSON line with the outcome (``{"device": i, "ok": …}``).
+    """
     if base_port and base_port + count - 1 > 65535:
         raise click.BadParameter("base port + count exceeds 65535", param_hint="--base-port")
+    if connect and protocol != "fcc":
+        raise click.BadParameter("only fcc devices make their first connection here", param_hint="--connect")
     farm: DeviceFarm | SmpDeviceFarm
     if protocol == "smp":
         farm = SmpDeviceFarm(
@@ -77,10 +93,19 @@ def farm_cmd(
         pairs = enumerate(zip(farm.addresses, farm.boards, strict=True))
         lines = [f"device {index} {address} {board.endpoint_name}" for index, (address, board) in pairs]
     else:
-        farm = DeviceFarm(
-            count, base_port=base_port, host=ip, storage=storage, atomic_bundles=atomic_bundles
+        fcc_farm = DeviceFarm(
+            count,
+            base_port=base_port,
+            host=ip,
+            storage=storage,
+            atomic_bundles=atomic_bundles,
+            connect=connect,
+            connect_timeout=connect_timeout,
         ).bind()
-        lines = [f"device {index} {ip}:{port}" for index, port in enumerate(farm.ports)]
+        if connect:
+            fcc_farm.on_connection = lambda index, answer: click.echo(json.dumps({"device": index, **answer}))
+        farm = fcc_farm
+        lines = [f"device {index} {ip}:{port}" for index, port in enumerate(fcc_farm.ports)]
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -1,10 +1,11 @@
-"""``provkit registry list | show | stats | export``: querying the device registry."""
+"""``provkit registry list | show | connections | stats | export``: querying the device registry."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Final
 
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from provkit.cli.batch_cmds import open_registry, registry_option
 from provkit.errors import RegistryError
-from provkit.registry import Attempt, AttemptState
+from provkit.registry import Attempt, AttemptState, Connection, ConnectionOutcome
 from provkit.registry.export import ExportFormat
 
 PAGE: Final = 100
@@ -105,6 +106,65 @@ def show_cmd(ctx: click.Context, registry_url: str | None, key: str) -> None:
             f"no attempt for {key!r} (as endpoint name, serial number, certificate fingerprint or attempt id)"
         )
     click.echo(json.dumps([a.to_json() for a in rows], indent=2))
+
+
+def connection_json(connection: Connection) -> dict[str, object]:
+    """A connection record as JSON (timestamps ISO 8601)."""
+    data = asdict(connection)
+    data["outcome"] = str(connection.outcome)
+    data["first_seen"] = connection.first_seen.isoformat()
+    data["last_seen"] = connection.last_seen.isoformat()
+    return data
+
+
+@registry_group.command("connections")
+@registry_option
+@click.option("--endpoint", help="Only this endpoint.")
+@click.option("--service", type=click.Choice(["bootstrap", "lwm2m"]), help="Only this service.")
+@click.option(
+    "--outcome", type=click.Choice([o.value for o in ConnectionOutcome]), help="Only this last outcome."
+)
+@click.option(
+    "--limit", type=click.IntRange(1), default=100, show_default=True, help="At most this many rows."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def connections_cmd(
+    ctx: click.Context,
+    registry_url: str | None,
+    endpoint: str | None,
+    service: str | None,
+    outcome: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List devices' connections to the bootstrap and LwM2M servers, most recent first."""
+    registry = open_registry(ctx, registry_url, None)
+    if endpoint is not None:
+        rows = [c for c in registry.connections.get(endpoint) if service in (None, c.service)]
+    else:
+        rows = registry.connections.find(
+            service=service, outcome=ConnectionOutcome(outcome) if outcome else None, limit=limit
+        )
+    if as_json:
+        click.echo(json.dumps([connection_json(c) for c in rows], indent=2))
+        return
+    table = Table(title=f"{len(rows)} connection records")
+    for column in ("endpoint", "service", "outcome", "mode", "address", "first seen", "last seen", "detail"):
+        table.add_column(column)
+    for c in rows:
+        detail = c.location or "" if c.ok else f"{c.failure} [{c.error_code}] {c.detail or ''}"
+        table.add_row(
+            c.endpoint_name,
+            c.service,
+            str(c.outcome),
+            c.mode,
+            c.address,
+            f"{c.first_seen:%Y-%m-%d %H:%M:%S}",
+            f"{c.last_seen:%Y-%m-%d %H:%M:%S}",
+            detail,
+        )
+    Console().print(table)
 
 
 @registry_group.command("stats")

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from provkit.errors import BatchError, RegistryError
 from provkit.line.bundles import needing_bundles, prepare_bundles, prepare_pending
+from provkit.line.connect import ConnectCheck, ConnectSettings, check_connections
 from provkit.line.context import BatchContext, BatchOptions
 from provkit.line.devices import DeviceList, load_devices, parse_devices
 from provkit.line.layout import BatchDir
@@ -45,7 +46,7 @@ from provkit.line.reconcile import reconcile
 from provkit.line.send import Checker, Sender, sendable, verify_one
 from provkit.registry import AttemptState, Registry
 
-__all__ = ["Batch", "BatchOptions"]
+__all__ = ["Batch", "BatchOptions", "ConnectSettings"]
 
 
 class Batch:
@@ -151,8 +152,12 @@ class Batch:
             prepare_bundles(ctx, to_prepare, on_recorded=sender.submit)
         return self._finish("run" if verify else "inject", started)
 
-    def verify(self) -> BatchReport:
-        """Check every stored device response and record the device as provisioned or failed."""
+    def verify(self, connect: ConnectSettings | None = None) -> BatchReport:
+        """Check every stored device response and record the device as provisioned or failed.
+
+        With ``connect`` every provisioned device must then make its first connection too
+        (:mod:`provkit.line.connect`); one that fails is reported ``connect-failed``.
+        """
         started = datetime.now(UTC)
         ctx = self.ctx
         pending = [a for a in ctx.latest().values() if a.state is AttemptState.INJECTED]
@@ -160,24 +165,28 @@ class Batch:
         for attempt in pending:
             ctx.guard(attempt, partial(verify_one, ctx, self._checker, attempt, ctx.registry))
             ctx.progress.advance("verify")
-        return self._finish("verify", started)
+        return self._finish("verify", started, connect)
 
-    def run(self) -> BatchReport:
-        """Prepare, inject and verify every device that is not provisioned yet."""
-        return self.inject(verify=True)
+    def run(self, connect: ConnectSettings | None = None) -> BatchReport:
+        """Prepare, inject and verify every device that is not provisioned yet (then check connections)."""
+        report = self.inject(verify=True)
+        if connect is None:
+            return report
+        return self._finish("run", report.started_at, connect)
 
-    def _finish(self, step: str, started: datetime) -> BatchReport:
+    def _finish(self, step: str, started: datetime, connect: ConnectSettings | None = None) -> BatchReport:
         """Write the step's report; raise the error that halted the batch, if one did.
 
         Raises:
             HsmError: the CA key's token failed during the step (the report is written first).
             BatchError: the report cannot be written.
         """
-        report = self._report(step, started)
+        report = self._report(step, started, connect)
         self.ctx.raise_if_halted()
         return report
 
-    def _report(self, step: str, started: datetime) -> BatchReport:
+    def _report(self, step: str, started: datetime, connect: ConnectSettings | None) -> BatchReport:
+        checks = check_connections(self.ctx, connect) if connect is not None else {}
         try:
             latest = self.ctx.latest()
         except RegistryError as exc:
@@ -199,6 +208,9 @@ class Batch:
                 )
             if note is not None and outcome.status != "provisioned":
                 outcome = _with_note(outcome, *note)
+            check = checks.get(row.slot)
+            if check is not None and outcome.status == "provisioned":
+                outcome = _with_connection(outcome, check)
             outcomes.append(outcome)
         outcomes.sort(key=lambda o: o.line)
         report = BatchReport(self.ctx.batch_id, step, outcomes, started)
@@ -211,3 +223,17 @@ class Batch:
 
 def _with_note(outcome: DeviceOutcome, code: int | None, reason: str) -> DeviceOutcome:
     return replace(outcome, status="failed", code=code, reason=reason)
+
+
+def _with_connection(outcome: DeviceOutcome, check: ConnectCheck) -> DeviceOutcome:
+    if check.ok:
+        return replace(outcome, connection="connected", location=check.location)
+    return replace(
+        outcome,
+        status="connect-failed",
+        connection=check.failure,
+        connection_code=check.code,
+        connection_reason=check.reason,
+        code=check.code,
+        reason=f"first connection failed ({check.failure}): {check.reason}",
+    )

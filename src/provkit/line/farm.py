@@ -10,16 +10,25 @@ device's storage is wiped (``fcc_storage_delete``, as the reference agent does o
 first message of a run). That is what lets a resumed batch re-inject a device whose
 previous answer was lost. Within a session the devices keep what a failed bundle stored
 before its failure, as real devices do, unless the farm runs with atomic bundles.
+
+With ``connect`` the devices also make their **first connection**: a device whose
+provisioning session ended with success bootstraps and registers with the servers it was
+given (on a worker thread, so the other devices keep being served), and a line's
+connect command (:data:`~provkit.wire.framing.CONNECT_TOKEN`) is answered with the outcome
+of that connection — or of a new one when none is pending.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
 import selectors
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -27,12 +36,43 @@ from typing import Any, Self
 
 from provkit.codes import FtcdCommStatus
 from provkit.errors import ProvkitError, StorageError, TransportError
-from provkit.wire.framing import Frame, RequestReader, encode_response
+from provkit.wire.framing import CONNECT_TOKEN, Frame, RequestReader, encode_response
 
 _log = logging.getLogger(__name__)
 
 SessionHandler = Callable[[bytes, bool], bytes | None]
 """``(message, first_in_session) -> response body`` (``None``: answer status 9, no body)."""
+
+
+class VirtualDevice:
+    """A virtual FCC device on ``storage`` (``":memory:"`` or a SQLite file path).
+
+    Called as a :data:`SessionHandler`; ``provisioned`` tells whether its last bundle
+    session ended with success, ``kcm`` is its storage (for the first connection).
+    """
+
+    def __init__(self, storage: str | Path, *, atomic_bundles: bool = False) -> None:
+        from provkit.device.fcc import FactoryConfiguratorClient
+        from provkit.device.kcm import Kcm
+        from provkit.device.storage import open_storage
+
+        self.kcm = Kcm(open_storage(storage))
+        self.client = FactoryConfiguratorClient(self.kcm, atomic_bundles=atomic_bundles)
+        self.provisioned = False
+        self.first_connection: Future[bytes] | None = None
+
+    def __call__(self, message: bytes, first: bool) -> bytes | None:
+        """Handle one bundle (wiping the storage first on a session's first message)."""
+        from provkit.codes import FccStatus
+        from provkit.device.handlers import response_body
+
+        if first:
+            self.client.storage_delete()
+            self.provisioned = False
+            self.first_connection = None
+        result = self.client.bundle_handler(message)
+        self.provisioned = result.session_finished and result.status == FccStatus.SUCCESS
+        return response_body(result)
 
 
 def fcc_device(storage: str | Path, *, atomic_bundles: bool = False) -> SessionHandler:
@@ -42,19 +82,13 @@ def fcc_device(storage: str | Path, *, atomic_bundles: bool = False) -> SessionH
         storage: where the device keeps its items.
         atomic_bundles: make each bundle all-or-nothing (a real device is not).
     """
-    from provkit.device.fcc import FactoryConfiguratorClient
-    from provkit.device.handlers import response_body
-    from provkit.device.kcm import Kcm
-    from provkit.device.storage import open_storage
+    return VirtualDevice(storage, atomic_bundles=atomic_bundles)
 
-    client = FactoryConfiguratorClient(Kcm(open_storage(storage)), atomic_bundles=atomic_bundles)
 
-    def handle(message: bytes, first: bool) -> bytes | None:
-        if first:
-            client.storage_delete()
-        return response_body(client.bundle_handler(message))
+def _connect(device: VirtualDevice, message: bytes) -> bytes:
+    from provkit.server.command import run_command
 
-    return handle
+    return run_command(device.kcm, message)
 
 
 @dataclass(slots=True)
@@ -78,6 +112,9 @@ class DeviceFarm:
         device_factory: builds the handler of device ``i`` (tests substitute other devices);
             by default an FCC device on its storage.
         atomic_bundles: the default devices make each bundle all-or-nothing.
+        connect: devices make their first connection after a successful provisioning,
+            and answer connect commands.
+        connect_timeout: seconds per step of a first connection made on their own.
     """
 
     def __init__(
@@ -89,6 +126,8 @@ class DeviceFarm:
         storage: str | Path = ":memory:",
         device_factory: Callable[[int], SessionHandler] | None = None,
         atomic_bundles: bool = False,
+        connect: bool = False,
+        connect_timeout: float = 10.0,
     ) -> None:
         if count < 1:
             raise ValueError("a farm needs at least one device")
@@ -102,7 +141,8 @@ class DeviceFarm:
         # A device in memory starts every connection with a wiped store, so nothing of it
         # outlives its connection: it is dropped then, and a farm serving a hundred
         # thousand devices in turn holds only those connected.
-        self._forget_on_close = device_factory is None and str(storage) == ":memory:"
+        # A device connecting on its own keeps its state across connections.
+        self._forget_on_close = device_factory is None and str(storage) == ":memory:" and not connect
         self._open: dict[int, int] = {}
         self._selector = selectors.DefaultSelector()
         self._listeners: list[socket.socket] = []
@@ -110,6 +150,17 @@ class DeviceFarm:
         self._thread: threading.Thread | None = None
         self.ports: list[int] = []
         self.messages_served = 0
+        self.connect = connect
+        self.connect_timeout = connect_timeout
+        self.connections: dict[int, dict[str, Any]] = {}
+        """The last first-connection outcome of each device (JSON answer), by index."""
+        self.on_connection: Callable[[int, dict[str, Any]], None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._done: list[tuple[_Connection, bytes]] = []
+        self._done_lock = threading.Lock()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
 
     def _fcc_factory(self, index: int) -> SessionHandler:
         if str(self.storage) == ":memory:":
@@ -163,7 +214,9 @@ class DeviceFarm:
             self.bind()
         while not self._stop.is_set():
             for key, events in self._selector.select(timeout=0.2):
-                if isinstance(key.data, int):
+                if key.data == "wake":
+                    self._finish_commands()
+                elif isinstance(key.data, int):
                     self._accept(key.fileobj, key.data)  # type: ignore[arg-type]
                 else:
                     self._service(key.data, events)
@@ -200,9 +253,78 @@ class DeviceFarm:
                 conn.out += encode_response(event.status, token=event.token)
                 continue
             self.messages_served += 1
+            if event.token == CONNECT_TOKEN:
+                self._connect_command(conn, event.message)
+                continue
             body = self._handle(conn, event.message)
             status = FtcdCommStatus.SUCCESS if body is not None else FtcdCommStatus.FAILED_TO_PROCESS_DATA
             conn.out += encode_response(status, body, token=event.token)
+            if self.connect:
+                self._after_provisioning(conn.device)
+
+    # ------------------------------------------------------------------ first connection
+    def _pool_started(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="farm-connect")
+        return self._pool
+
+    def _virtual(self, index: int) -> VirtualDevice | None:
+        device = self._devices.get(index)
+        if device is None:
+            device = self._devices[index] = self._factory(index)
+        return device if isinstance(device, VirtualDevice) else None
+
+    def _after_provisioning(self, index: int) -> None:
+        device = self._virtual(index)
+        if device is None or not device.provisioned or device.first_connection is not None:
+            return
+        from provkit.server.command import ConnectRequest
+
+        request = ConnectRequest(timeout=self.connect_timeout).encode()
+        future = self._pool_started().submit(_connect, device, request)
+        device.first_connection = future
+        future.add_done_callback(functools.partial(self._record, index))
+
+    def _record(self, index: int, done: Future[bytes]) -> None:
+        try:
+            answer = json.loads(done.result())
+        except Exception as exc:  # a connection bug is reported, never raised into the pool
+            answer = {"ok": False, "failure": "refused", "code": None, "message": str(exc)}
+        self.connections[index] = answer
+        if self.on_connection is not None:
+            self.on_connection(index, answer)
+
+    def _connect_command(self, conn: _Connection, message: bytes) -> None:
+        device = self._virtual(conn.device)
+        if device is None:
+            conn.out += encode_response(FtcdCommStatus.FAILED_TO_PROCESS_DATA, token=CONNECT_TOKEN)
+            return
+        pending, device.first_connection = device.first_connection, None
+        future = pending if pending is not None else self._pool_started().submit(_connect, device, message)
+        if pending is None:
+            future.add_done_callback(functools.partial(self._record, conn.device))
+        future.add_done_callback(functools.partial(self._complete, conn))
+
+    def _complete(self, conn: _Connection, done: Future[bytes]) -> None:
+        try:
+            body = done.result()
+        except Exception as exc:  # reported to the line as a failed connection
+            body = json.dumps({"ok": False, "failure": "refused", "code": None, "message": str(exc)}).encode()
+        with self._done_lock:
+            self._done.append((conn, body))
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def _finish_commands(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_r.recv(4096)
+        with self._done_lock:
+            done, self._done = self._done, []
+        for conn, body in done:
+            if conn.sock.fileno() < 0:
+                continue
+            conn.out += encode_response(FtcdCommStatus.SUCCESS, body, token=CONNECT_TOKEN)
+            self._flush(conn)
 
     def _handle(self, conn: _Connection, message: bytes) -> bytes | None:
         device = self._devices.get(conn.device)
@@ -251,10 +373,13 @@ class DeviceFarm:
     def close(self) -> None:
         """Stop and close every socket."""
         self.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         for key in list(self._selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
         for sock in self._listeners:
             sock.close()
+        self._wake_w.close()
         self._selector.close()
 
     def __enter__(self) -> Self:

@@ -29,9 +29,16 @@ class DeviceOutcome:
 
     Attributes:
         status: ``provisioned``, ``failed``, ``prepared``, ``injected``, ``pending``,
-            ``interrupted``, ``superseded`` or ``rejected`` (bad input row).
+            ``interrupted``, ``superseded``, ``rejected`` (bad input row), or
+            ``connect-failed`` (provisioned, but its first connection failed).
         reason: why it failed (empty on success).
         latency_s: send-to-recorded time measured in this run, if the device was injected.
+        connection: ``connected``, or the class of its first connection's failure
+            (``tls-alert``, ``ca-untrusted``, ``cn-mismatch``, ``revoked``, ``timeout`` …);
+            ``None`` when the connection was not checked.
+        connection_code: the provkit code of that failure.
+        connection_reason: what went wrong.
+        location: the registration location at the LwM2M server.
     """
 
     slot: str
@@ -50,6 +57,10 @@ class DeviceOutcome:
     device_cert_sha256: str | None = None
     enrollment_id: str | None = None
     latency_s: float | None = None
+    connection: str | None = None
+    connection_code: int | None = None
+    connection_reason: str = ""
+    location: str | None = None
 
     @classmethod
     def from_attempt(cls, line: int, attempt: Attempt, latency_s: float | None = None) -> DeviceOutcome:

@@ -99,7 +99,11 @@ def connect_device(
                 code=Failure.DEVICE_CONFIG.code,
             )
         keep = [] if identity.layout == "fcc" else _bootstrap_entries(kcm)
-        written = client.bootstrap(account, name, keep=keep, timeout=timeout)
+        try:
+            written = client.bootstrap(account, name, keep=keep, timeout=timeout)
+        except ConnectError as exc:
+            exc.service = "bootstrap"
+            raise
         store_bootstrapped(kcm, written)
         bootstrap_server = account.uri
         bootstrapped = True
@@ -110,7 +114,11 @@ def connect_device(
                 failure=Failure.REFUSED,
                 code=Failure.REFUSED.code,
             )
-    registration = client.register(servers[0], name, timeout=timeout, deregister=deregister)
+    try:
+        registration = client.register(servers[0], name, timeout=timeout, deregister=deregister)
+    except ConnectError as exc:
+        exc.service = "lwm2m"
+        raise
     _log.info("%s registered at %s%s", name, registration.server, registration.location)
     return ConnectResult(name, bootstrapped, bootstrap_server, registration, time.monotonic() - started)
 

@@ -13,6 +13,8 @@ Tokens:
   mistakes it for a bundle.
 * :data:`SDA_TOKEN` ``mbeddbap`` — Secure Device Access traffic; recognised so the frame is
   consumed whole and can be answered as unsupported instead of being skipped as noise.
+* :data:`CONNECT_TOKEN` ``provconn`` — provkit's end-of-line command: the device makes its
+  first connection (bootstrap, registration) and answers how it went (JSON both ways).
 
 The readers never do I/O: feed them bytes as they arrive and pull events. Failures are
 values (:class:`FrameFailure`, :class:`ResponseFailure`), never exceptions, so a device
@@ -42,7 +44,10 @@ LWM2M_TOKEN: Final = b"lwm2mfpv"
 SDA_TOKEN: Final = b"mbeddbap"
 """``FTCD_MSG_HEADER_TOKEN_SDA``: Secure Device Access; provkit answers it as unsupported."""
 
-KNOWN_TOKENS: Final = (FCC_TOKEN, LWM2M_TOKEN, SDA_TOKEN)
+CONNECT_TOKEN: Final = b"provconn"
+"""provkit's first-connection command: connect to the device's servers, answer the outcome."""
+
+KNOWN_TOKENS: Final = (FCC_TOKEN, LWM2M_TOKEN, SDA_TOKEN, CONNECT_TOKEN)
 """Every token a :class:`RequestReader` recognises by default."""
 
 TOKEN_SIZE: Final = 8
