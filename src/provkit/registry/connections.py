@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Connection as DbConnection
 from sqlalchemy import case, func, select
 
 from provkit.registry.allocator import dialect_insert
@@ -160,18 +161,83 @@ _UPDATED_ON_CONFLICT = (
 )
 
 
+def _last_per_key(events: Sequence[ConnectionEvent]) -> list[ConnectionEvent]:
+    """The events in order, keeping only the last of each endpoint and service (one upsert per row)."""
+    last: dict[tuple[str, str], ConnectionEvent] = {}
+    for event in events:
+        key = (event.endpoint_name, event.service)
+        last.pop(key, None)
+        last[key] = event
+    return list(last.values())
+
+
+def _row(event: ConnectionEvent, recorder: str) -> dict[str, Any]:
+    return {
+        "endpoint_name": event.endpoint_name,
+        "service": event.service,
+        "first_seen": event.at,
+        "last_seen": event.at,
+        "address": event.address,
+        "mode": event.mode,
+        "outcome": event.outcome.value,
+        "failure": event.failure,
+        "error_code": event.error_code,
+        "detail": event.detail,
+        "location": event.location,
+        "lifetime": event.lifetime,
+        "binding": event.binding,
+        "lwm2m_version": event.lwm2m_version,
+        "objects": event.objects,
+        "fingerprint": event.fingerprint,
+        "server_id": recorder,
+        "successes": 0 if event.outcome is ConnectionOutcome.FAILED else 1,
+    }
+
+
+_UPSERTS: dict[tuple[str, bool], Any] = {}
+
+
+def _upsert(conn: Any, *, keep_location: bool) -> Any:
+    """``INSERT … ON CONFLICT (endpoint_name, service) DO UPDATE`` for rows of :func:`_row`.
+
+    Built once per dialect: SQLAlchemy then reuses its compiled form for every commit.
+    """
+    key = (conn.dialect.name, keep_location)
+    if key not in _UPSERTS:
+        _UPSERTS[key] = _build_upsert(conn, keep_location=keep_location)
+    return _UPSERTS[key]
+
+
+def _build_upsert(conn: Any, *, keep_location: bool) -> Any:
+    insert = dialect_insert(conn, connections)
+    changes: dict[str, Any] = {name: insert.excluded[name] for name in _UPDATED_ON_CONFLICT}
+    changes["successes"] = connections.c.successes + insert.excluded.successes
+    if not keep_location:
+        changes["location"] = insert.excluded.location
+    return insert.on_conflict_do_update(index_elements=["endpoint_name", "service"], set_=changes)
+
+
 class Connections:
     """Connection records of a registry (``registry.connections``)."""
 
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
 
-    def record(self, events: Sequence[ConnectionEvent], *, server_id: str | None = None) -> None:
-        """Record ``events`` in one transaction (later events of one endpoint win).
+    def record(
+        self,
+        events: Sequence[ConnectionEvent],
+        *,
+        server_id: str | None = None,
+        connection: DbConnection | None = None,
+    ) -> None:
+        """Record ``events`` in one transaction (the last event of an endpoint and service wins).
 
         A successful event keeps the registration location it carries (``None`` after a
         de-registration); a failed one leaves the location alone, so a device that
         failed to reconnect keeps the registration it still holds.
+
+        ``connection`` (from :meth:`Registry.connect`) spares a frequent writer such as the
+        server the pool checkout.
 
         Raises:
             RegistryError: the registry is unavailable (nothing is written).
@@ -179,36 +245,14 @@ class Connections:
         if not events:
             return
         recorder = server_id if server_id is not None else self._registry.station_id
-        with self._registry.transaction() as conn:
-            for event in events:
-                values = {
-                    "endpoint_name": event.endpoint_name,
-                    "service": event.service,
-                    "first_seen": event.at,
-                    "last_seen": event.at,
-                    "address": event.address,
-                    "mode": event.mode,
-                    "outcome": event.outcome.value,
-                    "failure": event.failure,
-                    "error_code": event.error_code,
-                    "detail": event.detail,
-                    "location": event.location,
-                    "lifetime": event.lifetime,
-                    "binding": event.binding,
-                    "lwm2m_version": event.lwm2m_version,
-                    "objects": event.objects,
-                    "fingerprint": event.fingerprint,
-                    "server_id": recorder,
-                    "successes": 0 if event.outcome is ConnectionOutcome.FAILED else 1,
-                }
-                insert = dialect_insert(conn, connections).values(**values)
-                changes: dict[str, Any] = {name: insert.excluded[name] for name in _UPDATED_ON_CONFLICT}
-                changes["successes"] = connections.c.successes + insert.excluded.successes
-                if event.outcome is not ConnectionOutcome.FAILED:
-                    changes["location"] = insert.excluded.location
-                conn.execute(
-                    insert.on_conflict_do_update(index_elements=["endpoint_name", "service"], set_=changes)
-                )
+        rows = [_row(event, recorder) for event in _last_per_key(events)]
+        succeeded = [row for row in rows if row["outcome"] != ConnectionOutcome.FAILED.value]
+        failed = [row for row in rows if row["outcome"] == ConnectionOutcome.FAILED.value]
+        with self._registry.transaction(connection) as conn:
+            for group, keep_location in ((succeeded, False), (failed, True)):
+                if group:
+                    # One statement for the group (executemany): compiled once, sent in a batch.
+                    conn.execute(_upsert(conn, keep_location=keep_location), group)
 
     def get(self, endpoint_name: str) -> list[Connection]:
         """The connection records of ``endpoint_name`` (one per service it reached)."""

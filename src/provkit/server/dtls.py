@@ -15,8 +15,10 @@ never its protected contents:
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Final
 
 from mbedtls import pk, tls
@@ -193,6 +195,8 @@ def client_configuration(
         certificate_chain = (tuple(_certificate(der) for der in chain), pk.ECC.from_DER(key_der))
     # A device offers only the suites of its mode, as Mbed TLS devices configured for one
     # mode do: a PSK device offering certificate suites would be asked for a certificate.
+    # And secp256r1 first, as devices do (see prefer_p256).
+    prefer_p256()
     ciphers = PSK_SUITES if psk is not None else CERTIFICATE_SUITES
     return tls.DTLSConfiguration(
         ciphers=ciphers,
@@ -205,6 +209,59 @@ def client_configuration(
         handshake_timeout_max=handshake_timeout,
         pre_shared_key=psk,
     )
+
+
+class _CurveInfo(ctypes.Structure):
+    _fields_ = (
+        ("grp_id", ctypes.c_int),
+        ("tls_id", ctypes.c_uint16),
+        ("bit_size", ctypes.c_uint16),
+        ("name", ctypes.c_char_p),
+    )
+
+
+def prefer_p256() -> bool:
+    """Make this process's Mbed TLS offer secp256r1 first in its ClientHello; return whether it does.
+
+    A DTLS server uses the first curve of the client's list it supports, and Mbed TLS
+    lists its curves strongest first, so a python-mbedtls client would pay for secp521r1
+    key exchanges that no LwM2M device makes: secp256r1 is the curve RFC 7252 mandates and
+    the only one the Pelion and Anjay device builds enable. python-mbedtls has no setting
+    for it; the default list (``mbedtls_ecp_grp_id_list``, which every configuration of
+    the process points to) is reordered in place, every curve kept. Nothing changes when
+    the bundled library cannot be found or does not look as expected.
+    """
+    global _P256_FIRST
+    if _P256_FIRST is not None:
+        return _P256_FIRST
+    _P256_FIRST = False
+    libraries = sorted((Path(tls.__file__).parent.parent / "python_mbedtls.libs").glob("libmbedcrypto*.so*"))
+    if len(libraries) != 1:
+        return False
+    try:
+        library = ctypes.CDLL(str(libraries[0]))
+        listing = library.mbedtls_ecp_grp_id_list
+        listing.restype = ctypes.POINTER(ctypes.c_int)
+        describe = library.mbedtls_ecp_curve_info_from_grp_id
+        describe.restype = ctypes.POINTER(_CurveInfo)
+        describe.argtypes = (ctypes.c_int,)
+    except (OSError, AttributeError):
+        return False
+    ids = listing()
+    count = 0
+    while ids[count] != 0 and count < 32:
+        count += 1
+    current = [ids[index] for index in range(count)]
+    p256 = [g for g in current if describe(g) and describe(g).contents.name == b"secp256r1"]
+    if len(p256) != 1:
+        return False
+    for index, group in enumerate([p256[0], *(g for g in current if g != p256[0])]):
+        ids[index] = group
+    _P256_FIRST = True
+    return True
+
+
+_P256_FIRST: bool | None = None
 
 
 def is_close_notify(error: Exception) -> bool:

@@ -247,4 +247,4 @@ class ServerRuntime:
             transport.close()
         if self._recorder is not None:
             recorder, self._recorder = self._recorder, None
-            await asyncio.get_running_loop().run_in_executor(None, recorder.close)
+            recorder.close()
