@@ -17,7 +17,7 @@ from provkit.registry import ConnectionOutcome
 from provkit.server import ServerThread
 from provkit.server.connect import connect_device
 from provkit.server.device_store import read_identity
-from support.cli import run_cli
+from support.cli import json_status, run_cli
 
 from .conftest import World, wait_for_trust
 
@@ -106,7 +106,7 @@ def test_connect_failures_exit_1_with_their_class(world: World, server: ServerTh
     db = _store(tmp_path / "unknown.sqlite", _psk_entries(f"coaps://127.0.0.1:{server.ports.lwm2m}"))
     result = run_cli("device", "connect", "--storage", str(db), "--timeout", "5")
     assert result.exit_code == 1
-    answer = json.loads(result.output.splitlines()[0])
+    answer = json_status(result.output)  # the server's own log line may share the output
     assert answer == {
         "ok": False,
         "failure": "tls-alert",

@@ -13,7 +13,7 @@ Tokens:
   mistakes it for a bundle.
 * :data:`SDA_TOKEN` ``mbeddbap`` — Secure Device Access traffic; recognised so the frame is
   consumed whole and can be answered as unsupported instead of being skipped as noise.
-* :data:`CONNECT_TOKEN` ``provconn`` — provkit's end-of-line command: the device makes its
+* :data:`CONNECT_TOKEN` ``firstcon`` — provkit's end-of-line command: the device makes its
   first connection (bootstrap, registration) and answers how it went (JSON both ways).
 
 The readers never do I/O: feed them bytes as they arrive and pull events. Failures are
@@ -44,7 +44,9 @@ LWM2M_TOKEN: Final = b"lwm2mfpv"
 SDA_TOKEN: Final = b"mbeddbap"
 """``FTCD_MSG_HEADER_TOKEN_SDA``: Secure Device Access; provkit answers it as unsupported."""
 
-CONNECT_TOKEN: Final = b"provconn"
+CONNECT_TOKEN: Final = b"firstcon"
+# No prefix of it ends another token and no suffix of it starts one, so noise in front of
+# a frame can never make a reader see another token (as ``…prov`` + ``mbedprov`` would).
 """provkit's first-connection command: connect to the device's servers, answer the outcome."""
 
 KNOWN_TOKENS: Final = (FCC_TOKEN, LWM2M_TOKEN, SDA_TOKEN, CONNECT_TOKEN)
