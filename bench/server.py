@@ -383,7 +383,6 @@ def start_provkit(
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"provkit server did not start: {process.communicate()}")
         time.sleep(0.05)
-    time.sleep(1.0)  # the workers bind after the first process reports ready
     port = int(json.loads(ready.read_text())["lwm2m"].rsplit(":", 1)[1])
 
     def finish() -> None:

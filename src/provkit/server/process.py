@@ -271,8 +271,8 @@ def _bind_shared(config: ServerConfig) -> dict[str, Any]:
     return sockets
 
 
-def _worker_main(config: ServerConfig, index: int) -> None:
-    """A worker process: the CoAP/DTLS servers on the shared ports, until SIGTERM."""
+def _worker_main(config: ServerConfig, index: int, bound: Any) -> None:
+    """A worker process serving the shared CoAP ports until SIGTERM; sets ``bound`` once it serves."""
     logging.basicConfig(
         level=logging.WARNING, format=f"%(asctime)s worker{index} %(levelname)s %(name)s: %(message)s"
     )
@@ -284,7 +284,9 @@ def _worker_main(config: ServerConfig, index: int) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         sockets = _bind_shared(config)
-        await _serve(config, material, registry, stop, sockets=sockets, with_http=False)
+        await _serve(
+            config, material, registry, stop, sockets=sockets, with_http=False, ready=lambda *_: bound.set()
+        )
 
     try:
         asyncio.run(main())
@@ -314,11 +316,23 @@ def run_server(config: ServerConfig, ready: Callable[[BoundPorts], None]) -> Cou
     workers: list[Any] = []
     spawn = multiprocessing.get_context("spawn")
     for index in range(1, config.workers):
+        bound = spawn.Event()
         worker = spawn.Process(
-            target=_worker_main, args=(resolved, index), name=f"provkit-server-worker{index}"
+            target=_worker_main, args=(resolved, index, bound), name=f"provkit-server-worker{index}"
         )
         worker.start()
-        workers.append(worker)
+        workers.append((worker, bound))
+    # The kernel spreads peers over the sockets bound to a port: a worker binding later would
+    # take over peers in the middle of their handshake with this process. So nothing is served
+    # (datagrams wait in the socket buffers) until every worker has bound.
+    for worker, bound in workers:
+        while not bound.wait(0.2):
+            if not worker.is_alive():
+                _stop_workers([w for w, _ in workers])
+                registry.close()
+                raise ServerError(
+                    f"{worker.name} did not start (exit status {worker.exitcode})", code=BIND_FAILED
+                )
 
     async def main() -> Counters:
         stop = asyncio.Event()
@@ -334,9 +348,13 @@ def run_server(config: ServerConfig, ready: Callable[[BoundPorts], None]) -> Cou
     try:
         return asyncio.run(main())
     finally:
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()
-        for worker in workers:
-            worker.join(timeout=30)
+        _stop_workers([w for w, _ in workers])
         registry.close()
+
+
+def _stop_workers(workers: list[Any]) -> None:
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
+    for worker in workers:
+        worker.join(timeout=30)
