@@ -45,7 +45,7 @@ def test_list_json_and_filters(registry_path: str) -> None:
 def test_show_and_stats(registry_path: str) -> None:
     """show gives an endpoint's attempts; stats counts states and stations."""
     code, output = _run("show", "--registry", registry_path, "ep-b")
-    assert code == 0 and json.loads(output)["attempts"][0]["state"] == "verified"
+    assert code == 0 and json.loads(output)[0]["state"] == "verified"
     _, stats = _run("stats", "--registry", registry_path, "--json")
     assert json.loads(stats) == {
         "attempts": 3,
@@ -58,7 +58,7 @@ def test_show_and_stats(registry_path: str) -> None:
 def test_show_by_attempt_id(registry_path: str) -> None:
     """show also takes an attempt id; an unknown id is a registry error."""
     code, output = _run("show", "--registry", registry_path, "3")
-    assert code == 0 and [(a["id"], a["state"]) for a in json.loads(output)["attempts"]] == [(3, "failed")]
+    assert code == 0 and [(a["id"], a["state"]) for a in json.loads(output)] == [(3, "failed")]
     code, output = _run("show", "--registry", registry_path, "99")
     assert code == 1 and "Error 4000: no attempt for '99'" in output
 

@@ -141,8 +141,7 @@ class DeviceFarm:
         # A device in memory starts every connection with a wiped store, so nothing of it
         # outlives its connection: it is dropped then, and a farm serving a hundred
         # thousand devices in turn holds only those connected.
-        # A device connecting on its own keeps its state across connections.
-        self._forget_on_close = device_factory is None and str(storage) == ":memory:" and not connect
+        self._forget_on_close = device_factory is None and str(storage) == ":memory:"
         self._open: dict[int, int] = {}
         self._selector = selectors.DefaultSelector()
         self._listeners: list[socket.socket] = []
@@ -362,7 +361,10 @@ class DeviceFarm:
         if left:
             self._open[conn.device] = left
         elif self._forget_on_close:
-            self._devices.pop(conn.device, None)
+            device = self._devices.get(conn.device)
+            # A provisioned device keeps its items for its first connection (the connect command).
+            if not (isinstance(device, VirtualDevice) and device.provisioned):
+                self._devices.pop(conn.device, None)
 
     def stop(self) -> None:
         """Ask the serving loop to return and wait for its thread."""
