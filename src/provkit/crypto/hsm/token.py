@@ -104,6 +104,12 @@ class TokenKeyRef:
     uri: Pkcs11Uri
     module: str
     pin: str = field(repr=False)
+    pool_key: tuple[str, str] = field(init=False, repr=False, compare=False)
+    """Which session pool serves the key: module and token attributes (computed once, used per signature)."""
+
+    def __post_init__(self) -> None:
+        token = self.uri.without_query().replace(object=None, id=None, type=None)
+        object.__setattr__(self, "pool_key", (self.module, str(token)))
 
     @property
     def label(self) -> str:
@@ -457,7 +463,7 @@ def pool_for(ref: TokenKeyRef) -> SessionPool:
     Raises:
         HsmError: 400–406 when the module, token or PIN is unusable.
     """
-    key = (ref.module, str(ref.uri.without_query().replace(object=None, id=None, type=None)))
+    key = ref.pool_key
     with _lock:
         module = _module(ref.module)
         pool = _pools.get(key)
