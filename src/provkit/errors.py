@@ -34,6 +34,7 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     │   ├── TransportClosed        (+ConnectionError)
     │   └── ConnectFailed          (+ConnectionError)
     ├── RegistryError                              registry database failures
+    │   ├── RegistrySchemaError                    not a provkit registry, or a schema to upgrade first
     │   ├── DuplicateIdentityError                 endpoint or serial already provisioned
     │   └── AllocationError                        identity pattern / CSV exhausted or invalid
     │       └── PatternConflictError               a template without {prefix} repeats another prefix's values
@@ -306,6 +307,16 @@ class RegistryError(ProvkitError):
     """The device registry database failed or refused an operation."""
 
     default_code = 4000
+
+
+class RegistrySchemaError(RegistryError):
+    """The database is not a provkit registry this provkit may use as it is (code 4004).
+
+    Not a registry at all (other tables, or none for an inspection), an older schema
+    that ``provkit registry upgrade`` must bring up to date first, or a newer one.
+    """
+
+    default_code = 4004
 
 
 class DuplicateIdentityError(RegistryError):

@@ -43,10 +43,16 @@ def default_registry(state: CliState | None) -> str:
     return str(home / "registry.sqlite")
 
 
-def open_registry(ctx: click.Context, url: str | None, station: str | None) -> Registry:
-    """Open ``--registry`` (or the default) for this command; closed when the command ends."""
+def open_registry(
+    ctx: click.Context, url: str | None, station: str | None, *, read_only: bool = False
+) -> Registry:
+    """Open ``--registry`` (or the default) for this command; closed when the command ends.
+
+    ``read_only``: for commands that only look, which must never create, migrate or
+    write a database (see :meth:`~provkit.registry.Registry.open`).
+    """
     state = ctx.find_object(CliState)
-    registry = Registry.open(url or default_registry(state), station_id=station)
+    registry = Registry.open(url or default_registry(state), station_id=station, read_only=read_only)
     ctx.call_on_close(registry.close)
     return registry
 

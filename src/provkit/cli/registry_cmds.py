@@ -1,4 +1,9 @@
-"""``provkit registry list | show | connections | stats | export``: querying the device registry."""
+"""``provkit registry list | show | connections | stats | export | upgrade``: querying the registry.
+
+The querying commands open the registry read-only: they never create, migrate or write
+a database, and say so when what they are pointed at is not a provkit registry or has
+an older schema. ``upgrade`` is the one command that migrates, explicitly.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from provkit.cli.batch_cmds import open_registry, registry_option
+from provkit.cli._state import CliState
+from provkit.cli.batch_cmds import default_registry, open_registry, registry_option
 from provkit.errors import RegistryError
-from provkit.registry import Attempt, AttemptState, Connection, ConnectionOutcome
+from provkit.registry import Attempt, AttemptState, Connection, ConnectionOutcome, Registry
 from provkit.registry.export import ExportFormat
 
 PAGE: Final = 100
@@ -72,7 +78,7 @@ def list_cmd(
     as_json: bool,
 ) -> None:
     """List attempts one page at a time, oldest first; the next page's option is printed on stderr."""
-    registry = open_registry(ctx, registry_url, None)
+    registry = open_registry(ctx, registry_url, None, read_only=True)
     rows = registry.find(
         state=AttemptState(state) if state else None,
         batch_id=batch_id,
@@ -100,7 +106,7 @@ def show_cmd(ctx: click.Context, registry_url: str | None, key: str) -> None:
     KEY is an endpoint name, a serial number, a device certificate's SHA-256
     fingerprint (hex, colons allowed) or enrollment id (A-…), or an attempt id.
     """
-    rows = open_registry(ctx, registry_url, None).lookup(key)
+    rows = open_registry(ctx, registry_url, None, read_only=True).lookup(key)
     if not rows:
         raise RegistryError(
             f"no attempt for {key!r} (as endpoint name, serial number, certificate fingerprint or attempt id)"
@@ -139,7 +145,7 @@ def connections_cmd(
     as_json: bool,
 ) -> None:
     """List devices' connections to the bootstrap and LwM2M servers, most recent first."""
-    registry = open_registry(ctx, registry_url, None)
+    registry = open_registry(ctx, registry_url, None, read_only=True)
     if endpoint is not None:
         rows = [c for c in registry.connections.get(endpoint) if service in (None, c.service)]
     else:
@@ -173,7 +179,7 @@ def connections_cmd(
 @click.pass_context
 def stats_cmd(ctx: click.Context, registry_url: str | None, as_json: bool) -> None:
     """Counts of attempts per state and provisioned devices per station."""
-    stats = open_registry(ctx, registry_url, None).stats()
+    stats = open_registry(ctx, registry_url, None, read_only=True).stats()
     if as_json:
         click.echo(
             json.dumps(
@@ -213,7 +219,7 @@ def export_cmd(
     ctx: click.Context, registry_url: str | None, fmt: str, enrollment_only: bool, out_file: Path | None
 ) -> None:
     """Export the provisioned devices for a cloud bulk upload (streamed: any number of devices)."""
-    registry = open_registry(ctx, registry_url, None)
+    registry = open_registry(ctx, registry_url, None, read_only=True)
     kind: ExportFormat = "enrollment" if enrollment_only else "json" if fmt == "json" else "csv"
     if out_file is None:
         registry.export(sys.stdout, kind)
@@ -230,3 +236,16 @@ def export_cmd(
     finally:
         partial.unlink(missing_ok=True)
     click.echo(f"{count} devices exported to {out_file}", err=True)
+
+
+@registry_group.command("upgrade")
+@registry_option
+@click.pass_context
+def upgrade_cmd(ctx: click.Context, registry_url: str | None) -> None:
+    """Bring the registry's schema to this provkit's newest revision (the one command that migrates)."""
+    location = registry_url or default_registry(ctx.find_object(CliState))
+    before, after = Registry.upgrade(location)
+    if before == after:
+        click.echo(f"registry schema already at revision {after}")
+    else:
+        click.echo(f"registry schema upgraded from revision {before or '(none)'} to {after}")

@@ -64,7 +64,7 @@ def create_cmd(ctx: click.Context, name: str, role: str, registry_url: str | Non
 def list_cmd(ctx: click.Context, registry_url: str | None) -> None:
     """List the API keys (never the keys themselves) as JSON lines."""
     try:
-        keys = open_registry(ctx, registry_url, None).api_keys.list()
+        keys = open_registry(ctx, registry_url, None, read_only=True).api_keys.list()
     except ProvkitError as exc:
         exit_with(exc)
     for key in keys:

@@ -261,7 +261,7 @@ def trust_ca_cmd(
 @click.pass_context
 def trusted_cmd(ctx: click.Context, registry_url: str | None, service: str | None) -> None:
     """List the trusted CA certificates as JSON lines."""
-    for cert in open_registry(ctx, registry_url, None).trust.find(service=service):
+    for cert in open_registry(ctx, registry_url, None, read_only=True).trust.find(service=service):
         click.echo(json.dumps(_trusted_row(cert)))
 
 
@@ -315,7 +315,7 @@ def revoke_cmd(
 @click.pass_context
 def revocations_cmd(ctx: click.Context, registry_url: str | None) -> None:
     """List the revocations as JSON lines."""
-    for item in open_registry(ctx, registry_url, None).revocations.find():
+    for item in open_registry(ctx, registry_url, None, read_only=True).revocations.find():
         click.echo(
             json.dumps(
                 {

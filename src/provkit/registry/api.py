@@ -33,7 +33,14 @@ from provkit.registry.connections import Connections
 from provkit.registry.credentials import PskCredentials
 from provkit.registry.devcerts import DeveloperCertificates
 from provkit.registry.devices import DeviceDirectory
-from provkit.registry.engine import create_registry_engine, read_only_options, upgrade_schema
+from provkit.registry.engine import (
+    check_schema,
+    create_registry_engine,
+    read_only_options,
+    schema_state,
+    sqlite_file,
+    upgrade_schema,
+)
 from provkit.registry.enrollments import Enrollments
 from provkit.registry.export import ExportFormat, write_export
 from provkit.registry.queries import PageFilter
@@ -51,6 +58,25 @@ def default_station_id() -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _check_before_writing(url_or_path: str | Path) -> None:
+    """Check an existing SQLite file through a read-only connection before a writing one opens it.
+
+    A writing connection sets the WAL journal mode as it connects, which would already
+    change a foreign database's file.
+
+    Raises:
+        RegistrySchemaError: the file is not a provkit registry, or a newer one.
+    """
+    database = sqlite_file(url_or_path)
+    if database is None or not database.is_file():
+        return
+    probe = create_registry_engine(url_or_path, read_only=True)
+    try:
+        check_schema(probe, allow_empty=True, allow_outdated=True)
+    finally:
+        probe.dispose()
 
 
 class Registry:
@@ -90,25 +116,70 @@ class Registry:
         """Every endpoint that connected, with its state (the Device Management device directory)."""
 
     @classmethod
-    def open(cls, url_or_path: str | Path, *, station_id: str | None = None, migrate: bool = True) -> Self:
-        """Connect to the registry and bring its schema up to date.
+    def open(
+        cls,
+        url_or_path: str | Path,
+        *,
+        station_id: str | None = None,
+        migrate: bool = True,
+        read_only: bool = False,
+    ) -> Self:
+        """Connect to the registry, checking (and for work, preparing) its schema.
 
         Args:
             url_or_path: SQLite file path or ``postgresql://`` URL.
             station_id: recorded on every attempt; default :func:`default_station_id`.
-            migrate: run the Alembic migrations (on by default).
+            migrate: create the schema in an empty database and bring an older one up to
+                date (the default, for stations at work); ``False`` leaves the database
+                exactly as it is, unchecked.
+            read_only: for inspection: a connection that writes nothing, on a registry
+                that must exist at this provkit's schema revision.
 
         Raises:
+            RegistrySchemaError: the database is not a provkit registry (or, read-only,
+                an empty one, or one whose schema ``provkit registry upgrade`` must
+                bring up to date first).
             RegistryError: the database is unreachable or the URL unusable.
         """
-        engine = create_registry_engine(url_or_path)
-        if migrate:
-            try:
+        if migrate and not read_only:
+            _check_before_writing(url_or_path)
+        engine = create_registry_engine(url_or_path, read_only=read_only)
+        try:
+            if read_only:
+                check_schema(engine, allow_empty=False, allow_outdated=False)
+            elif migrate:
+                check_schema(engine, allow_empty=True, allow_outdated=True)
                 upgrade_schema(engine)
-            except RegistryError:
-                engine.dispose()
-                raise
+        except RegistryError:
+            engine.dispose()
+            raise
         return cls(engine, station_id=station_id or default_station_id())
+
+    @staticmethod
+    def upgrade(url_or_path: str | Path) -> tuple[str | None, str]:
+        """Bring a registry's schema to this provkit's newest revision (``provkit registry upgrade``).
+
+        An empty PostgreSQL database gets the whole schema; a SQLite file must exist.
+
+        Returns:
+            The revision before (``None`` for an empty database) and after.
+
+        Raises:
+            RegistrySchemaError: the database is not a provkit registry, or a newer one.
+            RegistryError: the database is unreachable, the file missing or a migration failed.
+        """
+        database = sqlite_file(url_or_path)
+        if database is not None and not database.is_file():
+            # A mistyped path must not become a new, empty registry.
+            raise RegistryError(f"no registry at {database}: the file does not exist")
+        _check_before_writing(url_or_path)
+        engine = create_registry_engine(url_or_path)
+        try:
+            before = check_schema(engine, allow_empty=True, allow_outdated=True).revision
+            upgrade_schema(engine)
+            return before, schema_state(engine).head
+        finally:
+            engine.dispose()
 
     def close(self) -> None:
         """Release the connection pool."""
