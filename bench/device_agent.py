@@ -15,6 +15,11 @@ without a socket, so ``tcp − reuse`` is the transport's cost. Two client modes
 ``keep-alive`` (bundles carry ``KpAlvSess: 1``, one connection for all) and
 ``per-bundle`` (a new connection per bundle, which the agent closes after answering).
 
+SQLite storage commits with ``synchronous=FULL`` (the WAL is synced before a bundle's
+answer, so it survives a power cut). The ``sqlite-normal`` rows run the same work with
+``synchronous=NORMAL``, the setting before that, and the last lines print what FULL
+costs per bundle.
+
 Usage: python bench/device_agent.py [--count N] [--tcp]
 """
 
@@ -126,34 +131,54 @@ def build_bundle() -> bytes:
     )
 
 
-def report(label: str, latencies: list[float]) -> None:
-    """Print rate (bundles / summed latency) and p50/p99 of one series."""
+def report(label: str, latencies: list[float]) -> float:
+    """Print rate (bundles / summed latency) and p50/p99 of one series; return the mean latency."""
     qs = statistics.quantiles(latencies, n=100)
     print(
-        f"{label:26s} bundles={len(latencies)} rate={len(latencies) / sum(latencies):8.1f}/s "
+        f"{label:34s} bundles={len(latencies)} rate={len(latencies) / sum(latencies):8.1f}/s "
         f"p50={qs[49] * 1000:6.2f} ms p99={qs[98] * 1000:6.2f} ms"
     )
+    return sum(latencies) / len(latencies)
+
+
+KINDS = ("sqlite", "sqlite-normal", "memory")
 
 
 def _backend(kind: str, path: Path) -> StorageBackend:
-    return MemoryStorage() if kind == "memory" else SqliteStorage(path)
+    if kind == "memory":
+        return MemoryStorage()
+    storage = SqliteStorage(path)
+    if kind == "sqlite-normal":
+        # The durability setting before FULL, only to measure what FULL costs.
+        storage._db.execute("PRAGMA synchronous=NORMAL")
+    return storage
 
 
-def run(kind: str, bundles: list[bytes], workdir: Path) -> None:
+def cost_of_full(means: dict[str, float]) -> None:
+    """Print what synchronous=FULL adds per bundle over NORMAL, for each pair of rows measured."""
+    for label, full in means.items():
+        normal = means.get(label.replace("sqlite", "sqlite-normal", 1))
+        if label.startswith("sqlite ") and normal:
+            row = label.removeprefix("sqlite ")
+            added = (full - normal) * 1000
+            print(f"FULL vs NORMAL, {row:20s}: +{added:5.2f} ms per bundle, rate ratio {normal / full:4.2f}")
+
+
+def run(kind: str, bundles: list[bytes], workdir: Path) -> float:
     """Direct handler calls, a fresh device per bundle (only ``bundle_handler`` is timed)."""
     latencies = []
     for i, data in enumerate(bundles):
-        backend = _backend(kind, workdir / f"dev{i}.sqlite")
+        backend = _backend(kind, workdir / f"{kind}-dev{i}.sqlite")
         fcc = FactoryConfiguratorClient(Kcm(backend))
         start = time.perf_counter()
         result = fcc.bundle_handler(data)
         latencies.append(time.perf_counter() - start)
         assert result.status == 0, result
         backend.close()
-    report(f"{kind} direct", latencies)
+    return report(f"{kind} direct", latencies)
 
 
-def run_reuse(kind: str, bundles: list[bytes], workdir: Path) -> None:
+def run_reuse(kind: str, bundles: list[bytes], workdir: Path) -> float:
     """Direct calls on one reused device: wipe + ``bundle_handler``, the TCP agent's device work."""
     backend = _backend(kind, workdir / f"reuse-{kind}.sqlite")
     fcc = FactoryConfiguratorClient(Kcm(backend))
@@ -165,10 +190,10 @@ def run_reuse(kind: str, bundles: list[bytes], workdir: Path) -> None:
         latencies.append(time.perf_counter() - start)
         assert result.status == 0, result
     backend.close()
-    report(f"{kind} reuse (wipe+handle)", latencies)
+    return report(f"{kind} reuse (wipe+handle)", latencies)
 
 
-def run_tcp(kind: str, bundles: list[bytes], workdir: Path, *, keep_alive: bool) -> None:
+def run_tcp(kind: str, bundles: list[bytes], workdir: Path, *, keep_alive: bool) -> float:
     """Through a real agent on 127.0.0.1: one connection for all, or one per bundle."""
     backend = _backend(kind, workdir / f"tcp-{kind}-{keep_alive}.sqlite")
     fcc = FactoryConfiguratorClient(Kcm(backend))
@@ -192,7 +217,7 @@ def run_tcp(kind: str, bundles: list[bytes], workdir: Path, *, keep_alive: bool)
         finally:
             link.close()
     backend.close()
-    report(f"{kind} tcp {'keep-alive' if keep_alive else 'per-bundle'}", latencies)
+    return report(f"{kind} tcp {'keep-alive' if keep_alive else 'per-bundle'}", latencies)
 
 
 def main() -> None:
@@ -202,17 +227,18 @@ def main() -> None:
     args = parser.parse_args()
     unique = [build_bundle() for _ in range(min(args.count, 50))]
     bundles = (unique * (args.count // len(unique) + 1))[: args.count]
+    means: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("sqlite", "memory"):
-            run(kind, bundles, Path(tmp))
-        if not args.tcp:
-            return
-        kept = [cbor2.dumps({**cbor2.loads(b), "KpAlvSess": 1}) for b in unique]
-        kept = (kept * (args.count // len(kept) + 1))[: args.count]
-        for kind in ("sqlite", "memory"):
-            run_reuse(kind, bundles, Path(tmp))
-            run_tcp(kind, kept, Path(tmp), keep_alive=True)
-            run_tcp(kind, bundles, Path(tmp), keep_alive=False)
+        for kind in KINDS:
+            means[f"{kind} direct"] = run(kind, bundles, Path(tmp))
+        if args.tcp:
+            kept = [cbor2.dumps({**cbor2.loads(b), "KpAlvSess": 1}) for b in unique]
+            kept = (kept * (args.count // len(kept) + 1))[: args.count]
+            for kind in KINDS:
+                means[f"{kind} reuse"] = run_reuse(kind, bundles, Path(tmp))
+                means[f"{kind} tcp keep-alive"] = run_tcp(kind, kept, Path(tmp), keep_alive=True)
+                means[f"{kind} tcp per-bundle"] = run_tcp(kind, bundles, Path(tmp), keep_alive=False)
+    cost_of_full(means)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     ├── CryptoError                (+ValueError)   key/certificate/CSR unusable
     ├── StorageError                               secure storage failure; .kcm_status
     │   ├── ItemNotFoundError      (+KeyError)
-    │   └── ItemExistsError
+    │   ├── ItemExistsError
+    │   ├── NotAStoreError                         a file that is not a provkit device store (11)
+    │   └── SecretUnavailableError                 the device secret a store is sealed with is missing (14)
     ├── DeviceError                                device side refuses a bundle; .fcc_status, .respond
     ├── FactoryError                               FCU failures; .code is an FcuErrorCode
     │   ├── ConfigError            (+ValueError)   190, 200, 380
@@ -177,6 +179,29 @@ class ItemExistsError(StorageError):
 
     def __init__(self, message: str, *, item: str = "", kcm_status: KcmStatus = KcmStatus.FILE_EXIST) -> None:
         super().__init__(message, kcm_status=kcm_status, item=item)
+
+
+class NotAStoreError(StorageError):
+    """A file given as device storage is not a provkit device store (code 11, ``STORAGE_ERROR``).
+
+    Raised before anything is written to it: a foreign SQLite database is never given a
+    table, a journal mode or a secret file.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, kcm_status=KcmStatus.STORAGE_ERROR)
+        self.hint = "give the path of a device store (made by 'provkit device serve --storage')"
+
+
+class SecretUnavailableError(StorageError):
+    """The device secret a store's sealed items need is missing (code 14, ``FILE_CORRUPTED``).
+
+    Nothing is created in its place: a new random secret could never open the items.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, kcm_status=KcmStatus.FILE_CORRUPTED)
+        self.hint = hint
 
 
 class DeviceError(ProvkitError):

@@ -208,6 +208,84 @@ def test_inspecting_a_missing_storage_file_is_error_11(tmp_path: Path, command: 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", [["show"], ["verify"], ["reset"], ["erase", "--yes"]])
+def test_a_foreign_sqlite_file_is_error_11_and_left_alone(tmp_path: Path, command: list[str]) -> None:
+    """Pointed at another application's SQLite file, no command adds a table or a secret to it."""
+    import sqlite3
+
+    foreign = tmp_path / "app.db"
+    db = sqlite3.connect(foreign)
+    db.execute("CREATE TABLE notes (x)")
+    db.close()
+    before = foreign.read_bytes()
+    result = CliRunner().invoke(cli, ["device", *command, "--storage", str(foreign)])
+    assert result.exit_code == 1
+    assert f"Error 11: {foreign} is not a provkit device store (its tables: notes)" in result.output
+    assert foreign.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["app.db"]
+
+
+def test_a_store_without_its_secret_is_error_14_and_gets_no_new_one(tmp_path: Path) -> None:
+    """show on a store whose secret was moved away fails with 14 and writes no random secret;
+    --secret-file (or PROVKIT_DEVICE_SECRET_FILE) pointing at the moved secret opens it."""
+    db = tmp_path / "d.sqlite"
+    provision(db)
+    kept = tmp_path / "vault" / "device.secret"
+    kept.parent.mkdir()
+    (tmp_path / "d.sqlite.secret").rename(kept)
+    for command in (["show"], ["verify"], ["reset"]):
+        result = CliRunner().invoke(cli, ["device", *command, "--storage", str(db)])
+        assert result.exit_code == 1 and "Error 14: the device secret" in result.output, result.output
+        assert "Hint: restore the secret file or name it with --secret-file" in result.output
+        assert not (tmp_path / "d.sqlite.secret").exists()
+    shown = CliRunner().invoke(cli, ["device", "show", "--storage", str(db), "--secret-file", str(kept)])
+    assert shown.exit_code == 0 and "14 item(s)" in shown.output
+    verified = CliRunner().invoke(
+        cli, ["device", "verify", "--storage", str(db)], env={"PROVKIT_DEVICE_SECRET_FILE": str(kept)}
+    )
+    assert verified.exit_code == 0, verified.output
+
+
+def test_secret_given_in_the_environment_is_never_written(tmp_path: Path) -> None:
+    """serve and show take the secret itself from PROVKIT_DEVICE_SECRET; no .secret file appears."""
+    import os
+
+    secret = os.urandom(32).hex()
+    db = tmp_path / "d.sqlite"
+    env = {**os.environ, "PROVKIT_DEVICE_SECRET": secret}
+    proc = subprocess.Popen(
+        [*AGENT, "serve", "--port", "0", "--storage", str(db), "--once"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        match = READY.match(proc.stdout.readline().strip())
+        assert match, proc.stderr.read() if proc.stderr else ""
+        with TcpLink(match.group(1), int(match.group(2))) as link:
+            assert decode_response(link.exchange(device_bundle("ep-env"), timeout_s=30)).return_status == 0
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (tmp_path / "d.sqlite.secret").exists()
+    show = ["device", "show", "--storage", str(db)]
+    shown = CliRunner().invoke(cli, show, env={"PROVKIT_DEVICE_SECRET": secret})
+    assert shown.exit_code == 0 and "14 item(s)" in shown.output
+    bad = CliRunner().invoke(cli, show, env={"PROVKIT_DEVICE_SECRET": "0" * 64})
+    assert bad.exit_code == 1 and "Error 14: the device secret does not match" in bad.output
+
+
+def test_show_works_on_a_read_only_store_and_changes_nothing(tmp_path: Path) -> None:
+    """show and verify open read-only: the store's bytes are the same afterwards."""
+    import hashlib
+
+    db = tmp_path / "d.sqlite"
+    provision(db)
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    for command in (["show"], ["verify"]):
+        assert CliRunner().invoke(cli, ["device", *command, "--storage", str(db)]).exit_code == 0
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
 def test_verify_succeeds_and_prints_warnings(tmp_path: Path) -> None:
     """verify on a provisioned device exits 0 and lists the warnings."""
     db = tmp_path / "d.sqlite"

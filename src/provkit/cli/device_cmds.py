@@ -34,35 +34,37 @@ class _Device:
 
 
 @contextmanager
-def open_device(spec: str, *, create: bool = False, atomic_bundles: bool = False) -> Iterator[_Device]:
+def open_device(
+    spec: str, *, mode: str = "read", secret_file: Path | None = None, atomic_bundles: bool = False
+) -> Iterator[_Device]:
     """Open the storage named by ``spec`` with its KCM and FCC; close it afterwards.
 
     Args:
         spec: an SQLite file path or ``:memory:``.
-        create: make a new storage file if there is none (``serve``). The inspecting
-            commands refuse a missing file instead, so a mistyped path never leaves an
-            empty device (and its secret) behind.
+        mode: ``create`` makes a new storage file if there is none (``serve``); ``write``
+            and ``read`` refuse a missing file, so a mistyped path never leaves an empty
+            device (and its secret) behind, and ``read`` (``show``, ``verify``) writes
+            nothing at all.
+        secret_file: where the device secret is kept (default ``<storage>.secret``);
+            ``PROVKIT_DEVICE_SECRET`` (64 hex digits) gives the secret itself instead.
         atomic_bundles: the FCC makes each bundle all-or-nothing.
 
     Raises:
-        StorageError: code 11 when the file is missing (without ``create``) or unusable.
+        StorageError: code 11 when the file is missing or unusable; 14 when its secret is.
+        NotAStoreError: the file is not a provkit device store.
     """
     # Imported here so that `provkit --help` and the factory commands never load the device side.
     from provkit.device.fcc import FactoryConfiguratorClient
     from provkit.device.kcm import Kcm
-    from provkit.device.storage import MEMORY_SPEC, open_storage
-    from provkit.errors import StorageError
+    from provkit.device.storage import OpenMode, open_storage, secret_from_environment
 
-    if not create and spec != MEMORY_SPEC and not Path(spec).is_file():
-        raise StorageError(f"storage file {spec} does not exist")
-    storage = open_storage(spec)
+    secret = None if secret_file is not None else secret_from_environment()
+    storage = open_storage(spec, mode=OpenMode(mode), secret_file=secret_file)
     try:
-        kcm = Kcm(storage)
+        kcm = Kcm(storage, secret=secret)
         yield _Device(storage, kcm, FactoryConfiguratorClient(kcm, atomic_bundles=atomic_bundles))
     finally:
-        close = getattr(storage, "close", None)
-        if callable(close):
-            close()
+        storage.close()
 
 
 # The farm runs line code (provkit.line); it is imported only when asked for, so that
@@ -82,6 +84,14 @@ def device_group() -> None:
 
 
 storage_option = click.option("--storage", "storage", required=True, help=STORAGE_HELP)
+secret_option = click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="PROVKIT_DEVICE_SECRET_FILE",
+    help="The device secret sealing keys, ROT and Entropy (default: <storage>.secret). "
+    "Keep it on another medium than the storage; PROVKIT_DEVICE_SECRET (64 hex digits) "
+    "gives the secret itself.",
+)
 
 
 @device_group.command("serve")
@@ -100,6 +110,7 @@ storage_option = click.option("--storage", "storage", required=True, help=STORAG
     help="TCP port (fcc, default 7777) or UDP port (smp, default 1337); 0 picks one.",
 )
 @click.option("--storage", default=":memory:", show_default=True, help=STORAGE_HELP)
+@secret_option
 @click.option("--serial", "serial_port", metavar="DEVICE", help="Serve on this serial port instead of TCP.")
 @click.option("--baud-rate", type=click.IntRange(1), default=115200, show_default=True, help="Serial speed.")
 @click.option("--once", is_flag=True, help="Exit after the first connection, like the C example.")
@@ -142,6 +153,7 @@ def serve_cmd(
     ip: str,
     port: int | None,
     storage: str,
+    secret_file: Path | None,
     serial_port: str | None,
     baud_rate: int,
     once: bool,
@@ -156,7 +168,15 @@ def serve_cmd(
     """Serve factory tool connections: FCC bundles and LwM2M blobs, or SMP as a Zephyr board."""
     if protocol == "smp":
         _serve_smp(
-            storage, ip, 1337 if port is None else port, serial_port, baud_rate, endpoint, files, buf_size
+            storage,
+            secret_file,
+            ip,
+            1337 if port is None else port,
+            serial_port,
+            baud_rate,
+            endpoint,
+            files,
+            buf_size,
         )
         return
     port = 7777 if port is None else port
@@ -164,7 +184,9 @@ def serve_cmd(
     from provkit.transport.agent import DeviceAgent
     from provkit.transport.servers import SerialAgentServer, TcpAgentServer
 
-    with open_device(storage, create=True, atomic_bundles=atomic_bundles) as device:
+    with open_device(
+        storage, mode="create", secret_file=secret_file, atomic_bundles=atomic_bundles
+    ) as device:
         handlers = device_handlers(device.fcc, device.kcm, wipe_on_first=wipe_on_first)
         handlers[CONNECT_TOKEN] = _lazy_connect_handler(device.kcm)
         agent = DeviceAgent(
@@ -191,6 +213,7 @@ def serve_cmd(
 
 def _serve_smp(
     storage: str,
+    secret_file: Path | None,
     ip: str,
     port: int,
     serial_port: str | None,
@@ -203,7 +226,7 @@ def _serve_smp(
     from provkit.device.smp import AnjayProvisioningImage
     from provkit.transport.smp_server import SmpSerialServer, SmpUdpServer
 
-    with open_device(storage, create=True) as device:
+    with open_device(storage, mode="create", secret_file=secret_file) as device:
         board = AnjayProvisioningImage(device.kcm, endpoint_name=endpoint, files=files, buf_size=buf_size)
         server: SmpSerialServer | SmpUdpServer
         if serial_port is not None:
@@ -305,10 +328,11 @@ def _item_rows(device: _Device) -> list[dict[str, Any]]:
 
 @device_group.command("show")
 @storage_option
+@secret_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def show_cmd(storage: str, as_json: bool) -> None:
+def show_cmd(storage: str, secret_file: Path | None, as_json: bool) -> None:
     """List stored items: type, name, size, factory flag, certificate subject and validity."""
-    with open_device(storage) as device:
+    with open_device(storage, mode="read", secret_file=secret_file) as device:
         rows = _item_rows(device)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -335,10 +359,11 @@ def show_cmd(storage: str, as_json: bool) -> None:
 
 @device_group.command("verify")
 @storage_option
+@secret_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def verify_cmd(storage: str, as_json: bool) -> None:
+def verify_cmd(storage: str, secret_file: Path | None, as_json: bool) -> None:
     """Check the device is ready to connect; exit status 1 unless it is."""
-    with open_device(storage) as device:
+    with open_device(storage, mode="read", secret_file=secret_file) as device:
         result = device.fcc.verify_device_configured()
     status = int(result.status)
     info_message = result.message
@@ -356,20 +381,22 @@ def verify_cmd(storage: str, as_json: bool) -> None:
 
 @device_group.command("reset")
 @storage_option
-def reset_cmd(storage: str) -> None:
+@secret_option
+def reset_cmd(storage: str, secret_file: Path | None) -> None:
     """Factory reset: restore the factory items, drop everything stored since."""
-    with open_device(storage) as device:
+    with open_device(storage, mode="write", secret_file=secret_file) as device:
         device.fcc.factory_reset()
     click.echo(f"Factory reset done: {storage}")
 
 
 @device_group.command("erase")
 @storage_option
+@secret_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def erase_cmd(storage: str, yes: bool) -> None:
+def erase_cmd(storage: str, secret_file: Path | None, yes: bool) -> None:
     """Delete every item from the device storage (asks first unless --yes)."""
     if not yes:
         click.confirm(f"Erase every item in {storage}?", abort=True)
-    with open_device(storage) as device:
+    with open_device(storage, mode="write", secret_file=secret_file) as device:
         device.fcc.storage_delete()
     click.echo(f"Storage erased: {storage}")

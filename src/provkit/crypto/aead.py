@@ -9,6 +9,7 @@ See ``docs/device.md`` for the threat model.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -42,7 +43,8 @@ def load_or_create_secret(path: Path) -> bytes:
     """Read the device secret at ``path``, creating it (mode 0600) if it does not exist.
 
     The file is created with ``O_EXCL`` and mode 0600 in one step, so there is no moment
-    where another user could read it.
+    where another user could read it, and it is synced to disk with its directory entry
+    before the secret is used.
 
     Raises:
         CryptoError: the file exists but does not hold exactly 32 bytes, or cannot be read.
@@ -58,7 +60,25 @@ def load_or_create_secret(path: Path) -> bytes:
         handle.write(secret)
         handle.flush()
         os.fsync(handle.fileno())
+    _sync_directory(path.parent)
     return secret
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a new directory entry durable.
+
+    Without it a power cut could lose the secret file while the storage it seals
+    survives, leaving every sealed item unreadable.
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # a platform or file system without directory handles: nothing more can be done
+    try:
+        with contextlib.suppress(OSError):  # some file systems refuse it; the file itself is synced
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_secret(path: Path) -> bytes:

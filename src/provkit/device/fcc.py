@@ -25,7 +25,7 @@ from typing import Final
 from provkit.codes import GENERAL_ERROR_PREFIX, SUCCESS_INFO_MESSAGE, FccStatus
 from provkit.device import _apply
 from provkit.device.clock import DeviceClock
-from provkit.device.kcm import Kcm
+from provkit.device.kcm import ENTROPY, Kcm
 from provkit.device.storage import StorageBackend, open_storage
 from provkit.device.trust_ca import trust_ca_id_set
 from provkit.device.verify import VerifyResult, get_bootstrap_mode, verify_device
@@ -36,7 +36,6 @@ from provkit.wire.response import BundleResponse, CsrResult, encode_response
 _log = logging.getLogger(__name__)
 
 FACTORY_DONE: Final = "factory_done"
-ENTROPY: Final = "entropy"
 ROT: Final = "rot"
 
 

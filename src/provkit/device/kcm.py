@@ -9,7 +9,7 @@ PelionIoT/mbed-cloud-client. ``kcm_item_store`` checks an item's data before its
 before it looks for an item of that name. Rollback-protected (RBP) items
 (``factory_done``, ``entropy``, ``rot``, ``saved_time``) live in their own namespace of
 the same backend, so one transaction covers them too.
-Private keys, symmetric keys and the ROT are sealed with AES-GCM
+Private keys, symmetric keys, the ROT and the Entropy are sealed with AES-GCM
 (:mod:`provkit.crypto.aead`); the associated data is the item's type prefix and name.
 """
 
@@ -24,12 +24,19 @@ from typing import Final
 
 from provkit.codes import KcmStatus
 from provkit.crypto import keys, mbedtls_pk, mbedtls_x509, x509
-from provkit.crypto.aead import Sealer, SealError
+from provkit.crypto.aead import Sealer, SealError, new_secret
 from provkit.crypto.mbedtls_pk import MbedtlsKeyError, PkFault
 from provkit.crypto.mbedtls_x509 import CertFault, MbedtlsCertError
 from provkit.device.storage import StorageBackend
-from provkit.errors import CryptoError, ItemExistsError, ItemNotFoundError, StorageError
+from provkit.errors import (
+    CryptoError,
+    ItemExistsError,
+    ItemNotFoundError,
+    SecretUnavailableError,
+    StorageError,
+)
 from provkit.params import NAME_RULE, NameFault, name_fault
+from provkit.wire.bundle import ENTROPY_SIZE
 
 MAX_CHAIN_LENGTH: Final = 5
 _CACHE_LIMIT: Final = 256
@@ -54,7 +61,9 @@ _PREFIX: Final[dict[ItemType, str]] = {
     ItemType.CONFIG: "CfgParam",
 }
 _SEALED_TYPES: Final = frozenset({ItemType.PRIVATE_KEY, ItemType.SYMMETRIC_KEY})
-_SEALED_RBP: Final = frozenset({"rot"})
+ENTROPY: Final = "entropy"
+"""The RBP item holding the 48-byte Entropy a bundle delivers."""
+_SEALED_RBP: Final = frozenset({"rot", ENTROPY})
 _RBP_NS: Final = "rbp"
 _META_NS: Final = "meta"
 _KEYCHECK: Final = "keycheck"
@@ -166,16 +175,35 @@ class Kcm:
 
     def __init__(self, backend: StorageBackend, *, secret: bytes | None = None) -> None:
         self.backend = backend
+        check = backend.get(_META_NS, _KEYCHECK)
+        if secret is None:
+            secret = self._find_secret(backend, sealed_before=check is not None)
         try:
-            self._sealer = Sealer(backend.device_secret() if secret is None else secret)
+            self._sealer = Sealer(secret)
         except CryptoError as exc:
             raise StorageError(str(exc), kcm_status=KcmStatus.INVALID_PARAMETER) from exc
-        self._check_secret()
+        self._check_secret(check)
+        if not backend.read_only:
+            self._seal_clear_rbp_items()
 
-    def _check_secret(self) -> None:
-        check = self.backend.get(_META_NS, _KEYCHECK)
+    @staticmethod
+    def _find_secret(backend: StorageBackend, *, sealed_before: bool) -> bytes:
+        """The backend's secret; a new one only for a store that has sealed nothing yet.
+
+        For a store that has, a fresh secret could never open its items. A read-only
+        store that has sealed nothing needs no secret at all: a throwaway one is used.
+        """
+        if sealed_before or not backend.read_only:
+            return backend.device_secret(create=not sealed_before)
+        try:
+            return backend.device_secret(create=False)
+        except SecretUnavailableError:
+            return new_secret()
+
+    def _check_secret(self, check: bytes | None) -> None:
         if check is None:
-            self.backend.put(_META_NS, _KEYCHECK, self._sealer.seal(_KEYCHECK_PLAIN, _KEYCHECK.encode()))
+            if not self.backend.read_only:
+                self.backend.put(_META_NS, _KEYCHECK, self._sealer.seal(_KEYCHECK_PLAIN, _KEYCHECK.encode()))
             return
         try:
             self._sealer.open(check, _KEYCHECK.encode())
@@ -184,6 +212,12 @@ class Kcm:
                 "the device secret does not match this storage (wrong or replaced .secret file)",
                 kcm_status=KcmStatus.FILE_CORRUPTED,
             ) from exc
+
+    def _seal_clear_rbp_items(self) -> None:
+        """Seal an Entropy item a provkit before 0.2 stored in clear (48 bytes, no seal header)."""
+        blob = self.backend.get(_RBP_NS, ENTROPY)
+        if blob is not None and len(blob) == ENTROPY_SIZE:
+            self.rbp_set(ENTROPY, blob)
 
     # ------------------------------------------------------------ transactions
 
@@ -424,7 +458,7 @@ class Kcm:
         """Delete everything: items, backups and RBP items (``fcc_storage_delete``)."""
         with self.transaction():
             self.backend.clear()
-            self._check_secret()
+            self._check_secret(None)
 
     # ------------------------------------------------------------ rollback-protected items
 
@@ -433,6 +467,8 @@ class Kcm:
         blob = self.backend.get(_RBP_NS, name)
         if blob is None or name not in _SEALED_RBP:
             return blob
+        if name == ENTROPY and len(blob) == ENTROPY_SIZE:
+            return blob  # stored in clear by an older provkit; sealed when the store is next opened to write
         try:
             return self._sealer.open(blob, f"{_RBP_NS}/{name}".encode())
         except SealError as exc:

@@ -3,11 +3,18 @@
 A backend is a flat map ``(namespace, name) -> bytes`` with nestable transactions; KCM
 (:mod:`provkit.device.kcm`) decides what the namespaces mean and what gets encrypted.
 The SQLite backend keeps one row per item in a ``WITHOUT ROWID`` table, runs in WAL mode
-with ``synchronous=NORMAL`` (a committed bundle survives a killed process; only an OS
-crash or power loss can lose the last commits) and commits once per transaction, which
-is what makes ≥300 bundles/s possible. Each backend also supplies the device secret
-that keys encryption at rest: ``<file>.secret`` (mode 0600) next to the SQLite file, or
-a random in-process secret for memory storage.
+with ``synchronous=FULL`` and commits once per transaction: the WAL is synced to disk
+before a commit returns, so a bundle the device answered "The Factory process
+succeeded" for survives an OS crash or a power cut, not only a killed process (the
+cost is measured by ``bench/device_agent.py``). Each backend also supplies the device
+secret that keys encryption at rest: ``<file>.secret`` (mode 0600) next to the SQLite
+file unless another file is named, or a random in-process secret for memory storage.
+
+A SQLite file is opened in one of three ways (:class:`OpenMode`): ``CREATE`` (a new
+store, or an existing provkit store: ``device serve``), ``WRITE`` (an existing store
+only: ``reset``, ``erase``) or ``READ`` (``show``, ``verify``: a read-only connection
+that never creates a table, a secret or a journal, so a read-only copy can be
+inspected). A SQLite file that is not a provkit store is refused in every mode.
 
 Both backends are safe to share between threads (the device farm opens a store on one
 thread and serves it on another; an agent may run FCC and LwM2M handlers over one KCM):
@@ -18,17 +25,38 @@ inside, or be rolled back with, a bundle's transaction.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import urllib.parse
+from collections.abc import Mapping
+from enum import Enum
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from provkit.codes import KcmStatus
-from provkit.crypto.aead import load_or_create_secret, new_secret
-from provkit.errors import CryptoError, StorageError
+from provkit.crypto.aead import SECRET_SIZE, load_or_create_secret, new_secret
+from provkit.errors import CryptoError, NotAStoreError, SecretUnavailableError, StorageError
 
 MEMORY_SPEC = ":memory:"
 """The storage spec that selects :class:`MemoryStorage`."""
+
+SECRET_ENV: Final = "PROVKIT_DEVICE_SECRET"  # noqa: S105 - the variable's name, not a secret
+"""Environment variable that may hold the device secret itself (64 hex digits)."""
+
+_TABLE: Final = "kcm_items"
+_COLUMNS: Final = ("ns", "name", "data")
+
+
+class OpenMode(Enum):
+    """How a storage file is opened."""
+
+    CREATE = "create"
+    """Create the file and its table if missing (``device serve``)."""
+    WRITE = "write"
+    """An existing provkit store only (``device reset``, ``device erase``)."""
+    READ = "read"
+    """An existing provkit store, read-only: nothing is created or written (``device show``)."""
 
 
 @runtime_checkable
@@ -71,8 +99,17 @@ class StorageBackend(Protocol):
         """Undo the innermost transaction's changes."""
         ...
 
-    def device_secret(self) -> bytes:
-        """Return the 32-byte secret that keys encryption at rest for this storage."""
+    @property
+    def read_only(self) -> bool:
+        """Whether writes are refused (a store opened for inspection)."""
+        ...
+
+    def device_secret(self, *, create: bool = True) -> bytes:
+        """Return the 32-byte secret that keys encryption at rest for this storage.
+
+        ``create=False``: a missing secret is an error instead of a new one (the store
+        already holds items sealed with the old one).
+        """
         ...
 
     def close(self) -> None:
@@ -135,8 +172,14 @@ class MemoryStorage:
             self._data = self._snapshots.pop()
             self._lock.release()  # the hold taken by the matching begin()
 
-    def device_secret(self) -> bytes:
+    @property
+    def read_only(self) -> bool:
+        """Memory storage is always writable."""
+        return False
+
+    def device_secret(self, *, create: bool = True) -> bytes:
         """Return this instance's random secret (lost with the process, like the data)."""
+        del create
         return self._secret
 
     def close(self) -> None:
@@ -147,28 +190,94 @@ class SqliteStorage:
     """A backend in one SQLite file (WAL mode), with its secret in ``<path>.secret``.
 
     Args:
-        path: the database file; created with its table if missing.
+        path: the database file.
+        mode: create it if missing, open an existing store, or open one read-only.
+        secret_file: where the device secret is kept (default ``<path>.secret``): keep it
+            on another medium than the database so a copy of one is not enough.
 
     Raises:
-        StorageError: the file cannot be opened or is not a provkit storage file.
+        StorageError: the file cannot be opened (or, without ``CREATE``, does not exist).
+        NotAStoreError: the file is not a provkit device store.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, *, mode: OpenMode = OpenMode.CREATE, secret_file: str | Path | None = None
+    ) -> None:
         self.path = Path(path)
-        self.secret_path = self.path.with_name(self.path.name + ".secret")
+        default_secret = self.path.with_name(self.path.name + ".secret")
+        self.secret_path = Path(secret_file) if secret_file else default_secret
+        self.mode = mode
         self._depth = 0
         self._lock = threading.RLock()
+        if mode is not OpenMode.CREATE and not self.path.is_file():
+            raise StorageError(f"storage file {self.path} does not exist")
         try:
-            # Autocommit mode: transactions are explicit BEGIN/SAVEPOINT statements below.
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS kcm_items (ns TEXT NOT NULL, name TEXT NOT NULL, "
-                "data BLOB NOT NULL, PRIMARY KEY (ns, name)) WITHOUT ROWID"
-            )
+            self._db = self._connect()
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"cannot open storage file {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # "file is not a database"
+            raise NotAStoreError(f"{self.path} is not a provkit device store: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open storage file {self.path}: {exc}") from exc
+        try:
+            self._check_table()
+            if mode is not OpenMode.READ:
+                # Only once the file is known to be a provkit store (or new): a foreign
+                # database's journal mode is not ours to change.
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StorageError(f"cannot open storage file {self.path}: {exc}") from exc
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        # Autocommit mode: transactions are explicit BEGIN/SAVEPOINT statements below.
+        if self.mode is not OpenMode.READ:
+            return sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        uri = "file:" + urllib.parse.quote(str(self.path.absolute())) + "?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                db.close()
+                raise
+        except sqlite3.OperationalError:
+            # A WAL store on a read-only medium whose -shm cannot be created: read it as an
+            # immutable file (nothing else can be writing to a read-only copy).
+            uri += "&immutable=1"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        return db
+
+    def _check_table(self) -> None:
+        """Refuse a file that is not a provkit store; create the table in a new one (``CREATE``)."""
+        try:
+            tables = [row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            if _TABLE in tables:
+                columns = tuple(row[1] for row in self._db.execute(f"PRAGMA table_info({_TABLE})"))
+                if columns == _COLUMNS:
+                    return
+                raise NotAStoreError(
+                    f"{self.path} has a {_TABLE} table with columns {', '.join(columns)}, "
+                    "not a provkit device store's"
+                )
+            if tables or self.mode is not OpenMode.CREATE:
+                found = f"its tables: {', '.join(sorted(tables))}" if tables else "it has no tables"
+                raise NotAStoreError(f"{self.path} is not a provkit device store ({found})")
+            self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {_TABLE} (ns TEXT NOT NULL, name TEXT NOT NULL, "
+                "data BLOB NOT NULL, PRIMARY KEY (ns, name)) WITHOUT ROWID"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise NotAStoreError(f"{self.path} is not a provkit device store: {exc}") from exc
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store was opened read-only (``OpenMode.READ``)."""
+        return self.mode is OpenMode.READ
 
     def _run(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
         # Callers fetch results under the lock too, so one thread's cursor is never reset by another's.
@@ -243,12 +352,20 @@ class SqliteStorage:
             finally:
                 self._lock.release()  # the hold taken by the matching begin()
 
-    def device_secret(self) -> bytes:
-        """Return the secret in ``<path>.secret``, creating it (mode 0600) on first use.
+    def device_secret(self, *, create: bool = True) -> bytes:
+        """Return the secret in :attr:`secret_path`, creating it (mode 0600) when allowed.
 
         Raises:
+            SecretUnavailableError: the file is missing and ``create`` is false, or the
+                store is read-only.
             StorageError: the secret file is unreadable or malformed.
         """
+        if not self.secret_path.exists() and (self.read_only or not create):
+            raise SecretUnavailableError(
+                f"the device secret {self.secret_path} is missing: this store's keys, ROT and Entropy are "
+                "sealed with it",
+                hint="restore the secret file or name it with --secret-file (or PROVKIT_DEVICE_SECRET_FILE)",
+            )
         try:
             return load_or_create_secret(self.secret_path)
         except CryptoError as exc:
@@ -263,12 +380,44 @@ class SqliteStorage:
             self._db.close()
 
 
-def open_storage(spec: str | Path) -> StorageBackend:
+def open_storage(
+    spec: str | Path, *, mode: OpenMode = OpenMode.CREATE, secret_file: str | Path | None = None
+) -> StorageBackend:
     """Open a backend from a spec: ``":memory:"`` for memory, else a SQLite file path.
+
+    Args:
+        spec: ``":memory:"`` or a SQLite file path.
+        mode: how a SQLite file is opened (see :class:`OpenMode`).
+        secret_file: where a SQLite store's device secret is kept (default ``<file>.secret``).
 
     Raises:
         StorageError: the file cannot be opened.
+        NotAStoreError: the file is not a provkit device store.
     """
     if str(spec) == MEMORY_SPEC:
         return MemoryStorage()
-    return SqliteStorage(spec)
+    return SqliteStorage(spec, mode=mode, secret_file=secret_file)
+
+
+def secret_from_environment(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The device secret given in :data:`SECRET_ENV`, or ``None`` when it is not set.
+
+    For a secret kept by a secrets manager or a service's credentials rather than in a
+    file next to the storage.
+
+    Raises:
+        StorageError: ``INVALID_PARAMETER`` when the value is not 64 hex digits.
+    """
+    text = (os.environ if environ is None else environ).get(SECRET_ENV)
+    if text is None:
+        return None
+    try:
+        secret = bytes.fromhex(text.strip())
+    except ValueError:
+        secret = b""
+    if len(secret) != SECRET_SIZE:
+        raise StorageError(
+            f"{SECRET_ENV} must hold {SECRET_SIZE * 2} hex digits (a {SECRET_SIZE}-byte secret)",
+            kcm_status=KcmStatus.INVALID_PARAMETER,
+        )
+    return secret
