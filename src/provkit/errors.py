@@ -33,6 +33,7 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     ├── LogFileError               (+OSError)      --log-file cannot be opened (1000)
     ├── TransportError             (+OSError)      .code is an FtErrorCode
     │   ├── TransportTimeout       (+TimeoutError)
+    │   ├── RemoteBindRefused                      listening off loopback without --allow-remote
     │   ├── TransportClosed        (+ConnectionError)
     │   └── ConnectFailed          (+ConnectionError)
     ├── RegistryError                              registry database failures
@@ -316,6 +317,27 @@ class TransportTimeout(TransportError, TimeoutError):
     """The peer did not answer in time."""
 
     default_code = int(FtErrorCode.TOKEN_TIMEOUT)
+
+
+class RemoteBindRefused(TransportError):
+    """A device agent was asked to listen on a non-loopback address without ``allow_remote`` (1000).
+
+    Its frames are not authenticated (FCC's signature is a plain SHA-256): whoever reaches
+    the port can provision the device or disable its factory flow for good.
+    """
+
+    def __init__(self, host: str) -> None:
+        super().__init__(
+            FtErrorCode.GENERAL.format(
+                f"refusing to listen on {host or 'every interface'}: the agent's frames are not "
+                "authenticated, so anyone who reaches the port could provision this device or "
+                "disable its factory flow"
+            ),
+            code=FtErrorCode.GENERAL,
+            hint="listen on 127.0.0.1 (tunnel the station in, e.g. ssh -L), or pass --allow-remote "
+            "on an isolated factory network",
+        )
+        self.host = host
 
 
 class TransportClosed(TransportError, ConnectionError):

@@ -105,6 +105,12 @@ secret_option = click.option(
 )
 @click.option("--ip", default="127.0.0.1", show_default=True, help="IPv4 address to listen on.")
 @click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow an --ip other than loopback. The agent's frames are not authenticated: anyone who "
+    "reaches the port can provision the device or disable its factory flow.",
+)
+@click.option(
     "--port",
     type=click.IntRange(0, 65535),
     help="TCP port (fcc, default 7777) or UDP port (smp, default 1337); 0 picks one.",
@@ -151,6 +157,7 @@ secret_option = click.option(
 def serve_cmd(
     protocol: str,
     ip: str,
+    allow_remote: bool,
     port: int | None,
     storage: str,
     secret_file: Path | None,
@@ -166,11 +173,16 @@ def serve_cmd(
     buf_size: int,
 ) -> None:
     """Serve factory tool connections: FCC bundles and LwM2M blobs, or SMP as a Zephyr board."""
+    from provkit.transport.bind import check_bind_address
+
+    if serial_port is None:
+        check_bind_address(ip, allow_remote=allow_remote)  # before the storage is created
     if protocol == "smp":
         _serve_smp(
             storage,
             secret_file,
             ip,
+            allow_remote,
             1337 if port is None else port,
             serial_port,
             baud_rate,
@@ -198,7 +210,7 @@ def serve_cmd(
         if serial_port is not None:
             server = SerialAgentServer(agent, serial_port, baud_rate=baud_rate)
         else:
-            server = TcpAgentServer(agent, ip, port, once=once)
+            server = TcpAgentServer(agent, ip, port, once=once, allow_remote=allow_remote)
         try:
             with _stop_on_signals(server.shutdown):
                 # The factory tool (and scripts) wait for this exact line: flush it at once.
@@ -215,6 +227,7 @@ def _serve_smp(
     storage: str,
     secret_file: Path | None,
     ip: str,
+    allow_remote: bool,
     port: int,
     serial_port: str | None,
     baud_rate: int,
@@ -238,7 +251,9 @@ def _serve_smp(
                 max_message_bytes=buf_size,
             )
         else:
-            server = SmpUdpServer(board.handle, ip, port, max_message_bytes=buf_size)
+            server = SmpUdpServer(
+                board.handle, ip, port, max_message_bytes=buf_size, allow_remote=allow_remote
+            )
         try:
             with _stop_on_signals(server.shutdown):
                 click.echo(server.ready_line)

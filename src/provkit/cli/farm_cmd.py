@@ -40,6 +40,11 @@ from provkit.line.smp_farm import SmpDeviceFarm
 )
 @click.option("--ip", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow an --ip other than loopback (the devices' frames are not authenticated).",
+)
+@click.option(
     "--storage",
     default=":memory:",
     show_default=True,
@@ -70,6 +75,7 @@ def farm_cmd(
     link: str,
     base_port: int,
     ip: str,
+    allow_remote: bool,
     storage: str,
     atomic_bundles: bool,
     connect: bool,
@@ -88,7 +94,12 @@ def farm_cmd(
     farm: DeviceFarm | SmpDeviceFarm
     if protocol == "smp":
         farm = SmpDeviceFarm(
-            count, link="serial" if link == "serial" else "udp", host=ip, base_port=base_port, storage=storage
+            count,
+            link="serial" if link == "serial" else "udp",
+            host=ip,
+            base_port=base_port,
+            storage=storage,
+            allow_remote=allow_remote,
         ).bind()
         pairs = enumerate(zip(farm.addresses, farm.boards, strict=True))
         lines = [f"device {index} {address} {board.endpoint_name}" for index, (address, board) in pairs]
@@ -101,6 +112,7 @@ def farm_cmd(
             atomic_bundles=atomic_bundles,
             connect=connect,
             connect_timeout=connect_timeout,
+            allow_remote=allow_remote,
         ).bind()
         if connect:
             fcc_farm.on_connection = lambda index, answer: click.echo(json.dumps({"device": index, **answer}))

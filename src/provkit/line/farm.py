@@ -36,6 +36,7 @@ from typing import Any, Self
 
 from provkit.codes import FtcdCommStatus
 from provkit.errors import ProvkitError, StorageError, TransportError
+from provkit.transport.bind import check_bind_address
 from provkit.wire.framing import CONNECT_TOKEN, Frame, RequestReader, encode_response
 
 _log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class DeviceFarm:
         count: number of devices.
         base_port: first port (device ``i`` gets ``base_port + i``); 0 for ephemeral ports.
         host: address to bind (loopback by default).
+        allow_remote: bind a non-loopback ``host`` (see :mod:`provkit.transport.bind`).
         storage: ``":memory:"`` or a directory for one SQLite store per device.
         device_factory: builds the handler of device ``i`` (tests substitute other devices);
             by default an FCC device on its storage.
@@ -128,9 +130,11 @@ class DeviceFarm:
         atomic_bundles: bool = False,
         connect: bool = False,
         connect_timeout: float = 10.0,
+        allow_remote: bool = False,
     ) -> None:
         if count < 1:
             raise ValueError("a farm needs at least one device")
+        check_bind_address(host, allow_remote=allow_remote)
         self.count = count
         self.host = host
         self.base_port = base_port

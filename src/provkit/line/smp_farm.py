@@ -26,6 +26,7 @@ from provkit.device.kcm import Kcm
 from provkit.device.smp import AnjayProvisioningImage, default_endpoint_name
 from provkit.device.storage import open_storage
 from provkit.errors import StorageError, TransportError
+from provkit.transport.bind import check_bind_address
 from provkit.transport.smp_server import ConsoleFramer, console_line
 
 _log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class SmpDeviceFarm:
         count: number of boards.
         link: ``"udp"`` (a port each) or ``"serial"`` (a pty each).
         host: UDP address to bind.
+        allow_remote: bind a non-loopback ``host`` (see :mod:`provkit.transport.bind`).
         base_port: first UDP port (board ``i`` gets ``base_port + i``); 0 for ephemeral ports.
         storage: ``":memory:"`` or a directory for one SQLite store per board.
         buf_size: each board's SMP buffer.
@@ -62,9 +64,12 @@ class SmpDeviceFarm:
         base_port: int = 0,
         storage: str | Path = ":memory:",
         buf_size: int = 1024,
+        allow_remote: bool = False,
     ) -> None:
         if count < 1:
             raise ValueError("a farm needs at least one board")
+        if link == "udp":
+            check_bind_address(host, allow_remote=allow_remote)
         self.count = count
         self.link = link
         self.host = host

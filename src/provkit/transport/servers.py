@@ -22,6 +22,7 @@ from typing import Self
 from provkit.codes import FtErrorCode
 from provkit.errors import TransportError
 from provkit.transport.agent import POLL_INTERVAL_S, DeviceAgent, SessionEnd
+from provkit.transport.bind import check_bind_address
 from provkit.transport.streams import SerialStream, SocketStream, open_serial
 
 _log = logging.getLogger(__name__)
@@ -89,14 +90,23 @@ class TcpAgentServer(_ServerBase):
         ip: address to bind (IPv4).
         port: TCP port; 0 picks a free one.
         once: return from :meth:`serve_forever` after the first connection, like the C example.
+        allow_remote: listen on an address other than loopback (see :mod:`provkit.transport.bind`).
 
     Raises:
+        RemoteBindRefused: 1000 for a non-loopback ``ip`` without ``allow_remote``.
         TransportError: 1000 when the address cannot be bound.
     """
 
     def __init__(
-        self, agent: DeviceAgent, ip: str = "127.0.0.1", port: int = 0, *, once: bool = False
+        self,
+        agent: DeviceAgent,
+        ip: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        once: bool = False,
+        allow_remote: bool = False,
     ) -> None:
+        check_bind_address(ip, allow_remote=allow_remote)
         super().__init__(agent)
         self.once = once
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -28,6 +28,7 @@ from smp import packet as smp_packet
 
 from provkit.codes import FtErrorCode
 from provkit.errors import TransportClosed, TransportError
+from provkit.transport.bind import check_bind_address
 from provkit.transport.servers import ServingThread
 from provkit.transport.streams import SerialStream, open_serial
 
@@ -201,14 +202,23 @@ class SmpUdpServer(_SmpServer):
         host: address to bind.
         port: UDP port (0 picks one; Zephyr's default is 1337).
         max_message_bytes: longer datagrams are dropped.
+        allow_remote: listen on an address other than loopback (see :mod:`provkit.transport.bind`).
 
     Raises:
+        RemoteBindRefused: 1000 for a non-loopback ``host`` without ``allow_remote``.
         TransportError: 1000 when the address cannot be bound.
     """
 
     def __init__(
-        self, handler: SmpHandler, host: str = "127.0.0.1", port: int = 0, *, max_message_bytes: int = 1024
+        self,
+        handler: SmpHandler,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_message_bytes: int = 1024,
+        allow_remote: bool = False,
     ) -> None:
+        check_bind_address(host, allow_remote=allow_remote)
         super().__init__(handler)
         self.max_message_bytes = max_message_bytes
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
