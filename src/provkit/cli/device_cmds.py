@@ -21,6 +21,8 @@ from typing import Any
 import click
 
 from provkit.cli._lazy import LazyGroup
+from provkit.transport.agent import DEFAULT_SESSION_TIMEOUT_S
+from provkit.transport.servers import DEFAULT_MAX_CONNECTIONS
 from provkit.wire.framing import CONNECT_TOKEN, DEFAULT_MAX_MESSAGE_BYTES
 
 STORAGE_HELP = "Device storage: an SQLite file path, or :memory: for a virtual device."
@@ -132,7 +134,23 @@ secret_option = click.option(
     type=click.FloatRange(min=0, min_open=True),
     default=60.0,
     show_default=True,
-    help="Seconds a frame may take before status 12 (network timeout) is answered.",
+    help="Idle limit: seconds a connection may go without a frame the device answers before "
+    "status 12 (network timeout) and close; noise does not restart it. Serial: how long a "
+    "frame may stall.",
+)
+@click.option(
+    "--session-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_SESSION_TIMEOUT_S,
+    show_default=True,
+    help="Seconds a connection may stay open, however busy, before status 12 and close.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 1024),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="Connections served at once; a new one replaces the oldest that sent nothing to serve.",
 )
 @click.option(
     "--max-message-bytes",
@@ -167,6 +185,8 @@ def serve_cmd(
     wipe_on_first: bool,
     atomic_bundles: bool,
     read_timeout: float,
+    session_timeout: float,
+    max_connections: int,
     max_message_bytes: int,
     endpoint: str | None,
     files: Path | None,
@@ -205,12 +225,15 @@ def serve_cmd(
             handlers,
             max_message_bytes=max_message_bytes,
             read_timeout_s=read_timeout,
+            session_timeout_s=session_timeout,
         )
         server: TcpAgentServer | SerialAgentServer
         if serial_port is not None:
             server = SerialAgentServer(agent, serial_port, baud_rate=baud_rate)
         else:
-            server = TcpAgentServer(agent, ip, port, once=once, allow_remote=allow_remote)
+            server = TcpAgentServer(
+                agent, ip, port, once=once, allow_remote=allow_remote, max_connections=max_connections
+            )
         try:
             with _stop_on_signals(server.shutdown):
                 # The factory tool (and scripts) wait for this exact line: flush it at once.

@@ -16,6 +16,7 @@ import selectors
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
@@ -79,18 +80,42 @@ class _ServerBase(ServingThread):
         self.sessions: list[SessionEnd] = []
 
 
-class TcpAgentServer(_ServerBase):
-    """Listens on an IPv4 address and serves one factory tool connection at a time.
+DEFAULT_MAX_CONNECTIONS = 8
+"""Connections a TCP agent serves at once (each in its own thread)."""
 
-    Like the C agent: ``SO_REUSEADDR``, backlog 1, one client at a time. The socket is bound
-    in the constructor, so :attr:`address` is known (port 0 → a free port) before serving.
+
+@dataclass(eq=False)
+class _Connection:
+    """One accepted connection being served."""
+
+    peer: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    served: threading.Event = field(default_factory=threading.Event)
+    evicted: bool = False
+    thread: threading.Thread | None = None
+
+
+class TcpAgentServer(_ServerBase):
+    """Listens on an IPv4 address and serves factory tool connections, several at once.
+
+    The C agent serves one client at a time (backlog 1), so one slow or silent client
+    keeps every other out. Here each connection is served by its own thread, bounded by
+    the agent's idle limit and session deadline, and the device itself by the agent's
+    session lock (see :mod:`provkit.transport.agent`): a good client is served beside
+    clients that idle or send noise. At ``max_connections`` a new connection takes the
+    place of the oldest one that has never had a frame served (it is closed); if every
+    connection has been served, the new one is closed at once. The socket is bound in
+    the constructor, so :attr:`address` is known (port 0 → a free port) before serving.
 
     Args:
         agent: the agent answering frames.
         ip: address to bind (IPv4).
         port: TCP port; 0 picks a free one.
-        once: return from :meth:`serve_forever` after the first connection, like the C example.
+        once: return from :meth:`serve_forever` once the first connection that had a
+            frame served ends, like the C example (connections that only idled or sent
+            noise do not count).
         allow_remote: listen on an address other than loopback (see :mod:`provkit.transport.bind`).
+        max_connections: connections served at once.
 
     Raises:
         RemoteBindRefused: 1000 for a non-loopback ``ip`` without ``allow_remote``.
@@ -105,15 +130,20 @@ class TcpAgentServer(_ServerBase):
         *,
         once: bool = False,
         allow_remote: bool = False,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         check_bind_address(ip, allow_remote=allow_remote)
         super().__init__(agent)
         self.once = once
+        self.max_connections = max(1, max_connections)
+        self._connections: list[_Connection] = []
+        self._lock = threading.Lock()
+        self._served_one = threading.Event()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind((ip, port))
-            listener.listen(1)
+            listener.listen(self.max_connections * 2)
         except (OSError, OverflowError) as exc:
             listener.close()
             raise TransportError(
@@ -129,28 +159,67 @@ class TcpAgentServer(_ServerBase):
         return f"{READY_LINE_PREFIX}{self.address[0]}:{self.address[1]}"
 
     def serve_forever(self) -> None:
-        """Accept and serve connections one at a time until :meth:`shutdown` (or one, with ``once``)."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._listener, selectors.EVENT_READ)
-            while not self._stop.is_set():
-                if not selector.select(POLL_INTERVAL_S):
-                    continue
-                try:
-                    conn, peer = self._listener.accept()
-                except OSError as exc:
-                    _log.warning("accept failed: %s", exc)
-                    continue
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                _log.info("factory tool connected from %s:%s", *peer[:2])
-                stream = SocketStream(conn)
-                try:
-                    end = self.agent.serve_stream(stream, stop=self._stop, connection=True)
-                finally:
-                    stream.close()
-                self.sessions.append(end)
-                _log.info("connection from %s:%s ended: %s", *peer[:2], end.value)
-                if self.once:
-                    break
+        """Accept and serve connections until :meth:`shutdown` (or, with ``once``, one served session)."""
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self._listener, selectors.EVENT_READ)
+                while not self._stop.is_set() and not (self.once and self._served_one.is_set()):
+                    if selector.select(POLL_INTERVAL_S):
+                        self._accept()
+        finally:
+            with self._lock:
+                running = list(self._connections)
+            for conn in running:
+                conn.stop.set()
+            for conn in running:
+                if conn.thread is not None:
+                    conn.thread.join()
+
+    def _accept(self) -> None:
+        try:
+            sock, peer = self._listener.accept()
+        except OSError as exc:
+            _log.warning("accept failed: %s", exc)
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = _Connection(f"{peer[0]}:{peer[1]}")
+        with self._lock:
+            if len(self._connections) >= self.max_connections and not self._evict_one():
+                _log.warning("%s refused: %d connections are being served", conn.peer, len(self._connections))
+                sock.close()
+                return
+            self._connections.append(conn)
+        _log.info("factory tool connected from %s", conn.peer)
+        conn.thread = threading.Thread(
+            target=self._serve, args=(conn, SocketStream(sock)), name=f"agent {conn.peer}", daemon=True
+        )
+        conn.thread.start()
+
+    def _evict_one(self) -> bool:
+        """Close the oldest connection that never had a frame served (called with the lock held)."""
+        for conn in self._connections:
+            if not conn.served.is_set() and not conn.evicted:
+                conn.evicted = True
+                conn.stop.set()
+                self._connections.remove(conn)
+                _log.info("closing %s, which sent nothing to serve, for a new connection", conn.peer)
+                return True
+        return False
+
+    def _serve(self, conn: _Connection, stream: SocketStream) -> None:
+        try:
+            end = self.agent.serve_stream(stream, stop=conn.stop, connection=True, served=conn.served)
+        finally:
+            stream.close()
+            with self._lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
+        if conn.evicted and not self._stop.is_set():
+            end = SessionEnd.EVICTED
+        self.sessions.append(end)
+        _log.info("connection from %s ended: %s", conn.peer, end.value)
+        if conn.served.is_set():
+            self._served_one.set()
 
     def close(self) -> None:
         """Close the listening socket."""
