@@ -20,6 +20,7 @@ from provkit.codes import FcuErrorCode
 from provkit.errors import BatchError, ProvkitError
 from provkit.factory.ca_key import CaKeySource
 from provkit.line.layout import write_atomic
+from provkit.line.lifeline import Lifeline, hold
 from provkit.params import DEVICE_CERT_OF_KEY
 
 DEVICE_CERT_NAMES: Final = frozenset(DEVICE_CERT_OF_KEY.values())
@@ -165,8 +166,11 @@ def describe_bundle(config_data: bytes) -> tuple[str | None, str | None]:
 _worker: Preparer | None = None
 
 
-def _init_worker(home_dir: Path | None, config_file: Path | None, ca_key: CaKeySource | None) -> None:
+def _init_worker(
+    home_dir: Path | None, config_file: Path | None, ca_key: CaKeySource | None, lifeline: tuple[int, int]
+) -> None:
     global _worker  # one FCU per worker process is the point of the pool
+    hold(lifeline)  # first: a parent killed while this worker starts still takes it along
     _worker = Preparer(home_dir, config_file, ca_key)
 
 
@@ -192,6 +196,9 @@ class PreparePool:
         config_file: ``fcu.yml`` to use instead of the home's.
         ca_key: the CA key in a token, when not found through fcu.yml or the keystore. Each
             worker opens its own PKCS#11 session (and reads the PIN itself).
+
+    The workers die with this process, even when it is killed (see
+    :mod:`provkit.line.lifeline`): none is left behind to hold the registry or the cores.
     """
 
     def __init__(
@@ -202,8 +209,12 @@ class PreparePool:
         ca_key: CaKeySource | None = None,
     ) -> None:
         self.workers = workers or default_workers()
+        self._lifeline = Lifeline()
         self._pool = ProcessPoolExecutor(
-            max_workers=self.workers, initializer=_init_worker, initargs=(home_dir, config_file, ca_key)
+            max_workers=self.workers,
+            mp_context=Lifeline.context(),
+            initializer=_init_worker,
+            initargs=(home_dir, config_file, ca_key, self._lifeline.fds),
         )
 
     def warm_up(self) -> None:
@@ -218,6 +229,7 @@ class PreparePool:
     def close(self) -> None:
         """Stop the workers."""
         self._pool.shutdown(cancel_futures=True)
+        self._lifeline.close()
 
     def __enter__(self) -> PreparePool:
         return self
