@@ -36,6 +36,7 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
     │   ├── RemoteBindRefused                      listening off loopback without --allow-remote
     │   ├── TransportClosed        (+ConnectionError)
     │   └── ConnectFailed          (+ConnectionError)
+    ├── LinkSpecError              (+ValueError)   a link spec or HOST:PORT cannot be read (1000)
     ├── RegistryError                              registry database failures
     │   ├── RegistrySchemaError                    not a provkit registry, or a schema to upgrade first
     │   ├── DuplicateIdentityError                 endpoint or serial already provisioned
@@ -348,6 +349,15 @@ class ConnectFailed(TransportError, ConnectionError):
     """No connection could be opened to the device."""
 
     default_code = int(FtErrorCode.TCP_CONNECT_FAILED)
+
+
+class LinkSpecError(ProvkitError, ValueError):
+    """A link spec (``tcp:HOST:PORT``, ``serial:PORT[@BAUD]``, ``file:PATH``) cannot be read.
+
+    Its code is the factory tool's general error (1000): nothing was sent.
+    """
+
+    default_code = int(FtErrorCode.GENERAL)
 
 
 class RegistryError(ProvkitError):

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from provkit.errors import AllocationError, BatchError
+from provkit.errors import AllocationError, BatchError, LinkSpecError
 from provkit.registry.allocation import check_identity_value, csv_records, read_csv_file
+from provkit.transport.spec import parse_host_port
 
 REQUIRED_COLUMNS: Final = ("address",)
 _EXTRA: Final = "\x00extra"  # where DictReader puts surplus cells of a row
@@ -77,16 +78,15 @@ class DeviceList:
 
 
 def parse_address(text: str) -> tuple[str, int]:
-    """Split ``host:port`` (``[v6]:port`` too).
+    """Split ``host:port`` (``[v6]:port`` too), by the one link parser's rules.
 
     Raises:
         BatchError: not a host and a port in 1–65535.
     """
-    host, sep, port_text = text.strip().rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise BatchError(f"address {text!r} is not host:port")
-    return host, int(port_text)
+    try:
+        return parse_host_port(text)
+    except LinkSpecError as exc:
+        raise BatchError(f"address {text!r} is not host:port ({exc.message})") from exc
 
 
 def _row(line: int, record: dict[str, str]) -> DeviceRow:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from provkit.codes import FtcdCommStatus
 from provkit.errors import TransportClosed, TransportError
+from provkit.transport.link import DEFAULT_BAUD_RATE
 from provkit.transport.streams import ByteStream
 from provkit.wire.framing import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -298,7 +299,7 @@ def serve_tcp(agent: DeviceAgent, ip: str = "127.0.0.1", port: int = 0, **option
 
 
 def serve_serial(
-    agent: DeviceAgent, port: str, *, baud_rate: int = 115200, **options: Any
+    agent: DeviceAgent, port: str, *, baud_rate: int = DEFAULT_BAUD_RATE, **options: Any
 ) -> SerialAgentServer:
     """Open a :class:`~provkit.transport.servers.SerialAgentServer` for ``agent`` (not yet serving)."""
     from provkit.transport.servers import SerialAgentServer  # servers imports this module

@@ -19,7 +19,13 @@ from typing import ClassVar, Self
 from provkit.codes import FtErrorCode
 from provkit.errors import ConnectFailed, TransportClosed, TransportError, TransportTimeout
 from provkit.transport.errors import ChecksumError, DeviceStatusError
-from provkit.transport.link import DeviceLink
+from provkit.transport.link import (
+    DEFAULT_BAUD_RATE,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_RESPONSE_TIMEOUT_S,
+    DEFAULT_TCP_PORT,
+    DeviceLink,
+)
 from provkit.transport.streams import ByteStream, SerialStream, SocketStream, open_serial
 from provkit.wire.framing import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -29,23 +35,9 @@ from provkit.wire.framing import (
     encode_request,
 )
 
-__all__ = [
-    "DEFAULT_PORT",
-    "DEFAULT_RESPONSE_TIMEOUT_S",
-    "DeviceLink",
-    "FileLink",
-    "SerialLink",
-    "TcpLink",
-    "exchange_over",
-]
+__all__ = ["DeviceLink", "FileLink", "SerialLink", "TcpLink", "exchange_over"]
 
 _log = logging.getLogger(__name__)
-
-DEFAULT_PORT = 7777
-"""The factory client's TCP port on Mbed OS (``FTD_SERVER_TCP_PORT``)."""
-
-DEFAULT_RESPONSE_TIMEOUT_S = 60.0
-"""How long an exchange waits for the device's answer unless told otherwise."""
 
 _CHUNK = 65536
 
@@ -131,9 +123,9 @@ class TcpLink(_LinkBase):
     def __init__(
         self,
         ip: str,
-        port: int = DEFAULT_PORT,
+        port: int = DEFAULT_TCP_PORT,
         *,
-        connect_timeout_s: float = 30.0,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         read_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
     ) -> None:
         self.ip = ip
@@ -218,7 +210,11 @@ class SerialLink(_LinkBase):
     """
 
     def __init__(
-        self, port: str, *, baud_rate: int = 115200, read_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S
+        self,
+        port: str,
+        *,
+        baud_rate: int = DEFAULT_BAUD_RATE,
+        read_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
     ) -> None:
         self.port = port
         self.baud_rate = baud_rate

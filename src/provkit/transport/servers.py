@@ -24,6 +24,7 @@ from provkit.codes import FtErrorCode
 from provkit.errors import TransportError
 from provkit.transport.agent import POLL_INTERVAL_S, DeviceAgent, SessionEnd
 from provkit.transport.bind import check_bind_address
+from provkit.transport.link import DEFAULT_BAUD_RATE
 from provkit.transport.streams import SerialStream, SocketStream, open_serial
 
 _log = logging.getLogger(__name__)
@@ -239,7 +240,9 @@ class SerialAgentServer(_ServerBase):
         ConnectFailed: 1014/1011 when the port is missing or cannot be opened.
     """
 
-    def __init__(self, agent: DeviceAgent, port: str, *, baud_rate: int = 115200, trace: bool = True) -> None:
+    def __init__(
+        self, agent: DeviceAgent, port: str, *, baud_rate: int = DEFAULT_BAUD_RATE, trace: bool = True
+    ) -> None:
         super().__init__(agent)
         self.port = port
         self._stream = SerialStream(open_serial(port, baud_rate=baud_rate))

@@ -47,6 +47,7 @@ from smpclient.transport.serial import Auto, BufferSize, SMPSerialTransport
 from smpclient.transport.udp import SMPUDPTransport
 
 from provkit.errors import SmpConnectFailed, SmpDeviceError, SmpError, SmpProtocolError, SmpTimeout
+from provkit.transport.link import DEFAULT_BAUD_RATE
 from provkit.transport.smp_server import DEFAULT_UDP_PORT
 from provkit.transport.streams import available_serial_ports
 from provkit.wire.smp import FS_GROUP, UploadErrorV2, describe_rc, provkit_code
@@ -119,7 +120,9 @@ class SmpLink:
         self.retried = 0
 
     @classmethod
-    def serial(cls, port: str, *, baud_rate: int = 115200, settings: SmpSettings | None = None) -> SmpLink:
+    def serial(
+        cls, port: str, *, baud_rate: int = DEFAULT_BAUD_RATE, settings: SmpSettings | None = None
+    ) -> SmpLink:
         """A link over a serial port (UART, USB CDC ACM, pty) with SMP console framing."""
         settings = settings or SmpSettings()
         strategy = Auto() if settings.mtu is None else BufferSize(settings.mtu)

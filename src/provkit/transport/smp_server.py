@@ -29,6 +29,7 @@ from smp import packet as smp_packet
 from provkit.codes import FtErrorCode
 from provkit.errors import TransportClosed, TransportError
 from provkit.transport.bind import check_bind_address
+from provkit.transport.link import DEFAULT_BAUD_RATE
 from provkit.transport.servers import ServingThread
 from provkit.transport.streams import SerialStream, open_serial
 
@@ -157,7 +158,7 @@ class SmpSerialServer(_SmpServer):
         handler: SmpHandler,
         port: str,
         *,
-        baud_rate: int = 115200,
+        baud_rate: int = DEFAULT_BAUD_RATE,
         console_lines: Iterable[str] = (),
         max_message_bytes: int = 1024,
     ) -> None:

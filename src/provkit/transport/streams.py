@@ -18,6 +18,7 @@ from serial.tools import list_ports
 
 from provkit.codes import FtErrorCode
 from provkit.errors import ConnectFailed, TransportClosed, TransportError
+from provkit.transport.link import DEFAULT_BAUD_RATE
 
 try:
     import termios
@@ -130,7 +131,7 @@ def missing_serial_port(port: str, available: list[str]) -> ConnectFailed:
     )
 
 
-def open_serial(port: str, *, baud_rate: int = 115200) -> serial.Serial:
+def open_serial(port: str, *, baud_rate: int = DEFAULT_BAUD_RATE) -> serial.Serial:
     """Open ``port`` raw, 8N1, without flow control.
 
     Raises:
