@@ -32,15 +32,15 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from provkit.factory.api import FactoryToolApi
 from provkit.factory.home import make_demo_home
 from provkit.line.batch import Batch, BatchOptions
-from provkit.line.inject import InjectSettings
 from provkit.line.prepare import PrepareJob, PreparePool
 from provkit.registry import Registry
+from provkit.transport.link import LINE_LINK_SETTINGS
 
 FARM = "import sys; from provkit.cli.farm_cmd import farm_cmd; farm_cmd(sys.argv[1:])"
 
@@ -168,7 +168,10 @@ def bench_run(
     ]
     csv_path.write_text("address,endpoint_name,serial_number\n" + "\n".join(rows) + "\n")
     options = BatchOptions(
-        home_dir=home, workers=2, concurrency=concurrency, inject=InjectSettings(timeout_s=30, retries=1)
+        home_dir=home,
+        workers=2,
+        concurrency=concurrency,
+        inject=replace(LINE_LINK_SETTINGS, timeout_s=30, retries=1),
     )
     with Registry.open(registry_url, station_id=f"bench-{name}") as registry:
         started = time.perf_counter()

@@ -48,6 +48,7 @@ import threading
 import time
 import uuid
 from array import array
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -216,15 +217,15 @@ class Clock:
 def child_run(args: argparse.Namespace) -> None:
     """One ``Batch.run`` in this process; prints its figures as JSON on stdout."""
     from provkit.line.batch import Batch, BatchOptions
-    from provkit.line.inject import InjectSettings
     from provkit.registry import IdentityPattern, Registry
+    from provkit.transport.link import LINE_LINK_SETTINGS
 
     options = BatchOptions(
         home_dir=Path(args.home),
         workers=args.workers,
         concurrency=args.concurrency,
         pattern=IdentityPattern("{prefix}-{seq:07d}", "SN-{prefix}-{seq:07d}", prefix=args.prefix),
-        inject=InjectSettings(timeout_s=60, retries=1),
+        inject=replace(LINE_LINK_SETTINGS, timeout_s=60, retries=1),
     )
     clock = Clock()
     began = time.perf_counter()

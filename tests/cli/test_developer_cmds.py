@@ -125,6 +125,11 @@ def test_file_transport_and_usage_errors(tmp_path):
     assert frame.read_bytes().startswith(FCC_TOKEN)
     code, _, err = _run(home, None, "provision-pelion", "dev", "upd")
     assert code == 2 and "exactly one of --tcp" in err
+    code, out, err = _run(home, None, "provision-pelion", "dev", "upd", "--link", f"file:{frame}")
+    assert code == 0, err
+    assert json.loads(out)["file"] == str(frame)
+    code, _, err = _run(home, None, "provision-pelion", "dev", "upd", "--tcp", "nohost")
+    assert code == 2 and "has no port" in err
     code, _, err = _run(home, None, "provision-pelion", "upd", "dev", "--file", str(frame))
     assert code == 1 and "'dev' is a developer certificate, not an update certificate" in err
 

@@ -98,6 +98,30 @@ def test_inject_tcp_success(home: Path, device: tuple[FactoryConfiguratorClient,
     assert "Item not set:mbed.UpdateAuthCert" in response["warnings"]
 
 
+def test_inject_link_spec_success(
+    home: Path, device: tuple[FactoryConfiguratorClient, TcpAgentServer]
+) -> None:
+    """inject … link tcp:IP:PORT goes through the same flow as inject … tcp: the same JSON, exit 0."""
+    _, server = device
+    ip, port = server.address
+    result = run(
+        "--home-dir", str(home), "inject", "--endpoint-name", "cli-link", "--serial-number", "SNL",
+        "link", f"tcp:{ip}:{port}", "--timeout", "5",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    body = _json_line(result.output)
+    assert body["status"] == 0 and body["deviceResponse"]["status"] == 0
+
+
+def test_inject_bad_link_spec_is_a_usage_error(home: Path) -> None:
+    """A link spec that does not parse is refused before anything is prepared (exit 2, naming the forms)."""
+    identity = ("--home-dir", str(home), "inject", "--endpoint-name", "e", "--serial-number", "s")
+    result = run(*identity, "link", "udp:h:1")
+    assert result.exit_code == 2 and "tcp:HOST:PORT, serial:PORT[@BAUD], file:PATH" in result.output
+    result = run(*identity, "tcp", "--ip", "", "--port", "7777")
+    assert result.exit_code == 2 and "needs a host" in result.output
+
+
 def test_inject_first_to_claim_prints_enrollment_id(
     home: Path, device: tuple[FactoryConfiguratorClient, TcpAgentServer]
 ) -> None:

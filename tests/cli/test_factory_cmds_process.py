@@ -98,4 +98,4 @@ def test_verbosity_and_log_file(
     logged = log_file.read_text()
     for text in (logged, inject.stderr):
         assert ("INFO provkit.factory.api: prepared" in text) == info, text
-        assert ("DEBUG provkit.cli.factory_cmds: sent" in text) == debug, text
+        assert ("DEBUG provkit.factory.provision: sent" in text) == debug, text

@@ -20,8 +20,8 @@ import pytest
 from provkit.codes import FtcdCommStatus, FtErrorCode
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm, SessionHandler, fcc_device
-from provkit.line.inject import InjectSettings
 from provkit.registry import AttemptState, Registry
+from provkit.transport.link import LINE_LINK_SETTINGS
 from provkit.wire.framing import Frame, RequestReader, encode_response
 from support import pg
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 
 
 def _options(home: Path, concurrency: int = 4) -> BatchOptions:
-    settings = InjectSettings(timeout_s=2, connect_timeout_s=2, retries=0, retry_delay_s=0.01)
+    settings = replace(LINE_LINK_SETTINGS, timeout_s=2, connect_timeout_s=2, retries=0, retry_delay_s=0.01)
     return BatchOptions(home_dir=home, workers=1, concurrency=concurrency, inject=settings)
 
 
@@ -117,7 +117,7 @@ def test_transport_failures_are_retried_and_tries_recorded(
     ]
     options = replace(
         _options(fcu_home),
-        inject=InjectSettings(timeout_s=5, connect_timeout_s=2, retries=2, retry_delay_s=0.01),
+        inject=replace(LINE_LINK_SETTINGS, timeout_s=5, connect_timeout_s=2, retries=2, retry_delay_s=0.01),
     )
     try:
         with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
@@ -156,7 +156,9 @@ def test_concurrency_devices_are_in_flight_at_once(
 
     devices = [raw_device(wait_for_the_others) for _ in range(4)]
     rows = [f"127.0.0.1:{d.port},ep-{n},sn-{n}" for n, d in enumerate(devices)]
-    options = replace(_options(fcu_home, concurrency=4), inject=InjectSettings(timeout_s=60, retries=0))
+    options = replace(
+        _options(fcu_home, concurrency=4), inject=replace(LINE_LINK_SETTINGS, timeout_s=60, retries=0)
+    )
     with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
         report = Batch.open(tmp_path / "out", registry, _write(tmp_path / "d.csv", rows), options).run()
     assert met == [True] * 4

@@ -6,17 +6,20 @@ import json
 import re
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from provkit.codes import FtErrorCode
 from provkit.errors import PatternConflictError
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
-from provkit.line.inject import InjectSettings
 from provkit.line.layout import BatchDir
 from provkit.registry import Attempt, AttemptState, IdentityPattern, Registry
+from provkit.registry.schema import attempts
+from provkit.transport.link import LINE_LINK_SETTINGS
 from provkit.wire.bundle import decode_bundle
 from provkit.wire.response import BundleResponse, encode_response
 
@@ -24,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 
 def _options(home: Path, **kw: object) -> BatchOptions:
-    settings = InjectSettings(timeout_s=10, connect_timeout_s=2, retries=0, retry_delay_s=0.01)
+    settings = replace(LINE_LINK_SETTINGS, timeout_s=10, connect_timeout_s=2, retries=0, retry_delay_s=0.01)
     base: dict[str, object] = {"home_dir": home, "workers": 1, "concurrency": 8, "inject": settings}
     base.update(kw)
     return BatchOptions(**base)  # type: ignore[arg-type]
@@ -167,6 +170,43 @@ def test_by_device_keys_get_their_certificate_before_counting_as_provisioned(
         (stored,) = [i for i in kcm.list_items() if i.name == "mbed.BootstrapDeviceCert"]
         leaf = x509.load_der_x509_certificate(kcm.item_get(stored.name, ItemType(stored.type)))
         assert attempt.device_cert_sha256 == leaf.fingerprint(hashes.SHA256()).hex()
+
+
+def test_the_line_reads_no_bundle_back(
+    by_device_home: Path,
+    farm_factory: Callable[..., DeviceFarm],
+    devices_csv: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Prepare records the session id and certificate the FCU built; inject and verify decode no bundle.
+
+    A by_device bundle prepared without its session id (an older provkit) is prepared again.
+    """
+    import provkit.wire.bundle
+
+    decoded: list[bytes] = []
+    real = provkit.wire.bundle.decode_bundle
+    monkeypatch.setattr(provkit.wire.bundle, "decode_bundle", lambda data: decoded.append(data) or real(data))
+    farm = farm_factory(2, storage=tmp_path / "store")
+    csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses())
+    options = _options(by_device_home)
+    with Registry.open(tmp_path / "r.sqlite", station_id="s") as registry:
+        assert Batch.open(tmp_path / "out", registry, csv_path, options).prepare().ok
+        prepared = registry.find(state=AttemptState.PREPARED)
+        assert len(prepared) == 2 and all(a.session_id and len(a.session_id) == 32 for a in prepared)
+        with registry.engine.begin() as conn:  # as an older provkit left it
+            conn.execute(update(attempts).where(attempts.c.id == prepared[0].id).values(session_id=None))
+        report = Batch.open(tmp_path / "out", registry, None, options).run()
+        verified = registry.find(state=AttemptState.VERIFIED)
+    assert report.ok and len(verified) == 2 and decoded == []
+    by_id = {a.id: a for a in verified}
+    assert set(by_id) == {a.id for a in prepared}
+    # The bundle left without a session id was prepared again: a new session, a new bundle.
+    again = by_id[prepared[0].id]
+    assert again.session_id and again.session_id != prepared[0].session_id
+    assert again.bundle_sha256 != prepared[0].bundle_sha256
+    assert by_id[prepared[1].id].session_id == prepared[1].session_id
 
 
 def test_by_device_refusal_of_the_csr_message_is_reported_per_device(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,8 @@ from provkit.codes import FtcdCommStatus
 from provkit.errors import StorageError, TransportError
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm, fcc_device
-from provkit.line.inject import InjectSettings
 from provkit.registry import Registry
+from provkit.transport.link import LINE_LINK_SETTINGS
 from provkit.wire.framing import FCC_TOKEN, ResponseReader, encode_request
 
 pytestmark = pytest.mark.integration
@@ -159,7 +160,9 @@ def test_registry_vanishing_mid_batch_records_nothing_false_and_resumes(
 
     farm = farm_factory(5, factory)
     csv_path = devices_csv(tmp_path / "devices.csv", farm.addresses())
-    options = BatchOptions(home_dir=fcu_home, workers=1, concurrency=1, inject=InjectSettings(retries=0))
+    options = BatchOptions(
+        home_dir=fcu_home, workers=1, concurrency=1, inject=replace(LINE_LINK_SETTINGS, retries=0)
+    )
     registry = holder["registry"] = Registry.open(folder / "r.sqlite", station_id="s")
     try:
         report = Batch.open(tmp_path / "out", registry, csv_path, options).run()

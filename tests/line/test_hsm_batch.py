@@ -16,10 +16,10 @@ from provkit.factory import FactoryToolApi
 from provkit.factory.home import make_demo_home
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
-from provkit.line.inject import InjectSettings
 from provkit.line.layout import BatchDir
 from provkit.line.outcome import DeviceOutcome
 from provkit.registry import AttemptState, Registry
+from provkit.transport.link import LinkSettings
 from provkit.wire.bundle import decode_bundle
 from support.softhsm import SoftToken
 
@@ -37,7 +37,7 @@ def token_home(tmp_path: Path, soft_token: SoftToken, monkeypatch: pytest.Monkey
 
 
 def _options(home: Path, workers: int) -> BatchOptions:
-    settings = InjectSettings(timeout_s=10, connect_timeout_s=2, retries=0, retry_delay_s=0.01)
+    settings = LinkSettings(timeout_s=10, connect_timeout_s=2, retries=0, retry_delay_s=0.01)
     return BatchOptions(home_dir=home, workers=workers, concurrency=4, inject=settings)
 
 

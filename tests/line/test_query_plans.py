@@ -17,8 +17,8 @@ import pytest
 
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
-from provkit.line.inject import InjectSettings
 from provkit.registry import IdentityPattern, Registry, parse_identity_csv
+from provkit.transport.link import LinkSettings
 from support import bulk
 from support.plans import Recorder, accesses
 
@@ -30,7 +30,7 @@ starts and ends with. Everything else is a look-up by key."""
 
 
 def _options(home: Path, **kw: object) -> BatchOptions:
-    settings = InjectSettings(timeout_s=10, connect_timeout_s=2, retries=0, retry_delay_s=0.01)
+    settings = LinkSettings(timeout_s=10, connect_timeout_s=2, retries=0, retry_delay_s=0.01)
     return BatchOptions(home_dir=home, workers=1, concurrency=4, inject=settings, **kw)  # type: ignore[arg-type]
 
 

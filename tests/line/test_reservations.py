@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
-from provkit.line.inject import InjectSettings
 from provkit.registry import AttemptState, NewAttempt, Registry
+from provkit.transport.link import LINE_LINK_SETTINGS
 
 pytestmark = pytest.mark.integration
 
 
 def _options(home: Path, **kw: object) -> BatchOptions:
-    settings = InjectSettings(timeout_s=10, connect_timeout_s=2, retries=0, retry_delay_s=0.01)
+    settings = replace(LINE_LINK_SETTINGS, timeout_s=10, connect_timeout_s=2, retries=0, retry_delay_s=0.01)
     return BatchOptions(home_dir=home, workers=1, concurrency=4, inject=settings, **kw)  # type: ignore[arg-type]
 
 

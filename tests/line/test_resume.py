@@ -10,14 +10,15 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
-from provkit.line.inject import InjectSettings
 from provkit.registry import TERMINAL_STATES, AttemptState, Registry
+from provkit.transport.link import LINE_LINK_SETTINGS
 from provkit.transport.links import TcpLink
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 def _options(home: Path) -> BatchOptions:
     return BatchOptions(
-        home_dir=home, workers=1, concurrency=4, inject=InjectSettings(timeout_s=10, retries=0)
+        home_dir=home, workers=1, concurrency=4, inject=replace(LINE_LINK_SETTINGS, timeout_s=10, retries=0)
     )
 
 

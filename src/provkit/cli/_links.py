@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 
@@ -72,54 +72,63 @@ def link_settings_options(defaults: LinkSettings = DEFAULT_LINK_SETTINGS) -> Cal
     return decorate
 
 
-def device_options(command: _F) -> _F:
-    """Add the options naming one device; the command gets it as ``device`` (exactly one must be given)."""
+def device_options(*, required: bool = True) -> Callable[[_F], _F]:
+    """Add the options naming one device; the command gets it as ``device``.
 
-    @functools.wraps(command)
-    def with_target(
-        *args: Any,
-        link: str | None,
-        tcp: str | None,
-        serial: str | None,
-        baud_rate: int,
-        file: Path | None,
-        **kwargs: Any,
-    ) -> Any:
-        chosen = [
-            name
-            for name, value in (("--link", link), ("--tcp", tcp), ("--serial", serial), ("--file", file))
-            if value
-        ]
-        if len(chosen) != 1:
-            raise click.UsageError(
-                "give exactly one of --tcp IP:PORT, --serial PORT, --file PATH or --link SPEC"
-            )
-        if link:
-            target = link_target(lambda: parse_link(link), "--link")
-        elif tcp:
-            target = link_target(lambda: parse_link(f"tcp:{tcp}"), "--tcp")
-        elif serial:
-            target = link_target(lambda: SerialTarget(serial, baud_rate), "--serial")
-        else:
-            assert file is not None
-            target = link_target(lambda: FileTarget(file), "--file")
-        return command(*args, device=target, **kwargs)
+    Exactly one of ``--link``, ``--tcp``, ``--serial`` or ``--file`` must be given; unless
+    ``required``, none is allowed too and ``device`` is then ``None``.
+    """
 
-    options = (
-        click.option("--link", "link", metavar="SPEC", help=f"The device as a link spec: {link_usage()}."),
-        click.option("--tcp", "tcp", metavar="IP:PORT", help="Device agent over TCP (tcp:IP:PORT)."),
-        click.option(
-            "--serial", "serial", metavar="PORT", help="Device agent on a serial port (serial:PORT)."
-        ),
-        click.option("--baud-rate", default=DEFAULT_BAUD_RATE, show_default=True, help="Serial line speed."),
-        click.option(
-            "--file",
-            "file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Write the request frame to a file instead (no device answer; file:PATH).",
-        ),
-    )
-    wrapped: Any = with_target
-    for option in reversed(options):
-        wrapped = option(wrapped)
-    return wrapped  # type: ignore[no-any-return]
+    def decorate(command: _F) -> _F:
+        @functools.wraps(command)
+        def with_target(
+            *args: Any,
+            link: str | None,
+            tcp: str | None,
+            serial: str | None,
+            baud_rate: int,
+            file: Path | None,
+            **kwargs: Any,
+        ) -> Any:
+            given = (("--link", link), ("--tcp", tcp), ("--serial", serial), ("--file", file))
+            chosen = [name for name, value in given if value]
+            if len(chosen) > 1 or (required and not chosen):
+                raise click.UsageError(
+                    "give exactly one of --tcp IP:PORT, --serial PORT, --file PATH, --link SPEC"
+                )
+            return command(*args, device=_target(link, tcp, serial, baud_rate, file), **kwargs)
+
+        wrapped: Any = with_target
+        for option in reversed(_DEVICE_OPTIONS):
+            wrapped = option(wrapped)
+        return wrapped  # type: ignore[no-any-return]
+
+    return decorate
+
+
+def _target(
+    link: str | None, tcp: str | None, serial: str | None, baud_rate: int, file: Path | None
+) -> LinkTarget | None:
+    if link:
+        return link_target(lambda: parse_link(link), "--link")
+    if tcp:
+        return link_target(lambda: parse_link(f"tcp:{tcp}"), "--tcp")
+    if serial:
+        return link_target(lambda: SerialTarget(serial, baud_rate), "--serial")
+    if file:
+        return link_target(lambda: FileTarget(file), "--file")
+    return None
+
+
+_DEVICE_OPTIONS: Final = (
+    click.option("--link", "link", metavar="SPEC", help=f"The device as a link spec: {link_usage()}."),
+    click.option("--tcp", "tcp", metavar="IP:PORT", help="Device agent over TCP (tcp:IP:PORT)."),
+    click.option("--serial", "serial", metavar="PORT", help="Device agent on a serial port (serial:PORT)."),
+    click.option("--baud-rate", default=DEFAULT_BAUD_RATE, show_default=True, help="Serial line speed."),
+    click.option(
+        "--file",
+        "file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Write the request frame to a file instead (no device answer; file:PATH).",
+    ),
+)

@@ -26,13 +26,14 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from provkit.cli._links import link_settings_options
 from provkit.cli._state import CliState
 from provkit.errors import AllocationError, BatchError
 from provkit.line.batch import Batch, BatchOptions
-from provkit.line.inject import InjectSettings
 from provkit.line.outcome import BatchReport, DeviceOutcome
 from provkit.registry import IdentityPattern, Registry, parse_identity_csv
 from provkit.registry.allocation import read_csv_file
+from provkit.transport.link import LINE_LINK_SETTINGS
 
 
 def default_registry(state: CliState | None) -> str:
@@ -138,11 +139,7 @@ def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--workers", type=click.IntRange(0), default=0, help="Prepare processes (0: one per core)."
         ),
         click.option("--concurrency", type=click.IntRange(1), default=16, show_default=True),
-        click.option(
-            "--timeout", type=click.FloatRange(0.1), default=30.0, show_default=True, help="Seconds."
-        ),
-        click.option("--connect-timeout", type=click.FloatRange(0.1), default=5.0, show_default=True),
-        click.option("--retries", type=click.IntRange(0), default=2, show_default=True),
+        link_settings_options(LINE_LINK_SETTINGS),
         click.option("--reprovision", is_flag=True, help="Replace devices already recorded as provisioned."),
         click.option(
             "--report",
@@ -173,9 +170,7 @@ def _run_step(ctx: click.Context, step: str, **opts: Any) -> None:
         pool=pool,
         workers=opts["workers"],
         concurrency=opts["concurrency"],
-        inject=InjectSettings(
-            timeout_s=opts["timeout"], connect_timeout_s=opts["connect_timeout"], retries=opts["retries"]
-        ),
+        inject=opts["settings"],
         reprovision=opts["reprovision"],
         ca_key=state.ca_key_choice(),
     )

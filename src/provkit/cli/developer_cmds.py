@@ -17,7 +17,10 @@ from typing import Any
 import click
 
 from provkit.cli._errors import exit_with
+from provkit.cli._links import device_options, link_settings_options
 from provkit.errors import DeviceResponseError, ProvkitError
+from provkit.transport.link import LinkSettings
+from provkit.transport.spec import FileTarget, LinkTarget
 
 # Existence is not checked by click: a missing C file is the library's coded error (6003).
 _C_FILE = click.Path(dir_okay=False, path_type=Path)
@@ -66,50 +69,12 @@ def developer_group(ctx: click.Context, home: Path | None, api_host: str | None,
     ctx.obj = _Options(home, api_host, api_ca)
 
 
-def _transport_options(func: Any) -> Any:
-    options = [
-        click.option("--tcp", "tcp", metavar="IP:PORT", help="Device agent over TCP."),
-        click.option("--serial", "serial", metavar="PORT", help="Device agent on a serial port."),
-        click.option("--baud-rate", default=115200, show_default=True, help="Serial line speed."),
-        click.option(
-            "--file",
-            "file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Write the request frame to a file instead (no device answer).",
-        ),
-        click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the device."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def _deliver(bundle: bytes, target: LinkTarget, settings: LinkSettings) -> dict[str, object] | None:
+    """Send ``bundle``; return the device's status as JSON, or ``None`` for a file."""
+    from provkit.developer import deliver_bundle, status_json
 
-
-def _open_link(tcp: str | None, serial: str | None, baud_rate: int, file: Path | None) -> Any:
-    from provkit.transport.links import FileLink, SerialLink, TcpLink
-
-    chosen = [name for name, value in (("--tcp", tcp), ("--serial", serial), ("--file", file)) if value]
-    if len(chosen) != 1:
-        raise click.UsageError("give exactly one of --tcp IP:PORT, --serial PORT or --file PATH")
-    if tcp:
-        ip, sep, port = tcp.rpartition(":")
-        if not sep or not ip or not port.isdigit():
-            raise click.UsageError(f"--tcp {tcp!r} is not IP:PORT")
-        return TcpLink(ip.strip("[]"), int(port))
-    if serial:
-        return SerialLink(serial, baud_rate=baud_rate)
-    assert file is not None
-    return FileLink(file)
-
-
-def _deliver(link: Any, bundle: bytes, timeout: float) -> dict[str, object] | None:
-    """Send ``bundle``; return the device's status as JSON, or ``None`` for a file link."""
-    from provkit.developer import check_device_response, status_json
-
-    with link:
-        answer = link.exchange(bundle, timeout_s=timeout)
-    if not link.returns_responses:
-        return None
-    return status_json(check_device_response(answer))
+    status = deliver_bundle(bundle, target, settings)
+    return None if status is None else status_json(status)
 
 
 def _finish(result: dict[str, object], device: dict[str, object] | None) -> None:
@@ -234,7 +199,8 @@ def delete_certificate_cmd(ctx: click.Context, name: str, local_only: bool) -> N
     help="Import this update_default_resources.c first.",
 )
 @click.option("--set-time/--no-set-time", default=True, show_default=True, help="Send the host time.")
-@_transport_options
+@device_options()
+@link_settings_options()
 @click.pass_context
 def provision_cmd(
     ctx: click.Context,
@@ -243,11 +209,8 @@ def provision_cmd(
     create_dev_cert: bool,
     update_c: Path | None,
     set_time: bool,
-    tcp: str | None,
-    serial: str | None,
-    baud_rate: int,
-    file: Path | None,
-    timeout: float,
+    device: LinkTarget,
+    settings: LinkSettings,
 ) -> None:
     """Provision a device with a developer and an update certificate, all or nothing.
 
@@ -257,7 +220,6 @@ def provision_cmd(
     from provkit.developer import build_provisioning_bundle, prepare_provisioning, truncation_warnings
 
     opts = _opts(ctx)
-    link = _open_link(tcp, serial, baud_rate, file)
     try:
         dev, update = prepare_provisioning(
             dev_cert_name,
@@ -272,7 +234,7 @@ def provision_cmd(
         click.echo(f"Warning: {warning}", err=True)
     try:
         bundle = build_provisioning_bundle(dev, update, current_time=int(time.time()) if set_time else None)
-        device = _deliver(link, bundle.data, timeout)
+        answer = _deliver(bundle.data, device, settings)
     except ProvkitError as exc:
         if exc.hint is None:  # the sets are saved now: -c or -p again would fail or redo work
             exc.hint = (
@@ -281,22 +243,20 @@ def provision_cmd(
             )
         exit_with(exc)
     result: dict[str, object] = {"endpointName": bundle.endpoint_name, "items": list(bundle.items)}
-    if device is None:
-        result["file"] = str(file)
-    _finish(result, device)
+    if isinstance(device, FileTarget):
+        result["file"] = str(device.path)
+    _finish(result, answer)
 
 
 @developer_group.command("get-pelion-status")
-@_transport_options
-def status_cmd(
-    tcp: str | None, serial: str | None, baud_rate: int, file: Path | None, timeout: float
-) -> None:
+@device_options()
+@link_settings_options()
+def status_cmd(device: LinkTarget, settings: LinkSettings) -> None:
     """Ask the device to verify its Device Management configuration; print the answer as JSON."""
     from provkit.developer import status_bundle
 
-    link = _open_link(tcp, serial, baud_rate, file)
     try:
-        device = _deliver(link, status_bundle(), timeout)
+        answer = _deliver(status_bundle(), device, settings)
     except ProvkitError as exc:
         exit_with(exc)
-    _finish({} if device is not None else {"file": str(file)}, device)
+    _finish({"file": str(device.path)} if isinstance(device, FileTarget) else {}, answer)

@@ -15,21 +15,32 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from provkit.cli._errors import exit_with
+from provkit.cli._links import link_settings_options, link_target
 from provkit.cli._state import CliState, ca_key_options
 from provkit.codes import FcuErrorCode, FtErrorCode
-from provkit.errors import DeviceResponseError, ProvkitError
-from provkit.factory import DeviceResponseStatus, FactoryToolApi, SetupStatus
+from provkit.device.kcm import ItemInfo
+from provkit.errors import ProvkitError
+from provkit.factory import FactoryToolApi, SetupStatus
 from provkit.factory.paths import CA_CERT_FILE
-from provkit.transport.links import DeviceLink, FileLink, SerialLink, TcpLink
+from provkit.factory.provision import SUCCESS_MESSAGE, ProvisionOutcome, provision_one
+from provkit.transport.link import (
+    DEFAULT_BAUD_RATE,
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_LINK_SETTINGS,
+    DEFAULT_RESPONSE_TIMEOUT_S,
+    DEFAULT_TCP_PORT,
+    LinkSettings,
+)
+from provkit.transport.spec import FileTarget, LinkTarget, SerialTarget, TcpTarget, parse_link
 
-SUCCESS_MESSAGE = "Command executed successfully"
+__all__ = ["SUCCESS_MESSAGE", "demo_cmd", "init_cmd", "inject_cmd", "setup_cmd"]
 
 _log = logging.getLogger(__name__)
 
@@ -47,109 +58,18 @@ _TRANSPORT_HINTS: dict[int, str] = {
     FtErrorCode.TCP_RECEIVE_FAILED: "the device closed or reset the connection: check its log and retry",
     FtErrorCode.TCP_SEND_FAILED: "the device closed or reset the connection: check its log and retry",
 }
-"""What to do about a transport failure whose error carries no hint of its own."""
+"""What to do about a transport failure whose error carries no hint of its own (CLI flags named)."""
 
 
-def _failure(error: ProvkitError, enrollment_id: str | None = None) -> InjectOutcome:
-    code = error.code if error.code is not None else int(FtErrorCode.GENERAL)
-    hint = error.hint or _TRANSPORT_HINTS.get(code)
-    return InjectOutcome(code, error.message, enrollment_id=enrollment_id, hint=hint)
-
-
-@dataclass(frozen=True, slots=True)
-class InjectOutcome:
-    """The final status of one injection, ready to print.
-
-    Attributes:
-        status: 0, a factory tool code (1000–1023) or an FCU code (100–390).
-        message: what happened.
-        device: the device's answer, when one was received.
-        enrollment_id: the first-to-claim enrollment id, if any.
-        hint: what to fix, for failures.
-    """
-
-    status: int
-    message: str
-    device: DeviceResponseStatus | None = None
-    enrollment_id: str | None = None
-    hint: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        """The ft_demo-style status object."""
-        body: dict[str, Any] = {"status": self.status, "message": self.message}
-        if self.device is not None:
-            body["deviceResponse"] = {
-                "status": self.device.status,
-                "message": self.device.message,
-                "warnings": [warning.message for warning in self.device.warnings],
-            }
-        return body
-
-
-def inject_device(
-    api: FactoryToolApi,
-    link: DeviceLink,
-    endpoint_name: str,
-    serial_number: str,
-    *,
-    device_keys_location: str | None = None,
-    timeout_s: float | None = None,
-) -> InjectOutcome:
-    """Prepare, write and verify one device; never raises for provkit errors.
-
-    Returns:
-        The outcome: status 0 on success; 1004 when the device refused the bundle; the
-        transport or FCU code otherwise.
-    """
-    enrollment = None
-    try:
-        request = api.prepare_device_configuration(endpoint_name, serial_number, device_keys_location)
-        for warning in request.warnings:
-            _log.warning("FCU warning %d: %s", warning.code, warning.message)
-        writes_only = not link.returns_responses
-        if writes_only and request.needs_csr_response:
-            return InjectOutcome(
-                int(FtErrorCode.GENERAL),
-                FtErrorCode.GENERAL.format("by_device key generation needs a live device, not a file"),
-            )
-        response = link.exchange(request.config_data, timeout_s=timeout_s)
-        _log.debug("sent %d bytes, device answered %d bytes", len(request.config_data), len(response))
-        if request.needs_csr_response:
-            request = api.complete_device_configuration(request, response)
-            response = link.exchange(request.config_data, timeout_s=timeout_s)
-        enrollment = request.enrollment_id
-        if writes_only:
-            return InjectOutcome(0, SUCCESS_MESSAGE, enrollment_id=enrollment)
-        status = api.verify_device_response(endpoint_name, response)
-    except DeviceResponseError as error:
-        code = error.code or 0
-        device = DeviceResponseStatus(code, error.message)
-        return InjectOutcome(
-            int(FtErrorCode.DEVICE_EXECUTION_FAILED),
-            FtErrorCode.DEVICE_EXECUTION_FAILED.format(code),
-            device,
-            enrollment,
-        )
-    except ProvkitError as error:
-        return _failure(error, enrollment)
-    if not status.ok:
-        return InjectOutcome(
-            int(FtErrorCode.DEVICE_EXECUTION_FAILED),
-            FtErrorCode.DEVICE_EXECUTION_FAILED.format(status.status),
-            status,
-            enrollment,
-        )
-    return InjectOutcome(0, SUCCESS_MESSAGE, status, enrollment)
-
-
-def report(outcome: InjectOutcome) -> None:
+def report(outcome: ProvisionOutcome) -> None:
     """Print the enrollment id and the JSON status; exit 1 on failure."""
     if outcome.enrollment_id:
         click.echo(f"enrollment id: {outcome.enrollment_id}")
-    click.echo(json.dumps(outcome.as_json()))
-    if outcome.hint:
-        click.echo(f"Hint: {outcome.hint}", err=True)
-    if outcome.status != 0:
+    click.echo(json.dumps(outcome.to_json()))
+    hint = outcome.hint or (None if outcome.error is None else _TRANSPORT_HINTS.get(outcome.status))
+    if hint:
+        click.echo(f"Hint: {hint}", err=True)
+    if not outcome.ok:
         raise SystemExit(1)
 
 
@@ -320,89 +240,77 @@ def inject_cmd(
 
 
 def _run_inject(
-    ctx: click.Context, link: TcpLink | SerialLink | FileLink, timeout_s: float | None = None
+    ctx: click.Context, target: LinkTarget, settings: LinkSettings = DEFAULT_LINK_SETTINGS
 ) -> None:
     endpoint_name, serial_number, keys = ctx.meta["provkit.inject"]
     try:
         api = _api(ctx)
-        with link:
-            outcome = inject_device(
-                api, link, endpoint_name, serial_number, device_keys_location=keys, timeout_s=timeout_s
-            )
     except ProvkitError as error:
-        outcome = _failure(error)
-    report(outcome)
+        report(ProvisionOutcome.failed(error))
+        return
+    report(
+        provision_one(api, target, endpoint_name, serial_number, device_keys_location=keys, settings=settings)
+    )
 
 
 @inject_cmd.command("tcp")
 @click.option("--ip", required=True, help="The device's IPv4 address.")
-@click.option("--port", default=7777, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--port", default=DEFAULT_TCP_PORT, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
-    "-t", "--connection-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1), help="s"
+    "-t",
+    "--connection-timeout",
+    default=DEFAULT_CONNECT_TIMEOUT_S,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="s",
 )
 @click.pass_context
 def inject_tcp(ctx: click.Context, ip: str, port: int, connection_timeout: float) -> None:
-    """Inject over TCP to a device agent."""
-    _run_inject(ctx, TcpLink(ip, port, connect_timeout_s=connection_timeout))
+    """Inject over TCP to a device agent (the link spec tcp:IP:PORT)."""
+    settings = replace(DEFAULT_LINK_SETTINGS, connect_timeout_s=connection_timeout)
+    _run_inject(ctx, link_target(lambda: TcpTarget(ip, port)), settings)
 
 
 @inject_cmd.command("serial")
 @click.option("--port", required=True, help="Serial device, e.g. /dev/ttyACM0 or COM3.")
-@click.option("--baud-rate", default=115200, show_default=True, type=click.IntRange(min=1))
-@click.option("-t", "--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1), help="s")
+@click.option("--baud-rate", default=DEFAULT_BAUD_RATE, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "-t",
+    "--timeout",
+    default=DEFAULT_RESPONSE_TIMEOUT_S,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="s",
+)
 @click.pass_context
 def inject_serial(ctx: click.Context, port: str, baud_rate: int, timeout: float) -> None:
-    """Inject over a serial port (device log lines are skipped)."""
-    _run_inject(ctx, SerialLink(port, baud_rate=baud_rate), timeout)
+    """Inject over a serial port, device log lines skipped (the link spec serial:PORT@BAUD)."""
+    settings = replace(DEFAULT_LINK_SETTINGS, timeout_s=timeout)
+    _run_inject(ctx, link_target(lambda: SerialTarget(port, baud_rate)), settings)
 
 
 @inject_cmd.command("to-file")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 def inject_to_file(ctx: click.Context, path: Path) -> None:
-    """Write the framed bundle to PATH instead of a device (no verification)."""
-    _run_inject(ctx, FileLink(path))
+    """Write the framed bundle to PATH instead of a device, no verification (the link spec file:PATH)."""
+    _run_inject(ctx, link_target(lambda: FileTarget(path)))
+
+
+@inject_cmd.command("link")
+@click.argument("spec", metavar="SPEC")
+@link_settings_options()
+@click.pass_context
+def inject_link(ctx: click.Context, spec: str, settings: LinkSettings) -> None:
+    """Inject to the device SPEC names: tcp:HOST:PORT, serial:PORT[@BAUD] or file:PATH."""
+    _run_inject(ctx, link_target(lambda: parse_link(spec)), settings)
 
 
 # ---------------------------------------------------------------- demo
 
 
-def run_demo(home: Path, endpoint_name: str, serial_number: str) -> tuple[InjectOutcome, list[str]]:
-    """Provision an in-process virtual device from a fresh demo FCU home in ``home``.
-
-    Creates the home from the embedded template with DEMO server CA certificates, runs
-    setup, serves a memory-backed device agent on 127.0.0.1 (a free port), injects over
-    TCP and returns the outcome with a summary of the items the device stored.
-    """
-    # Imported here: only the demo needs the device side in the factory tool's process.
-    from provkit.device.fcc import FactoryConfiguratorClient
-    from provkit.device.handlers import fcc_handler
-    from provkit.device.kcm import Kcm
-    from provkit.device.storage import MemoryStorage
-    from provkit.factory.home import make_demo_home
-    from provkit.transport.agent import DeviceAgent, serve_tcp
-    from provkit.wire.framing import FCC_TOKEN
-
-    paths = make_demo_home(home)
-    api = FactoryToolApi(paths.home, paths.resources, paths.keystore, paths.config_file)
-    setup = api.setup_factory_configurator_utility()
-    if not setup.ok:  # e.g. an unusable PROVKIT_CA_PASSPHRASE: report it, do not inject
-        error = setup.errors[0]
-        return InjectOutcome(setup.status, error.message, hint=error.hint), []
-    kcm = Kcm(MemoryStorage())
-    agent = DeviceAgent({FCC_TOKEN: fcc_handler(FactoryConfiguratorClient(kcm))})
-    with serve_tcp(agent, "127.0.0.1", 0) as server, TcpLink(*server.address, connect_timeout_s=5) as link:
-        outcome = inject_device(api, link, endpoint_name, serial_number, timeout_s=10)
-    items = [_describe_item(item) for item in kcm.list_items()]
-    return outcome, items
-
-
-def _describe_item(item: object) -> str:
-    name = getattr(item, "name", str(item))
-    kind = getattr(item, "item_type", getattr(item, "type", ""))
-    kind_name = getattr(kind, "name", str(kind)).lower()
-    size = getattr(item, "size", None)
-    return f"{kind_name:<12} {name}" + (f" ({size} bytes)" if size is not None else "")
+def _describe_item(item: ItemInfo) -> str:
+    return f"{item.type.name.lower():<12} {item.name} ({item.size} bytes)"
 
 
 @click.command("demo")
@@ -414,11 +322,13 @@ def demo_cmd(endpoint_name: str, serial_number: str) -> None:
     The demo FCU home is temporary and its server CA certificates are DEMO-only: they
     exist so the virtual device can verify its bundle, nothing more.
     """
+    from provkit.line.demo import run_demo
+
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="provkit-demo-") as home:
-        outcome, items = run_demo(Path(home), endpoint_name, serial_number)
-    report(outcome)
+        result = run_demo(Path(home), endpoint_name, serial_number)
+    report(result.outcome)
     click.echo("device stores:")
-    for line in items:
-        click.echo(f"  {line}")
+    for item in result.stored:
+        click.echo(f"  {_describe_item(item)}")
     click.echo(f"demo finished in {time.perf_counter() - started:.2f} s")

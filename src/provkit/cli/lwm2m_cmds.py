@@ -15,8 +15,11 @@ from typing import Any
 import click
 
 from provkit.cli._errors import exit_with
+from provkit.cli._links import device_options, link_settings_options
 from provkit.cli._state import CliState
 from provkit.errors import ProvkitError
+from provkit.transport.link import DEFAULT_BAUD_RATE, LinkSettings
+from provkit.transport.spec import FileTarget, LinkTarget
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -213,11 +216,8 @@ def inspect_cmd(blob: Path, fmt: str, generic: bool, reveal: bool) -> None:
 @_tool_options
 @click.option("-s", "--server", type=_EXISTING, help="Coiote server JSON (url, port, domain).")
 @click.option("-t", "--token", help="Coiote access token.")
-@click.option("--tcp", "tcp", metavar="IP:PORT", help="Device agent address.")
-@click.option("--serial", "serial_port", help="Device serial port.")
-@click.option("--baud-rate", default=115200, show_default=True)
-@click.option("--file", "file_path", type=_PATH, help="Write the framed request here (offline delivery).")
-@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
+@device_options(required=False)
+@link_settings_options()
 @click.pass_context
 def provision_cmd(
     ctx: click.Context,
@@ -232,27 +232,22 @@ def provision_cmd(
     allow_unverified_server: bool,
     server: Path | None,
     token: str | None,
-    tcp: str | None,
-    serial_port: str | None,
-    baud_rate: int,
-    file_path: Path | None,
-    timeout_s: float,
+    device: LinkTarget | None,
+    settings: LinkSettings,
 ) -> None:
-    """Provision a device: a provkit agent (--tcp, --serial, --file) or a Zephyr board (smp-serial, smp-udp).
+    """Provision a device: a provkit agent (--link, --tcp, --serial, --file) or a Zephyr board (smp-*).
 
     Registers the device if -s and -t are given and the endpoint name is known (-e, or read
     from a Zephyr board).
     """
     _check_credentials(pkey, pcert, cert, factory_ca)
     if ctx.invoked_subcommand is not None:
-        if any(x is not None for x in (tcp, serial_port, file_path)):
-            raise click.UsageError(f"--tcp/--serial/--file do not go with {ctx.invoked_subcommand}")
+        if device is not None:
+            raise click.UsageError(f"--link/--tcp/--serial/--file do not go with {ctx.invoked_subcommand}")
         return
-    from provkit.transport.links import FileLink, SerialLink, TcpLink
-
-    if sum(x is not None for x in (tcp, serial_port, file_path)) != 1:
+    if device is None:
         raise click.UsageError(
-            "give exactly one of --tcp, --serial, --file, or a subcommand (smp-serial, smp-udp)"
+            "give exactly one of --tcp, --serial, --file, --link, or a subcommand (smp-serial, smp-udp)"
         )
     try:
         fp = _prepare(
@@ -268,21 +263,10 @@ def provision_cmd(
             server,
             token,
         )
-        if file_path is not None:
-            fp.provision_device(FileLink(file_path))
-            click.echo(f"wrote framed request to {file_path}")
+        fp.provision_device(device, settings=settings)
+        if fp.last_result is None:
+            click.echo(f"wrote framed request to {device.path if isinstance(device, FileTarget) else device}")
         else:
-            link: TcpLink | SerialLink
-            if tcp is not None:
-                host, _, port = tcp.rpartition(":")
-                if not port.isdigit():
-                    raise click.UsageError("--tcp needs IP:PORT")
-                link = TcpLink(host or "127.0.0.1", int(port))
-            else:
-                assert serial_port is not None
-                link = SerialLink(serial_port, baud_rate=baud_rate)
-            with link:
-                fp.provision_device(link, timeout_s=timeout_s)
             click.echo(f"device accepted {fp.last_result.written} resources")
         _register(fp, server, token)
     except ProvkitError as exc:
@@ -433,7 +417,9 @@ def _provision_board(
 
 @provision_cmd.command("smp-serial")
 @click.option("--port", required=True, help="Serial port of the board (e.g. /dev/ttyACM0, COM3).")
-@click.option("--baud", type=click.IntRange(1), default=115200, show_default=True, help="Line speed.")
+@click.option(
+    "--baud", type=click.IntRange(1), default=DEFAULT_BAUD_RATE, show_default=True, help="Line speed."
+)
 @click.option(
     "--wait-ready",
     "wait_ready_s",

@@ -221,7 +221,12 @@ def enrollment_id(cert_der: bytes) -> str:
     The id is ``A-`` followed by the 32 bytes of the certificate's SHA-256 fingerprint as
     colon-separated upper-case hex (97 characters), as ft_demo prints it.
     """
-    return "A-" + der_fingerprint(cert_der).hex(":").upper()
+    return enrollment_id_of(der_fingerprint(cert_der))
+
+
+def enrollment_id_of(fingerprint: bytes) -> str:
+    """The enrollment id of a certificate whose SHA-256 fingerprint is known (see :func:`enrollment_id`)."""
+    return "A-" + fingerprint.hex(":").upper()
 
 
 def validity(cert: Certificate) -> tuple[int, int]:

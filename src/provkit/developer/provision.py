@@ -17,15 +17,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from provkit.crypto import keys, x509
 from provkit.developer import credentials as c
 from provkit.errors import CredentialsParseError, CryptoError
+from provkit.factory.provision import OneMessage, deliver
 from provkit.factory.response import verify_device_response
 from provkit.factory.results import DeviceResponseStatus
 from provkit.params import names as n
+from provkit.transport.link import DEFAULT_LINK_SETTINGS, LinkSettings
 from provkit.wire.bundle import Bundle, CertificateItem, ConfigParam, KeyItem, encode_bundle
+from provkit.wire.framing import FCC_TOKEN
 
 CONFIG_STRINGS: Final = {
     c.ENDPOINT_NAME: n.ENDPOINT_NAME,
@@ -50,6 +53,9 @@ STORED_ITEMS: Final = (
     n.CLASS_ID,
 )
 """The 15 KCM items a provisioned device holds."""
+
+if TYPE_CHECKING:
+    from provkit.transport.spec import LinkTarget
 
 _T = TypeVar("_T")
 _C_INT_TEXT: Final = re.compile(rb"(0[xX][0-9A-Fa-f]{1,8}|0[0-7]{0,11}|[1-9][0-9]{0,9})[uUlL]{0,3}")
@@ -246,6 +252,24 @@ def status_bundle() -> bytes:
     the verification status, InfoMessage and warnings.
     """
     return encode_bundle(Bundle(verify=True))
+
+
+def deliver_bundle(
+    bundle: bytes, target: LinkTarget, settings: LinkSettings = DEFAULT_LINK_SETTINGS
+) -> DeviceResponseStatus | None:
+    """Send ``bundle`` to the device ``target`` names and read its answer (provkit's one flow).
+
+    Returns:
+        The device's status, or ``None`` for a target that carries no answers (a file).
+
+    Raises:
+        TransportError: the device could not be reached or did not answer.
+        ResponseDecodeError, FactoryError: the answer is not a valid response bundle.
+    """
+    delivery = deliver(OneMessage(FCC_TOKEN, bundle, check_device_response), target, settings)
+    if delivery.error is not None:
+        raise delivery.error
+    return delivery.verdict
 
 
 def check_device_response(response: bytes) -> DeviceResponseStatus:

@@ -25,7 +25,7 @@ from provkit.factory.ca import BOOTSTRAP_DEVICE_CERT_YEARS, LWM2M_DEVICE_CERT_YE
 from provkit.factory.config import EntropyMode, FcuConfig, KeyMode, invalid
 from provkit.factory.device_keys import load_entropy, load_supplied_keys
 from provkit.factory.resources import StaticMaterial
-from provkit.factory.results import CsrPending, DeviceConfigurationRequest, WarningInfo
+from provkit.factory.results import CsrPending, DeviceCertificateInfo, DeviceConfigurationRequest, WarningInfo
 from provkit.params import mode_names
 from provkit.params import names as n
 from provkit.wire.bundle import (
@@ -163,6 +163,10 @@ class BundleBuilder:
         self.config = config
         self.names = mode_names(config.use_bootstrap)
         self._ca = ca
+        # Which key signs the certificates this builder issues, as the registry records it.
+        self._signed_by = (
+            ca.key_id if ca is not None and config.key_mode is not KeyMode.EXTERNALLY_SUPPLIED else None
+        )
         needs_ca = config.key_mode is not KeyMode.EXTERNALLY_SUPPLIED
         if ca is not None and needs_ca and config.chain_depth > ca.max_chain_depth:
             raise invalid(
@@ -260,7 +264,7 @@ class BundleBuilder:
             raise FactoryError.from_code(FcuErrorCode.GENERAL, "the factory CA is not loaded")
         return self._ca
 
-    def _issue(self, public_key: keys.PublicKey, endpoint_name: str, now: dt.datetime) -> bytes:
+    def _issue(self, public_key: keys.PublicKey, endpoint_name: str, now: dt.datetime) -> x509.Certificate:
         ca = self._require_ca()
         assert self._issuer is not None
         try:
@@ -271,20 +275,25 @@ class BundleBuilder:
                 self.names.prefix,
                 hint=f"{exc}; check endpoint_name and the device-certificate section",
             ) from exc
-        return x509.certificate_der(cert)
+        return cert
 
-    def _finish(self, own: _DeviceItems, warnings: list[WarningInfo]) -> DeviceConfigurationRequest:
+    def _finish(
+        self, own: _DeviceItems, serial: int, warnings: list[WarningInfo]
+    ) -> DeviceConfigurationRequest:
         # Only this device's items are encoded here; the static ones were encoded once.
         data = self._template.encode(self._own_bundle(own))
         self._check_size(data, own, own.endpoint_name)
-        leaf_der = own.chain.certificates[0]
-        enrollment = x509.enrollment_id(leaf_der) if self.config.first_to_claim else None
+        fingerprint = x509.der_fingerprint(own.chain.certificates[0])
+        certificate = DeviceCertificateInfo(
+            fingerprint.hex(), format(serial, "x"), x509.enrollment_id_of(fingerprint), self._signed_by
+        )
         return DeviceConfigurationRequest(
             config_data=data,
             warnings=warnings,
             endpoint_name=own.endpoint_name,
             serial_number=own.serial_number,
-            enrollment_id=enrollment,
+            enrollment_id=certificate.enrollment_id if self.config.first_to_claim else None,
+            device_certificate=certificate,
         )
 
     def _check_size(self, data: bytes, own: _DeviceItems, device: str) -> None:
@@ -350,7 +359,8 @@ class BundleBuilder:
             key = keys.generate_p256()
             leaf = self._issue(key.public_key(), endpoint_name, now)
             key_der = keys.private_key_der(key)
-            ders = (leaf, *self._chain_tail)
+            ders = (x509.certificate_der(leaf), *self._chain_tail)
+            serial = leaf.serial_number
         else:
             supplied = load_supplied_keys(
                 location,
@@ -362,6 +372,7 @@ class BundleBuilder:
             )
             warnings.extend(supplied.warnings)
             key_der, ders = supplied.private_key_der, supplied.chain_ders
+            serial = x509.load_certificate(ders[0]).serial_number
         own = _DeviceItems(
             endpoint_name,
             serial_number,
@@ -370,7 +381,7 @@ class BundleBuilder:
             entropy=entropy,
             disable=disable,
         )
-        return self._finish(own, warnings)
+        return self._finish(own, serial, warnings)
 
     def _csr_request(
         self,
@@ -434,7 +445,9 @@ class BundleBuilder:
                 hint=f"the CSR subject CN {subject.get('common-name')!r} is not {request.endpoint_name!r}",
             )
         leaf = self._issue(public_key, request.endpoint_name, dt.datetime.now(dt.UTC))
-        chain = CertificateChainItem(pending.cert_name, (leaf, *self._chain_tail), prkn=pending.key_name)
+        chain = CertificateChainItem(
+            pending.cert_name, (x509.certificate_der(leaf), *self._chain_tail), prkn=pending.key_name
+        )
         own = _DeviceItems(
             request.endpoint_name,
             request.serial_number,
@@ -444,4 +457,4 @@ class BundleBuilder:
             sid=pending.session_id,
             disable=pending.disable,
         )
-        return self._finish(own, list(request.warnings))
+        return self._finish(own, leaf.serial_number, list(request.warnings))

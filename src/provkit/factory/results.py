@@ -84,6 +84,25 @@ class CsrPending:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceCertificateInfo:
+    """The device certificate a bundle carries, described once, when the bundle is built.
+
+    Attributes:
+        sha256: its SHA-256 fingerprint, lower-case hex without separators.
+        serial: its serial number, lower-case hex.
+        enrollment_id: its Device Management enrollment id (``A-`` and the fingerprint as
+            colon-separated upper-case hex), whether or not the device claims first.
+        ca_key: which key signed it, as the registry records it (a token key's URI or a key
+            file's fingerprint); ``None`` for a certificate supplied from outside.
+    """
+
+    sha256: str
+    serial: str
+    enrollment_id: str
+    ca_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceConfigurationRequest:
     """What :meth:`FactoryToolApi.prepare_device_configuration` returns.
 
@@ -96,6 +115,9 @@ class DeviceConfigurationRequest:
         pending_csr: in ``by_device`` mode, the session state needed to build the second
             message from the device's CSR response (see
             :meth:`FactoryToolApi.complete_device_configuration`); ``None`` otherwise.
+        device_certificate: the device certificate the bundle carries (``None`` for a
+            ``by_device`` first message, which carries none yet), so later steps (a line
+            recording it) need not read the bundle back.
     """
 
     config_data: bytes
@@ -104,11 +126,17 @@ class DeviceConfigurationRequest:
     serial_number: str = ""
     enrollment_id: str | None = None
     pending_csr: CsrPending | None = None
+    device_certificate: DeviceCertificateInfo | None = None
 
     @property
     def needs_csr_response(self) -> bool:
         """Whether the device's answer must go to ``complete_device_configuration`` next."""
         return self.pending_csr is not None
+
+    @property
+    def session_id(self) -> str | None:
+        """The ``by_device`` session id (``SID``) the first message carries, else ``None``."""
+        return None if self.pending_csr is None else self.pending_csr.session_id
 
 
 @dataclass(frozen=True, slots=True)

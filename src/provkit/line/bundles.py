@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from provkit.errors import BatchError, RegistryError
 from provkit.line.context import BatchContext, token_failure
+from provkit.line.inject import BY_DEVICE
 from provkit.line.layout import write_atomic
 from provkit.line.prepare import PreparedBundle, PrepareJob, prepare_many
 from provkit.registry import Attempt, AttemptState, StateChange
@@ -34,12 +35,21 @@ Recorded = Callable[[list[Attempt]], None]
 
 
 def needing_bundles(ctx: BatchContext, latest: dict[str, Attempt]) -> list[Attempt]:
-    """Allocated attempts, and prepared ones whose bundle file is gone or altered."""
+    """Allocated attempts, and prepared ones whose bundle file is gone or altered.
+
+    A ``by_device`` bundle prepared before its session id was recorded with it (an older
+    provkit) is prepared again too: its certificate message could not be built.
+    """
     return [
         a
         for a in latest.values()
-        if a.state is AttemptState.ALLOCATED or (a.state is AttemptState.PREPARED and not bundle_ok(ctx, a))
+        if a.state is AttemptState.ALLOCATED
+        or (a.state is AttemptState.PREPARED and not (bundle_ok(ctx, a) and _session_known(a)))
     ]
+
+
+def _session_known(attempt: Attempt) -> bool:
+    return attempt.key_mode != BY_DEVICE or attempt.session_id is not None
 
 
 def prepare_pending(ctx: BatchContext) -> None:
@@ -149,5 +159,6 @@ def _store_bundle(
             "ca_key": result.ca_key,
             "warnings": "\n".join(result.warnings),
             "enrollment_id": result.enrollment_id,
+            "session_id": result.session_id,
         }
     )

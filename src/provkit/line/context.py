@@ -12,10 +12,10 @@ from provkit.codes import FcuErrorCode
 from provkit.errors import HsmError, ProvkitError, RegistryError
 from provkit.factory.ca_key import CaKeySource
 from provkit.line.devices import DeviceList
-from provkit.line.inject import InjectSettings
 from provkit.line.layout import BatchDir
 from provkit.line.outcome import NoProgress, Progress
 from provkit.registry import Attempt, IdentityPattern, Registry
+from provkit.transport.link import LINE_LINK_SETTINGS, LinkSettings
 
 TOKEN_FAILURES: Final = frozenset(
     code for code in FcuErrorCode if code.name.startswith("HSM_") and code is not FcuErrorCode.HSM_KEY_EXISTS
@@ -46,7 +46,7 @@ class BatchOptions:
         pool: CSV identity pool to allocate from instead of ``pattern``.
         workers: preparation processes (0: one per core).
         concurrency: devices injected at once.
-        inject: timeouts and retries.
+        inject: timeouts and retries (the line's own unless told otherwise).
         reprovision: replace devices already recorded as provisioned.
         ca_key: the factory CA key in a PKCS#11 token, when given on the command line
             (else fcu.yml or the keystore say where the key is).
@@ -58,7 +58,7 @@ class BatchOptions:
     pool: str | None = None
     workers: int = 0
     concurrency: int = 16
-    inject: InjectSettings = field(default_factory=InjectSettings)
+    inject: LinkSettings = LINE_LINK_SETTINGS
     reprovision: bool = False
     ca_key: CaKeySource | None = None
 

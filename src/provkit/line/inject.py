@@ -1,49 +1,37 @@
-"""Sending one bundle to one device and checking its answer.
+"""Sending one prepared bundle to one device and recording how it went.
 
 The write-ahead rule: the registry records ``sending`` *before* the first byte leaves,
 so a batch killed while a bundle is on the wire is found on restart and handled
-deterministically (see :mod:`provkit.line.batch`). Transport failures (no connection,
-no answer in time, the connection dropped, a corrupted answer) are retried on a new
-connection up to ``retries`` times; a device that answers — with a non-zero transport
-status, an FCC error, or a body that is no response — is not retried within the run,
-because its answer is the outcome. The tries used are recorded on the attempt.
+deterministically (see :mod:`provkit.line.batch`). The bundle goes through provkit's
+one provisioning flow (:func:`provkit.factory.provision.deliver`) with the line's link
+settings: transport failures (no connection, no answer in time, the connection dropped,
+a corrupted answer) are retried on a new connection up to ``retries`` times; a device
+that answers — with a non-zero transport status, an FCC error, or a body that is no
+response — is not retried within the run, because its answer is the outcome. The tries
+used are recorded on the attempt.
+
+Nothing here reads a bundle back: what later steps need (the device certificate, the
+``by_device`` session id) was recorded when the bundle was prepared, and the certificate
+message's device certificate comes with the request the FCU built.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
 
 from provkit.codes import FccStatus, FtErrorCode
-from provkit.errors import ConnectFailed, DuplicateIdentityError, ProvkitError, TransportError
-from provkit.factory.results import DeviceResponseStatus
+from provkit.errors import DeviceResponseError, DuplicateIdentityError, ProvkitError
+from provkit.factory.api import FactoryToolApi
+from provkit.factory.provision import Delivery
+from provkit.factory.results import CsrPending, DeviceConfigurationRequest, DeviceResponseStatus
+from provkit.params import mode_names
 from provkit.registry import Attempt, AttemptState
+from provkit.wire.response import decode_response
 
-if TYPE_CHECKING:
-    from provkit.factory.api import FactoryToolApi
-
-_log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class InjectSettings:
-    """How to reach devices.
-
-    Attributes:
-        timeout_s: how long one exchange waits for the device's answer.
-        connect_timeout_s: how long opening the TCP connection may take.
-        retries: extra tries after a transport failure (0: one try only).
-        retry_delay_s: pause before a retry, doubled each time.
-    """
-
-    timeout_s: float = 30.0
-    connect_timeout_s: float = 5.0
-    retries: int = 2
-    retry_delay_s: float = 0.2
+BY_DEVICE = "by_device"
+"""The key mode whose first message asks the device for a CSR."""
 
 
 class AttemptRecorder(Protocol):
@@ -63,142 +51,91 @@ class AttemptRecorder(Protocol):
         """Record the device as provisioned (raises ``DuplicateIdentityError`` on a clash)."""
 
 
-class ResponseChecker(Protocol):
-    """What verification needs from the FCU (``FactoryToolApi``)."""
+def prepared_request(api: FactoryToolApi, attempt: Attempt, bundle: bytes) -> DeviceConfigurationRequest:
+    """The prepared request of ``attempt`` again, from its bundle file and what the registry holds.
 
-    def verify_device_response(self, endpoint_name: str, device_response: bytes) -> DeviceResponseStatus:
-        """Check a device's response."""
-
-
-FollowUp = Callable[[bytes], bytes]
-"""Builds the session's second message from the device's first answer (``by_device``:
-the certificate message, from the answer carrying the device's CSR)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """How sending one bundle went: the device's response, or the last try's failure.
-
-    Attributes:
-        response: the response body (``None`` when ``error`` is set).
-        tries: connections opened, retries included.
-        error: why no response came.
-        final_bundle: the second message, when a follow-up built one.
-        reached: whether the bundle may have reached the device (a connection was
-            opened on some try); ``False`` only when every try failed to connect.
-    """
-
-    response: bytes | None
-    tries: int
-    error: ProvkitError | None = None
-    final_bundle: bytes | None = None
-    reached: bool = True
-
-
-def exchange(
-    host: str, port: int, bundle: bytes, settings: InjectSettings, follow_up: FollowUp | None = None
-) -> Delivery:
-    """Send ``bundle`` to the agent at ``host:port``, retrying transport failures.
-
-    With ``follow_up`` the device's first answer becomes a second message on the same
-    connection, and its answer is the response; a retry starts the session over.
-    """
-    from provkit.transport.errors import DeviceStatusError
-    from provkit.transport.links import TcpLink
-
-    delay = settings.retry_delay_s
-    tries = 0
-    reached = False
-    while True:
-        tries += 1
-        try:
-            with TcpLink(host, port, connect_timeout_s=settings.connect_timeout_s) as link:
-                response = link.exchange(bundle, timeout_s=settings.timeout_s)
-                if follow_up is None:
-                    return Delivery(response, tries)
-                second = follow_up(response)
-                return Delivery(
-                    link.exchange(second, timeout_s=settings.timeout_s), tries, final_bundle=second
-                )
-        except DeviceStatusError as exc:  # the device answered: that is its outcome
-            return Delivery(None, tries, exc)
-        except ProvkitError as exc:
-            reached = reached or not isinstance(exc, ConnectFailed)
-            if not isinstance(exc, TransportError) or tries > settings.retries:
-                return Delivery(None, tries, exc, reached=reached)
-            _log.info("%s:%d: %s; retrying in %.1f s", host, port, exc, delay)
-            time.sleep(delay)
-            delay *= 2
-
-
-def csr_follow_up(api: FactoryToolApi, bundle: bytes, endpoint_name: str, serial_number: str) -> FollowUp:
-    """The follow-up of a ``by_device`` first message: sign the CSR, build the certificate message.
-
-    The session state (SID, key and certificate names) is read back from the prepared
-    bundle, so ``batch inject`` can run in another process than ``batch prepare``.
-
-    Args:
-        api: the ``FactoryToolApi`` that signs the CSR.
-        bundle: the prepared first message (with its ``CsrReqs``).
-        endpoint_name: the device's endpoint name (the CSR's CN must match it).
-        serial_number: the device's serial number.
+    A ``by_device`` first message gets its session state back: the session id recorded
+    with the bundle and the key and certificate names of the configuration's mode.
 
     Raises:
-        BundleDecodeError: the bundle is not a CSR request.
+        BatchError: a ``by_device`` attempt with no session id recorded.
     """
-    from provkit.errors import BundleDecodeError
-    from provkit.factory.results import CsrPending, DeviceConfigurationRequest
-    from provkit.params import DEVICE_CERT_OF_KEY
-    from provkit.wire.bundle import decode_bundle
+    pending = None
+    if attempt.key_mode == BY_DEVICE:
+        if attempt.session_id is None:
+            from provkit.errors import BatchError
 
-    first = decode_bundle(bundle)
-    if not first.csr_requests or first.sid is None or first.csr_requests[0].prkn not in DEVICE_CERT_OF_KEY:
-        raise BundleDecodeError("the prepared bundle is no by_device CSR request")
-    key_name = first.csr_requests[0].prkn
-    request = DeviceConfigurationRequest(
+            raise BatchError("the by_device bundle has no session id recorded; prepare it again")
+        names = mode_names(api.config.use_bootstrap)
+        pending = CsrPending(attempt.session_id, names.key, names.cert)
+    return DeviceConfigurationRequest(
         bundle,
-        endpoint_name=endpoint_name,
-        serial_number=serial_number,
-        pending_csr=CsrPending(first.sid, key_name, DEVICE_CERT_OF_KEY[key_name]),
+        endpoint_name=attempt.endpoint_name,
+        serial_number=attempt.serial_number,
+        pending_csr=pending,
     )
-    return lambda response: api.complete_device_configuration(request, response).config_data
 
 
-def enrollment_id(device_cert_sha256: str | None) -> str | None:
-    """The Pelion enrollment identity of a device certificate (``A-`` + colon-separated SHA-256)."""
-    if not device_cert_sha256:
-        return None
-    raw = device_cert_sha256.upper()
-    return "A-" + ":".join(raw[i : i + 2] for i in range(0, len(raw), 2))
+def record_delivery(
+    recorder: AttemptRecorder,
+    api: FactoryToolApi | None,
+    attempt: Attempt,
+    request: DeviceConfigurationRequest,
+    delivery: Delivery[DeviceResponseStatus],
+    *,
+    reprovision: bool,
+) -> None:
+    """Record how sending went: a failure, the answer (``injected``) or, with ``api``, its verdict.
+
+    ``request`` is the last request sent: in ``by_device`` mode the certificate message,
+    whose device certificate is recorded here.
+    """
+    extra: dict[str, Any] = {"tries": attempt.tries + delivery.tries}
+    if request.device_certificate is not None and attempt.key_mode == BY_DEVICE:
+        extra.update(
+            device_cert_sha256=request.device_certificate.sha256,
+            device_cert_serial=request.device_certificate.serial,
+            enrollment_id=request.device_certificate.enrollment_id,
+            ca_key=request.device_certificate.ca_key,
+        )
+    error = delivery.error
+    if delivery.response is None:
+        code = None if error is None else error.code
+        reason = f"device {attempt.address}: {error}"
+        if isinstance(error, DeviceResponseError):  # by_device: the CSR message was refused
+            extra.update(return_status=error.code, info_message=error.message)
+            code, reason = device_refusal(error.code or 0, error.message)
+        # A bundle that never reached the device frees the identity for other attempts.
+        recorder.mark_failed(attempt.id, code, reason, release=not delivery.reached, **extra)
+        return
+    conclude(recorder, api, attempt, delivery.response, reprovision=reprovision, extra=extra)
 
 
 def conclude(
-    registry: AttemptRecorder,
-    checker: ResponseChecker | None,
+    recorder: AttemptRecorder,
+    api: FactoryToolApi | None,
     attempt: Attempt,
     response: bytes,
     *,
     reprovision: bool,
     extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record a device's answer: as ``injected`` (no ``checker``) or with its verdict.
+    """Record a device's answer: as ``injected`` (no ``api``) or with the FCU's verdict.
 
-    Unparseable answers end the attempt as failed. With a ``checker`` the answer and the
+    Unparseable answers end the attempt as failed. With ``api`` the answer and the
     verdict (verified, or failed with the device's reason) go in one transaction.
     ``extra`` columns (tries used, a certificate learnt while sending) are stored with them.
     """
     stored: dict[str, Any] = {"response": response, **(extra or {})}
-    if checker is not None:
-        check_and_record(registry, checker, attempt, response, stored, reprovision=reprovision)
+    if api is not None:
+        check_and_record(recorder, api, attempt, response, stored, reprovision=reprovision)
         return
-    from provkit.wire.response import decode_response
-
     try:
         decoded = decode_response(response)
     except ProvkitError as exc:
-        registry.mark_failed(attempt.id, exc.code, f"device answered garbage: {exc}", **stored)
+        recorder.mark_failed(attempt.id, exc.code, f"device answered garbage: {exc}", **stored)
         return
-    registry.update_attempt(
+    recorder.update_attempt(
         attempt.id,
         AttemptState.INJECTED,
         **stored,
@@ -234,16 +171,16 @@ def device_refusal(status: int, message: str) -> tuple[int, str]:
 
 
 def verify_attempt(
-    registry: AttemptRecorder, checker: ResponseChecker, attempt: Attempt, *, reprovision: bool
+    recorder: AttemptRecorder, api: FactoryToolApi, attempt: Attempt, *, reprovision: bool
 ) -> None:
     """Check an injected attempt's stored response and record the device as provisioned or failed."""
     assert attempt.response is not None
-    check_and_record(registry, checker, attempt, attempt.response, {}, reprovision=reprovision)
+    check_and_record(recorder, api, attempt, attempt.response, {}, reprovision=reprovision)
 
 
 def check_and_record(
-    registry: AttemptRecorder,
-    checker: ResponseChecker,
+    recorder: AttemptRecorder,
+    api: FactoryToolApi,
     attempt: Attempt,
     response: bytes,
     values: dict[str, Any],
@@ -252,27 +189,21 @@ def check_and_record(
 ) -> None:
     """Check ``response`` with the FCU and record the verdict together with ``values``."""
     try:
-        result = checker.verify_device_response(attempt.endpoint_name, response)
+        result = api.verify_device_response(attempt.endpoint_name, response)
     except ProvkitError as exc:
-        registry.mark_failed(attempt.id, exc.code, f"device answered garbage: {exc}", **values)
+        recorder.mark_failed(attempt.id, exc.code, f"device answered garbage: {exc}", **values)
         return
     values = {**values, "return_status": result.status, "info_message": result.message.rstrip("\n")}
     if not result.ok:
-        errors = [error.message for error in result.errors]
-        parts = [result.message, *errors]
+        parts = [result.message, *(error.message for error in result.errors)]
         reason = "; ".join(dict.fromkeys(part for part in parts if part)) or "device reported failure"
         code, reason = device_refusal(int(result.status), reason)
-        registry.mark_failed(attempt.id, code, reason, **values)
+        recorder.mark_failed(attempt.id, code, reason, **values)
         return
     warnings = [warning.message for warning in result.warnings]
     if warnings or "warnings" not in values:
         values = {**values, "warnings": "\n".join(warnings) or attempt.warnings}
-    # A clash with a provisioned identity is recorded on the attempt by the registry.
+    # A clash with a provisioned identity is recorded on the attempt by the registry. The
+    # enrollment id was recorded with the device certificate (prepared, or learnt while sending).
     with contextlib.suppress(DuplicateIdentityError):
-        registry.mark_verified(
-            attempt.id,
-            reprovision=reprovision,
-            enrollment_id=attempt.enrollment_id
-            or enrollment_id(values.get("device_cert_sha256") or attempt.device_cert_sha256),
-            **values,
-        )
+        recorder.mark_verified(attempt.id, reprovision=reprovision, **values)

@@ -14,16 +14,11 @@ from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
-from provkit.codes import FcuErrorCode
 from provkit.errors import BatchError, ProvkitError
 from provkit.factory.ca_key import CaKeySource
 from provkit.line.layout import write_atomic
 from provkit.line.lifeline import Lifeline, hold
-from provkit.params import DEVICE_CERT_OF_KEY
-
-DEVICE_CERT_NAMES: Final = frozenset(DEVICE_CERT_OF_KEY.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +55,8 @@ class PreparedBundle:
     ca_key: str | None = None
     """The CA key that signed the device certificate (``None``: provkit signed none in this bundle)."""
     enrollment_id: str | None = None
+    session_id: str | None = None
+    """``by_device``: the session id of the first message (the certificate message needs it)."""
     error_code: int | None = None
     error_message: str | None = None
 
@@ -93,15 +90,11 @@ class Preparer:
             request = self.api.prepare_device_configuration(
                 job.endpoint_name, job.serial_number, job.device_keys_location
             )
-            config_data = request.config_data
-            cert_sha, cert_serial = describe_bundle(config_data)
             key_mode = str(self.api.config.key_mode)
-            signed_by = self.api.ca_key_id() if cert_sha is not None and key_mode == "by_tool" else None
         except ProvkitError as exc:
             return PreparedBundle(job.attempt_id, error_code=exc.code, error_message=str(exc))
-        except ValueError as exc:  # the FCU produced a bundle its own decoder refuses
-            code = int(FcuErrorCode.GENERAL)
-            return PreparedBundle(job.attempt_id, error_code=code, error_message=f"unusable bundle: {exc}")
+        config_data = request.config_data
+        certificate = request.device_certificate
         written_to = None
         if job.out_path is not None:
             # Writing in the worker keeps the parent (which shares the cores) nearly idle.
@@ -121,12 +114,14 @@ class Preparer:
             bundle_sha256=hashlib.sha256(config_data).hexdigest(),
             written_to=written_to,
             warnings=tuple(warning.message for warning in request.warnings),
-            enrollment_id=request.enrollment_id,
+            # Described once, when the bundle was built: nothing is read back from it.
+            enrollment_id=None if certificate is None else certificate.enrollment_id,
+            session_id=request.session_id,
             key_mode=key_mode,
-            device_cert_sha256=cert_sha,
-            device_cert_serial=cert_serial,
+            device_cert_sha256=None if certificate is None else certificate.sha256,
+            device_cert_serial=None if certificate is None else certificate.serial,
             ca_sha256=self.ca_sha256,
-            ca_key=signed_by,
+            ca_key=None if certificate is None else certificate.ca_key,
         )
 
 
@@ -134,32 +129,9 @@ def _ca_fingerprint(path: Path) -> str | None:
     from provkit.crypto.x509 import load_certificate, sha256_fingerprint
 
     try:
-        return _hex(sha256_fingerprint(load_certificate(path.read_bytes())))
+        return sha256_fingerprint(load_certificate(path.read_bytes())).hex()
     except (OSError, ProvkitError):
         return None
-
-
-def _hex(fingerprint: bytes | str) -> str:
-    return fingerprint.hex() if isinstance(fingerprint, bytes) else fingerprint.replace(":", "").lower()
-
-
-def describe_bundle(config_data: bytes) -> tuple[str | None, str | None]:
-    """The device certificate's SHA-256 fingerprint and serial, read from a bundle.
-
-    Both are ``None`` for a ``by_device`` first message (a CSR request): the
-    certificate travels in the second message.
-    """
-    from provkit.crypto.x509 import load_certificate, sha256_fingerprint
-    from provkit.wire.bundle import decode_bundle
-
-    bundle = decode_bundle(config_data)
-    # The device certificate travels alone or as the leaf of a chain, depending on the CA mode.
-    candidates = [c.data for c in bundle.certificates if c.name in DEVICE_CERT_NAMES]
-    candidates += [c.certificates[0] for c in bundle.certificate_chains if c.name in DEVICE_CERT_NAMES]
-    for data in candidates:
-        cert = load_certificate(data)
-        return _hex(sha256_fingerprint(cert)), format(cert.serial_number, "x")
-    return None, None
 
 
 # ---------------------------------------------------------------- worker processes

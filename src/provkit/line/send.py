@@ -12,22 +12,16 @@ from __future__ import annotations
 import hashlib
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Self
+from typing import Self
 
-from provkit.errors import BatchError, DeviceResponseError, DuplicateIdentityError, ProvkitError
+from provkit.errors import BatchError, DuplicateIdentityError, ProvkitError
 from provkit.factory.api import FactoryToolApi
+from provkit.factory.provision import FcuConversation, deliver
 from provkit.line.context import BatchContext, token_failure
-from provkit.line.inject import (
-    AttemptRecorder,
-    conclude,
-    csr_follow_up,
-    device_refusal,
-    exchange,
-    verify_attempt,
-)
+from provkit.line.inject import AttemptRecorder, prepared_request, record_delivery, verify_attempt
 from provkit.line.journal import Journal
-from provkit.line.prepare import describe_bundle
 from provkit.registry import Attempt, AttemptState
+from provkit.transport.spec import TcpTarget, parse_host_port
 
 
 class Checker:
@@ -153,39 +147,33 @@ def _deliver(
     if hashlib.sha256(bundle).hexdigest() != attempt.bundle_sha256:
         journal.mark_failed(attempt.id, BatchError.default_code, f"bundle {path} was altered")
         return
-    follow_up = None
-    if attempt.key_mode == "by_device":  # the certificate message follows the CSR answer
-        try:
-            follow_up = csr_follow_up(checker.get(), bundle, attempt.endpoint_name, attempt.serial_number)
-        except ProvkitError as exc:
-            journal.mark_failed(attempt.id, exc.code, f"bundle {path} is unusable: {exc}")
-            return
-    host, _, port = (attempt.address or "").rpartition(":")
+    try:
+        api = checker.get()
+        request = prepared_request(api, attempt, bundle)
+        target = TcpTarget(*parse_host_port(attempt.address or ""))
+    except ProvkitError as exc:
+        journal.mark_failed(attempt.id, exc.code, f"bundle {path} is unusable: {exc}")
+        return
     try:
         # Write-ahead, committed before any byte is sent; it reserves the identity too.
         journal.mark_sending(attempt.id, reprovision=ctx.options.reprovision)
     except DuplicateIdentityError:
         return  # another attempt holds the identity: refused and recorded, nothing sent
-    delivery = exchange(host.strip("[]"), int(port), bundle, ctx.options.inject, follow_up)
-    extra: dict[str, Any] = {"tries": attempt.tries + delivery.tries}
-    if delivery.final_bundle is not None:  # by_device: the certificate was signed just now
-        cert_sha, cert_serial = describe_bundle(delivery.final_bundle)
-        extra.update(device_cert_sha256=cert_sha, device_cert_serial=cert_serial)
-        extra.update(ca_key=checker.get().ca_key_id())
-    if delivery.response is None:
-        error = delivery.error
-        code = None if error is None else error.code
-        halt = None if error is None else token_failure(error.code, error.message)
-        if halt is not None:
-            ctx.halt(halt)  # the CSR could not be signed: stop sending to the other devices
-        reason = f"device {attempt.address}: {error}"
-        if isinstance(error, DeviceResponseError):  # by_device: the CSR message was refused
-            extra.update(return_status=error.code, info_message=error.message)
-            code, reason = device_refusal(error.code or 0, error.message)
-        # A bundle that never reached the device frees the identity for other attempts.
-        journal.mark_failed(attempt.id, code, reason, release=not delivery.reached, **extra)
-        return
-    # With verify the answer is checked first and recorded with its verdict in one
-    # transaction; killed before that, the attempt is still "sending" (see batch.py).
-    checking = checker.get() if verify else None
-    conclude(journal, checking, attempt, delivery.response, reprovision=ctx.options.reprovision, extra=extra)
+    # The answer is recorded before it is judged (with its verdict, in one transaction, when
+    # verifying); killed before that, the attempt is still "sending" (see batch.py).
+    conversation = FcuConversation(api, request)
+    delivery = deliver(conversation, target, ctx.options.inject, judge=False)
+    error = delivery.error
+    halt = (
+        None if error is None or delivery.response is not None else token_failure(error.code, error.message)
+    )
+    if halt is not None:
+        ctx.halt(halt)  # the CSR could not be signed: stop sending to the other devices
+    record_delivery(
+        journal,
+        api if verify else None,
+        attempt,
+        conversation.request,
+        delivery,
+        reprovision=ctx.options.reprovision,
+    )

@@ -16,7 +16,8 @@ _TIMESTAMPS: Final = ("created_at", "updated_at", "provisioned_at")
 class Attempt:
     """One provisioning attempt as recorded.
 
-    Attributes mirror the ``attempts`` table; ``state`` is an :class:`AttemptState`.
+    Attributes mirror the ``attempts`` table; ``state`` is an :class:`AttemptState`;
+    ``session_id`` is the FCU session id of a ``by_device`` attempt's prepared bundle.
     """
 
     id: int
@@ -44,6 +45,7 @@ class Attempt:
     created_at: datetime
     updated_at: datetime
     provisioned_at: datetime | None
+    session_id: str | None = None
     response: bytes | None = None
     ca_key: str | None = None
     """The CA key that signed the device certificate (a PKCS#11 URI, or ``sha256:`` of a key file's

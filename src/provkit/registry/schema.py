@@ -93,6 +93,7 @@ attempts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("provisioned_at", DateTime(timezone=True), nullable=True),
+    Column("session_id", String(64), nullable=True),
     Index("ix_attempts_batch_slot", "batch_id", "slot"),
     Index("ix_attempts_endpoint", "endpoint_name"),
     Index("ix_attempts_serial", "serial_number"),

@@ -7,8 +7,11 @@ body is the acceptor's :class:`~provkit.lwm2m.response.AcceptResult`.
 from __future__ import annotations
 
 from provkit.errors import DeviceResponseError, SenmlError
+from provkit.factory import provision
+from provkit.factory.provision import OneMessage, converse
 from provkit.lwm2m.response import AcceptResult
-from provkit.transport.link import DeviceLink
+from provkit.transport.link import DEFAULT_LINK_SETTINGS, DeviceLink, LinkSettings
+from provkit.transport.spec import LinkTarget
 from provkit.wire.framing import LWM2M_TOKEN
 
 
@@ -25,8 +28,37 @@ class ProvisioningRefused(DeviceResponseError):
         self.result = result
 
 
-def deliver(link: DeviceLink, blob: bytes, *, timeout_s: float | None = 30.0) -> AcceptResult | None:
-    """Send ``blob`` and return the device's accepted result.
+def read_result(answer: bytes) -> AcceptResult:
+    """The LwM2M acceptor's accepted result in a device's answer.
+
+    Raises:
+        ProvisioningRefused: the device refused the blob (nothing changed on it).
+        DeviceResponseError: the answer is not an acceptor result.
+    """
+    try:
+        result = AcceptResult.decode(answer)
+    except SenmlError as exc:
+        message = f"the device's answer is not an LwM2M result: {exc}"
+        raise DeviceResponseError(message, code=5010) from exc
+    if not result.ok:
+        raise ProvisioningRefused(result)
+    return result
+
+
+def deliver(
+    link: DeviceLink | LinkTarget,
+    blob: bytes,
+    *,
+    timeout_s: float | None = None,
+    settings: LinkSettings = DEFAULT_LINK_SETTINGS,
+) -> AcceptResult | None:
+    """Send ``blob`` through provkit's one flow and return the device's accepted result.
+
+    Args:
+        link: an open link (one try), or a target to open a link to for each try.
+        blob: the SenML CBOR blob.
+        timeout_s: how long an open link waits for the answer (``None``: the link's own).
+        settings: a target's timeouts and retries.
 
     Returns:
         The device's result, or ``None`` for a link that carries no answer back (a
@@ -37,13 +69,10 @@ def deliver(link: DeviceLink, blob: bytes, *, timeout_s: float | None = 30.0) ->
         DeviceResponseError: the answer is not an acceptor result.
         TransportError: the link failed.
     """
-    body = link.exchange(blob, timeout_s=timeout_s, token=LWM2M_TOKEN)
-    if not link.returns_responses:
-        return None
-    try:
-        result = AcceptResult.decode(body)
-    except SenmlError as exc:
-        raise DeviceResponseError(f"the device's answer is not an LwM2M result: {exc}", code=5010) from exc
-    if not result.ok:
-        raise ProvisioningRefused(result)
-    return result
+    conversation = OneMessage(LWM2M_TOKEN, blob, read_result)
+    if not isinstance(link, LinkTarget):
+        return converse(conversation, link, timeout_s=timeout_s)[1]
+    delivery = provision.deliver(conversation, link, settings)
+    if delivery.error is not None:
+        raise delivery.error
+    return delivery.verdict

@@ -25,7 +25,8 @@ from provkit.lwm2m.objects import SECURITY_MODES
 from provkit.lwm2m.profile import DEFAULT_TARGET, TargetProfile, check_server_certificates, get_profile
 from provkit.lwm2m.response import AcceptResult
 from provkit.lwm2m.senml_cbor import encode_cbor
-from provkit.transport.link import DeviceLink, SmpFiles
+from provkit.transport.link import DEFAULT_LINK_SETTINGS, DeviceLink, LinkSettings, SmpFiles
+from provkit.transport.spec import LinkTarget
 
 if TYPE_CHECKING:
     from provkit.factory.ca import FactoryCa
@@ -226,12 +227,16 @@ class FactoryProvisioning:
 
     def provision_device(
         self,
-        link: DeviceLink | None = None,
+        link: DeviceLink | LinkTarget | None = None,
         *,
         output: str | Path | None = None,
-        timeout_s: float | None = 30.0,
+        timeout_s: float | None = None,
+        settings: LinkSettings = DEFAULT_LINK_SETTINGS,
     ) -> bytes:
         """Build the blob; write it to ``output`` and/or deliver it over ``link``.
+
+        ``link`` is an open link (one try, ``timeout_s``), or a target a link is opened to
+        for each try (``settings``: timeouts and retries).
 
         :attr:`last_result` holds the device's answer (``None`` over a ``FileLink``, which
         only writes the frame for later replay).
@@ -250,7 +255,7 @@ class FactoryProvisioning:
         if output is not None:
             write_output(output, blob)
         if link is not None:
-            self.last_result = deliver(link, blob, timeout_s=timeout_s)
+            self.last_result = deliver(link, blob, timeout_s=timeout_s, settings=settings)
         return blob
 
     def provision_zephyr(
