@@ -208,3 +208,24 @@ def test_wait_ready_then_provision_over_serial(tmp_path):
             thread.join()
     assert result.exit_code == 0, result.output
     assert "booted-1 applied the configuration" in result.output
+    # Booted again, the board logs that it holds provisioning data: refused from its console line.
+    board.reboot()
+    done.clear()
+    with pty_cable() as cable, SmpSerialServer(board.handle, cable.device_path) as server:
+        thread = threading.Thread(target=keep_booting, daemon=True)
+        thread.start()
+        try:
+            waiting = ("smp-serial", "--port", cable.host_path, "--wait-ready", "30")
+            halted = provision("-c", str(SAMPLE), *waiting)
+        finally:
+            done.set()
+            thread.join()
+    assert halted.exit_code == 1 and "the board says: Factory provisioning information" in halted.output
+
+
+def test_link_spec_reaches_a_board(tmp_path):
+    """--link smp-udp:HOST:PORT runs the board flow with the SMP defaults."""
+    with SmpDeviceFarm(1, link="udp") as farm:
+        ok = provision("-c", str(SAMPLE), "--link", farm.addresses[0])
+        assert farm.boards[0].factory.result == 0
+    assert ok.exit_code == 0 and f"{farm.boards[0].endpoint_name} applied" in ok.output

@@ -107,7 +107,7 @@ def test_targets_open_links_with_the_settings() -> None:
 
 def test_every_scheme_is_listed_once() -> None:
     """The scheme table is the one place a scheme is added: prefixes unique, usages in the help text."""
-    assert list(SCHEMES) == ["tcp", "serial", "file"]
+    assert list(SCHEMES) == ["tcp", "serial", "file", "smp-serial", "smp-udp"]
     for scheme, target in SCHEMES.items():
         assert target.scheme == scheme and target.usage.startswith(f"{scheme}:")
         assert target.usage in link_usage()

@@ -30,6 +30,7 @@ from provkit.cli._links import link_settings_options
 from provkit.cli._state import CliState
 from provkit.errors import AllocationError, BatchError
 from provkit.line.batch import Batch, BatchOptions
+from provkit.line.boards import BoardOptions
 from provkit.line.outcome import BatchReport, DeviceOutcome
 from provkit.registry import IdentityPattern, Registry, parse_identity_csv
 from provkit.registry.allocation import read_csv_file
@@ -110,6 +111,54 @@ class RichProgress:
             self.progress.advance(self.tasks[step])
 
 
+_EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+_board_options = [
+    click.option(
+        "--lwm2m-config",
+        type=_EXISTING_FILE,
+        help="SMP boards (smp-serial:/smp-udp: rows): the LwM2M endpoint configuration (YAML/JSON).",
+    ),
+    click.option(
+        "--lwm2m-cert-info", type=_EXISTING_FILE, help="SMP boards: cert-config JSON (certificate modes)."
+    ),
+    click.option(
+        "--lwm2m-server-cert", type=_EXISTING_FILE, help="SMP boards: the server certificate (DER/PEM)."
+    ),
+    click.option(
+        "--lwm2m-target", type=click.Choice(["anjay", "generic"]), default="anjay", show_default=True
+    ),
+    click.option(
+        "--allow-unverified-server", is_flag=True, help="SMP boards: certificate mode without -p is allowed."
+    ),
+    click.option(
+        "--smp-timeout",
+        type=click.FloatRange(0.05),
+        default=5.0,
+        show_default=True,
+        help="SMP boards: seconds one request waits for its answer.",
+    ),
+    click.option(
+        "--smp-chunk-size", type=click.IntRange(1, 65535), default=512, show_default=True, help="SMP boards."
+    ),
+]
+
+
+def board_options(opts: dict[str, Any]) -> BoardOptions | None:
+    """The SMP boards' options (``None`` without ``--lwm2m-config``)."""
+    if opts["lwm2m_config"] is None:
+        return None
+    from provkit.transport.smp_link import SmpSettings
+
+    return BoardOptions(
+        opts["lwm2m_config"],
+        cert_info=opts["lwm2m_cert_info"],
+        server_cert=opts["lwm2m_server_cert"],
+        target=opts["lwm2m_target"],
+        allow_unverified_server=opts["allow_unverified_server"],
+        smp=SmpSettings(timeout_s=opts["smp_timeout"], chunk_size=opts["smp_chunk_size"]),
+    )
+
+
 def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by every batch command."""
     decorators = [
@@ -148,6 +197,7 @@ def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Also write the JSON report here.",
         ),
         click.option("--no-progress", is_flag=True, help="Do not draw the progress bar."),
+        *_board_options,
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -173,6 +223,7 @@ def _run_step(ctx: click.Context, step: str, **opts: Any) -> None:
         inject=opts["settings"],
         reprovision=opts["reprovision"],
         ca_key=state.ca_key_choice(),
+        boards=board_options(opts),
     )
     console = Console(stderr=True)
     progress = RichProgress(console, enabled=not opts["no_progress"])

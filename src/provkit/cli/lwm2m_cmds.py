@@ -19,7 +19,7 @@ from provkit.cli._links import device_options, link_settings_options
 from provkit.cli._state import CliState
 from provkit.errors import ProvkitError
 from provkit.transport.link import DEFAULT_BAUD_RATE, LinkSettings
-from provkit.transport.spec import FileTarget, LinkTarget
+from provkit.transport.spec import FileTarget, LinkTarget, SmpTarget
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -249,6 +249,9 @@ def provision_cmd(
         raise click.UsageError(
             "give exactly one of --tcp, --serial, --file, --link, or a subcommand (smp-serial, smp-udp)"
         )
+    if isinstance(device, SmpTarget):  # --link smp-serial:… / smp-udp:…: a Zephyr board, SMP defaults
+        _provision_board(ctx.params, device.open_files(), endpoint_from_device=True, no_progress=False)
+        return
     try:
         fp = _prepare(
             endpoint_cfg,
@@ -338,8 +341,13 @@ def _smp_settings(mtu: int | None, chunk_size: int, timeout_s: float, retries: i
     return SmpSettings(timeout_s=timeout_s, retries=retries, chunk_size=chunk_size, mtu=mtu)
 
 
+def _parent_options(ctx: click.Context) -> dict[str, Any]:
+    """The ``provision`` group's options, for its smp-* subcommands."""
+    return dict(ctx.parent.params) if ctx.parent is not None else {}
+
+
 def _provision_board(
-    ctx: click.Context, link: Any, endpoint_from_device: bool, no_progress: bool, wait_ready_s: float = 0.0
+    opts: dict[str, Any], link: Any, endpoint_from_device: bool, no_progress: bool, wait_ready_s: float = 0.0
 ) -> None:
     """Run the Zephyr board flow with the parent command's options; print the outcome."""
     from rich.console import Console
@@ -356,7 +364,6 @@ def _provision_board(
             rate = task.completed / elapsed if elapsed else 0.0
             return Text(f"{rate:,.0f} B/s", style="progress.data.speed")
 
-    opts = ctx.parent.params if ctx.parent is not None else {}
     urn = opts["urn"]
     if urn is None and not endpoint_from_device:
         raise click.UsageError("give -e/--URN, or read it with --endpoint-from-device")
@@ -446,9 +453,8 @@ def smp_serial_cmd(
     from provkit.transport.smp_link import SmpLink
 
     settings = _smp_settings(mtu, chunk_size, timeout_s, retries)
-    _provision_board(
-        ctx, SmpLink.serial(port, baud_rate=baud, settings=settings), endpoint_from_device, no_progress
-    )
+    link = SmpLink.serial(port, baud_rate=baud, settings=settings)
+    _provision_board(_parent_options(ctx), link, endpoint_from_device, no_progress, wait_ready_s)
 
 
 @provision_cmd.command("smp-udp")
@@ -473,7 +479,8 @@ def smp_udp_cmd(
     from provkit.transport.smp_link import SmpLink
 
     settings = _smp_settings(mtu, chunk_size, timeout_s, retries)
-    _provision_board(ctx, SmpLink.udp(host, port, settings=settings), endpoint_from_device, no_progress)
+    link = SmpLink.udp(host, port, settings=settings)
+    _provision_board(_parent_options(ctx), link, endpoint_from_device, no_progress)
 
 
 @lwm2m_group.command("register")

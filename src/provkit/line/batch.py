@@ -36,10 +36,11 @@ from functools import partial
 from pathlib import Path
 
 from provkit.errors import BatchError, RegistryError
+from provkit.line.boards import provision_boards
 from provkit.line.bundles import needing_bundles, prepare_bundles, prepare_pending
 from provkit.line.connect import ConnectCheck, ConnectSettings, check_connections
 from provkit.line.context import BatchContext, BatchOptions
-from provkit.line.devices import DeviceList, load_devices, parse_devices
+from provkit.line.devices import BoardRow, DeviceList, DeviceRow, load_devices, parse_devices
 from provkit.line.layout import BatchDir
 from provkit.line.outcome import BatchReport, DeviceOutcome, NoProgress, Progress
 from provkit.line.reconcile import reconcile
@@ -150,6 +151,7 @@ class Batch:
         with Sender(ctx, self._checker, verify=verify) as sender:
             sender.submit(ready)
             prepare_bundles(ctx, to_prepare, on_recorded=sender.submit)
+        provision_boards(ctx, ctx.options.boards)  # Zephyr boards: blob, upload and result in one go
         return self._finish("run" if verify else "inject", started)
 
     def verify(self, connect: ConnectSettings | None = None) -> BatchReport:
@@ -191,13 +193,15 @@ class Batch:
             latest = self.ctx.latest()
         except RegistryError as exc:
             latest = {}
-            for row in self.ctx.devices.rows:
-                self.ctx.notes.setdefault(row.slot, (exc.code, f"registry unavailable: {exc}"))
+            slots = [r.slot for r in self.ctx.devices.rows] + [b.slot for b in self.ctx.devices.boards]
+            for slot in slots:
+                self.ctx.notes.setdefault(slot, (exc.code, f"registry unavailable: {exc}"))
         outcomes: list[DeviceOutcome] = [
             DeviceOutcome(p.slot, p.line, p.address, None, None, "rejected", code=p.code, reason=p.reason)
             for p in self.ctx.devices.problems
         ]
-        for row in self.ctx.devices.rows:
+        every: list[DeviceRow | BoardRow] = [*self.ctx.devices.rows, *self.ctx.devices.boards]
+        for row in every:
             attempt = latest.get(row.slot)
             note = self.ctx.notes.get(row.slot)
             if attempt is not None:

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from provkit.codes import FcuErrorCode
 from provkit.errors import HsmError, ProvkitError, RegistryError
@@ -16,6 +16,9 @@ from provkit.line.layout import BatchDir
 from provkit.line.outcome import NoProgress, Progress
 from provkit.registry import Attempt, IdentityPattern, Registry
 from provkit.transport.link import LINE_LINK_SETTINGS, LinkSettings
+
+if TYPE_CHECKING:
+    from provkit.line.boards import BoardOptions
 
 TOKEN_FAILURES: Final = frozenset(
     code for code in FcuErrorCode if code.name.startswith("HSM_") and code is not FcuErrorCode.HSM_KEY_EXISTS
@@ -50,6 +53,8 @@ class BatchOptions:
         reprovision: replace devices already recorded as provisioned.
         ca_key: the factory CA key in a PKCS#11 token, when given on the command line
             (else fcu.yml or the keystore say where the key is).
+        boards: what Zephyr boards (``smp-*`` rows) are provisioned with (``None``: no
+            LwM2M configuration given; such rows fail with the reason).
     """
 
     home_dir: Path | None = None
@@ -61,6 +66,7 @@ class BatchOptions:
     inject: LinkSettings = LINE_LINK_SETTINGS
     reprovision: bool = False
     ca_key: CaKeySource | None = None
+    boards: BoardOptions | None = None
 
 
 @dataclass(slots=True)

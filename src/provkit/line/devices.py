@@ -1,7 +1,9 @@
 """The batch input: ``devices.csv``, one device per row.
 
 Columns (header required, order free): ``address`` (``host:port`` of the device's
-factory agent; required), ``endpoint_name`` and ``serial_number`` (both given, or both
+factory agent, or ``smp-serial:PORT[@BAUD]`` / ``smp-udp:HOST[:PORT]`` of a Zephyr board
+running Anjay's provisioning image, which takes an LwM2M blob over SMP; required),
+``endpoint_name`` and ``serial_number`` (both given, or both
 empty to allocate them from the registry), and in ``externally_supplied`` key mode
 ``device_keys_location`` (the folder with the device's own key and certificate, as
 the FCU's ``device_keys_location``; relative to the working directory). A bad row or
@@ -20,7 +22,7 @@ from typing import Final
 
 from provkit.errors import AllocationError, BatchError, LinkSpecError
 from provkit.registry.allocation import check_identity_value, csv_records, read_csv_file
-from provkit.transport.spec import parse_host_port
+from provkit.transport.spec import SmpTarget, parse_host_port, parse_link
 
 REQUIRED_COLUMNS: Final = ("address",)
 _EXTRA: Final = "\x00extra"  # where DictReader puts surplus cells of a row
@@ -57,6 +59,30 @@ class DeviceRow:
 
 
 @dataclass(frozen=True, slots=True)
+class BoardRow:
+    """One input row naming a Zephyr board reached over SMP (an ``smp-*`` address).
+
+    Attributes:
+        slot: stable key of the row within its batch (the CSV line number).
+        line: CSV line number.
+        target: the board's SMP link target.
+        endpoint_name: given endpoint name, or ``None`` to take the board's ``endpoint.txt``.
+        serial_number: given serial number, or ``None`` (the endpoint name is recorded as it).
+    """
+
+    slot: str
+    line: int
+    target: SmpTarget
+    endpoint_name: str | None = None
+    serial_number: str | None = None
+
+    @property
+    def address(self) -> str:
+        """The link spec, ``smp-serial:PORT`` or ``smp-udp:HOST:PORT``."""
+        return self.target.spec()
+
+
+@dataclass(frozen=True, slots=True)
 class InputProblem:
     """A row that cannot be provisioned, and why."""
 
@@ -75,6 +101,8 @@ class DeviceList:
     rows: tuple[DeviceRow, ...]
     problems: tuple[InputProblem, ...]
     sha256: str
+    boards: tuple[BoardRow, ...] = ()
+    """Rows naming Zephyr boards over SMP; :attr:`rows` are the FCC device agents."""
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -89,12 +117,36 @@ def parse_address(text: str) -> tuple[str, int]:
         raise BatchError(f"address {text!r} is not host:port ({exc.message})") from exc
 
 
-def _row(line: int, record: dict[str, str]) -> DeviceRow:
+def _board(line: int, address: str, endpoint: str | None, serial: str | None, keys: str | None) -> BoardRow:
+    try:
+        target = parse_link(address)
+    except LinkSpecError as exc:
+        raise BatchError(f"address {address!r}: {exc.message}") from exc
+    if not isinstance(target, SmpTarget):
+        raise BatchError(f"address {address!r} is not an SMP board")
+    if keys is not None:
+        raise BatchError("device_keys_location does not apply to an SMP board")
+    if serial is not None and endpoint is None:
+        raise BatchError("a serial_number for an SMP board needs its endpoint_name too")
+    for value, column in ((endpoint, "endpoint_name"), (serial, "serial_number")):
+        if value is not None:
+            try:
+                check_identity_value(value, column)
+            except AllocationError as exc:
+                raise BatchError(exc.message) from exc
+    return BoardRow(str(line), line, target, endpoint, serial)
+
+
+def _row(line: int, record: dict[str, str]) -> DeviceRow | BoardRow:
     if _EXTRA in record or None in record.values():
         raise BatchError("wrong number of columns")
-    host, port = parse_address(record.get("address") or "")
+    address = (record.get("address") or "").strip()
     endpoint = (record.get("endpoint_name") or "").strip() or None
     serial = (record.get("serial_number") or "").strip() or None
+    if address.startswith("smp-"):
+        keys = (record.get("device_keys_location") or "").strip() or None
+        return _board(line, address, endpoint, serial, keys)
+    host, port = parse_address(address)
     if (endpoint is None) != (serial is None):
         raise BatchError("give both endpoint_name and serial_number, or neither (to allocate)")
     try:
@@ -134,6 +186,7 @@ def parse_devices(text: str) -> DeviceList:
         raise BatchError(f"devices CSV has unknown column(s) {unknown}")
     reader.fieldnames = header
     rows: list[DeviceRow] = []
+    boards: list[BoardRow] = []
     problems: list[InputProblem] = []
     seen: dict[str, int] = {}
     for line, record in csv_records(reader):
@@ -150,15 +203,21 @@ def parse_devices(text: str) -> DeviceList:
             continue
         keys = [f"address {row.address}"]
         if row.endpoint_name is not None:
-            keys += [f"endpoint name {row.endpoint_name}", f"serial number {row.serial_number}"]
+            keys += [
+                f"endpoint name {row.endpoint_name}",
+                f"serial number {row.serial_number or row.endpoint_name}",
+            ]
         clash = next((key for key in keys if key in seen), None)
         if clash is not None:
             reason = f"line {line}: duplicate {clash} (line {seen[clash]})"
             problems.append(InputProblem(row.slot, line, reason, address=row.address))
             continue
         seen.update(dict.fromkeys(keys, line))
-        rows.append(row)
-    return DeviceList(tuple(rows), tuple(problems), digest)
+        if isinstance(row, BoardRow):
+            boards.append(row)
+        else:
+            rows.append(row)
+    return DeviceList(tuple(rows), tuple(problems), digest, tuple(boards))
 
 
 def load_devices(path: Path) -> DeviceList:

@@ -4,7 +4,12 @@
 ``tcp:HOST:PORT``          a device agent over TCP (``[v6]:PORT`` for IPv6)
 ``serial:PORT[@BAUD]``     a device agent on a serial port (default 115200)
 ``file:PATH``              no device: write the request frames to ``PATH``
+``smp-serial:PORT[@BAUD]`` a Zephyr board's SMP server on a serial port (files)
+``smp-udp:HOST[:PORT]``    a Zephyr board's SMP server on UDP (default port 1337)
 =========================  ==================================================
+
+The ``smp-*`` targets are :class:`SmpTarget` s: they carry files to a board's SMP
+file-system group (:meth:`SmpTarget.open_files`), not provkit frames.
 
 :func:`parse_link` turns a spec into a :class:`LinkTarget`, which opens a fresh link with
 given :class:`~provkit.transport.link.LinkSettings` each time it is asked (a retry runs on
@@ -23,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import ClassVar, Final, Self
+from typing import TYPE_CHECKING, ClassVar, Final, Self
 
 from provkit.errors import LinkSpecError
 from provkit.transport.link import (
@@ -33,6 +38,12 @@ from provkit.transport.link import (
     DeviceLink,
     LinkSettings,
 )
+
+if TYPE_CHECKING:
+    from provkit.transport.smp_link import SmpLink, SmpSettings
+
+DEFAULT_SMP_UDP_PORT: Final = 1337
+"""Zephyr's ``CONFIG_MCUMGR_TRANSPORT_UDP_PORT``."""
 
 
 class LinkTarget(ABC):
@@ -231,8 +242,103 @@ class FileTarget(LinkTarget):
         return f"{self.scheme}:{self.path}"
 
 
+class SmpTarget(LinkTarget):
+    """A Zephyr board's SMP server: it takes files (:meth:`open_files`), not provkit frames."""
+
+    def open(self, settings: LinkSettings = DEFAULT_LINK_SETTINGS) -> DeviceLink:
+        """Refused: a frame flow cannot use an SMP board.
+
+        Raises:
+            LinkSpecError: always, naming the target.
+        """
+        del settings
+        raise LinkSpecError(
+            f"{self.spec()} is an SMP board: it takes files (LwM2M blobs), not provkit frames"
+        )
+
+    @abstractmethod
+    def open_files(self, settings: SmpSettings | None = None) -> SmpLink:
+        """A new, not yet connected SMP link to the board."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmpSerialTarget(SmpTarget):
+    """An SMP server on a serial port (Zephyr's console framing).
+
+    Raises:
+        LinkSpecError: an empty port name or a baud rate below 1.
+    """
+
+    scheme: ClassVar[str] = "smp-serial"
+    usage: ClassVar[str] = "smp-serial:PORT[@BAUD]"
+
+    port: str
+    baud_rate: int = DEFAULT_BAUD_RATE
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            raise LinkSpecError("an SMP serial target needs a port, e.g. smp-serial:/dev/ttyACM0")
+        if self.baud_rate < 1:
+            raise LinkSpecError(f"baud rate {self.baud_rate} is not a positive number")
+
+    @classmethod
+    def parse(cls, rest: str) -> Self:
+        """``PORT`` or ``PORT@BAUD``."""
+        serial = SerialTarget.parse(rest)  # the same PORT[@BAUD] rule
+        return cls(serial.port, serial.baud_rate)
+
+    def open_files(self, settings: SmpSettings | None = None) -> SmpLink:
+        """An :class:`~provkit.transport.smp_link.SmpLink` over the port."""
+        from provkit.transport.smp_link import SmpLink
+
+        return SmpLink.serial(self.port, baud_rate=self.baud_rate, settings=settings)
+
+    def spec(self) -> str:
+        """``smp-serial:PORT`` (``@BAUD`` when not the default)."""
+        baud = "" if self.baud_rate == DEFAULT_BAUD_RATE else f"@{self.baud_rate}"
+        return f"{self.scheme}:{self.port}{baud}"
+
+
+@dataclass(frozen=True, slots=True)
+class SmpUdpTarget(SmpTarget):
+    """An SMP server on UDP.
+
+    Raises:
+        LinkSpecError: an empty host or a port outside 1–65535.
+    """
+
+    scheme: ClassVar[str] = "smp-udp"
+    usage: ClassVar[str] = "smp-udp:HOST[:PORT]"
+
+    host: str
+    port: int = DEFAULT_SMP_UDP_PORT
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise LinkSpecError("an SMP UDP target needs a host")
+        if not 0 < self.port < 65536:
+            raise LinkSpecError(f"UDP port {self.port} is not from 1 to 65535")
+
+    @classmethod
+    def parse(cls, rest: str) -> Self:
+        """``HOST``, ``HOST:PORT`` or ``[v6]:PORT``."""
+        host, port = parse_host_port(rest, default_port=DEFAULT_SMP_UDP_PORT)
+        return cls(host, port)
+
+    def open_files(self, settings: SmpSettings | None = None) -> SmpLink:
+        """An :class:`~provkit.transport.smp_link.SmpLink` over UDP."""
+        from provkit.transport.smp_link import SmpLink
+
+        return SmpLink.udp(self.host, self.port, settings=settings)
+
+    def spec(self) -> str:
+        """``smp-udp:HOST:PORT``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}:{host}:{self.port}"
+
+
 SCHEMES: Final[Mapping[str, type[LinkTarget]]] = MappingProxyType(
-    {target.scheme: target for target in (TcpTarget, SerialTarget, FileTarget)}
+    {target.scheme: target for target in (TcpTarget, SerialTarget, FileTarget, SmpSerialTarget, SmpUdpTarget)}
 )
 """Every scheme :func:`parse_link` knows, by prefix."""
 
