@@ -151,3 +151,34 @@ def test_batch_command_with_boards(fcu_home: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert {d["endpoint_name"] for d in report["devices"]} == names
+
+
+def test_resume_reads_the_board_result_of_an_interrupted_attempt(
+    fcu_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after the blob went out: on resume the board's result.txt (0) settles that attempt."""
+    import provkit.line.boards as line_boards
+
+    class Killed(BaseException):
+        """The station dying right after the upload."""
+
+    real = line_boards.deliver_blob
+
+    def upload_then_die(link, blob, endpoint, **kw):  # type: ignore[no-untyped-def]
+        link.upload("/factory/provision.cbor", blob)
+        raise Killed
+
+    boards = BoardOptions(SAMPLE, smp=SmpSettings(timeout_s=2))
+    with SmpDeviceFarm(2, link="udp") as udp:
+        csv_path = _csv(tmp_path / "devices.csv", [], udp.addresses)
+        with Registry.open(tmp_path / "registry.sqlite", station_id="st") as registry:
+            monkeypatch.setattr(line_boards, "deliver_blob", upload_then_die)
+            with pytest.raises(Killed):
+                Batch.open(tmp_path / "out", registry, csv_path, _options(fcu_home, boards)).run()
+            assert len(registry.find(state=AttemptState.SENDING)) == 2
+            monkeypatch.setattr(line_boards, "deliver_blob", real)
+            resumed = Batch.open(tmp_path / "out", registry, None, _options(fcu_home, boards)).run()
+            verified = registry.find(state=AttemptState.VERIFIED)
+        results = [board.factory.result for board in udp.boards]
+    assert resumed.counts() == {"provisioned": 2} and results == [0, 0]
+    assert len(verified) == 2 and all(a.supersedes_id is None for a in verified)  # the same attempts

@@ -13,9 +13,10 @@ running Anjay's provisioning image. Its identity is known only once the board is
 4. the board's ``result.txt`` decides: ``0`` records the device as provisioned, anything
    else (or a failed link) records the attempt as failed with the SMP code (7xxx).
 
-``prepare`` and ``verify`` leave boards alone. An attempt found ``sending`` when a batch
-is resumed was closed by the reconciliation as for every device; the board is reached
-again (a board that took the blob then refuses another: the failure says so).
+``prepare`` and ``verify`` leave boards alone. For an attempt found ``sending`` when a
+batch is resumed, the board's ``result.txt`` is read first: ``0`` records that attempt as
+provisioned; otherwise it is closed as failed and the board is provisioned anew (a board
+that ended a blob with ``-1`` refuses another until it is reset: the failure says so).
 """
 
 from __future__ import annotations
@@ -31,18 +32,18 @@ from typing import TYPE_CHECKING
 
 from provkit.errors import BatchError, DuplicateIdentityError, ProvkitError, RegistryError
 from provkit.factory.lwm2m import FactoryProvisioning
-from provkit.factory.lwm2m.zephyr import deliver_blob, read_endpoint_name
+from provkit.factory.lwm2m.zephyr import deliver_blob, read_endpoint_name, read_result
 from provkit.line.context import BatchContext
 from provkit.line.devices import BoardRow
 from provkit.registry import Attempt, AttemptState, NewAttempt
 
 if TYPE_CHECKING:
-    from provkit.transport.smp_link import SmpSettings
+    from provkit.transport.smp_link import SmpLink, SmpSettings
 
 KEY_MODE = "lwm2m-smp"
 """The ``key_mode`` recorded on board attempts."""
 
-_INTERRUPTED = "interrupted after sending: the board's result was not read; superseded by a new attempt"
+_INTERRUPTED = "interrupted after sending; superseded by a new attempt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +130,15 @@ def _one_board(ctx: BatchContext, options: BoardOptions, row: BoardRow, previous
 
 def _provision(ctx: BatchContext, options: BoardOptions, row: BoardRow, previous: Attempt | None) -> None:
     registry = ctx.registry
-    if previous is not None and previous.state is AttemptState.SENDING:
-        # Killed while the blob was on its way: closed as for every device, the board is asked again.
-        registry.mark_failed(previous.id, None, _INTERRUPTED)
     link = row.target.open_files(options.smp)
     try:
         with link:
+            if (
+                previous is not None
+                and previous.state is AttemptState.SENDING
+                and _settled(ctx, link, previous)
+            ):
+                return
             try:
                 endpoint = row.endpoint_name or read_endpoint_name(link)
             except ProvkitError as exc:
@@ -167,6 +171,25 @@ def _provision(ctx: BatchContext, options: BoardOptions, row: BoardRow, previous
         raise
     except ProvkitError as exc:  # the link could not be opened, or failed outside a recorded attempt
         ctx.note(row.slot, exc.code, f"device {row.address}: {exc.message}")
+
+
+def _settled(ctx: BatchContext, link: SmpLink, previous: Attempt) -> bool:
+    """A run killed while a blob was on its way: the board's ``result.txt`` says what became of it.
+
+    ``0``: the board holds that attempt's blob, which is recorded as provisioned (``True``).
+    Otherwise the attempt is closed as failed and the board is provisioned anew (``False``).
+    """
+    try:
+        result: int | None = read_result(link)
+    except ProvkitError:
+        result = None
+    if result == 0:
+        with contextlib.suppress(DuplicateIdentityError):
+            ctx.registry.mark_verified(previous.id, reprovision=ctx.options.reprovision)
+        return True
+    why = "unreadable" if result is None else str(result)
+    ctx.registry.mark_failed(previous.id, None, f"{_INTERRUPTED}; the board's result was {why}")
+    return False
 
 
 def _prepared_blob(
