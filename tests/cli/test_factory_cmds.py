@@ -269,3 +269,18 @@ def test_demo_reports_a_failed_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 1
     body = _json_line(result.output)
     assert body["status"] != 0 and "deviceResponse" not in body
+
+
+def test_inject_to_file_writes_owner_only_and_warns_of_the_private_key(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "request.bin"
+    out.write_bytes(b"old")
+    out.chmod(0o644)  # an existing wider file is narrowed before the bundle goes in
+    result = _inject_to_file(home, out)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert "holds the bundle in clear, with the device's private key" in result.output
+    linked = tmp_path / "linked.bin"
+    result = run("--home-dir", str(home), "inject", "--endpoint-name", "y", "--serial-number", "S",
+                 "link", f"file:{linked}")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert linked.stat().st_mode & 0o777 == 0o600 and "private key" in result.output

@@ -16,12 +16,12 @@ from provkit.codes import FtErrorCode
 from provkit.errors import PatternConflictError
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
-from provkit.line.layout import BatchDir
 from provkit.registry import Attempt, AttemptState, IdentityPattern, Registry
 from provkit.registry.schema import attempts
 from provkit.transport.link import LINE_LINK_SETTINGS
 from provkit.wire.bundle import decode_bundle
 from provkit.wire.response import BundleResponse, encode_response
+from support.archive import settled_bundle
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def _assert_every_field_recorded(attempt: Attempt, home: Path, out: Path, statio
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    bundle = decode_bundle(BatchDir(out).bundle(attempt.id, attempt.endpoint_name).read_bytes())
+    bundle = decode_bundle(settled_bundle(out, home, attempt.id, attempt.endpoint_name))
     # The demo home bootstraps: the device certificate is the leaf of its chain.
     (der,) = [c.certificates[0] for c in bundle.certificate_chains if c.name == "mbed.BootstrapDeviceCert"]
     cert = x509.load_der_x509_certificate(der)

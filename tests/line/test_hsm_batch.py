@@ -16,11 +16,11 @@ from provkit.factory import FactoryToolApi
 from provkit.factory.home import make_demo_home
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
-from provkit.line.layout import BatchDir
 from provkit.line.outcome import DeviceOutcome
 from provkit.registry import AttemptState, Registry
 from provkit.transport.link import LinkSettings
 from provkit.wire.bundle import decode_bundle
+from support.archive import settled_bundle
 from support.softhsm import SoftToken
 
 pytestmark = pytest.mark.integration
@@ -41,8 +41,8 @@ def _options(home: Path, workers: int) -> BatchOptions:
     return BatchOptions(home_dir=home, workers=workers, concurrency=4, inject=settings)
 
 
-def _device_certificate(out: Path, attempt_id: int, endpoint: str) -> cx509.Certificate:
-    bundle = decode_bundle(BatchDir(out).bundle(attempt_id, endpoint).read_bytes())
+def _device_certificate(out: Path, home: Path, attempt_id: int, endpoint: str) -> cx509.Certificate:
+    bundle = decode_bundle(settled_bundle(out, home, attempt_id, endpoint))
     (der,) = [c.certificates[0] for c in bundle.certificate_chains if c.name == "mbed.BootstrapDeviceCert"]
     return cx509.load_der_x509_certificate(der)
 
@@ -73,7 +73,7 @@ def test_a_run_over_two_workers_signs_every_device_in_the_token_and_records_the_
     assert len(verified) == 70
     for attempt in verified:
         assert attempt.ca_key == key_id
-        _verifies(_device_certificate(out, attempt.id, attempt.endpoint_name), public)
+        _verifies(_device_certificate(out, token_home, attempt.id, attempt.endpoint_name), public)
 
 
 class _PullTokenAfter:

@@ -29,6 +29,7 @@ from rich.text import Text
 from provkit.cli._links import link_settings_options
 from provkit.cli._state import CliState
 from provkit.errors import AllocationError, BatchError
+from provkit.line.archive import SettledBundles, load_archive_private_key, unseal_bundle, write_private_file
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.boards import BoardOptions
 from provkit.line.outcome import BatchReport, DeviceOutcome
@@ -197,6 +198,20 @@ def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Also write the JSON report here.",
         ),
         click.option("--no-progress", is_flag=True, help="Do not draw the progress bar."),
+        click.option(
+            "--settled-bundles",
+            type=click.Choice([m.value for m in SettledBundles]),
+            default=SettledBundles.SEAL.value,
+            show_default=True,
+            help="What becomes of a bundle (it holds the device's private key) once its device is "
+            "verified or its attempt failed: sealed to the archive key, or removed.",
+        ),
+        click.option(
+            "--archive-key",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Public key to seal settled bundles to (default: keystore/bundle_archive.pub, "
+            "created with its private key on first use).",
+        ),
         *_board_options,
     ]
     for decorator in reversed(decorators):
@@ -224,6 +239,8 @@ def _run_step(ctx: click.Context, step: str, **opts: Any) -> None:
         reprovision=opts["reprovision"],
         ca_key=state.ca_key_choice(),
         boards=board_options(opts),
+        settled_bundles=SettledBundles(opts["settled_bundles"]),
+        archive_key=opts["archive_key"],
     )
     console = Console(stderr=True)
     progress = RichProgress(console, enabled=not opts["no_progress"])
@@ -283,6 +300,28 @@ def print_summary(console: Console, report: BatchReport, max_failures: int = 20)
 @click.group("batch")
 def batch_group() -> None:
     """Provision many devices: prepare bundles, inject them, verify the answers."""
+
+
+@batch_group.command("unseal")
+@click.argument("sealed", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The archive private key (keystore/bundle_archive_key.pem, or where it is kept).",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the clear bundle (mode 0600).",
+)
+def unseal_cmd(sealed: Path, key_path: Path, output: Path) -> None:
+    """Open a sealed bundle (bundles/*.cbor.sealed) with the archive private key."""
+    write_private_file(output, unseal_bundle(sealed, load_archive_private_key(key_path)))
+    click.echo(f"{output}: the bundle in clear (it may hold the device's private key: delete it after use)")
 
 
 @batch_group.command("prepare")

@@ -11,6 +11,7 @@ and exit with status 1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -240,7 +241,11 @@ def inject_cmd(
 
 
 def _run_inject(
-    ctx: click.Context, target: LinkTarget, settings: LinkSettings = DEFAULT_LINK_SETTINGS
+    ctx: click.Context,
+    target: LinkTarget,
+    settings: LinkSettings = DEFAULT_LINK_SETTINGS,
+    *,
+    written: Path | None = None,
 ) -> None:
     endpoint_name, serial_number, keys = ctx.meta["provkit.inject"]
     try:
@@ -248,9 +253,16 @@ def _run_inject(
     except ProvkitError as error:
         report(ProvisionOutcome.failed(error))
         return
-    report(
-        provision_one(api, target, endpoint_name, serial_number, device_keys_location=keys, settings=settings)
+    outcome = provision_one(
+        api, target, endpoint_name, serial_number, device_keys_location=keys, settings=settings
     )
+    if written is not None and written.is_file():
+        click.echo(
+            f"Warning: {written} holds the bundle in clear, with the device's private key when the "
+            "factory generates it (by_tool); it is readable by you only (0600): deliver it, then delete it",
+            err=True,
+        )
+    report(outcome)
 
 
 @inject_cmd.command("tcp")
@@ -294,7 +306,7 @@ def inject_serial(ctx: click.Context, port: str, baud_rate: int, timeout: float)
 @click.pass_context
 def inject_to_file(ctx: click.Context, path: Path) -> None:
     """Write the framed bundle to PATH instead of a device, no verification (the link spec file:PATH)."""
-    _run_inject(ctx, link_target(lambda: FileTarget(path)))
+    _run_inject(ctx, link_target(lambda: FileTarget(path)), written=path)
 
 
 @inject_cmd.command("link")
@@ -303,7 +315,11 @@ def inject_to_file(ctx: click.Context, path: Path) -> None:
 @click.pass_context
 def inject_link(ctx: click.Context, spec: str, settings: LinkSettings) -> None:
     """Inject to the device SPEC names: tcp:HOST:PORT, serial:PORT[@BAUD] or file:PATH."""
-    _run_inject(ctx, link_target(lambda: parse_link(spec)), settings)
+    written = None
+    with contextlib.suppress(ProvkitError):  # an unreadable spec is reported by the inject itself
+        parsed = parse_link(spec)
+        written = parsed.path if isinstance(parsed, FileTarget) else None
+    _run_inject(ctx, link_target(lambda: parse_link(spec)), settings, written=written)
 
 
 # ---------------------------------------------------------------- demo

@@ -129,6 +129,12 @@ def public_key_der(key: PrivateKey | PublicKey) -> bytes:
     return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def public_key_pem(key: PrivateKey | PublicKey) -> bytes:
+    """Return the public half of ``key`` as SubjectPublicKeyInfo PEM."""
+    public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def keys_match(left: PrivateKey | PublicKey, right: PrivateKey | PublicKey) -> bool:
     """Return whether two keys (private or public) share one public key.
 

@@ -116,6 +116,7 @@ class Batch:
             batch_id = layout.create(text, parsed.sha256)
         else:
             batch_id = str(manifest["batch_id"])
+            layout.secure_bundles()
             try:
                 parsed = parse_devices(layout.devices.read_text(encoding="utf-8"))
             except OSError as exc:
@@ -191,6 +192,9 @@ class Batch:
         checks = check_connections(self.ctx, connect) if connect is not None else {}
         try:
             latest = self.ctx.latest()
+            # Bundles of finished attempts that a killed run, a verify step or an unverified
+            # inject left in clear are sealed (or removed) now.
+            self.ctx.settle_finished(latest)
         except RegistryError as exc:
             latest = {}
             slots = [r.slot for r in self.ctx.devices.rows] + [b.slot for b in self.ctx.devices.boards]

@@ -35,6 +35,7 @@ from provkit.factory.lwm2m import FactoryProvisioning
 from provkit.factory.lwm2m.zephyr import deliver_blob, read_endpoint_name, read_result
 from provkit.line.context import BatchContext
 from provkit.line.devices import BoardRow
+from provkit.line.layout import write_atomic
 from provkit.registry import Attempt, AttemptState, NewAttempt
 
 if TYPE_CHECKING:
@@ -208,8 +209,8 @@ def _prepared_blob(
         return None
     path = ctx.layout.bundle(attempt_id, endpoint)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(blob)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomic(path, blob, durable=False)
     except OSError as exc:
         failed(attempt_id, BatchError.default_code, f"cannot store the blob {path}: {exc}", release=True)
         return None

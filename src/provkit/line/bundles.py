@@ -142,7 +142,7 @@ def _store_bundle(
     path = ctx.layout.bundle(attempt.id, attempt.endpoint_name)
     if result.written_to is None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_atomic(path, result.config_data, durable=False)
         except OSError as exc:
             ctx.registry.mark_failed(attempt.id, BatchError.default_code, f"cannot write {path}: {exc}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -11,14 +12,18 @@ from typing import TYPE_CHECKING, Any, Final
 from provkit.codes import FcuErrorCode
 from provkit.errors import HsmError, ProvkitError, RegistryError
 from provkit.factory.ca_key import CaKeySource
+from provkit.factory.paths import FcuPaths
+from provkit.line.archive import BundleArchive, SettledBundles
 from provkit.line.devices import DeviceList
 from provkit.line.layout import BatchDir
 from provkit.line.outcome import NoProgress, Progress
-from provkit.registry import Attempt, IdentityPattern, Registry
+from provkit.registry import TERMINAL_STATES, Attempt, IdentityPattern, Registry
 from provkit.transport.link import LINE_LINK_SETTINGS, LinkSettings
 
 if TYPE_CHECKING:
     from provkit.line.boards import BoardOptions
+
+_log = logging.getLogger(__name__)
 
 TOKEN_FAILURES: Final = frozenset(
     code for code in FcuErrorCode if code.name.startswith("HSM_") and code is not FcuErrorCode.HSM_KEY_EXISTS
@@ -55,6 +60,9 @@ class BatchOptions:
             (else fcu.yml or the keystore say where the key is).
         boards: what Zephyr boards (``smp-*`` rows) are provisioned with (``None``: no
             LwM2M configuration given; such rows fail with the reason).
+        settled_bundles: what becomes of a bundle once its attempt is over (sealed to the
+            archive key, or removed; see :mod:`provkit.line.archive`).
+        archive_key: the archive public key to seal to (``None``: the FCU keystore's).
     """
 
     home_dir: Path | None = None
@@ -67,6 +75,8 @@ class BatchOptions:
     reprovision: bool = False
     ca_key: CaKeySource | None = None
     boards: BoardOptions | None = None
+    settled_bundles: SettledBundles = SettledBundles.SEAL
+    archive_key: Path | None = None
 
 
 @dataclass(slots=True)
@@ -95,6 +105,31 @@ class BatchContext:
     lock: threading.Lock = field(default_factory=threading.Lock)
     halted: ProvkitError | None = None
     """Set when the CA key's token failed: no more bundles are signed or sent in this run."""
+    _archive: BundleArchive | None = field(default=None, init=False, repr=False)
+
+    def settle_bundle(self, attempt_id: int, endpoint_name: str) -> None:
+        """Seal or remove the bundle of an attempt that is over (a failure is noted, not raised)."""
+        path = self.layout.bundle(attempt_id, endpoint_name)
+        try:
+            with self.lock:
+                if self._archive is None:
+                    keystore = FcuPaths.resolve(self.options.home_dir).keystore
+                    self._archive = BundleArchive.open(
+                        keystore, self.options.settled_bundles, self.options.archive_key
+                    )
+                archive = self._archive
+            archive.settle(path)
+        except ProvkitError as exc:
+            _log.warning("bundle %s left in clear: %s", path.name, exc)
+
+    def settle_finished(self, latest: Mapping[str, Attempt]) -> None:
+        """Seal or remove the bundles of every finished attempt still in clear (after a step)."""
+        for attempt in latest.values():
+            if (
+                attempt.state in TERMINAL_STATES
+                and self.layout.bundle(attempt.id, attempt.endpoint_name).exists()
+            ):
+                self.settle_bundle(attempt.id, attempt.endpoint_name)
 
     def halt(self, error: ProvkitError) -> None:
         """Stop the batch: nothing more is prepared or sent; the command then fails with ``error``."""

@@ -4,7 +4,9 @@
 
     DIR/batch.json          batch id and digest of the input (written once)
     DIR/devices.csv         the input the batch was created from
-    DIR/bundles/<id>.cbor   one bundle per attempt (attempt id in the name)
+    DIR/bundles/<id>.cbor   one bundle per attempt (attempt id in the name), 0600 in a 0700
+                            directory; sealed (<id>.cbor.sealed) or removed once the
+                            attempt is over (see provkit.line.archive)
     DIR/report.json         outcome of every device, rewritten after each step
 
 Files are written to a temporary name and renamed, so a batch killed mid-write never
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +38,10 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     digest and a bundle that does not match is simply prepared again.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
+    # Created 0600 in one step: bundles hold private keys, and nothing a batch writes is
+    # meant for other users of the station.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         if durable:
             handle.flush()
@@ -64,9 +70,27 @@ class BatchDir:
         """``report.json``."""
         return self.root / "report.json"
 
+    @property
+    def bundles(self) -> Path:
+        """The directory of bundle files (mode 0700)."""
+        return self.root / "bundles"
+
     def bundle(self, attempt_id: int, endpoint_name: str) -> Path:
         """Bundle file of one attempt (endpoint name made filesystem-safe)."""
-        return self.root / "bundles" / f"{attempt_id:08d}-{_UNSAFE.sub('_', endpoint_name)[:80]}.cbor"
+        return self.bundles / f"{attempt_id:08d}-{_UNSAFE.sub('_', endpoint_name)[:80]}.cbor"
+
+    def secure_bundles(self) -> None:
+        """Create the bundle directory with mode 0700, or narrow an existing one to it.
+
+        Raises:
+            BatchError: the directory cannot be created or its mode set.
+        """
+        try:
+            self.bundles.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if stat.S_IMODE(self.bundles.stat().st_mode) != 0o700:
+                self.bundles.chmod(0o700)  # a directory made by an older provkit, or by hand
+        except OSError as exc:
+            raise BatchError(f"cannot secure bundle directory {self.bundles}: {exc}") from exc
 
     def read_manifest(self) -> dict[str, Any] | None:
         """The manifest, or ``None`` for a new directory.
@@ -92,7 +116,8 @@ class BatchDir:
         """
         batch_id = uuid.uuid4().hex
         try:
-            (self.root / "bundles").mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.secure_bundles()
             write_atomic(self.devices, devices_text.encode())
             manifest = {
                 "batch_id": batch_id,

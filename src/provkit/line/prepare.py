@@ -99,7 +99,7 @@ class Preparer:
         if job.out_path is not None:
             # Writing in the worker keeps the parent (which shares the cores) nearly idle.
             try:
-                job.out_path.parent.mkdir(parents=True, exist_ok=True)
+                job.out_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 write_atomic(job.out_path, config_data, durable=False)
             except OSError as exc:
                 return PreparedBundle(

@@ -69,14 +69,18 @@ class Sender:
         self._verify = verify
         self._slots: dict[int, str] = {}
         self._started: dict[int, float] = {}
+        self._endpoints: dict[int, str] = {}
         self._journal = Journal(ctx.registry, self._settled)
         self._pool = ThreadPoolExecutor(max_workers=max(1, ctx.options.concurrency))
+        # Seals (or removes) verified devices' bundles off the journal's writer thread.
+        self._archiver = ThreadPoolExecutor(max_workers=1)
         self._futures: list[Future[None]] = []
 
     def submit(self, attempts: list[Attempt]) -> None:
         """Queue ``attempts`` for sending (and verifying)."""
         with self._ctx.lock:
             self._slots.update((a.id, a.slot or "") for a in attempts)
+            self._endpoints.update((a.id, a.endpoint_name) for a in attempts)
         for attempt in attempts:
             self._futures.append(
                 self._pool.submit(
@@ -98,6 +102,13 @@ class Sender:
                 ctx.latency[slot] = time.monotonic() - self._started[attempt_id]
         if error is not None:
             ctx.note(slot, error.code, f"registry unavailable, outcome not recorded: {error}")
+        elif self._verify:
+            # With verification every committed outcome is final (verified or failed): the
+            # bundle's private material is no longer needed in clear.
+            with ctx.lock:
+                endpoint = self._endpoints.pop(attempt_id, None)
+            if endpoint is not None:
+                self._archiver.submit(ctx.settle_bundle, attempt_id, endpoint)
 
     def __enter__(self) -> Self:
         return self
@@ -109,6 +120,7 @@ class Sender:
                 future.result()  # a bug in a device's step surfaces here, not silently
         finally:
             self._journal.close()
+            self._archiver.shutdown(wait=True)
 
 
 def _send_one(

@@ -10,7 +10,9 @@ agent requires. Every failure is a :class:`~provkit.errors.TransportError` subcl
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import stat
 import time
 from pathlib import Path
 from types import TracebackType
@@ -262,7 +264,8 @@ class FileLink(_LinkBase):
     SHA-256), so it can be replayed later, e.g. ``cat PATH > /dev/ttyACM0``. Nothing comes
     back: :attr:`returns_responses` is ``False`` and :meth:`exchange` returns ``b""``, so
     the caller skips response verification. The first write of a link truncates the file,
-    later ones (a keep-alive session) append.
+    later ones (a keep-alive session) append. The file is written with mode 0600: a
+    ``by_tool`` bundle holds the device's private key in clear.
 
     Args:
         path: the output file.
@@ -281,8 +284,15 @@ class FileLink(_LinkBase):
             TransportError: 1000 when the file cannot be written.
         """
         frame = encode_request(message, token)
+        # A bundle can carry the device's private key: the file is the owner's alone from
+        # its first byte (created 0600; an existing file is narrowed before it is truncated).
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if self._written else os.O_TRUNC)
         try:
-            with self.path.open("ab" if self._written else "wb") as out:
+            fd = os.open(self.path, flags, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                mode = os.fstat(fd).st_mode
+                if stat.S_ISREG(mode) and stat.S_IMODE(mode) & 0o077:
+                    os.fchmod(fd, 0o600)
                 out.write(frame)
         except OSError as exc:
             raise TransportError(
