@@ -45,7 +45,8 @@ def test_fcc_prefixes_match_fcc_output_info_handler(status: FccStatus, prefix: s
     assert status.prefix == prefix
 
 
-# pelion-fcc.md §2.3, row by row: value, C enumerator, InfoMessage prefix.
+# fcc_status_e (fcc_status.h) row by row: value, C enumerator, InfoMessage prefix
+# (fcc_get_fcc_error_string in fcc_output_info_handler.c).
 _G = "General error:"
 FCC_STATUS_TABLE = [
     (0, "FCC_STATUS_SUCCESS", "The Factory process succeeded\n"),
@@ -94,7 +95,7 @@ FCC_STATUS_TABLE = [
 
 
 def test_every_fcc_status_has_the_spec_number_name_and_prefix() -> None:
-    """All 38 statuses of pelion-fcc.md §2.3: number, C name and InfoMessage prefix, exactly."""
+    """All 38 statuses of ``fcc_status_e``: number, C name and InfoMessage prefix, exactly."""
     assert [(int(s), s.c_name, s.prefix) for s in FccStatus] == FCC_STATUS_TABLE
 
 
@@ -127,7 +128,7 @@ def test_success_message_keeps_its_trailing_newline() -> None:
         ),
         (KcmStatus.RBP_ERROR, FccStatus.STORE_ERROR, "General error:"),
         (KcmStatus.ERROR, FccStatus.KCM_ERROR, "General error:"),
-        # the remaining rows of pelion-fcc.md §2.4
+        # the remaining KCM statuses (fcc_get_kcm_error_string, fcc_convert_kcm_to_fcc_status)
         (KcmStatus.STORAGE_ERROR, FccStatus.KCM_STORAGE_ERROR, "File operation general error:"),
         (
             KcmStatus.INVALID_NUM_OF_CERT_IN_CHAIN,

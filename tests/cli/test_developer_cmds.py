@@ -180,7 +180,7 @@ def test_bad_update_file_is_refused_before_anything_is_created(tmp_path, cloud):
 
 
 def test_existing_certificate_is_fetched_by_name(tmp_path, cloud, device):
-    """Without -c, a name missing from the team store is fetched from the service (mbl-cli §1.4)."""
+    """Without -c, a name missing from the team store is fetched from the service (as mbl-cli)."""
     kcm, _, address = device
     home = tmp_path / "home"
     resources = tmp_path / "update_default_resources.c"

@@ -131,7 +131,7 @@ def test_credential_option_pairs(tmp_path):
     assert psk.exit_code == 0 and "warning: no Security instance uses a certificate mode" in psk.stderr
 
 
-def test_build_cert_mode_with_seed_flow(tmp_path):
+def test_build_cert_mode_self_signed_with_server_cert(tmp_path):
     """-C self-signs with the cert-config, -p sets the server certificate; inspect shows typed JSON."""
     from cryptography import x509
 

@@ -1,9 +1,11 @@
 """Build realistic credential C files for the developer-flow tests.
 
 The certificates and keys are made here with provkit.crypto (PKCS#8 serialisation with
-``cryptography``, as the portal delivers the key); the C layout follows the facts of
-mbl-manifest-peers.md §2.1/§2.2 (portal ``mbed_cloud_dev_credentials.c``, manifest-tool
-1.5.2 and 2.6.2 ``update_default_resources.c``). No real file is copied.
+``cryptography``, as the portal delivers the key); the C layout follows the portal's
+``mbed_cloud_dev_credentials.c`` (the shape of PelionIoT/mbl-cli's
+``tests/unit/mbed_cloud_dev_credentials.c``) and manifest-tool's ``update_default_resources.c``
+(``manifesttool/templates.py`` in 1.5.2, ``manifesttool/dev_tool/actions/code_template.txt``
+in 2.6.2). No real file is copied.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class DevCredentials:
     memory_kb: int = 0
     extra: str = ""
     portal_shape: bool = False
-    """Make the device certificate the way the portal does (§2.2): self-issued, CA:TRUE
+    """Make the device certificate the way the portal does (docs/developer.md): self-issued, CA:TRUE
     pathlen 0, clientAuth, OU = account id, CN = endpoint, valid 10 years."""
     values: dict[str, bytes] = field(default_factory=dict)
 

@@ -1,4 +1,4 @@
-"""The C credentials parser: vectors, every mbl-cli fault of mbl-manifest-peers.md §1.5, C details."""
+"""The C credentials parser: vectors, every mbl-cli fault of docs/developer.md, C details."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_vectors_parse_to_the_generated_values(file, parse):
     assert _digest(parse((VECTORS / file).read_text())) == EXPECTED[file]
 
 
-# ---------------------------------------------------------------- §1.5 faults
+# ---------------------------------------------------------------- mbl-cli faults
 
 
 def test_fault_update_file_with_inttypes_include_parses():

@@ -41,7 +41,7 @@ def _device(*, atomic: bool = False) -> tuple[Kcm, FactoryConfiguratorClient]:
 
 
 def test_item_names_are_the_clients_literal_names():
-    """The 15 names are the strings of factory_configurator_client.c (mbl-manifest-peers.md §2.3)."""
+    """The 15 names are the strings of factory_configurator_client.c, as fcc_dev_flow.c stores them."""
     assert set(STORED_ITEMS) == {
         "mbed.UseBootstrap",
         "mbed.EndpointName",
@@ -72,7 +72,7 @@ def test_item_names_are_the_clients_literal_names():
 
 
 def test_bundle_maps_variables_to_kcm_names():
-    """Values land under the §2.3 names with FCC's encodings; UseBootstrap is 1."""
+    """Values land under those names with FCC's encodings; UseBootstrap is 1."""
     dev, update = _material()
     built = build_provisioning_bundle(dev, update, current_time=NOW_S)
     bundle = decode_bundle(built.data)

@@ -1,6 +1,6 @@
 """A factory tool written against Arm's FCU runs on provkit with only its import changed.
 
-The tool below uses nothing but the FCU API as the seed documents it (``fcu.FactoryToolApi``
+The tool below uses nothing but the FCU API as Arm documents it (``fcu.FactoryToolApi``
 with its defaults from ``FCU_HOME_DIR``, keyword arguments by their documented names, the
 ``status`` / ``errors`` / ``warnings`` / ``code`` / ``message`` attributes) and its own
 transport written from the documented framing. It runs as a separate process against

@@ -10,5 +10,5 @@ VECTORS_DIR = Path(__file__).resolve().parents[1] / "vectors" / "lwm2m"
 
 @pytest.fixture(scope="session")
 def vectors() -> dict[str, dict[str, object]]:
-    """The anjay-lwm2m.md §5 vectors."""
+    """The vectors of ``vectors.json`` (see its README)."""
     return json.loads((VECTORS_DIR / "vectors.json").read_text())

@@ -55,7 +55,8 @@ def test_several_instances_names_and_numbers():
     assert config.get(0, 2, 5) == b"\x00\x01\x02"
     assert config.security_mode(1) == 3
     assert str(config.get(1, 2, 10)) == "11:0"
-    # The reference tool's Objlnk bug (§2.8): the link must reach the blob as {0: path, "vlo": "oid:iid"}.
+    # The reference tool's Objlnk bug (factory_prov.py serializes the str() of its dict, and
+    # Objlink has no __repr__): the link must reach the blob as {0: path, "vlo": "oid:iid"}.
     from provkit.lwm2m import cbor
 
     records = [dict(r.items) for r in cbor.loads(encode_cbor(config.entries()))]  # type: ignore[union-attr]
@@ -106,7 +107,7 @@ def test_errors_name_the_path(text, path, reason):
     ],
 )
 def test_security_rules(change, path, reason):
-    """Security object rules (§4.3) are checked with the LwM2M path of the problem."""
+    """Security object rules (Anjay's) are checked with the LwM2M path of the problem."""
     res = {
         "ServerURI": "coaps://x",
         "Bootstrap": False,
@@ -159,8 +160,8 @@ def test_yaml_merge_keys_may_be_overridden():
     assert load_config_text(text).get(1, 1, 1) == 86400
 
 
-def test_registry_matches_research_tables():
-    """Every resource of /0, /1 and /3 has the id, name, type, multiplicity, M/O and version of §6."""
+def test_registry_matches_oma_registry_tables():
+    """Every resource of /0, /1 and /3 has the registry's id, name, type, multiplicity, M/O and version."""
     import json
 
     from provkit.lwm2m.objects import OBJECTS

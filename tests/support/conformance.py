@@ -485,7 +485,7 @@ CASES = [
     Case("entropy-as-text", _set("Entropy", "x" * 48), 20, "General error:entropy"),
     Case("disable-with-keep-alive", lambda b, bld: b.update(Disable=1, KpAlvSess=1), 35, "General error:"),
     Case("csr-without-sid", _csrs(1, Verify=0), 20, "General error:"),
-    # CsrReqs is parsed after the session rules and after every other group (§1.8).
+    # CsrReqs is parsed after the session rules and after every other group (fcc_bundle_handler.c).
     Case("six-csrs-without-sid", _csrs(6, Verify=0), 20, "General error:"),
     Case("bad-csr-before-bad-key", _bad_csr_then_bad_key, 18, f"Public key format invalid:{BS_KEY}"),
     Case("csr-with-verify", _csrs(1, SID="s", Verify=1), 20, "General error:", sid="s"),

@@ -1,4 +1,4 @@
-"""Device-side strict decoding reproduces FCC's status for every bundle defect (§1.1–§1.8)."""
+"""Device-side strict decoding reproduces FCC's status for every bundle defect (docs/wire-format.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Byte-level tests of the mbedprov transport framing (pelion-fcc.md §6.1)."""
+"""Byte-level tests of the mbedprov transport framing (docs/transports.md)."""
 
 from __future__ import annotations
 

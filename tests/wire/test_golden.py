@@ -68,7 +68,7 @@ REQUESTS = {
 
 
 def test_success_response_is_the_80_byte_example() -> None:
-    """The success response is exactly the 80-byte example of §2.1."""
+    """The success response is exactly the 80 bytes of docs/wire-format.md."""
     data = encode_response(BundleResponse(0, SUCCESS_INFO_MESSAGE))
     assert len(data) == 80
     assert data == load_hex("response_success.hex")

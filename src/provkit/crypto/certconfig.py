@@ -1,4 +1,4 @@
-"""Keys and self-signed certificates as a LwM2M cert-config asks for them (anjay-lwm2m.md §2.5).
+"""Keys and self-signed certificates as a LwM2M cert-config asks for them (Anjay's ``cert_gen.py``).
 
 Unlike the factory CA (P-256 only, see :mod:`provkit.crypto.issue`), a cert-config may ask
 for an RSA key of any length, any of the NIST curves, a SHA-2 digest and an explicit

@@ -1,8 +1,8 @@
 """X.509 extensions shared by the certificates and requests provkit signs.
 
-FCC's key usage bitmask (pelion-fcc.md §1.7) names four bits; certificates also need
-cRLSign (the factory CA) and BasicConstraints, so the extensions are built here from
-named flags and each caller states only the flags it sets.
+FCC's key usage bitmask (``kcm_csr_key_usage_e`` in KCM's ``kcm_defs.h``) names four
+bits; certificates also need cRLSign (the factory CA) and BasicConstraints, so the
+extensions are built here from named flags and each caller states only the flags it sets.
 """
 
 from __future__ import annotations

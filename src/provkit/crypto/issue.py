@@ -1,10 +1,10 @@
 """Certificate signing: the one place provkit builds certificates, and the factory CA rules on top.
 
-:func:`sign_certificate` builds and signs any certificate. The factory rules follow FCU
-(pelion-fcc.md §8): NIST P-256 keys, ecdsa-with-SHA256 signatures, a CA certificate with
-BasicConstraints CA and KeyUsage digitalSignature + keyCertSign + cRLSign, and device
-certificates that the device-side verification accepts (§4): EKU clientAuth, CN =
-endpoint name, not self-signed.
+:func:`sign_certificate` builds and signs any certificate. The factory rules follow FCU's
+documentation (docs/factory.md, "Sources"): NIST P-256 keys, ecdsa-with-SHA256 signatures,
+a CA certificate with BasicConstraints CA and KeyUsage digitalSignature + keyCertSign +
+cRLSign, and device certificates that the device-side verification (``fcc_verification.c``,
+docs/device.md) accepts: EKU clientAuth, CN = endpoint name, not self-signed.
 
 Time is passed in by the caller so that certificate validity is reproducible in tests.
 """

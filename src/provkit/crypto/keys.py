@@ -1,9 +1,9 @@
 """EC P-256 keys in the encodings FCC, KCM and the factory use.
 
 KCM stores private keys as SEC1 ``ECPrivateKey`` DER and public keys as
-SubjectPublicKeyInfo DER (pelion-fcc.md §1.3); devices only support NIST P-256
-(``KCM_SCHEME_EC_SECP256R1``). The factory keeps its CA key as (possibly encrypted)
-PKCS#8 PEM. Every parse failure is a :class:`~provkit.errors.CryptoError`.
+SubjectPublicKeyInfo DER (docs/device.md, "Keys, certificates, chains"); devices only
+support NIST P-256 (``KCM_SCHEME_EC_SECP256R1``). The factory keeps its CA key as
+(possibly encrypted) PKCS#8 PEM. Every parse failure is a :class:`~provkit.errors.CryptoError`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """X.509 certificates: parsing, encoding, chain signatures and the attributes FCC and FCU check.
 
-Device verification (pelion-fcc.md §4) needs a certificate's CN and OU, whether it has
-the clientAuth extended key usage, whether it is self-signed, its validity window and
-whether its key matches a stored private key; KCM needs DER parsing and the signature
-check between consecutive chain certificates (§1.5). The factory reads the DER or PEM
-files FCU users hand in and answers the FCU "supported crypto scheme" question (EC P-256
-with ecdsa-with-SHA256). Failures are :class:`~provkit.errors.CryptoError`.
+Device verification (``fcc_verification.c``, docs/device.md) needs a certificate's CN and
+OU, whether it has the clientAuth extended key usage, whether it is self-signed, its
+validity window and whether its key matches a stored private key; KCM needs DER parsing
+and the signature check between consecutive chain certificates (``kcm_cert_chain_add_next``
+in ``key_config_manager.h``). The factory reads the DER or PEM files FCU users hand in and
+answers the FCU "supported crypto scheme" question (EC P-256 with ecdsa-with-SHA256).
+Failures are :class:`~provkit.errors.CryptoError`.
 """
 
 from __future__ import annotations

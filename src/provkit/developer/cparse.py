@@ -2,7 +2,7 @@
 
 The grammar is the part of C that the Pelion generators (portal developer certificate,
 manifest-tool 1.x and 2.x) emit, parsed properly rather than by splitting text
-(mbl-manifest-peers.md §1.5, §6)::
+(mbl-cli's ``_parse_cert_header`` split it; docs/developer.md, "Parsing the C files")::
 
     file        := { declaration }
     declaration := specifier+ declarator { "," declarator } ";"

@@ -3,10 +3,10 @@
 A developer certificate (``security_file_content`` of ``POST /v3/developer-certificates``,
 the text of ``mbed_cloud_dev_credentials.c``) defines ``MBED_CLOUD_DEV_*`` variables; a
 manifest-tool ``update_default_resources.c`` defines ``arm_uc_*`` variables
-(mbl-manifest-peers.md §2.1, §2.2). Each parse keeps the variables of its prefix, drops
-``sizeof`` bookkeeping (``*_size``, ``*_SIZE``, ``*_psk_bits``) and ``{ 0 }`` placeholders,
-and checks that what the device needs is present and well formed, so that a bad file is
-refused before anything is saved or sent.
+(docs/developer.md, "Parsing the C files"). Each parse keeps the variables of its
+prefix, drops ``sizeof`` bookkeeping (``*_size``, ``*_SIZE``, ``*_psk_bits``) and ``{ 0 }``
+placeholders, and checks that what the device needs is present and well formed, so that a
+bad file is refused before anything is saved or sent.
 """
 
 from __future__ import annotations

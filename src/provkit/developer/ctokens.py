@@ -6,7 +6,8 @@ This module turns such a text into tokens, dropping comments and whole preproces
 (``#include``, ``#ifdef`` … — their conditions are not evaluated, see
 :mod:`provkit.developer.cparse`), and decoding string and character literals into bytes
 with C's escapes. Unlike splitting the text on ``;``, ``,`` and `` = `` (mbl-cli 2.0.1,
-mbl-manifest-peers.md §1.5), a ``,`` inside a string or a comment is just text.
+``_parse_cert_header`` in ``mbl/cli/utils/cloudapi.py``), a ``,`` inside a string or a
+comment is just text.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Modes are set with ``chmod`` after creation, so the process umask cannot loosen or
 tighten them (mbl-cli relied on ``mkdir(mode=…)``, which the umask masks, and left every
-file at the umask default — a private key at 0644; mbl-manifest-peers.md §1.2).
+file at the umask default — a private key at 0644; ``mbl/cli/utils/store.py``).
 """
 
 from __future__ import annotations

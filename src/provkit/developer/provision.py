@@ -101,9 +101,9 @@ def memory_total_kb(raw: bytes) -> int:
     """The ``MBED_CLOUD_DEV_MEMORY_TOTAL_KB`` value of a stored set, from either tool.
 
     provkit stores the C ``uint32_t`` as 4 little-endian bytes; mbl-cli stored the C
-    literal's text (``b"0"``, mbl-manifest-peers.md §1.5). Text is told apart by being a C
-    integer literal: as 4 little-endian bytes its last character alone would mean at least
-    0x30000000 KB (about 750 GiB), not a device's memory.
+    literal's text (``b"0"``, mbl-cli's ``_parse_cert_header``). Text is told apart by being
+    a C integer literal: as 4 little-endian bytes its last character alone would mean at
+    least 0x30000000 KB (about 750 GiB), not a device's memory.
 
     Raises:
         CredentialsParseError: neither form.

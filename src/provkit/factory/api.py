@@ -249,7 +249,7 @@ class FactoryToolApi:
             serial_number: the device's serial number.
             device_keys_location: folder of externally supplied keys and ``entropy.bin``.
             factory_fcc_disable: send ``Disable 1``: after storing, the device refuses any
-                further bundle (the FCU API parameter of seed 000).
+                further bundle (FCU's API parameter, "Provisioning information" pages).
 
         Raises:
             FactoryError: with the FCU code of the problem (101–104, 2xx, 3xx).

@@ -1,4 +1,4 @@
-"""The validated ``fcu.yml`` model: its keys, modes and the :class:`FcuConfig` record (pelion-fcc.md §8, §9).
+"""The validated ``fcu.yml`` model: its keys, modes and the :class:`FcuConfig` record (docs/factory.md).
 
 :mod:`provkit.factory.config_validate` reads and validates a file into this model; every
 invalid, missing or unknown key is a :class:`~provkit.errors.ConfigError` with code 380

@@ -1,4 +1,4 @@
-"""Reading and validating ``fcu.yml`` into :class:`~provkit.factory.config.FcuConfig` (pelion-fcc.md §8, §9).
+"""Reading and validating ``fcu.yml`` into :class:`~provkit.factory.config.FcuConfig` (docs/factory.md).
 
 Every invalid, missing or unknown key raises :class:`~provkit.errors.ConfigError` with
 code 380 (``Validation error in field: <field>. Message: <what is wrong>``) and a hint.

@@ -1,4 +1,4 @@
-"""``externally_supplied`` device keys and certificates, checked by the FCU rules (seed 001).
+"""``externally_supplied`` device keys and certificates, checked by the FCU rules (docs/factory.md).
 
 The device keys folder (API parameter ``device_keys_location``) holds
 ``<Prefix>DevicePrivateKey.der|.pem`` and ``<Prefix>DeviceCert.der|.pem`` where
@@ -161,7 +161,8 @@ def _check_certificate(
     if account_id is not None and x509.subject_attribute(leaf, "organizational-unit-name") != account_id:
         raise _cert_error(path, f"the certificate OU must equal the aid {account_id!r} of the LwM2M URI")
     if x509.not_valid_after(leaf) - now <= TEN_YEARS:
-        # Seed 001, "Validations in FCU": Expiration > 10y (FCC itself would only warn).
+        # FCU docs, "Connection configuration", "Validations in FCU": Expiration > 10y
+        # (FCC itself would only warn).
         expires = x509.not_valid_after(leaf)
         raise _cert_error(
             path, f"the device certificate expires on {expires:%Y-%m-%d}; it must be valid > 10 years"

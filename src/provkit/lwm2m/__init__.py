@@ -6,7 +6,7 @@
   — RFC 8428 records and codecs; :mod:`~provkit.lwm2m.strict` — the device's rules.
 * :mod:`provkit.lwm2m.config` — YAML/JSON endpoint configuration, validated
   (:mod:`~provkit.lwm2m.document` reads the text).
-* :mod:`provkit.lwm2m.validate` — Security/Server object rules (§4.3).
+* :mod:`provkit.lwm2m.validate` — Security/Server object rules, as Anjay checks them.
 * :mod:`provkit.lwm2m.response` — the acceptor's result body.
 
 No I/O, no ``cryptography``.

@@ -1,8 +1,8 @@
 """The LwM2M object registry: Security /0, Server /1 and Device /3 as pure data.
 
 Resource ids, names, types, multiplicity, mandatory flags and the object version that
-introduced each resource follow the OMA LwM2M registry (``0.xml``, ``1.xml``, ``3.xml``
-and their 1.0/1.1/1.2 history), as summarised in ``anjay-lwm2m.md`` §6. Besides the
+introduced each resource follow the OMA LwM2M registry (OpenMobileAlliance/lwm2m-registry
+``0.xml``, ``1.xml``, ``3.xml`` and their 1.0/1.1/1.2 ``version_history``). Besides the
 registry names, each resource answers to a short alias (the ``RID.*`` constant names
 the reference tool's configs use, e.g. ``ServerURI``, ``PKOrIdentity``), so endpoint
 configurations written for it translate one to one.

@@ -1,4 +1,4 @@
-"""LwM2M paths (``/oid/iid/rid/riid``) as the Anjay device parses them (``anjay-lwm2m.md`` §4.2).
+"""LwM2M paths (``/oid/iid/rid/riid``) as the Anjay device parses them (``anjay_senml_in.c``).
 
 A path is ``/`` or one to four ``/``-separated decimal ids, each 0..65534 (65535 is the
 "no id" marker and therefore invalid), with no empty segment and no trailing slash, and

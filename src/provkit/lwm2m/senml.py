@@ -7,7 +7,8 @@ Two views of a SenML pack:
 * :class:`Entry` — what factory provisioning writes: one absolute LwM2M path and one
   typed value. A provisioning blob is encoded as one map per entry with the name label
   and exactly one of ``v`` / ``vs`` / ``vb`` / ``vd`` / ``vlo``, never ``bn``, ``bt`` or
-  ``t`` — the form the Anjay device reads (``anjay-lwm2m.md`` §2.3, §4.2).
+  ``t`` — the form Anjay's tool writes (``serialize_senml_cbor.py``) and its device reads
+  (``anjay_senml_in.c``).
 
 The wire codecs live in :mod:`provkit.lwm2m.senml_cbor` and :mod:`provkit.lwm2m.senml_json`;
 the device's acceptance rules in :mod:`provkit.lwm2m.strict`.

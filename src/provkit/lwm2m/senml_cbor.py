@@ -57,7 +57,7 @@ def untagged(value: object) -> object:
     """Strip every tag except 4 (decimal fraction): the device reads tagged items as plain ones.
 
     This is how a self-described blob (tag 55799, ``d9 d9 f7`` in front) or a tagged string
-    still reads as the device reads it (``anjay-lwm2m.md`` §4.2: "tags other than 4 ignored").
+    still reads as the device reads it (``ignore_tag`` in Anjay's ``anjay_json_like_cbor_decoder.c``).
     """
     while isinstance(value, cbor.Tag) and value.tag != 4:
         value = value.value

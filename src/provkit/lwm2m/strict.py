@@ -1,4 +1,4 @@
-"""The Anjay device's acceptance rules for a provisioning blob (``anjay-lwm2m.md`` §4.2).
+"""The Anjay device's acceptance rules for a provisioning blob (``anjay_senml_in.c``).
 
 :func:`decode_strict` reads a SenML CBOR blob exactly as strictly as the device:
 

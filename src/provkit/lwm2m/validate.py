@@ -1,9 +1,11 @@
-"""The Security and Server object rules the device checks before committing (``anjay-lwm2m.md`` §4.3).
+"""The Security and Server object rules the device checks before committing.
 
-:func:`validate_entries` groups entries by instance and applies Anjay's
-``sec_object_validate`` and the Server object's ``validate_instance`` rules. The host runs
-it before building a blob (so mistakes surface in the factory, not as a device result
-code) and the device acceptor runs it before committing.
+:func:`validate_entries` groups entries by instance and applies the ``validate_instance``
+rules of Anjay's Security and Server objects
+(``src/modules/security/anjay_security_transaction.c``,
+``src/modules/server/anjay_server_transaction.c``). The host runs it before building a
+blob (so mistakes surface in the factory, not as a device result code) and the device
+acceptor runs it before committing.
 """
 
 from __future__ import annotations

@@ -1,4 +1,11 @@
-"""Names of every ``mbed.*`` parameter FCC and the client know (pelion-fcc.md §3, §9).
+"""Names of every ``mbed.*`` parameter FCC and the client know.
+
+Most are the ``g_fcc_*`` constants of ``factory_configurator_client.c``
+(PelionIoT/mbed-cloud-client, ``factory-configurator-client/factory-configurator-client/source/``);
+the runtime names come from the client itself (``source/include/CloudClientStorage.h``,
+``mbed-client/source/m2mdynlog.cpp``, ``update-client-hub/source/update_client_hub_state_machine.c``)
+and ``mbed.DeviceEnrollmentId`` from FCU's "Provisioning information" pages (docs/factory.md,
+"Sources").
 
 Plus the bundle-level names (``Entropy``, ``ROT``, ``Verify``, ``Disable``) that the
 provisioning documentation lists next to them although they are top-level bundle keys,

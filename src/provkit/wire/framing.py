@@ -1,6 +1,6 @@
 """Transport frames between the factory tool and the device agent (pure, sans-IO).
 
-Layout (``shared/research/pelion-fcc.md`` §6.1), all integers little-endian::
+Layout (FCC's ``ftcd-comm-base``, docs/transports.md), all integers little-endian::
 
     request:   token(8) | length u32 | message(length) | sha256(message)(32)
     response:  token(8) | status u32 [| length u32 | message | sha256(message)]  # tail only if status 0

@@ -73,9 +73,9 @@ def test_no_common_name():
         generate_self_signed(CertInfo(), None)
 
 
-def test_seed_cert_config_sample():
-    """The seed's cert-config (RSA 4096, sha512, serialNumber 0) is accepted; 0 becomes a random serial."""
-    info = CertInfo.load(VECTORS_DIR / "cert_info_seed.json")
+def test_anjay_3_1_0_cert_config_sample():
+    """Anjay 3.1.0's sample cert-config (RSA 4096, sha512, serialNumber 0) passes; 0 is a random serial."""
+    info = CertInfo.load(VECTORS_DIR / "cert_info_anjay_3_1_0.json")
     assert (info.rsa_key_len, info.digest, info.serial_number) == (4096, "sha512", 0)
     cert = x509.load_der_x509_certificate(generate_self_signed(info, "urn:ignored").cert_der)
     assert cert.subject.rfc4514_string() == (

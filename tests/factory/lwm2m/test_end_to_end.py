@@ -274,12 +274,12 @@ def test_acceptor_refuses_mismatched_rsa_pair(tmp_path):
 
 
 def test_server_file_forms():
-    """The server JSON of the seed maps to the devices URL; IPv6 hosts keep brackets; bad URLs are refused."""
+    """Anjay 3.1.0's sample server JSON maps to the devices URL; IPv6 keeps brackets; bad URLs are refused."""
     from provkit.factory.lwm2m import ServerInfo
 
-    seed = {"url": "https://try-anjay.avsystem.com", "port": 8087, "domain": "/embedded/"}
+    sample = {"url": "https://try-anjay.avsystem.com", "port": 8087, "domain": "/embedded/"}
     assert (
-        ServerInfo.from_mapping(seed).devices_url
+        ServerInfo.from_mapping(sample).devices_url
         == "https://try-anjay.avsystem.com:8087/api/coiotedm/v3/devices"
     )
     assert (
@@ -290,7 +290,7 @@ def test_server_file_forms():
         with pytest.raises(RegistrationError, match="not an http"):
             ServerInfo.from_mapping({"url": url, "domain": "/d/"})
     with pytest.raises(RegistrationError, match="port"):
-        ServerInfo.from_mapping({**seed, "port": 0})
+        ServerInfo.from_mapping({**sample, "port": 0})
 
 
 def test_target_and_server_certificate_rules_on_the_host(tmp_path):

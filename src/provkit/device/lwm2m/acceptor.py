@@ -1,13 +1,14 @@
 """The device side of LwM2M factory provisioning: accept a SenML CBOR blob into secure storage.
 
-It does what Anjay's ``anjay_factory_provision()`` does (``anjay-lwm2m.md`` §4.1), against
-KCM instead of Anjay's data model:
+It does what Anjay's ``anjay_factory_provision()`` does
+(``src/modules/factory_provisioning/anjay_provisioning.c``), against KCM instead of Anjay's
+data model:
 
 1. decode the blob under the device's SenML rules (:mod:`provkit.lwm2m.strict`);
 2. check every path against the objects this device supports (Security /0, Server /1,
    Device /3) and every value against its resource type;
-3. validate the Security and Server rules (§4.3), and in certificate modes that the
-   certificate parses and matches its private key;
+3. validate the Security and Server rules (:mod:`provkit.lwm2m.validate`), and in
+   certificate modes that the certificate parses and matches its private key;
 4. in one storage transaction, wipe the previous LwM2M configuration and write the new
    one; any failure rolls everything back, so the device keeps its old configuration.
 

@@ -1,9 +1,10 @@
 """Endpoint certificates for the Security object, from a cert-config JSON as the reference tool reads.
 
-Keys of the cert-config (``anjay-lwm2m.md`` §2.5): ``countryName``, ``stateOrProvinceName``,
-``localityName``, ``organizationName``, ``organizationUnitName``, ``emailAddress``,
-``commonName`` (default: the endpoint name), ``serialNumber`` (the certificate serial,
-default 1; the seed's sample gives 0, which RFC 5280 forbids, so 0 means a random serial),
+Keys of the cert-config (Anjay's ``tools/provisioning-tool/factory_prov/cert_gen.py``):
+``countryName``, ``stateOrProvinceName``, ``localityName``, ``organizationName``,
+``organizationUnitName``, ``emailAddress``, ``commonName`` (default: the endpoint name),
+``serialNumber`` (the certificate serial, default 1; Anjay 3.1.0's sample
+``configs/cert_info.json`` gives 0, which RFC 5280 forbids, so 0 means a random serial),
 ``validityOffsetInSeconds`` (default 7×365 days), ``digest`` (default ``sha256``), and
 either ``RSAKeyLen`` (2048..8192) or ``ellipticCurve`` (default ``secp256r1``).
 
@@ -69,7 +70,7 @@ class CertInfo:
     subject: tuple[tuple[str, str], ...] = ()
     common_name: str | None = None
     serial_number: int = 1
-    """0 (the seed's sample value, which RFC 5280 forbids) means a random serial."""
+    """0 (Anjay 3.1.0's sample value, which RFC 5280 forbids) means a random serial."""
     validity_s: int = DEFAULT_VALIDITY_S
     digest: str = "sha256"
     rsa_key_len: int | None = None

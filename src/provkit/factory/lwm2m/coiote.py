@@ -1,4 +1,4 @@
-"""Registering a device in a Coiote-style LwM2M management server (``anjay-lwm2m.md`` §2.6).
+"""Registering a device in a Coiote-style LwM2M management server (Anjay's ``CoioteRegistration``).
 
 ``POST {url}:{port}/api/coiotedm/v3/devices`` with ``Authorization: Bearer <token>`` and
 a JSON body naming the endpoint, connector type, domain, security mode and, for PSK, the
