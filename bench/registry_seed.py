@@ -87,11 +87,15 @@ class _Rows:
     in batch ``k`` supersedes its attempt of batch ``k - 1``, which is then still here.
     """
 
-    def __init__(self, devices: int, seed: int = 17) -> None:
+    def __init__(self, devices: int, seed: int = 17, end: datetime | None = None) -> None:
         self.devices = devices
         self.random = random.Random(seed)
-        self.start = datetime(2025, 1, 6, 6, 0, tzinfo=UTC)
         self.year = timedelta(days=365)
+        self.start = datetime(2025, 1, 6, 6, 0, tzinfo=UTC)
+        if end is not None:
+            # The last batch starts ten minutes before ``end``: the year ends now.
+            last = (max(0, devices - 1) // BATCH_SIZE) * BATCH_SIZE
+            self.start = end - timedelta(minutes=10) - self.year * last / max(1, devices)
         self.ca = {s: _sha(n, "ca") for n, s in enumerate(STATIONS)}
         self.attempts = 0
         self.provisioned = 0
@@ -271,12 +275,16 @@ def _bulk_postgres(raw: Any, table: Any, rows: Iterator[dict[str, Any]] | list[d
             copy.write_row([row.get(n) for n in names])
 
 
-def seed(url: str, devices: int, seed_value: int = 17) -> Seeded:
-    """Seed the (empty) registry at ``url`` with ``devices`` devices' worth of records."""
+def seed(url: str, devices: int, seed_value: int = 17, end: datetime | None = None) -> Seeded:
+    """Seed the (empty) registry at ``url`` with ``devices`` devices' worth of records.
+
+    The year of records starts on 2025-01-06, or, with ``end``, ends then (its last batch
+    made ten minutes before): a line view then finds a batch in its last hours.
+    """
     import time
 
     started = time.perf_counter()
-    rows = _Rows(devices, seed_value)
+    rows = _Rows(devices, seed_value, end)
     with Registry.open(url, station_id="seed") as registry:
         with registry.engine.connect() as conn:
             raw = conn.connection.dbapi_connection

@@ -24,7 +24,12 @@ Against the same load, in the same run:
 Prints registrations/s for each and the ratio provkit / bare (target ≥ 0.8, and ≥ 150
 certificate-mode registrations/s on a 2-core machine).
 
+With ``--pages``, instead: the line view's page latency on a registry of
+``--registry-rows`` devices (default a million), on SQLite and PostgreSQL (see
+``line_view.py``; target < 200 ms for the overview and device pages).
+
 Usage: python bench/server.py [--seconds 10] [--devices 32] [--workers 2] [--modes certificate,psk]
+       python bench/server.py --pages [--registry-rows 1000000] [--requests 50] [--backends sqlite,postgres]
 """
 
 from __future__ import annotations
@@ -368,6 +373,17 @@ def start_bare(config: dict[str, Any], workers: int) -> tuple[int, Callable[[], 
     return port, finish, [p.pid for p in processes if p.pid is not None]
 
 
+def wait_ready(process: subprocess.Popen[str], ready: Path, seconds: float = 120) -> dict[str, Any]:
+    """The ready file's contents once ``provkit server run`` serves (it exits the bench if not)."""
+    deadline = time.monotonic() + seconds
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"provkit server did not start: {process.communicate()}")
+        time.sleep(0.05)
+    found: dict[str, Any] = json.loads(ready.read_text())
+    return found
+
+
 def start_provkit(
     home: Path, registry: str, workers: int, root: Path
 ) -> tuple[int, Callable[[], None], list[int]]:
@@ -378,12 +394,7 @@ def start_provkit(
         "--ready-file", str(ready),
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not ready.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"provkit server did not start: {process.communicate()}")
-        time.sleep(0.05)
-    port = int(json.loads(ready.read_text())["lwm2m"].rsplit(":", 1)[1])
+    port = int(wait_ready(process, ready)["lwm2m"].rsplit(":", 1)[1])
 
     def finish() -> None:
         process.send_signal(signal.SIGTERM)
@@ -406,7 +417,14 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=32, help="concurrent virtual devices")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="server processes")
     parser.add_argument("--modes", default="certificate,psk,psk-plain")
+    parser.add_argument("--pages", action="store_true", help="time the line view's pages instead")
+    parser.add_argument("--registry-rows", type=int, default=1_000_000, help="--pages: devices seeded")
+    parser.add_argument("--requests", type=int, default=50, help="--pages: requests per page")
+    parser.add_argument("--backends", default="sqlite,postgres", help="--pages: registries to seed")
     args = parser.parse_args()
+    if args.pages:
+        page_latency(args.registry_rows, args.requests, args.backends.split(","))
+        return
 
     root = Path(tempfile.mkdtemp(prefix="provkit-bench-server-"))
     material = init_home(root / "home", ["127.0.0.1"])
@@ -492,6 +510,27 @@ def main() -> None:
             f"certificate-mode registrations/s = {rate:.1f}  (target >= 150 on 2 cores); "
             f"{args.workers} cores of server CPU alone would carry {capacity:.0f}/s"
         )
+
+
+def page_latency(rows: int, requests: int, backends: list[str]) -> None:
+    """The line view's page latency on each backend's registry of ``rows`` devices."""
+    from line import drop_schema, postgres_url  # bench/line.py: a fresh PostgreSQL schema
+    from line_view import TARGET_MS, run_pages
+
+    print(f"line view pages: {rows:,} devices in the registry, {requests} requests per page, "
+          f"{os.cpu_count()} cores; target p95 < {TARGET_MS:.0f} ms (overview, device)")  # fmt: skip
+    root = Path(tempfile.mkdtemp(prefix="provkit-bench-pages-"))
+    for backend in backends:
+        if backend == "sqlite":
+            run_pages(str(root / "registry.sqlite"), "sqlite", rows, requests, root)
+            continue
+        url = postgres_url(None)
+        if url is None:
+            continue
+        try:
+            run_pages(url, "postgres", rows, requests, root)
+        finally:
+            drop_schema(url)
 
 
 if __name__ == "__main__":

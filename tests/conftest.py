@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from support import pg
 from support.softhsm import SoftToken, make_token
 
 # CI runs on 2 cores with a time budget; property tests get a bounded number of examples
@@ -23,3 +25,15 @@ settings.load_profile(os.environ.get("PROVKIT_HYPOTHESIS_PROFILE", "ci"))
 def soft_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SoftToken:
     """A fresh, initialised SoftHSM2 token of this test (see :mod:`support.softhsm`)."""
     return make_token(tmp_path / "softhsm", monkeypatch)
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.integration])]
+)
+def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A registry location: a SQLite file, then a PostgreSQL schema (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "registry.sqlite")
+    else:
+        with pg.fresh_schema() as url:
+            yield url

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from provkit.line.farm import DeviceFarm, SessionHandler
-from support import pg
 
 
 @pytest.fixture(scope="session")
@@ -66,18 +65,6 @@ def farm_factory() -> Iterator[Callable[..., DeviceFarm]]:
     yield start
     for farm in farms:
         farm.close()
-
-
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.integration])]
-)
-def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A registry location: a SQLite file, then a PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "registry.sqlite")
-    else:
-        with pg.fresh_schema() as url:
-            yield url
 
 
 def write_devices(

@@ -7,10 +7,12 @@ import json
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from fastapi import APIRouter
 
 from provkit.crypto import issue, keys, x509
 from provkit.crypto.aead import Sealer, new_secret
@@ -49,16 +51,21 @@ class RunningApi:
 
 @contextmanager
 def running_api(
-    registry_url: str, *, identity: ServerIdentity | None = None, settings: HttpSettings | None = None
+    registry_url: str,
+    *,
+    identity: ServerIdentity | None = None,
+    settings: HttpSettings | None = None,
+    extra_routers: Sequence[APIRouter] = (),
 ) -> Iterator[RunningApi]:
-    """Serve the API on ``registry_url`` until the block ends."""
+    """Serve the API (and ``extra_routers``) on ``registry_url`` until the block ends."""
     registry = Registry.open(registry_url)
     try:
         authority = DeveloperAuthority.open(registry, Sealer(new_secret()), identity or server_identity())
         context = ApiContext(registry, authority)
         _, admin = registry.api_keys.create("test-admin", "administrators")
         _, developer = registry.api_keys.create("test-developer", "developers")
-        with BackgroundApi(create_app(context), settings or HttpSettings(port=0)) as server:
+        app = create_app(context, extra_routers=extra_routers)
+        with BackgroundApi(app, settings or HttpSettings(port=0)) as server:
             yield RunningApi(server.url, registry, context, admin, developer)
     finally:
         registry.close()

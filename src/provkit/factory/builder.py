@@ -285,7 +285,11 @@ class BundleBuilder:
         self._check_size(data, own, own.endpoint_name)
         fingerprint = x509.der_fingerprint(own.chain.certificates[0])
         certificate = DeviceCertificateInfo(
-            fingerprint.hex(), format(serial, "x"), x509.enrollment_id_of(fingerprint), self._signed_by
+            fingerprint.hex(),
+            format(serial, "x"),
+            x509.enrollment_id_of(fingerprint),
+            self._signed_by,
+            der=own.chain.certificates[0],
         )
         return DeviceConfigurationRequest(
             config_data=data,

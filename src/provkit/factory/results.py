@@ -94,12 +94,14 @@ class DeviceCertificateInfo:
             colon-separated upper-case hex), whether or not the device claims first.
         ca_key: which key signed it, as the registry records it (a token key's URI or a key
             file's fingerprint); ``None`` for a certificate supplied from outside.
+        der: the certificate itself (DER), which a registry keeps for a device's page.
     """
 
     sha256: str
     serial: str
     enrollment_id: str
     ca_key: str | None = None
+    der: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

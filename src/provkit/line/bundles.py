@@ -157,6 +157,7 @@ def _store_bundle(
             "device_cert_serial": result.device_cert_serial,
             "ca_sha256": result.ca_sha256,
             "ca_key": result.ca_key,
+            "device_cert": result.device_cert,
             "warnings": "\n".join(result.warnings),
             "enrollment_id": result.enrollment_id,
             "session_id": result.session_id,

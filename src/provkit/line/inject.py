@@ -97,6 +97,7 @@ def record_delivery(
             device_cert_serial=request.device_certificate.serial,
             enrollment_id=request.device_certificate.enrollment_id,
             ca_key=request.device_certificate.ca_key,
+            device_cert=request.device_certificate.der or None,
         )
     error = delivery.error
     if delivery.response is None:

@@ -54,6 +54,8 @@ class PreparedBundle:
     ca_sha256: str | None = None
     ca_key: str | None = None
     """The CA key that signed the device certificate (``None``: provkit signed none in this bundle)."""
+    device_cert: bytes | None = None
+    """The device certificate (DER) the bundle carries, recorded for the device's page."""
     enrollment_id: str | None = None
     session_id: str | None = None
     """``by_device``: the session id of the first message (the certificate message needs it)."""
@@ -122,6 +124,7 @@ class Preparer:
             device_cert_serial=None if certificate is None else certificate.serial,
             ca_sha256=self.ca_sha256,
             ca_key=None if certificate is None else certificate.ca_key,
+            device_cert=None if certificate is None or not certificate.der else certificate.der,
         )
 
 

@@ -24,8 +24,9 @@ from provkit.registry.schema import AttemptState, attempts, provisioned, reserva
 _IN_CHUNK = 500
 """Values per ``IN`` list: well under every database's bound-parameter limit."""
 
-LISTED: Final = tuple(c for c in attempts.c if c.name != "response")
-"""Columns of a listed or shown attempt: all but the device's raw answer (``get_attempt`` has it)."""
+LISTED: Final = tuple(c for c in attempts.c if c.name not in {"response", "device_cert"})
+"""Columns of a listed or shown attempt: all but the device's raw answer and certificate
+(``get_attempt`` has both)."""
 
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 

@@ -50,6 +50,8 @@ class Attempt:
     ca_key: str | None = None
     """The CA key that signed the device certificate (a PKCS#11 URI, or ``sha256:`` of a key file's
     public key); ``None`` when provkit did not sign it."""
+    device_cert: bytes | None = None
+    """The device certificate (DER), when the attempt was read with it (``get_attempt``)."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Attempt:
@@ -64,9 +66,10 @@ class Attempt:
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (timestamps ISO 8601, raw response left out)."""
+        """A JSON-ready dict (timestamps ISO 8601, raw response and certificate left out)."""
         data = asdict(self)
         data.pop("response")
+        data.pop("device_cert")
         data["state"] = str(self.state)
         for key in _TIMESTAMPS:
             value = data[key]

@@ -94,6 +94,8 @@ attempts = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("provisioned_at", DateTime(timezone=True), nullable=True),
     Column("session_id", String(64), nullable=True),
+    # The device certificate itself (DER; public material), for a device's page.
+    Column("device_cert", LargeBinary, nullable=True),
     Index("ix_attempts_batch_slot", "batch_id", "slot"),
     Index("ix_attempts_endpoint", "endpoint_name"),
     Index("ix_attempts_serial", "serial_number"),
@@ -101,13 +103,18 @@ attempts = Table(
     Index("ix_attempts_state_id", "state", "id"),
     Index("ix_attempts_batch_id", "batch_id", "id"),
     Index("ix_attempts_batch_state_id", "batch_id", "state", "id"),
+    Index("ix_attempts_provisioned_at", "provisioned_at", "station_id"),
+    Index("ix_attempts_updated_at", "updated_at"),
+    Index("ix_attempts_station_updated", "station_id", "updated_at"),
 )
 """Every attempt; a batch's journal.
 
 The indexes serve the queries a registry of millions answers in milliseconds (each
 is EXPLAIN-checked in the tests): ``show`` by endpoint name, serial number or
 certificate fingerprint; a page of ``list`` (by id, in a state, in a batch — keyset
-pagination); a batch's rows by slot, and a resumed batch's unfinished attempts by state.
+pagination); a batch's rows by slot, and a resumed batch's unfinished attempts by state;
+the line view's last hours (by ``provisioned_at`` and ``updated_at``), each station's latest
+activity.
 """
 
 provisioned = Table(

@@ -12,7 +12,9 @@ the HTTP app is enabled.
 
 Endpoints served here, besides the API:
 
-* ``GET /health`` — ``{"status": "ok", "bootstrap_uri", "lwm2m_uri", "counters": {…}}``.
+* ``GET /health`` — ``{"status": "ok", "bootstrap_uri", "lwm2m_uri", "counters": {…}}``;
+* ``/line`` — the line view (:mod:`provkit.server.lineview`): a live page of the factory
+  line, device search and device pages, on the same registry.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def create_app(context: AppContext, *, extra_routers: Iterable[Any] = ()) -> Any
             "counters": context.counters(),
         }
 
-    app = create_api(api, extra_routers=[server, *extra_routers])
+    from provkit.server.lineview import build_router as line_view
+
+    app = create_api(api, extra_routers=[server, line_view(), *extra_routers])
     app.state.server = context
     return app

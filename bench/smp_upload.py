@@ -12,39 +12,33 @@ standing in for the hardware; the factory tool's links share the measuring proce
 Targets: per device, the upload reaches ≥ 0.8 of the line's limit (its wire bytes); N=16
 devices at once move ≥ 12× the data of one in the same time.
 
-Run: .venv/bin/python bench/smp.py [--baud 115200] [--devices 16] [--rounds 3]
+Run: .venv/bin/python bench/smp_upload.py [--baud 115200] [--devices 16] [--rounds 3]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import contextlib
+import multiprocessing
+import os
+import resource
+import selectors
+import statistics
+import threading
+import time
+import tty
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would hide the
-# ``smp`` package that smpclient imports: take the folder off before importing them.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import multiprocessing  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import selectors  # noqa: E402
-import statistics  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import tty  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from multiprocessing.connection import Connection  # noqa: E402
-
-from provkit.device.kcm import Kcm  # noqa: E402
-from provkit.device.smp import AnjayProvisioningImage  # noqa: E402
-from provkit.device.storage import MemoryStorage  # noqa: E402
-from provkit.factory.lwm2m import FactoryProvisioning  # noqa: E402
-from provkit.transport.smp_link import SmpLink, SmpSettings  # noqa: E402
-from provkit.transport.smp_server import SmpSerialServer  # noqa: E402
-from provkit.wire.smp import PROVISION_PATH, RESULT_PATH  # noqa: E402
+from provkit.device.kcm import Kcm
+from provkit.device.smp import AnjayProvisioningImage
+from provkit.device.storage import MemoryStorage
+from provkit.factory.lwm2m import FactoryProvisioning
+from provkit.transport.smp_link import SmpLink, SmpSettings
+from provkit.transport.smp_server import SmpSerialServer
+from provkit.wire.smp import PROVISION_PATH, RESULT_PATH
 
 CONFIG = {
     "Security": {
