@@ -68,7 +68,8 @@ class BatchProgress:
         verified: attempts that provisioned their device.
         failed: attempts that ended without (including those a retry superseded).
         pending: attempts not settled yet.
-        rate_per_minute: settled attempts per minute since it started (``None`` before any).
+        rate_per_minute: while it runs, settled attempts per minute since it started
+            (``None`` before any, and once it is over).
         eta_seconds: time until the pending ones are settled at that rate (``None`` when
             nothing is pending or no rate is known yet).
     """
@@ -248,9 +249,10 @@ def _progress(row: Any, states: dict[str, int], now: datetime) -> BatchProgress:
     pending = sum(states.get(state, 0) for state in _OPEN)
     verified = states.get(AttemptState.VERIFIED.value, 0)
     settled = total - pending
+    # While it runs: settled attempts per minute since it started, and the rest at that pace.
     minutes = max((now - created).total_seconds() / 60, 1 / 60)
-    rate = settled / minutes if settled else None
-    eta = pending / rate * 60 if rate and pending else None
+    rate = settled / minutes if settled and pending else None
+    eta = pending / rate * 60 if rate else None
     return BatchProgress(
         batch_id=str(row.id),
         station_id=str(row.station_id),

@@ -1,9 +1,11 @@
 """The line view's chart: devices provisioned per minute and station, as SVG.
 
 Drawn on the server (no chart library, nothing fetched by the browser): one line per
-station over the window, a time axis with a label every half hour (or hour, on long
-windows) and a count axis rounded to a readable maximum. The SVG scales to its box; the
-text stays legible on a 1080p screen across a room.
+station over the window (a point per minute, or on a long window the average per minute
+of a few: at most :data:`MAX_POINTS` points a line), a time axis with a label every ten
+minutes, half hour or hour (as the window's length suits) and a count axis rounded to a
+readable maximum. The SVG scales to its box; the text stays legible on a 1080p screen
+across a room.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ _TOP: Final = 16
 _BOTTOM: Final = 40
 PALETTE: Final = ("#2f7ed8", "#e4572e", "#17a589", "#f2a541", "#8e44ad", "#5d6d7e", "#c0392b", "#27ae60")
 """Station colours, in station order (the legend uses the same)."""
+MAX_POINTS: Final = 360
+"""Points per station at most: beyond, each point averages several minutes (a week is 10,080)."""
 _STYLE: Final = (
     ".grid{stroke:#c8ccd0;stroke-width:1}"
     ".tick{font:15px system-ui,sans-serif;fill:#4a5058}"
@@ -36,13 +40,15 @@ class _Frame:
     since: datetime
     minutes: int
     top: int
+    bucket: int
+    """Minutes per point: a long window is drawn as averages of a few minutes each."""
 
     def x(self, moment: datetime) -> float:
         span = WIDTH - _LEFT - _RIGHT
         offset = (moment - self.since).total_seconds() / 60
         return _LEFT + span * min(max(offset, 0.0), self.minutes) / self.minutes
 
-    def y(self, count: int) -> float:
+    def y(self, count: float) -> float:
         span = HEIGHT - _TOP - _BOTTOM
         return _TOP + span * (1 - count / self.top)
 
@@ -63,19 +69,23 @@ def station_colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def _polyline(series: StationSeries, frame: _Frame, colour: str) -> str:
-    # Minutes with no device are drawn at zero: the series holds only minutes with some.
-    counts = {minute: n for minute, n in series.counts}
+def _averages(series: StationSeries, frame: _Frame) -> list[tuple[datetime, float]]:
+    """Devices per minute in each of the frame's buckets, from its start (empty ones at zero)."""
     start = frame.since.replace(second=0, microsecond=0)
-    points = []
-    for step in range(frame.minutes + 1):
-        minute = start + timedelta(minutes=step)
-        if minute < frame.since - timedelta(minutes=1):
-            continue
-        points.append(f"{frame.x(minute):.1f},{frame.y(counts.get(minute, 0)):.1f}")
+    totals = [0] * (frame.minutes // frame.bucket + 1)
+    for minute, n in series.counts:
+        index = int((minute - start).total_seconds() // 60) // frame.bucket
+        if 0 <= index < len(totals):
+            totals[index] += n
+    step = timedelta(minutes=frame.bucket)
+    return [(start + step * index, total / frame.bucket) for index, total in enumerate(totals)]
+
+
+def _polyline(station_id: str, averages: list[tuple[datetime, float]], frame: _Frame, colour: str) -> str:
+    points = " ".join(f"{frame.x(moment):.1f},{frame.y(value):.1f}" for moment, value in averages)
     return (
-        f'<polyline class="series" data-station={quoteattr(series.station_id)} fill="none" '
-        f'stroke="{colour}" stroke-width="2.5" stroke-linejoin="round" points="{" ".join(points)}"/>'
+        f'<polyline class="series" data-station={quoteattr(station_id)} fill="none" '
+        f'stroke="{colour}" stroke-width="2.5" stroke-linejoin="round" points="{points}"/>'
     )
 
 
@@ -87,7 +97,12 @@ def _axes(frame: _Frame) -> list[str]:
         y = frame.y(count)
         parts.append(f'<line class="grid" x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="tick" x="{_LEFT - 8}" y="{y + 5:.1f}" text-anchor="end">{count}</text>')
-    step = 30 if frame.minutes <= 6 * 60 else 60 * max(1, frame.minutes // (12 * 60))
+    if frame.minutes <= 90:
+        step = 10
+    elif frame.minutes <= 6 * 60:
+        step = 30
+    else:
+        step = 60 * max(1, frame.minutes // (12 * 60))
     first = frame.since.replace(second=0, microsecond=0)
     first += timedelta(minutes=(-first.minute) % step)
     moment = first
@@ -103,18 +118,26 @@ def _axes(frame: _Frame) -> list[str]:
 def render_chart(series: tuple[StationSeries, ...], since: datetime, until: datetime) -> str:
     """An SVG document of ``series`` from ``since`` to ``until`` (times in UTC)."""
     minutes = max(1, round((until - since).total_seconds() / 60))
-    peak = max((n for line in series for _minute, n in line.counts), default=0)
-    frame = _Frame(since, minutes, nice_top(peak))
+    bucket = math.ceil(minutes / MAX_POINTS)
+    shape = _Frame(since, minutes, 1, bucket)
+    drawn = [_averages(line, shape) for line in series]
+    peak = max((value for points in drawn for _moment, value in points), default=0.0)
+    frame = _Frame(since, minutes, nice_top(math.ceil(peak)), bucket)
     total = sum(line.total for line in series)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'role="img" data-total="{total}" data-peak="{peak}" '
+        f'role="img" data-total="{total}" data-peak="{peak:g}" data-bucket-minutes="{bucket}" '
         f'aria-label="Devices provisioned per minute and station, {total} in all">',
-        "<title>Devices provisioned per minute and station (UTC)</title>",
+        "<title>Devices provisioned per minute and station (UTC)"
+        + ("" if bucket == 1 else f", averaged over {bucket} minutes")
+        + "</title>",
         f"<style>{_STYLE}</style>",
         *_axes(frame),
     ]
-    parts += [_polyline(line, frame, station_colour(index)) for index, line in enumerate(series)]
+    parts += [
+        _polyline(line.station_id, points, frame, station_colour(index))
+        for index, (line, points) in enumerate(zip(series, drawn, strict=True))
+    ]
     if not series:
         parts.append(
             f'<text class="empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">'
