@@ -182,3 +182,66 @@ def test_resume_reads_the_board_result_of_an_interrupted_attempt(
         results = [board.factory.result for board in udp.boards]
     assert resumed.counts() == {"provisioned": 2} and results == [0, 0]
     assert len(verified) == 2 and all(a.supersedes_id is None for a in verified)  # the same attempts
+
+
+def test_provisioned_boards_are_registered_with_the_management_server(tmp_path: Path) -> None:
+    """Step 5 of the Zephyr flow on the line: each provisioned board is registered (Coiote-style,
+    with its PSK); a refused registration leaves the board provisioned, with a warning."""
+    from provkit.factory.lwm2m.coiote import ServerInfo
+    from support.coiote import coiote_server
+
+    with coiote_server() as coiote, SmpDeviceFarm(2, link="udp") as udp:
+        server = ServerInfo.from_mapping(coiote.server_info())
+        boards = BoardOptions(SAMPLE, smp=SmpSettings(timeout_s=2), coiote_server=server, coiote_token="tok")
+        csv_path = _csv(tmp_path / "devices.csv", [], udp.addresses)
+        with Registry.open(tmp_path / "registry.sqlite", station_id="st") as registry:
+            report = Batch.open(tmp_path / "out", registry, csv_path, _options(tmp_path, boards)).run()
+            names = sorted(board.endpoint_name for board in udp.boards)
+            registered = sorted(body["properties"]["endpointName"] for _m, _p, _h, body in coiote.seen)  # type: ignore[index]
+            assert report.ok and registered == names
+            assert all(headers["Authorization"] == "Bearer tok" for _m, _p, headers, _b in coiote.seen)
+            assert all(a.warnings in (None, "") for a in registry.find(state=AttemptState.VERIFIED))
+
+    with coiote_server() as coiote, SmpDeviceFarm(1, link="udp") as udp:
+        coiote.status = 409
+        server = ServerInfo.from_mapping(coiote.server_info())
+        boards = BoardOptions(SAMPLE, smp=SmpSettings(timeout_s=2), coiote_server=server, coiote_token="tok")
+        csv_path = _csv(tmp_path / "more.csv", [], udp.addresses)
+        with Registry.open(tmp_path / "registry.sqlite", station_id="st") as registry:
+            report = Batch.open(tmp_path / "more", registry, csv_path, _options(tmp_path, boards)).run()
+            (attempt,) = registry.lookup(udp.boards[0].endpoint_name)
+    assert report.counts() == {"provisioned": 1}  # the board holds its blob
+    assert attempt.state is AttemptState.VERIFIED
+    assert attempt.warnings and "management server registration failed (5003)" in attempt.warnings
+    assert "HTTP 409" in attempt.warnings and "provkit lwm2m register" in attempt.warnings
+
+
+def test_board_registration_needs_a_token(tmp_path: Path) -> None:
+    """A management server without its token is refused before anything is sent."""
+    from provkit.errors import RegistrationError
+    from provkit.factory.lwm2m.coiote import ServerInfo
+
+    server = ServerInfo.from_mapping({"url": "http://127.0.0.1", "port": 1, "domain": "/d/"})
+    with pytest.raises(RegistrationError, match="needs its access token"):
+        BoardOptions(SAMPLE, coiote_server=server)
+
+
+def test_batch_command_registers_boards(fcu_home: Path, tmp_path: Path) -> None:
+    """batch run --coiote-server FILE, the token from $PROVKIT_COIOTE_TOKEN (not the command line)."""
+    from provkit.cli.main import cli
+    from support.coiote import coiote_server
+
+    with coiote_server() as coiote, SmpDeviceFarm(1, link="udp") as udp:
+        server_file = tmp_path / "coiote.json"
+        server_file.write_text(json.dumps(coiote.server_info()))
+        csv_path = _csv(tmp_path / "devices.csv", [], udp.addresses)
+        args = ["--home-dir", str(fcu_home), "batch", "run", "--out", str(tmp_path / "out"), "--devices",
+                str(csv_path), "--registry", str(tmp_path / "r.sqlite"), "--lwm2m-config", str(SAMPLE),
+                "--coiote-server", str(server_file), "--no-progress"]  # fmt: skip
+        missing = CliRunner().invoke(cli, args, env={"PROVKIT_COIOTE_TOKEN": ""})
+        result = CliRunner().invoke(cli, args, env={"PROVKIT_COIOTE_TOKEN": "secret-token"})
+        seen = list(coiote.seen)
+    assert missing.exit_code != 0 and "needs its access token" in missing.output
+    assert result.exit_code == 0, result.output
+    assert [headers["Authorization"] for _m, _p, headers, _b in seen] == ["Bearer secret-token"]
+    assert "secret-token" not in result.output

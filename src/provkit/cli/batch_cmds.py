@@ -141,6 +141,17 @@ _board_options = [
     click.option(
         "--smp-chunk-size", type=click.IntRange(1, 65535), default=512, show_default=True, help="SMP boards."
     ),
+    click.option(
+        "--coiote-server",
+        type=_EXISTING_FILE,
+        help="SMP boards: register each provisioned board with this management server (JSON: url, port, "
+        "domain), as lwm2m register does.",
+    ),
+    click.option(
+        "--coiote-token",
+        envvar="PROVKIT_COIOTE_TOKEN",
+        help="The management server's access token (or $PROVKIT_COIOTE_TOKEN, kept off the command line).",
+    ),
 ]
 
 
@@ -148,8 +159,10 @@ def board_options(opts: dict[str, Any]) -> BoardOptions | None:
     """The SMP boards' options (``None`` without ``--lwm2m-config``)."""
     if opts["lwm2m_config"] is None:
         return None
+    from provkit.factory.lwm2m.coiote import ServerInfo
     from provkit.transport.smp_link import SmpSettings
 
+    server = None if opts["coiote_server"] is None else ServerInfo.load(opts["coiote_server"])
     return BoardOptions(
         opts["lwm2m_config"],
         cert_info=opts["lwm2m_cert_info"],
@@ -157,6 +170,8 @@ def board_options(opts: dict[str, Any]) -> BoardOptions | None:
         target=opts["lwm2m_target"],
         allow_unverified_server=opts["allow_unverified_server"],
         smp=SmpSettings(timeout_s=opts["smp_timeout"], chunk_size=opts["smp_chunk_size"]),
+        coiote_server=server,
+        coiote_token=opts["coiote_token"],
     )
 
 

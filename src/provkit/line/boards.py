@@ -11,7 +11,11 @@ running Anjay's provisioning image. Its identity is known only once the board is
    record the attempt ``prepared``;
 3. mark it ``sending`` (which reserves the identity, as for every device) and upload;
 4. the board's ``result.txt`` decides: ``0`` records the device as provisioned, anything
-   else (or a failed link) records the attempt as failed with the SMP code (7xxx).
+   else (or a failed link) records the attempt as failed with the SMP code (7xxx);
+5. with a management server (Coiote) and its token, a provisioned board is registered
+   there, as ``provkit lwm2m register`` does. The board holds its blob whatever the server
+   answers, so a refused registration is recorded as a warning on the provisioned attempt,
+   to be done again with ``provkit lwm2m register``.
 
 ``prepare`` and ``verify`` leave boards alone. For an attempt found ``sending`` when a
 batch is resumed, the board's ``result.txt`` is read first: ``0`` records that attempt as
@@ -30,8 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from provkit.errors import BatchError, DuplicateIdentityError, ProvkitError, RegistryError
+from provkit.errors import BatchError, DuplicateIdentityError, ProvkitError, RegistrationError, RegistryError
 from provkit.factory.lwm2m import FactoryProvisioning
+from provkit.factory.lwm2m.coiote import ServerInfo
 from provkit.factory.lwm2m.zephyr import deliver_blob, read_endpoint_name, read_result
 from provkit.line.context import BatchContext
 from provkit.line.devices import BoardRow
@@ -58,6 +63,8 @@ class BoardOptions:
         target: the client profile (``anjay``).
         allow_unverified_server: certificate modes without a server certificate.
         smp: SMP timeouts, retries, chunk size (``None``: the link's defaults).
+        coiote_server: the management server to register provisioned boards with.
+        coiote_token: its access token (needed with ``coiote_server``).
     """
 
     endpoint_cfg: Path
@@ -66,6 +73,12 @@ class BoardOptions:
     target: str = "anjay"
     allow_unverified_server: bool = False
     smp: SmpSettings | None = None
+    coiote_server: ServerInfo | None = None
+    coiote_token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.coiote_server is not None and not self.coiote_token:
+            raise RegistrationError("registering boards with a management server needs its access token")
 
     def provisioning(self, endpoint_name: str) -> FactoryProvisioning:
         """The board's provisioning: configuration, and in certificate modes its certificates.
@@ -76,8 +89,8 @@ class BoardOptions:
         fp = FactoryProvisioning(
             self.endpoint_cfg,
             endpoint_name,
-            None,
-            None,
+            self.coiote_server,
+            self.coiote_token,
             self.cert_info,
             target=self.target,
             allow_unverified_server=self.allow_unverified_server,
@@ -154,9 +167,10 @@ def _provision(ctx: BatchContext, options: BoardOptions, row: BoardRow, previous
                 supersedes_id=None if previous is None else previous.id,
             )
             (attempt_id,) = registry.record_attempts(ctx.batch_id, [item])
-            blob = _prepared_blob(ctx, options, attempt_id, endpoint, failed=registry.mark_failed)
-            if blob is None:
+            prepared = _prepared_blob(ctx, options, attempt_id, endpoint, failed=registry.mark_failed)
+            if prepared is None:
                 return
+            fp, blob = prepared
             try:
                 registry.mark_sending(attempt_id, reprovision=ctx.options.reprovision)
             except DuplicateIdentityError:
@@ -166,12 +180,30 @@ def _provision(ctx: BatchContext, options: BoardOptions, row: BoardRow, previous
             except ProvkitError as exc:
                 registry.mark_failed(attempt_id, exc.code, f"device {row.address}: {exc.message}")
                 return
+            values = _registered(fp, options)
             with contextlib.suppress(DuplicateIdentityError):  # the registry records the refusal itself
-                registry.mark_verified(attempt_id, reprovision=ctx.options.reprovision)
+                registry.mark_verified(attempt_id, reprovision=ctx.options.reprovision, **values)
     except RegistryError:
         raise
     except ProvkitError as exc:  # the link could not be opened, or failed outside a recorded attempt
         ctx.note(row.slot, exc.code, f"device {row.address}: {exc.message}")
+
+
+def _registered(fp: FactoryProvisioning, options: BoardOptions) -> dict[str, str]:
+    """Register a provisioned board with the management server, if there is one.
+
+    Returns the values recorded with the verdict: a warning when the server refused.
+    """
+    if options.coiote_server is None:
+        return {}
+    try:
+        fp.register()
+    except ProvkitError as exc:
+        return {
+            "warnings": f"management server registration failed ({exc.code}): {exc.message}; "
+            "the board holds its blob: register it with provkit lwm2m register"
+        }
+    return {}
 
 
 def _settled(ctx: BatchContext, link: SmpLink, previous: Attempt) -> bool:
@@ -200,10 +232,14 @@ def _prepared_blob(
     endpoint: str,
     *,
     failed: Callable[..., None],
-) -> bytes | None:
-    """Build and store the board's blob; record the attempt prepared (or failed, then ``None``)."""
+) -> tuple[FactoryProvisioning, bytes] | None:
+    """Build and store the board's blob; record the attempt prepared (or failed, then ``None``).
+
+    Returns the board's provisioning (for its registration) and the blob.
+    """
     try:
-        blob = options.provisioning(endpoint).build_blob()
+        fp = options.provisioning(endpoint)
+        blob = fp.build_blob()
     except ProvkitError as exc:
         failed(attempt_id, exc.code, f"blob for {endpoint} cannot be built: {exc.message}", release=True)
         return None
@@ -216,4 +252,4 @@ def _prepared_blob(
         return None
     digest = hashlib.sha256(blob).hexdigest()
     ctx.registry.update_attempt(attempt_id, AttemptState.PREPARED, bundle_sha256=digest)
-    return blob
+    return fp, blob
