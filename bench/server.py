@@ -28,8 +28,12 @@ With ``--pages``, instead: the line view's page latency on a registry of
 ``--registry-rows`` devices (default a million), on SQLite and PostgreSQL (see
 ``line_view.py``; target < 200 ms for the overview and device pages).
 
+With ``--dm-api`` (first), instead: the Device Management API's developer-certificate
+creations/s and device-list latency at 100k devices (``dm_api.py``, its options follow).
+
 Usage: python bench/server.py [--seconds 10] [--devices 32] [--workers 2] [--modes certificate,psk]
        python bench/server.py --pages [--registry-rows 1000000] [--requests 50] [--backends sqlite,postgres]
+       python bench/server.py --dm-api [--devices 100000] [--certificates 200] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -411,6 +415,12 @@ def start_provkit(
 
 # ---------------------------------------------------------------------- main
 def main() -> None:
+    if sys.argv[1:2] == ["--dm-api"]:
+        import dm_api  # bench/dm_api.py, with the options that follow
+
+        sys.argv = [sys.argv[0], *sys.argv[2:]]
+        dm_api.main()
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
