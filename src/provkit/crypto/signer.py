@@ -28,13 +28,16 @@ from typing import Any, Final, NoReturn
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
-from cryptography.utils import Buffer
 
 from provkit.crypto.keys import PrivateKey, PublicKey, public_key_der, require_p256
 from provkit.errors import CryptoError
 
 P256_ORDER_BYTES: Final = 32
 """Length of r and of s in a P-256 signature."""
+
+Buffer = bytes | bytearray | memoryview
+"""What ``sign`` takes, as cryptography types it (``cryptography.utils.Buffer`` from 44 on;
+cryptography 43, which manifest-tool 2.6.2 pins in the same environment, lacks the name)."""
 
 
 class SignatureMismatchError(CryptoError):
