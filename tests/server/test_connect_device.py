@@ -100,6 +100,31 @@ def test_certificate_store_bootstraps_once_then_registers(
     assert server.counters.bootstraps_finished == 1 and server.counters.registrations == 2
 
 
+def test_connect_command_bootstraps_and_keeps_the_account(
+    world: World, server: ServerThread, tmp_path: Path
+) -> None:
+    """provkit device connect writes what the bootstrap server issued: the next run registers directly."""
+    assert server.ports is not None
+    key, cert = world.device_certificate("anjay-cert-2")
+    entries = [
+        Entry("/0/0/0", f"coaps://127.0.0.1:{server.ports.bootstrap}"),
+        Entry("/0/0/1", True),
+        Entry("/0/0/2", 2),
+        Entry("/0/0/3", cert),
+        Entry("/0/0/4", world.material.ca_der),
+        Entry("/0/0/5", keys.private_key_der(keys.load_private_key(key))),
+        Entry("/0/0/15", 2),
+    ]
+    db = _store(tmp_path / "cert.sqlite", entries)
+    first = run_cli("device", "connect", "--storage", str(db), "--timeout", "5")
+    assert first.exit_code == 0, first.output
+    assert json_status(first.output)["bootstrapped"] is True
+    second = run_cli("device", "connect", "--storage", str(db), "--timeout", "5")
+    assert second.exit_code == 0, second.output
+    assert json_status(second.output)["bootstrapped"] is False
+    assert server.counters.bootstraps_finished == 1 and server.counters.registrations == 2
+
+
 def test_connect_failures_exit_1_with_their_class(world: World, server: ServerThread, tmp_path: Path) -> None:
     """An unknown PSK identity: exit 1, JSON with tls-alert and its code; an empty store: device-config."""
     assert server.ports is not None

@@ -32,7 +32,8 @@ def connect_cmd(
     from provkit.server.command import failure_answer
     from provkit.server.connect import connect_device
 
-    with open_device(storage) as device:
+    # Written to: a bootstrap stores the LwM2M server account the bootstrap server issued.
+    with open_device(storage, mode="write") as device:
         try:
             result = connect_device(
                 device.kcm,
