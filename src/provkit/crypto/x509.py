@@ -145,7 +145,9 @@ def check_fields_decode(cert: Certificate) -> None:
         cert.issuer.rfc4514_string()
         cert.extensions  # noqa: B018 - force decoding
         cert.signature_hash_algorithm  # noqa: B018 - force decoding
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm, KeyError) as exc:
+        # cryptography 43 (which manifest-tool pins) raises KeyError for a name attribute of
+        # an unknown ASN.1 string type where later releases raise ValueError.
         raise CryptoError(f"not an X.509 certificate: {exc}") from exc
 
 
