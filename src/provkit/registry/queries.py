@@ -27,6 +27,9 @@ _IN_CHUNK = 500
 LISTED: Final = tuple(c for c in attempts.c if c.name not in {"response", "device_cert"})
 """Columns of a listed or shown attempt: all but the device's raw answer and certificate
 (``get_attempt`` has both)."""
+WORKING: Final = tuple(c for c in attempts.c if c.name != "device_cert")
+"""Columns a batch works with: all but the device certificate, which only a device's page
+reads (a batch of 100,000 would otherwise hold 50 MB of certificates it never looks at)."""
 
 _HEX64: Final = re.compile(r"[0-9a-f]{64}")
 
@@ -53,7 +56,7 @@ def get_attempt(conn: Connection, attempt_id: int) -> Attempt | None:
 def batch_attempts(conn: Connection, batch_id: str) -> dict[str, Attempt]:
     """The latest attempt of every slot of ``batch_id`` (ids grow, so the last row wins)."""
     rows = conn.execute(
-        select(attempts).where(attempts.c.batch_id == batch_id).order_by(attempts.c.id)
+        select(*WORKING).where(attempts.c.batch_id == batch_id).order_by(attempts.c.id)
     ).mappings()
     return {str(row["slot"]): Attempt.from_row(row) for row in rows}
 
@@ -140,7 +143,7 @@ def provisioned_holders(
     found: dict[int, Attempt] = {}
     for start in range(0, max(len(endpoint_names), len(serial_numbers)), _IN_CHUNK):
         query = (
-            select(attempts)
+            select(*WORKING)
             .join(provisioned, provisioned.c.attempt_id == attempts.c.id)
             .where(
                 or_(
@@ -175,7 +178,7 @@ def provisioned_owner(conn: Connection, endpoint_name: str, serial_number: str) 
     """The attempt currently holding ``endpoint_name`` or ``serial_number``, if any."""
     row = (
         conn.execute(
-            select(attempts)
+            select(*WORKING)
             .join(provisioned, provisioned.c.attempt_id == attempts.c.id)
             .where(
                 or_(
