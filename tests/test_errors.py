@@ -80,3 +80,73 @@ def test_device_refusals_are_in_the_tree() -> None:
     assert not DeviceError.of(FccStatus.FACTORY_DISABLED_ERROR, respond=False).respond
     lwm2m = Lwm2mRefused("no such object", accept_status=3)
     assert isinstance(lwm2m, ProvkitError) and (lwm2m.code, lwm2m.accept_status) == (5013, 3)
+
+
+def _every_module() -> list[object]:
+    import importlib
+    import pkgutil
+
+    import provkit
+
+    found = []
+    for info in pkgutil.walk_packages(provkit.__path__, "provkit."):
+        if ".migrations." in info.name or info.name.endswith("__main__"):
+            continue
+        found.append(importlib.import_module(info.name))
+    return found
+
+
+def test_every_public_exception_anywhere_is_in_the_tree() -> None:
+    """No module defines a public exception outside ProvkitError (private ones stay in their module)."""
+    stray = []
+    for module in _every_module():
+        for name, obj in inspect.getmembers(module, inspect.isclass):
+            defined_here = obj.__module__ == getattr(module, "__name__", None)
+            public = defined_here and not name.startswith("_")
+            if public and issubclass(obj, BaseException) and not issubclass(obj, ProvkitError):
+                stray.append(f"{obj.__module__}.{name}")
+    assert not stray
+
+
+_RANGES = {
+    "FCU": range(100, 410),
+    "FT": range(1000, 1024),
+    "PROVKIT": range(4000, 4200),
+    "LWM2M": range(5000, 5100),
+    "DEVELOPER": range(6000, 6100),
+    "SMP": range(7000, 7300),
+    "SERVER": range(8000, 8100),
+    "API": range(8400, 8500),
+}
+
+
+def test_every_code_is_qualified_by_its_space() -> None:
+    """Each error class's default code lies in its space's range; messages show ``SPACE-code``."""
+    from provkit.errors import CodeSpace
+
+    _every_module()
+    pending: list[type[ProvkitError]] = [ProvkitError]
+    checked = 0
+    while pending:
+        kind = pending.pop()
+        pending.extend(kind.__subclasses__())
+        assert isinstance(kind.space, CodeSpace)
+        if kind.default_code is not None and str(kind.space) in _RANGES:
+            assert kind.default_code in _RANGES[str(kind.space)], (kind, kind.space, kind.default_code)
+            checked += 1
+    assert checked > 40
+    assert TransportTimeout("slow").qualified_code == f"FT-{int(FtErrorCode.TOKEN_TIMEOUT)}"
+    assert BundleDecodeError("bad", fcc_status=FccStatus.BUNDLE_ERROR).qualified_code == (
+        f"FCC-{int(FccStatus.BUNDLE_ERROR)}"
+    )
+    assert ProvkitError("no code").qualified_code is None
+
+
+def test_every_code_space_is_documented() -> None:
+    """docs/errors.md names every code space."""
+    from pathlib import Path
+
+    from provkit.errors import CodeSpace
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "errors.md").read_text(encoding="utf-8")
+    assert all(f"`{space}`" in text for space in CodeSpace)

@@ -78,9 +78,41 @@ Split by who is at fault: the *local* side built something illegal (``*EncodeErr
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import ClassVar, Self
 
 from provkit.codes import FccStatus, FcuErrorCode, FtcdCommStatus, FtErrorCode, KcmStatus
+
+
+class CodeSpace(StrEnum):
+    """Which numbering an error's ``code`` belongs to (docs/errors.md).
+
+    Numbers of different spaces overlap (FCC status 20 and KCM status 20 are not the same
+    failure), so a code is shown with its space: ``FCC-20``, ``KCM-20``.
+    """
+
+    FCC = "FCC"
+    """Factory Configurator Client ``ReturnStatus`` (``fcc_status_e``): what a device answers."""
+    KCM = "KCM"
+    """Key and Configuration Manager status (``kcm_status_e``): device storage."""
+    COMM = "COMM"
+    """Factory tool communication status (``ftcd_comm_status_e``): the frame protocol."""
+    FCU = "FCU"
+    """Factory Configurator Utility error codes (100–409)."""
+    FT = "FT"
+    """Factory tool (``ft_demo``) error codes (1000–1023)."""
+    PROVKIT = "PROVKIT"
+    """provkit's own codes where Arm numbered nothing: registry and batches (4000–4199)."""
+    LWM2M = "LWM2M"
+    """LwM2M provisioning (5000–5099)."""
+    DEVELOPER = "DEVELOPER"
+    """The developer flow (6000–6099)."""
+    SMP = "SMP"
+    """SMP (mcumgr) transfers to Zephyr boards (7000–7299)."""
+    SERVER = "SERVER"
+    """provkit server: first connection (8000–8099)."""
+    API = "API"
+    """The Device Management API (8400–8499)."""
 
 
 class ProvkitError(Exception):
@@ -93,6 +125,8 @@ class ProvkitError(Exception):
     """
 
     default_code: ClassVar[int | None] = None
+    space: ClassVar[CodeSpace] = CodeSpace.PROVKIT
+    """The numbering :attr:`code` belongs to."""
 
     def __init__(self, message: str, *, code: int | None = None, hint: str | None = None) -> None:
         super().__init__(message)
@@ -102,6 +136,11 @@ class ProvkitError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def qualified_code(self) -> str | None:
+        """:attr:`code` with its space, e.g. ``FCU-210`` (``None`` when there is no code)."""
+        return None if self.code is None else f"{self.space}-{self.code}"
 
 
 class ParamError(ProvkitError, ValueError):
@@ -124,6 +163,8 @@ class BundleDecodeError(WireError, ValueError):
         item: the item name to append to the InfoMessage prefix, if any.
     """
 
+    space = CodeSpace.FCC
+
     def __init__(
         self, message: str, *, fcc_status: FccStatus = FccStatus.BUNDLE_ERROR, item: str = ""
     ) -> None:
@@ -135,11 +176,15 @@ class BundleDecodeError(WireError, ValueError):
 class ResponseDecodeError(WireError, ValueError):
     """A device response is not a response bundle (FCU error 180 when a field is missing)."""
 
+    space = CodeSpace.FCU
+
     default_code = int(FcuErrorCode.RESPONSE_FIELD_MISSING)
 
 
 class FrameError(WireError, ValueError):
     """A transport frame is malformed; ``comm_status`` is what the device answers."""
+
+    space = CodeSpace.COMM
 
     def __init__(self, message: str, *, comm_status: FtcdCommStatus) -> None:
         super().__init__(message, code=int(comm_status))
@@ -157,6 +202,8 @@ class StorageError(ProvkitError):
         kcm_status: the KCM status naming the failure; FCC converts it for the response.
         item: the item name concerned.
     """
+
+    space = CodeSpace.KCM
 
     def __init__(
         self, message: str, *, kcm_status: KcmStatus = KcmStatus.STORAGE_ERROR, item: str = ""
@@ -220,6 +267,8 @@ class DeviceError(ProvkitError):
     ``message`` is the whole InfoMessage (prefix and item), as FCC writes it.
     """
 
+    space = CodeSpace.FCC
+
     def __init__(self, message: str, *, fcc_status: FccStatus, item: str = "", respond: bool = True) -> None:
         super().__init__(message, code=int(fcc_status))
         self.fcc_status = fcc_status
@@ -245,6 +294,8 @@ class DeviceError(ProvkitError):
 
 class FactoryError(ProvkitError):
     """A factory configurator (FCU) operation failed; ``code`` is an :class:`FcuErrorCode`."""
+
+    space = CodeSpace.FCU
 
     default_code = int(FcuErrorCode.GENERAL)
 
@@ -280,12 +331,16 @@ class DeviceKeysError(FactoryError, ValueError):
 class DeviceResponseError(ProvkitError):
     """The device answered, but with a failure status; ``code`` is the device's status."""
 
+    space = CodeSpace.FCC
+
 
 class LogFileError(ProvkitError, OSError):
     """The log file asked for (``--log-file``) cannot be created or opened for appending.
 
     Code 1000, the factory tool's general error: nothing has run yet.
     """
+
+    space = CodeSpace.FT
 
     default_code = int(FtErrorCode.GENERAL)
 
@@ -302,6 +357,8 @@ class LogFileError(ProvkitError, OSError):
 
 class TransportError(ProvkitError, OSError):
     """Bytes could not be moved to or from a device; ``code`` is an :class:`FtErrorCode`."""
+
+    space = CodeSpace.FT
 
     default_code = int(FtErrorCode.DEVICE_COMMUNICATION)
 
@@ -357,6 +414,8 @@ class LinkSpecError(ProvkitError, ValueError):
     Its code is the factory tool's general error (1000): nothing was sent.
     """
 
+    space = CodeSpace.FT
+
     default_code = int(FtErrorCode.GENERAL)
 
 
@@ -406,6 +465,8 @@ class BatchError(ProvkitError, ValueError):
 
 class Lwm2mError(ProvkitError):
     """An LwM2M provisioning operation failed."""
+
+    space = CodeSpace.LWM2M
 
     default_code = 5000
 
@@ -483,6 +544,8 @@ class Lwm2mRefused(Lwm2mError, ValueError):
 class SmpError(ProvkitError):
     """An SMP (mcumgr) exchange with a device failed (codes 7000-7299, see ``docs/transports.md``)."""
 
+    space = CodeSpace.SMP
+
     default_code = 7000
 
 
@@ -550,6 +613,8 @@ class SmpProvisioningFailed(SmpError):
 class DeveloperError(ProvkitError):
     """A developer-flow operation (stores, Device Management API, credentials files) failed."""
 
+    space = CodeSpace.DEVELOPER
+
     default_code = 6000
 
 
@@ -601,6 +666,8 @@ class CredentialsParseError(DeveloperError, ValueError):
 
 class ServerError(ProvkitError):
     """The first-connection server, or a device connecting to it, failed (codes 8000-8099)."""
+
+    space = CodeSpace.SERVER
 
     default_code = 8000
 
@@ -662,6 +729,8 @@ class DeviceManagementError(ProvkitError):
         error_type: the ``type`` of the JSON error.
         fields: ``(field name, message)`` pairs for a request that failed validation.
     """
+
+    space = CodeSpace.API
 
     default_code = 8400
     http_status: ClassVar[int] = 400

@@ -119,19 +119,23 @@ def test_bad_pattern_and_missing_batch_are_clear_errors(home: Path, tmp_path: Pa
         ["--home-dir", str(home), "batch", "run", "--devices", str(devices), "--out", str(tmp_path / "b"),
          "--endpoint-pattern", "{nope}"],
     )  # fmt: skip
-    assert bad.exit_code == 1 and "Error 4002" in bad.output
+    assert bad.exit_code == 1 and "Error PROVKIT-4002" in bad.output
     empty = CliRunner().invoke(
         cli, ["--home-dir", str(home), "batch", "verify", "--out", str(tmp_path / "none")]
     )
-    assert empty.exit_code == 1 and "Error 4100" in empty.output
+    assert empty.exit_code == 1 and "Error PROVKIT-4100" in empty.output
 
 
 @pytest.mark.parametrize(
     ("option", "content", "expected"),
     [
-        ("--identities", b"\xbe\xef\x00garbage", "Error 4002: cannot read identity CSV"),
-        ("--identities", b"a,1\n" + b"x" * 200_000 + b",2\n", "Error 4002: identity CSV line 2: unreadable"),
-        ("--devices", b"\xbe\xef\x00garbage", "Error 4100: cannot read devices file"),
+        ("--identities", b"\xbe\xef\x00garbage", "Error PROVKIT-4002: cannot read identity CSV"),
+        (
+            "--identities",
+            b"a,1\n" + b"x" * 200_000 + b",2\n",
+            "Error PROVKIT-4002: identity CSV line 2: unreadable",
+        ),
+        ("--devices", b"\xbe\xef\x00garbage", "Error PROVKIT-4100: cannot read devices file"),
     ],
 )
 def test_unreadable_input_files_are_clear_errors(

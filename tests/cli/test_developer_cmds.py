@@ -88,7 +88,7 @@ def test_provision_pelion_end_to_end(tmp_path, cloud, device):
     # Re-provisioning reads the stored names (no service, no C file); the device's FCC refuses
     # to overwrite factory items (17, Data already exists) and keeps the first set intact.
     code, out, err = _run(home, None, "provision-pelion", "dev1", "upd1", "--tcp", address)
-    assert code == 1 and "Error 17" in err
+    assert code == 1 and "Error FCC-17" in err
     assert json.loads(out)["deviceResponse"]["status"] == 17
     assert fcc.verify_device_configured().ok
 
@@ -105,7 +105,8 @@ def test_status_of_an_empty_device_fails_with_the_reason(tmp_path, device):
 def test_invalid_key_and_unreachable_service(tmp_path, cloud):
     """A rejected key exits 1 with code 6004; nothing is saved."""
     code, _, err = _run(tmp_path, cloud, "save-api-key", "ak_wrong")
-    assert code == 1 and err.startswith("Error 6004: the API key was rejected (HTTP 401): missing or invalid")
+    assert code == 1
+    assert err.startswith("Error DEVELOPER-6004: the API key was rejected (HTTP 401): missing or invalid")
     code, _, err = _run(tmp_path, cloud, "create-certificate", "dev1")
     assert code == 1 and "no API key is saved" in err
 
@@ -163,9 +164,9 @@ def test_bad_update_file_is_refused_before_anything_is_created(tmp_path, cloud):
         .replace("arm_uc_default_certificate[] = {", "arm_uc_default_certificate[] = { 1,")
     )
     for path, message in (
-        (bad, "Error 6003: line 2: expected a value, found 'const'"),
-        (tmp_path / "missing.c", "Error 6003: cannot read"),
-        (junk_cert, "Error 6003: unusable credentials: arm_uc_default_certificate"),
+        (bad, "Error DEVELOPER-6003: line 2: expected a value, found 'const'"),
+        (tmp_path / "missing.c", "Error DEVELOPER-6003: cannot read"),
+        (junk_cert, "Error DEVELOPER-6003: unusable credentials: arm_uc_default_certificate"),
     ):
         code, _, err = _run(
             home, cloud, "provision-pelion", "dev1", "upd1", "-c", "-p", str(path), "--file", "x"
@@ -281,7 +282,7 @@ def test_unreachable_device_after_create_says_how_to_retry(tmp_path, cloud):
     code, _, err = _run(
         home, cloud, "provision-pelion", "dev1", "upd1", "-c", "-p", str(resources), "--tcp", closed
     )
-    assert code == 1 and err.startswith("Error 1021:")
+    assert code == 1 and err.startswith("Error FT-1021:")
     assert "retry with: provision-pelion dev1 upd1 (no -c/-p)" in err
     assert Store.open("team", home).certificate_names() == ["dev1", "upd1"]
 
@@ -325,7 +326,7 @@ def test_import_credentials_provisions_without_any_service(tmp_path, device):
     assert code == 0, err
     assert f"developer certificate {creds.endpoint!r} saved: 12 files" in out
     code, _, err = _run(home, None, "import-credentials", str(credentials_c), "--name", creds.endpoint)
-    assert code == 1 and "Error 6001: the team store already has a certificate named" in err
+    assert code == 1 and "Error DEVELOPER-6001: the team store already has a certificate named" in err
     code, out, err = _run(
         home, None, "provision-pelion", creds.endpoint, "upd", "-p", str(resources), "--tcp", address
     )
@@ -340,7 +341,7 @@ def test_import_credentials_refuses_unusable_files(tmp_path):
     """A missing file, a placeholder example file and a bad name are coded errors; nothing is saved."""
     home = tmp_path / "home"
     code, _, err = _run(home, None, "import-credentials", str(tmp_path / "absent.c"))
-    assert code == 1 and "Error 6003: cannot read" in err
+    assert code == 1 and "Error DEVELOPER-6003: cannot read" in err
     example = tmp_path / "example.c"
     text = DevCredentials().c_text()
     start = text.index("const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE[]")
@@ -349,11 +350,12 @@ def test_import_credentials_refuses_unusable_files(tmp_path):
         text[:start] + "const uint8_t MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE[] = { 0x0 };" + text[end:]
     )
     code, _, err = _run(home, None, "import-credentials", str(example))
-    assert code == 1 and "Error 6003: MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE is a placeholder" in err
+    assert code == 1
+    assert "Error DEVELOPER-6003: MBED_CLOUD_DEV_BOOTSTRAP_DEVICE_CERTIFICATE is a placeholder" in err
     good = tmp_path / "good.c"
     good.write_text(text)
     code, _, err = _run(home, None, "import-credentials", str(good), "--name", "../x")
-    assert code == 1 and "Error 6001: invalid certificate name" in err
+    assert code == 1 and "Error DEVELOPER-6001: invalid certificate name" in err
     assert Store.open("team", home).certificate_names() == []
 
 

@@ -204,7 +204,7 @@ def test_inspecting_a_missing_storage_file_is_error_11(tmp_path: Path, command: 
     missing = tmp_path / "typo.sqlite"
     result = CliRunner().invoke(cli, ["device", *command, "--storage", str(missing)])
     assert result.exit_code == 1
-    assert f"Error 11: storage file {missing} does not exist" in result.output
+    assert f"Error KCM-11: storage file {missing} does not exist" in result.output
     assert list(tmp_path.iterdir()) == []
 
 
@@ -220,7 +220,7 @@ def test_a_foreign_sqlite_file_is_error_11_and_left_alone(tmp_path: Path, comman
     before = foreign.read_bytes()
     result = CliRunner().invoke(cli, ["device", *command, "--storage", str(foreign)])
     assert result.exit_code == 1
-    assert f"Error 11: {foreign} is not a provkit device store (its tables: notes)" in result.output
+    assert f"Error KCM-11: {foreign} is not a provkit device store (its tables: notes)" in result.output
     assert foreign.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["app.db"]
 
 
@@ -234,7 +234,7 @@ def test_a_store_without_its_secret_is_error_14_and_gets_no_new_one(tmp_path: Pa
     (tmp_path / "d.sqlite.secret").rename(kept)
     for command in (["show"], ["verify"], ["reset"]):
         result = CliRunner().invoke(cli, ["device", *command, "--storage", str(db)])
-        assert result.exit_code == 1 and "Error 14: the device secret" in result.output, result.output
+        assert result.exit_code == 1 and "Error KCM-14: the device secret" in result.output, result.output
         assert "Hint: restore the secret file or name it with --secret-file" in result.output
         assert not (tmp_path / "d.sqlite.secret").exists()
     shown = CliRunner().invoke(cli, ["device", "show", "--storage", str(db), "--secret-file", str(kept)])
@@ -271,7 +271,7 @@ def test_secret_given_in_the_environment_is_never_written(tmp_path: Path) -> Non
     shown = CliRunner().invoke(cli, show, env={"PROVKIT_DEVICE_SECRET": secret})
     assert shown.exit_code == 0 and "14 item(s)" in shown.output
     bad = CliRunner().invoke(cli, show, env={"PROVKIT_DEVICE_SECRET": "0" * 64})
-    assert bad.exit_code == 1 and "Error 14: the device secret does not match" in bad.output
+    assert bad.exit_code == 1 and "Error KCM-14: the device secret does not match" in bad.output
 
 
 def test_show_works_on_a_read_only_store_and_changes_nothing(tmp_path: Path) -> None:
@@ -366,7 +366,7 @@ def test_serve_on_missing_serial_port_reports_1013_or_1014(tmp_path: Path) -> No
     missing = str(tmp_path / "ttyNONE")
     result = CliRunner().invoke(cli, ["device", "serve", "--serial", missing])
     assert result.exit_code == 1
-    assert f"Error {missing_serial_port(missing, available_serial_ports()).code}" in result.output
+    assert f"Error {missing_serial_port(missing, available_serial_ports()).qualified_code}" in result.output
 
 
 @pytest.mark.integration

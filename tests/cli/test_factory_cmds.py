@@ -68,7 +68,7 @@ def test_init_refuses_overwrite(tmp_path: Path) -> None:
     """A second init without --force fails with FCU code 290."""
     run("init", str(tmp_path))
     result = run("init", str(tmp_path))
-    assert result.exit_code == 1 and "Error 290" in result.output
+    assert result.exit_code == 1 and "Error FCU-290" in result.output
 
 
 def test_setup_prints_status_and_refuses_overwrite(home: Path) -> None:

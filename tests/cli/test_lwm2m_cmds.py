@@ -49,7 +49,7 @@ def test_bad_config_exit_status(tmp_path):
     cfg.write_text("Security: {1: {Mode: bogus}}\n")
     result = CliRunner().invoke(cli, ["lwm2m", "build", "-c", str(cfg), "-o", str(tmp_path / "x")])
     assert result.exit_code == 1
-    assert "Error 5002: Security/1/Mode" in result.output
+    assert "Error LWM2M-5002: Security/1/Mode" in result.output
     assert not (tmp_path / "x").exists()
 
 
@@ -96,7 +96,7 @@ def test_build_output_unwritable(tmp_path):
     )
     assert result.exit_code == 1 and result.exception is not None
     assert isinstance(result.exception, SystemExit)
-    assert "Error 5000: cannot write" in result.output
+    assert "Error LWM2M-5000: cannot write" in result.output
 
 
 def test_credential_option_pairs(tmp_path):
@@ -223,7 +223,7 @@ def test_factory_ca_missing_is_an_error(tmp_path):
             str(tmp_path / "b"),
         ],
     )
-    assert result.exit_code == 1 and result.output.startswith("Error 2")
+    assert result.exit_code == 1 and result.output.startswith("Error FCU-2")
     assert not (tmp_path / "b").exists()
 
 
@@ -291,14 +291,15 @@ def test_provision_refused_and_connect_failure(tmp_path):
             cli, ["lwm2m", "provision", "-c", str(cfg), "--target", "generic", "--tcp", address]
         )
     # Anjay's Device object takes only 13-15 in a factory bootstrap: refused on the host, unsent.
-    assert anjay.exit_code == 1 and anjay.output.startswith("Error 5006: /3/0/0: refused for target 'anjay'")
+    assert anjay.exit_code == 1
+    assert anjay.output.startswith("Error LWM2M-5006: /3/0/0: refused for target 'anjay'")
     assert "Manufacturer is read-only" in anjay.output
     assert ok.exit_code == 0 and _stored(kcm)["/3/0/0"] == "provkit"
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     down = CliRunner().invoke(cli, ["lwm2m", "provision", "-c", str(SAMPLE), "--tcp", f"127.0.0.1:{port}"])
-    assert down.exit_code == 1 and down.output.startswith("Error 10")
+    assert down.exit_code == 1 and down.output.startswith("Error FT-10")
 
 
 @pytest.mark.integration
@@ -341,4 +342,4 @@ def test_register_command(tmp_path):
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.output) == {"registered": "urn:dev:9", "server": {"id": "urn:dev:9"}}
     assert refused.exit_code == 1
-    assert "Error 5003: Coiote server error: HTTP 409 Conflict: Device exists" in refused.output
+    assert "Error LWM2M-5003: Coiote server error: HTTP 409 Conflict: Device exists" in refused.output

@@ -51,7 +51,7 @@ def test_unwritable_log_file_is_error_1000_not_a_traceback(tmp_path: Path) -> No
     for target in (blocker / "run.log", blocker / "sub" / "run.log"):
         result = CliRunner().invoke(cli, ["--log-file", str(target), "registry", "--help"])
         assert result.exit_code == 1, result.output
-        assert f"Error 1000: General error on factory tool: cannot open log file {target}" in result.output
+        assert f"Error FT-1000: General error on factory tool: cannot open log file {target}" in result.output
         assert "Hint: give --log-file a path" in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
 

@@ -60,13 +60,13 @@ def test_show_by_attempt_id(registry_path: str) -> None:
     code, output = _run("show", "--registry", registry_path, "3")
     assert code == 0 and [(a["id"], a["state"]) for a in json.loads(output)] == [(3, "failed")]
     code, output = _run("show", "--registry", registry_path, "99")
-    assert code == 1 and "Error 4000: no attempt for '99'" in output
+    assert code == 1 and "Error PROVKIT-4000: no attempt for '99'" in output
 
 
 def test_show_unknown_endpoint_is_an_error(registry_path: str) -> None:
     """Showing an unknown endpoint exits 1 with the registry error code."""
     code, output = _run("show", "--registry", registry_path, "nope")
-    assert code == 1 and "Error 4000" in output
+    assert code == 1 and "Error PROVKIT-4000" in output
 
 
 def test_export_json_and_csv_file(registry_path: str, tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_export_json_and_csv_file(registry_path: str, tmp_path: Path) -> None:
 def test_unreachable_registry_exits_with_error() -> None:
     """A registry URL that cannot be opened is reported, not a traceback."""
     code, output = _run("stats", "--registry", "mysql://nowhere/x")
-    assert code == 1 and "Error 4000" in output
+    assert code == 1 and "Error PROVKIT-4000" in output
 
 
 def test_list_pages_and_points_at_the_next_one(registry_path: str) -> None:

@@ -38,8 +38,8 @@ def test_errors_are_coded(tmp_path):
     runner = CliRunner()
     assert runner.invoke(api_key_group, ["create", "bob", "--registry", registry]).exit_code == 0
     again = runner.invoke(api_key_group, ["create", "bob", "--registry", registry])
-    assert again.exit_code == 1 and "Error 8409: an API key named 'bob' exists already" in again.stderr
+    assert again.exit_code == 1 and "Error API-8409: an API key named 'bob' exists already" in again.stderr
     missing = runner.invoke(api_key_group, ["revoke", "carol", "--registry", registry])
-    assert missing.exit_code == 1 and "Error 8404" in missing.stderr
+    assert missing.exit_code == 1 and "Error API-8404" in missing.stderr
     usage = runner.invoke(api_key_group, ["create", "dan", "--group", "root", "--registry", registry])
     assert usage.exit_code == 2

@@ -52,14 +52,14 @@ def test_init_ca_cert_and_trust(tmp_path: Path) -> None:
     row = json.loads(trusted.output)
     assert row["name"] == "line CA" and row["service"] == "lwm2m" and row["status"] == "ACTIVE"
     again = run_cli("server", "trust-ca", str(ca), "--registry", registry, "--service", "lwm2m")
-    assert again.exit_code == 1 and "Error 8004" in again.output
+    assert again.exit_code == 1 and "Error SERVER-8004" in again.output
     leaf = tmp_path / "leaf.pem"
     leaf.write_bytes(
         (home / "server.pem").read_bytes().split(b"-----END CERTIFICATE-----")[0]
         + b"-----END CERTIFICATE-----\n"
     )
     not_ca = run_cli("server", "trust-ca", str(leaf), "--registry", registry)
-    assert not_ca.exit_code == 1 and "Error 8001" in not_ca.output and "Hint:" in not_ca.output
+    assert not_ca.exit_code == 1 and "Error SERVER-8001" in not_ca.output and "Hint:" in not_ca.output
     listed = [
         json.loads(line) for line in run_cli("server", "trusted", "--registry", registry).output.splitlines()
     ]

@@ -82,7 +82,7 @@ def test_serve_udp_and_provision_with_the_endpoint_from_the_device(tmp_path):
     assert ok.exit_code == 0, ok.output
     assert "anjay-zephyr-demo-cafe applied the configuration" in ok.output and "result 0" in ok.output
     # The same boot takes no second blob: the upload is refused with the fs group's code.
-    assert again.exit_code == 1 and again.output.startswith("Error 7114: smp-udp:127.0.0.1:")
+    assert again.exit_code == 1 and again.output.startswith("Error SMP-7114: smp-udp:127.0.0.1:")
     assert "MOUNT_POINT_NOT_FOUND" in again.output
     assert head[-1].strip().endswith("result: 0")
     assert len(stored(db)) == 10
@@ -90,7 +90,7 @@ def test_serve_udp_and_provision_with_the_endpoint_from_the_device(tmp_path):
     with serve_board("--port", "0", "--storage", str(db)) as (_, head):
         port = head[0].rsplit(":", 1)[1]
         halted = provision("-c", str(SAMPLE), "smp-udp", "--host", "127.0.0.1", "--port", port)
-    assert halted.exit_code == 1 and halted.output.startswith("Error 7004:")
+    assert halted.exit_code == 1 and halted.output.startswith("Error SMP-7004:")
     assert "Hint:" in halted.output and "Factory provisioning information already present" in head[2]
 
 
@@ -145,7 +145,8 @@ def test_usage_and_connection_errors(tmp_path):
     both = provision("-c", str(SAMPLE), "--tcp", "127.0.0.1:1", "smp-udp", "--host", "127.0.0.1")
     assert both.exit_code == 2
     missing = provision("-c", str(SAMPLE), "smp-serial", "--port", str(tmp_path / "ttyNONE"))
-    assert missing.exit_code == 1 and missing.output.startswith("Error 7001:") and "ttyNONE" in missing.output
+    assert missing.exit_code == 1
+    assert missing.output.startswith("Error SMP-7001:") and "ttyNONE" in missing.output
     with SmpDeviceFarm(1, link="udp") as farm:
         host, port = farm.addresses[0].removeprefix("smp-udp:").rsplit(":", 1)
         anjay = provision("-c", str(tmp_path / "dev.yaml"), "smp-udp", "--host", host, "--port", port)
@@ -155,8 +156,8 @@ def test_usage_and_connection_errors(tmp_path):
         generic = provision(
             "-c", str(tmp_path / "dev.yaml"), "--target", "generic", "smp-udp", "--host", host, "--port", port
         )
-    assert refused.exit_code == 1 and refused.output.startswith("Error 5006: /3/0/0")
-    assert generic.exit_code == 1 and "\nError 7005: " in generic.output  # the board said -1
+    assert refused.exit_code == 1 and refused.output.startswith("Error LWM2M-5006: /3/0/0")
+    assert generic.exit_code == 1 and "\nError SMP-7005: " in generic.output  # the board said -1
     assert "nothing was applied" in generic.output
 
 

@@ -37,7 +37,8 @@ def test_cloud_errors_keep_the_http_status_and_parse_errors_the_line():
     """401/403 and 409 are CloudApiError subclasses with .http_status; a parse error names its line."""
     rejected = ApiKeyRejected("the API key was rejected (HTTP 401)", http_status=401, hint="new key")
     assert isinstance(rejected, CloudApiError) and rejected.http_status == 401
-    assert format_error(rejected) == "Error 6004: the API key was rejected (HTTP 401)\nHint: new key"
+    expected = "Error DEVELOPER-6004: the API key was rejected (HTTP 401)\nHint: new key"
+    assert format_error(rejected) == expected
     parse = CredentialsParseError("expected ';'", line=7)
     assert isinstance(parse, ValueError) and parse.line == 7
-    assert format_error(parse) == "Error 6003: line 7: expected ';'"
+    assert format_error(parse) == "Error DEVELOPER-6003: line 7: expected ';'"

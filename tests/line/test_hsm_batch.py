@@ -150,5 +150,5 @@ def test_the_cli_exits_with_the_token_error_when_the_token_is_gone(
         "--workers", "1", "--no-progress",
     )  # fmt: skip
     assert result.exit_code == 1
-    assert "Error 401" in result.output or "Error 406" in result.output
+    assert "Error FCU-401" in result.output or "Error FCU-406" in result.output
     assert farm.messages_served == 0

@@ -161,7 +161,7 @@ def test_querying_commands_leave_a_foreign_database_alone(tmp_path: Path, comman
     path = tmp_path / "other.sqlite"
     _foreign_sqlite(path)
     code, output = _run(command, "--registry", str(path))
-    assert code == 1 and "Error 4004:" in output and "is not a provkit registry" in output
+    assert code == 1 and "Error PROVKIT-4004:" in output and "is not a provkit registry" in output
     assert _tables(path) == ["t"]
 
 
@@ -170,7 +170,7 @@ def test_registry_upgrade_command(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     _at_revision(str(path), "0001")
     code, output = _run("stats", "--registry", str(path))
-    assert code == 1 and "Error 4004:" in output and "provkit registry upgrade" in output
+    assert code == 1 and "Error PROVKIT-4004:" in output and "provkit registry upgrade" in output
     code, output = _run("upgrade", "--registry", str(path))
     assert code == 0 and output.strip() == f"registry schema upgraded from revision 0001 to {_head()}"
     code, output = _run("upgrade", "--registry", str(path))

@@ -137,6 +137,7 @@ def test_connect_failures_exit_1_with_their_class(world: World, server: ServerTh
         "failure": "tls-alert",
         "service": "lwm2m",
         "code": 8010,
+        "code_space": "SERVER",
         "message": answer["message"],
         "hint": "the server has no PSK recorded for this identity",
     }

@@ -81,7 +81,7 @@ def test_device_serve_refuses_0_0_0_0_before_creating_storage(tmp_path: Path) ->
     serve = ["device", "serve", "--ip", "0.0.0.0", "--port", "0", "--storage", str(db)]
     result = CliRunner().invoke(cli, serve)
     assert result.exit_code == 1
-    assert "Error 1000: General error on factory tool: refusing to listen on 0.0.0.0" in result.output
+    assert "Error FT-1000: General error on factory tool: refusing to listen on 0.0.0.0" in result.output
     assert "Hint: listen on 127.0.0.1" in result.output
     assert list(tmp_path.iterdir()) == []
     farm = CliRunner().invoke(cli, ["device", "farm", "--count", "1", "--ip", "0.0.0.0"])

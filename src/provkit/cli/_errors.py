@@ -13,8 +13,12 @@ EXIT_FAILURE = 1
 
 
 def format_error(error: ProvkitError) -> str:
-    """Return ``Error <code>: <message>`` plus the hint, if the error has one."""
-    head = f"Error {error.code}: {error.message}" if error.code is not None else error.message
+    """Return ``Error <space>-<code>: <message>`` plus the hint, if the error has one.
+
+    The code is qualified by its space (``FCU-210``, ``KCM-11``; docs/errors.md): numbers
+    of different spaces overlap.
+    """
+    head = f"Error {error.qualified_code}: {error.message}" if error.code is not None else error.message
     return f"{head}\nHint: {error.hint}" if error.hint else head
 
 

@@ -28,6 +28,7 @@ def connect_cmd(
     Prints the outcome as JSON; a failure exits 1 with its class (tls-alert, ca-untrusted,
     cn-mismatch, revoked, timeout, refused, unreachable, device-config) and code.
     """
+    from provkit.cli._errors import format_error
     from provkit.errors import ProvkitError
     from provkit.server.command import failure_answer
     from provkit.server.connect import connect_device
@@ -45,8 +46,6 @@ def connect_cmd(
         except ProvkitError as exc:
             answer: dict[str, Any] = failure_answer(exc)
             click.echo(json.dumps(answer))
-            click.echo(
-                f"Error {exc.code}: {exc.message}" + (f"\nHint: {exc.hint}" if exc.hint else ""), err=True
-            )
+            click.echo(format_error(exc), err=True)
             raise SystemExit(1) from None
     click.echo(json.dumps({"ok": True, **result.as_dict()}))

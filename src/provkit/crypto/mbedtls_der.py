@@ -55,7 +55,7 @@ class Asn1Fault(Enum):
     INVALID_DATA = "invalid data"
 
 
-class Asn1Error(Exception):
+class Asn1Error(CryptoError):
     """A DER read failed the way Mbed TLS's reader fails (internal to the ``mbedtls_*`` modules)."""
 
     def __init__(self, fault: Asn1Fault) -> None:

@@ -34,7 +34,7 @@ from typing import Any, Final
 from aiocoap.util import linkformat
 
 from provkit.crypto import certconfig, issue, keys, x509
-from provkit.errors import ProvkitError
+from provkit.errors import ProvkitError, ServerError
 from provkit.lwm2m.senml import Entry
 from provkit.lwm2m.senml_cbor import encode_cbor
 from provkit.registry import ConnectionEvent, ConnectionOutcome, Registry, Service
@@ -221,7 +221,7 @@ class BootstrapService:
         ]
 
 
-class BootstrapStepError(Exception):
+class BootstrapStepError(ServerError):
     """The device refused a step of the bootstrap sequence."""
 
 

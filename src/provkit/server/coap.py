@@ -28,6 +28,7 @@ from aiocoap.message import Message
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
 
+from provkit.errors import ServerError
 from provkit.server.counters import Counters
 
 ACK_TIMEOUT: Final = 2.0
@@ -45,7 +46,7 @@ CONTENT_SENML_CBOR: Final = 112
 __all__ = ["CoapSession", "CoapTimeout", "Code", "Message", "Type", "decode"]
 
 
-class CoapTimeout(Exception):
+class CoapTimeout(ServerError, TimeoutError):
     """An outgoing confirmable request was not answered after every retransmission."""
 
 

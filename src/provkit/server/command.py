@@ -81,6 +81,7 @@ def failure_answer(error: ProvkitError) -> dict[str, Any]:
         "failure": str(error.failure) if isinstance(error, ConnectError) else Failure.DEVICE_CONFIG.value,
         "service": error.service if isinstance(error, ConnectError) else None,
         "code": error.code,
+        "code_space": None if error.code is None else str(error.space),
         "message": error.message,
         "hint": error.hint,
     }
@@ -91,9 +92,8 @@ def run_command(kcm: Kcm, message: bytes) -> bytes:
     try:
         request = ConnectRequest.decode(message)
     except (ValueError, UnicodeDecodeError) as exc:
-        return json.dumps(
-            {"ok": False, "failure": "refused", "code": None, "message": f"bad request: {exc}"}
-        ).encode()
+        refused = {"ok": False, "failure": "refused", "code": None, "code_space": None}
+        return json.dumps({**refused, "message": f"bad request: {exc}"}).encode()
     try:
         result = connect_device(
             kcm,

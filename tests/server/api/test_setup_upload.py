@@ -27,13 +27,14 @@ def test_setup_uploads_the_factory_ca(sqlite_api: RunningApi, tmp_path: Path) ->
     assert api.registry.trust.get(status["uploaded"]["id"]).name == x509.common_name(ca)
 
     again = run_cli("--home-dir", str(home), "setup", "--upload-ca", api.url, "--api-key", api.admin_key)
-    assert again.exit_code == 1 and "Error 6005" in again.stderr and "already" in again.stderr
+    assert again.exit_code == 1 and "Error DEVELOPER-6005" in again.stderr and "already" in again.stderr
     assert "the factory CA exists already; uploading it" in again.stderr
 
     developer = run_cli(
         "--home-dir", str(home), "setup", "--upload-ca", api.url, "--api-key", api.developer_key
     )
-    assert developer.exit_code == 1 and "Error 6004" in developer.stderr and "HTTP 403" in developer.stderr
+    assert developer.exit_code == 1
+    assert "Error DEVELOPER-6004" in developer.stderr and "HTTP 403" in developer.stderr
 
     lwm2m = run_cli(
         "--home-dir", str(home), "setup", "--upload-ca", api.url, "--upload-service", "lwm2m",

@@ -29,6 +29,7 @@ from smp import file_management as smp_fs
 from smp.file_management import FS_MGMT_ERR
 
 from provkit.device.smp.mounts import Mount, fault
+from provkit.errors import SmpError
 
 PATH_MAX_BYTES: Final = 64
 """``CONFIG_MCUMGR_GRP_FS_PATH_LEN``: the longest name the group takes."""
@@ -40,7 +41,7 @@ class HashChecksumRequest(smp_fs.FileHashChecksumRequest):
     type: str | None = None  # type: ignore[assignment]
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(SmpError, ValueError):
     """The request lacks a field or breaks a limit: the answer is ``MGMT_ERR_EINVAL``."""
 
 

@@ -6,7 +6,7 @@ body is the acceptor's :class:`~provkit.lwm2m.response.AcceptResult`.
 
 from __future__ import annotations
 
-from provkit.errors import DeviceResponseError, SenmlError
+from provkit.errors import CodeSpace, DeviceResponseError, SenmlError
 from provkit.factory import provision
 from provkit.factory.provision import OneMessage, converse
 from provkit.lwm2m.response import AcceptResult
@@ -19,6 +19,7 @@ class ProvisioningRefused(DeviceResponseError):
     """The device answered, but refused the blob; ``result`` holds its code and reason."""
 
     default_code = 5010
+    space = CodeSpace.LWM2M
 
     def __init__(self, result: AcceptResult) -> None:
         super().__init__(
