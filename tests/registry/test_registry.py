@@ -229,3 +229,16 @@ def test_registry_file_removed_mid_batch_is_reported(tmp_path: object) -> None:
             registry.record_attempts(None, [NewAttempt("ep", "sn")])
     finally:
         registry.close()
+
+
+def test_postgresql_without_its_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """psycopg is the postgres extra: without it a PostgreSQL URL is a clear RegistryError."""
+    import sys
+
+    from provkit.errors import RegistryError
+    from provkit.registry.engine import create_registry_engine
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(RegistryError, match="needs the psycopg driver") as caught:
+        create_registry_engine("postgresql://postgres@127.0.0.1:5432/test")
+    assert caught.value.hint is not None and "provkit[postgres]" in caught.value.hint

@@ -94,7 +94,8 @@ def create_registry_engine(url_or_path: str | Path, *, read_only: bool = False) 
             must exist), PostgreSQL sessions whose transactions are read-only.
 
     Raises:
-        RegistryError: the URL is malformed, its directory (read-only: its file) does not exist.
+        RegistryError: the URL is malformed, its directory (read-only: its file) does not
+            exist, or it is PostgreSQL's and the driver (the ``postgres`` extra) is missing.
     """
     url = normalise_url(url_or_path)
     database = sqlite_file(url)
@@ -111,7 +112,15 @@ def create_registry_engine(url_or_path: str | Path, *, read_only: bool = False) 
             )
         _tune_sqlite(engine, read_only=read_only)
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+    try:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=16)
+    except ImportError as exc:
+        # The PostgreSQL driver is an extra: a station on SQLite, a device agent or a
+        # developer's desk does not install it.
+        raise RegistryError(
+            f"a PostgreSQL registry needs the psycopg driver, which is not installed ({exc})",
+            hint="install provkit with its postgres extra: pip install 'provkit[postgres]'",
+        ) from exc
     if read_only:
         # Per transaction: a session setting would be undone when a pooled connection's
         # read-only execution option is reset on its return to the pool.
