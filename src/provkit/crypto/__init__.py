@@ -14,3 +14,6 @@ Each job has one function here, used by the device side, the factory side and Lw
 * :mod:`provkit.crypto.certconfig` — LwM2M cert-config keys (RSA, any curve) and self-signed certificates.
 * :mod:`provkit.crypto.aead` — AES-GCM sealing of secrets at rest.
 """
+
+__all__: list[str] = []
+"""Nothing at the package level: its modules are the API (named above)."""

@@ -6,3 +6,6 @@
 
 Only this package imports ``pkcs11``.
 """
+
+__all__: list[str] = []
+"""Nothing at the package level: its modules are the API (named above)."""
