@@ -1,6 +1,8 @@
 """Result objects of the FCU API, named as in Arm's FCU (``fcu.FactoryToolApi``).
 
-All are immutable, so one object can be handed between threads of a factory line.
+All are frozen dataclasses that provkit never changes once built, so one object can be
+handed between threads of a factory line. Their lists (errors, warnings) are lists, as in
+Arm's FCU API: do not change them either.
 """
 
 from __future__ import annotations
