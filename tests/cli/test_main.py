@@ -67,3 +67,23 @@ def test_writable_log_file_receives_the_records(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     assert "hello from the test" in log.read_text(encoding="utf-8")
+
+
+def test_every_group_turns_provkit_errors_into_exit_1() -> None:
+    """Every click group of the CLI is a ProvkitGroup: commands raise, one place prints and exits."""
+    import importlib
+    import pkgutil
+
+    import click
+
+    import provkit.cli
+    from provkit.cli._errors import ProvkitGroup
+
+    groups = []
+    for info in pkgutil.iter_modules(provkit.cli.__path__, "provkit.cli."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        groups += [value for value in vars(module).values() if isinstance(value, click.Group)]
+    assert len(groups) >= 8
+    assert all(isinstance(group, ProvkitGroup) for group in groups), [g.name for g in groups]

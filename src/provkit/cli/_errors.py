@@ -26,3 +26,19 @@ def exit_with(error: ProvkitError) -> NoReturn:
     """Print ``error`` to stderr and leave with :data:`EXIT_FAILURE`."""
     click.echo(format_error(error), err=True)
     raise SystemExit(EXIT_FAILURE)
+
+
+class ProvkitGroup(click.Group):
+    """A click group whose subcommands' provkit errors become one message and exit status 1.
+
+    Every group of the CLI is one, so a command raises its library's error and never
+    catches it just to print it; run on its own (as tests run a group), a group answers
+    as it does under ``provkit``.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the subcommand; a provkit error becomes a message and exit status 1."""
+        try:
+            return super().invoke(ctx)
+        except ProvkitError as error:
+            exit_with(error)

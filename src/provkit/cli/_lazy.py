@@ -6,8 +6,7 @@ import importlib
 
 import click
 
-from provkit.cli._errors import exit_with
-from provkit.errors import ProvkitError
+from provkit.cli._errors import ProvkitGroup
 
 
 def load_command(target: str) -> click.Command:
@@ -19,7 +18,7 @@ def load_command(target: str) -> click.Command:
     return command
 
 
-class LazyGroup(click.Group):
+class LazyGroup(ProvkitGroup):
     """A click group whose subcommands are imported on first use."""
 
     def __init__(self, *args: object, lazy: dict[str, tuple[str, str]], **kwargs: object) -> None:
@@ -35,14 +34,6 @@ class LazyGroup(click.Group):
         if cmd_name in self._lazy:
             return load_command(self._lazy[cmd_name][0])
         return super().get_command(ctx, cmd_name)
-
-    def invoke(self, ctx: click.Context) -> object:
-        """Run the subcommand; a provkit error becomes a message and exit status 1."""
-        # Every subcommand's provkit errors end here: one message format, exit status 1.
-        try:
-            return super().invoke(ctx)
-        except ProvkitError as error:
-            exit_with(error)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Write the command list for ``--help``."""

@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from provkit.cli._errors import ProvkitGroup
 from provkit.cli._links import link_settings_options
 from provkit.cli._state import CliState
 from provkit.errors import AllocationError, BatchError
@@ -312,7 +313,7 @@ def print_summary(console: Console, report: BatchReport, max_failures: int = 20)
         console.print(f"… and {len(failed) - max_failures} more in the JSON report")
 
 
-@click.group("batch")
+@click.group("batch", cls=ProvkitGroup)
 def batch_group() -> None:
     """Provision many devices: prepare bundles, inject them, verify the answers."""
 

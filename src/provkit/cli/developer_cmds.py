@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from provkit.cli._errors import exit_with
+from provkit.cli._errors import ProvkitGroup, exit_with
 from provkit.cli._links import device_options, link_settings_options
 from provkit.errors import DeviceResponseError, ProvkitError
 from provkit.transport.link import LinkSettings
@@ -44,7 +44,7 @@ def _opts(ctx: click.Context) -> _Options:
     return obj
 
 
-@click.group("developer")
+@click.group("developer", cls=ProvkitGroup)
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -96,10 +96,7 @@ def save_api_key_cmd(ctx: click.Context, key: str) -> None:
     from provkit.developer import save_api_key
 
     opts = _opts(ctx)
-    try:
-        account = save_api_key(key, **opts.api)
-    except ProvkitError as exc:
-        exit_with(exc)
+    account = save_api_key(key, **opts.api)
     click.echo(f"API key saved (account {account.get('id', '?')})")
 
 
@@ -112,10 +109,7 @@ def create_certificate_cmd(ctx: click.Context, name: str, description: str) -> N
     from provkit.developer import create_developer_certificate
 
     opts = _opts(ctx)
-    try:
-        paths = create_developer_certificate(name, description=description, **opts.api)
-    except ProvkitError as exc:
-        exit_with(exc)
+    paths = create_developer_certificate(name, description=description, **opts.api)
     click.echo(f"developer certificate {name!r} saved: {len(paths)} files in {paths[0].parent}")
 
 
@@ -127,10 +121,7 @@ def import_update_cmd(ctx: click.Context, name: str, resources_c: Path) -> None:
     """Parse a manifest-tool update_default_resources.c and save it as NAME in the team store."""
     from provkit.developer import import_update_certificate
 
-    try:
-        paths = import_update_certificate(name, resources_c, home=_opts(ctx).home)
-    except ProvkitError as exc:
-        exit_with(exc)
+    paths = import_update_certificate(name, resources_c, home=_opts(ctx).home)
     click.echo(f"update certificate {name!r} saved: {len(paths)} files in {paths[0].parent}")
 
 
@@ -142,10 +133,7 @@ def import_credentials_cmd(ctx: click.Context, credentials_c: Path, name: str | 
     """Save a local mbed_cloud_dev_credentials.c in the team store (no Device Management call)."""
     from provkit.developer import import_developer_credentials
 
-    try:
-        name, paths = import_developer_credentials(credentials_c, name, home=_opts(ctx).home)
-    except ProvkitError as exc:
-        exit_with(exc)
+    name, paths = import_developer_credentials(credentials_c, name, home=_opts(ctx).home)
     click.echo(f"developer certificate {name!r} saved: {len(paths)} files in {paths[0].parent}")
 
 
@@ -157,11 +145,8 @@ def list_certificates_cmd(ctx: click.Context, cloud: bool) -> None:
     from provkit.developer import cloud_client, list_certificates
 
     opts = _opts(ctx)
-    try:
-        client = cloud_client(**opts.api) if cloud else None
-        entries = list_certificates(home=opts.home, client=client)
-    except ProvkitError as exc:
-        exit_with(exc)
+    client = cloud_client(**opts.api) if cloud else None
+    entries = list_certificates(home=opts.home, client=client)
     rows = [{"name": e.name, "kind": e.kind, "local": e.local, "id": e.cloud_id} for e in entries]
     click.echo(json.dumps(rows, indent=1))
 
@@ -175,10 +160,7 @@ def delete_certificate_cmd(ctx: click.Context, name: str, local_only: bool) -> N
     from provkit.developer import delete_certificate
 
     opts = _opts(ctx)
-    try:
-        local, cloud_id = delete_certificate(name, cloud=not local_only, **opts.api)
-    except ProvkitError as exc:
-        exit_with(exc)
+    local, cloud_id = delete_certificate(name, cloud=not local_only, **opts.api)
     where = [
         w for w, done in (("team store", local), (f"Device Management (id {cloud_id})", cloud_id)) if done
     ]
@@ -220,16 +202,13 @@ def provision_cmd(
     from provkit.developer import build_provisioning_bundle, prepare_provisioning, truncation_warnings
 
     opts = _opts(ctx)
-    try:
-        dev, update = prepare_provisioning(
-            dev_cert_name,
-            update_cert_name,
-            create=create_dev_cert,
-            resources_c=update_c,
-            **opts.api,
-        )
-    except ProvkitError as exc:
-        exit_with(exc)
+    dev, update = prepare_provisioning(
+        dev_cert_name,
+        update_cert_name,
+        create=create_dev_cert,
+        resources_c=update_c,
+        **opts.api,
+    )
     for warning in truncation_warnings(dev):
         click.echo(f"Warning: {warning}", err=True)
     try:
@@ -255,8 +234,5 @@ def status_cmd(device: LinkTarget, settings: LinkSettings) -> None:
     """Ask the device to verify its Device Management configuration; print the answer as JSON."""
     from provkit.developer import status_bundle
 
-    try:
-        answer = _deliver(status_bundle(), device, settings)
-    except ProvkitError as exc:
-        exit_with(exc)
+    answer = _deliver(status_bundle(), device, settings)
     _finish({"file": str(device.path)} if isinstance(device, FileTarget) else {}, answer)

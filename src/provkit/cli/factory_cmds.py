@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from provkit.cli._errors import exit_with
+from provkit.cli._errors import ProvkitGroup, exit_with
 from provkit.cli._links import link_settings_options, link_target
 from provkit.cli._state import CliState, ca_key_options
 from provkit.codes import FcuErrorCode, FtErrorCode
@@ -216,7 +216,7 @@ def _upload_ca(ca_file: Path, url: str, service: str, api_key: str | None) -> di
 # ---------------------------------------------------------------- inject
 
 
-class _TransportGroup(click.Group):
+class _TransportGroup(ProvkitGroup):
     """The inject transports; ft_demo's spelling ``to_file`` is accepted for ``to-file``."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:

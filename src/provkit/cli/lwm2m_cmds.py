@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from provkit.cli._errors import exit_with
+from provkit.cli._errors import ProvkitGroup
 from provkit.cli._links import device_options, link_settings_options
 from provkit.cli._state import CliState
 from provkit.errors import ProvkitError
@@ -104,7 +104,7 @@ def _prepare(
     return fp
 
 
-@click.group("lwm2m")
+@click.group("lwm2m", cls=ProvkitGroup)
 def lwm2m_group() -> None:
     """LwM2M factory provisioning: SenML CBOR blobs of Security/Server/Device objects."""
 
@@ -130,15 +130,10 @@ def build_cmd(
     from provkit.factory.lwm2m.provisioning import write_output
     from provkit.lwm2m.senml_json import encode_json
 
-    try:
-        fp = _prepare(
-            endpoint_cfg, urn, cert, pkey, pcert, scert, factory_ca, target, allow_unverified_server
-        )
-        blob = fp.provision_device(output=output)
-        if json_out is not None:
-            write_output(json_out, (encode_json(fp.config.entries(), indent=1) + "\n").encode("utf-8"))
-    except ProvkitError as exc:
-        exit_with(exc)
+    fp = _prepare(endpoint_cfg, urn, cert, pkey, pcert, scert, factory_ca, target, allow_unverified_server)
+    blob = fp.provision_device(output=output)
+    if json_out is not None:
+        write_output(json_out, (encode_json(fp.config.entries(), indent=1) + "\n").encode("utf-8"))
     click.echo(f"wrote {len(blob)} bytes, {len(fp.config.entries())} resources to {output}")
 
 
@@ -171,33 +166,30 @@ def inspect_cmd(blob: Path, fmt: str, generic: bool, reveal: bool) -> None:
 
     data = blob.read_bytes()
     full = fmt == "json"
-    try:
-        rows: list[dict[str, object]] = []
-        if generic:
-            for record in decode_cbor(data):
-                rows.append(
-                    {
-                        "path": record.name,
-                        "label": record.label,
-                        "value": _shown(record.value, False, True, full=full),
-                    }
-                )
-        else:
-            from provkit.lwm2m.senml import value_label
+    rows: list[dict[str, object]] = []
+    if generic:
+        for record in decode_cbor(data):
+            rows.append(
+                {
+                    "path": record.name,
+                    "label": record.label,
+                    "value": _shown(record.value, False, True, full=full),
+                }
+            )
+    else:
+        from provkit.lwm2m.senml import value_label
 
-            for entry in decode_strict(data):
-                oid, _, rid, *_ = entry.ids
-                spec = resource_spec(oid, rid)
-                rows.append(
-                    {
-                        "path": entry.path,
-                        "resource": spec.name if spec else "?",
-                        "label": value_label(entry.value),
-                        "value": _shown(entry.value, bool(spec and spec.secret), reveal, full=full),
-                    }
-                )
-    except ProvkitError as exc:
-        exit_with(exc)
+        for entry in decode_strict(data):
+            oid, _, rid, *_ = entry.ids
+            spec = resource_spec(oid, rid)
+            rows.append(
+                {
+                    "path": entry.path,
+                    "resource": spec.name if spec else "?",
+                    "label": value_label(entry.value),
+                    "value": _shown(entry.value, bool(spec and spec.secret), reveal, full=full),
+                }
+            )
     if fmt == "json":
         click.echo(json.dumps(rows, indent=1, ensure_ascii=False))
         return
@@ -252,28 +244,25 @@ def provision_cmd(
     if isinstance(device, SmpTarget):  # --link smp-serial:… / smp-udp:…: a Zephyr board, SMP defaults
         _provision_board(ctx.params, device.open_files(), endpoint_from_device=True, no_progress=False)
         return
-    try:
-        fp = _prepare(
-            endpoint_cfg,
-            urn,
-            cert,
-            pkey,
-            pcert,
-            scert,
-            factory_ca,
-            target,
-            allow_unverified_server,
-            server,
-            token,
-        )
-        fp.provision_device(device, settings=settings)
-        if fp.last_result is None:
-            click.echo(f"wrote framed request to {device.path if isinstance(device, FileTarget) else device}")
-        else:
-            click.echo(f"device accepted {fp.last_result.written} resources")
-        _register(fp, server, token)
-    except ProvkitError as exc:
-        exit_with(exc)
+    fp = _prepare(
+        endpoint_cfg,
+        urn,
+        cert,
+        pkey,
+        pcert,
+        scert,
+        factory_ca,
+        target,
+        allow_unverified_server,
+        server,
+        token,
+    )
+    fp.provision_device(device, settings=settings)
+    if fp.last_result is None:
+        click.echo(f"wrote framed request to {device.path if isinstance(device, FileTarget) else device}")
+    else:
+        click.echo(f"device accepted {fp.last_result.written} resources")
+    _register(fp, server, token)
 
 
 def _check_credentials(pkey: Path | None, pcert: Path | None, cert: Path | None, factory_ca: bool) -> None:
@@ -400,26 +389,23 @@ def _provision_board(
         bar.update(tasks[0], completed=held, total=total)
 
     try:
-        try:
-            if wait_ready_s:
-                try:
-                    wait_until_ready(link, wait_ready_s)
-                except ProvkitError:
-                    link.close()
-                    raise
-            with link:
-                fp, outcome = provision_board(link, prepare, endpoint_name=urn, progress=show)
-        finally:
-            if tasks:
-                bar.stop()
-        note = " (the last answers were lost; result.txt confirmed it)" if outcome.upload_recovered else ""
-        click.echo(
-            f"{link.describe}: {outcome.endpoint_name} applied the configuration "
-            f"({outcome.blob_bytes} bytes, result 0){note}"
-        )
-        _register(fp, opts["server"], opts["token"])
-    except ProvkitError as exc:
-        exit_with(exc)
+        if wait_ready_s:
+            try:
+                wait_until_ready(link, wait_ready_s)
+            except ProvkitError:
+                link.close()
+                raise
+        with link:
+            fp, outcome = provision_board(link, prepare, endpoint_name=urn, progress=show)
+    finally:
+        if tasks:
+            bar.stop()
+    note = " (the last answers were lost; result.txt confirmed it)" if outcome.upload_recovered else ""
+    click.echo(
+        f"{link.describe}: {outcome.endpoint_name} applied the configuration "
+        f"({outcome.blob_bytes} bytes, result 0){note}"
+    )
+    _register(fp, opts["server"], opts["token"])
 
 
 @provision_cmd.command("smp-serial")
@@ -492,8 +478,5 @@ def register_cmd(endpoint_cfg: Path, urn: str, server: Path, token: str) -> None
     """Register a device in the management server (Coiote REST API)."""
     from provkit.factory.lwm2m import FactoryProvisioning
 
-    try:
-        answer = FactoryProvisioning(endpoint_cfg, urn, server, token, None).register()
-    except ProvkitError as exc:
-        exit_with(exc)
+    answer = FactoryProvisioning(endpoint_cfg, urn, server, token, None).register()
     click.echo(json.dumps({"registered": urn, "server": answer}))

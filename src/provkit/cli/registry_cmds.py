@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from provkit.cli._errors import ProvkitGroup
 from provkit.cli._state import CliState
 from provkit.cli.batch_cmds import default_registry, open_registry, registry_option
 from provkit.errors import RegistryError
@@ -45,7 +46,7 @@ def _table(rows: list[Attempt]) -> Table:
     return table
 
 
-@click.group("registry")
+@click.group("registry", cls=ProvkitGroup)
 def registry_group() -> None:
     """Query the registry of provisioning attempts."""
 

@@ -11,9 +11,8 @@ import json
 
 import click
 
-from provkit.cli._errors import exit_with
+from provkit.cli._errors import ProvkitGroup
 from provkit.cli.batch_cmds import open_registry, registry_option
-from provkit.errors import ProvkitError
 from provkit.registry.apikeys import ApiKey, Role
 
 _ROLES = click.Choice([role.value for role in Role])
@@ -31,7 +30,7 @@ def _row(key: ApiKey) -> dict[str, object]:
     }
 
 
-@click.group("api-key")
+@click.group("api-key", cls=ProvkitGroup)
 def api_key_group() -> None:
     """Create, list and revoke API keys of the Device Management API."""
 
@@ -50,10 +49,7 @@ def api_key_group() -> None:
 @click.pass_context
 def create_cmd(ctx: click.Context, name: str, role: str, registry_url: str | None) -> None:
     """Create API key NAME and print it (it is shown this once)."""
-    try:
-        record, key = open_registry(ctx, registry_url, None).api_keys.create(name, role)
-    except ProvkitError as exc:
-        exit_with(exc)
+    record, key = open_registry(ctx, registry_url, None).api_keys.create(name, role)
     click.echo(key)
     click.echo(f"API key {record.name!r} ({record.role.value}) created; it is not shown again.", err=True)
 
@@ -63,10 +59,7 @@ def create_cmd(ctx: click.Context, name: str, role: str, registry_url: str | Non
 @click.pass_context
 def list_cmd(ctx: click.Context, registry_url: str | None) -> None:
     """List the API keys (never the keys themselves) as JSON lines."""
-    try:
-        keys = open_registry(ctx, registry_url, None, read_only=True).api_keys.list()
-    except ProvkitError as exc:
-        exit_with(exc)
+    keys = open_registry(ctx, registry_url, None, read_only=True).api_keys.list()
     for key in keys:
         click.echo(json.dumps(_row(key)))
 
@@ -77,8 +70,5 @@ def list_cmd(ctx: click.Context, registry_url: str | None) -> None:
 @click.pass_context
 def revoke_cmd(ctx: click.Context, name_or_id: str, registry_url: str | None) -> None:
     """Revoke an API key: requests with it are refused from now on."""
-    try:
-        key = open_registry(ctx, registry_url, None).api_keys.revoke(name_or_id)
-    except ProvkitError as exc:
-        exit_with(exc)
+    key = open_registry(ctx, registry_url, None).api_keys.revoke(name_or_id)
     click.echo(json.dumps(_row(key)))

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from provkit.cli._errors import ProvkitGroup
 from provkit.cli._state import CliState
 from provkit.cli.batch_cmds import default_registry, open_registry, registry_option
 from provkit.registry import Service
@@ -41,7 +42,7 @@ home_option = click.option(
 )
 
 
-@click.group("server")
+@click.group("server", cls=ProvkitGroup)
 def server_group() -> None:
     """Run the LwM2M bootstrap and registration server; manage whom it trusts."""
 
