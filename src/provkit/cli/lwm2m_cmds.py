@@ -204,7 +204,7 @@ def inspect_cmd(blob: Path, fmt: str, generic: bool, reveal: bool) -> None:
     Console().print(table)
 
 
-@lwm2m_group.group("provision", invoke_without_command=True)
+@lwm2m_group.group("provision", cls=ProvkitGroup, invoke_without_command=True)
 @_tool_options
 @click.option("-s", "--server", type=_EXISTING, help="Coiote server JSON (url, port, domain).")
 @click.option("-t", "--token", help="Coiote access token.")
