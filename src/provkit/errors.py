@@ -239,7 +239,7 @@ class NotAStoreError(StorageError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, kcm_status=KcmStatus.STORAGE_ERROR)
-        self.hint = "give the path of a device store (made by 'provkit device serve --storage')"
+        self.hint = "give the path of a device store (made by a device agent's `storage`)"
 
 
 class SecretUnavailableError(StorageError):
@@ -348,7 +348,7 @@ class LogFileError(ProvkitError, OSError):
         reason = getattr(cause, "strerror", None) or str(cause)
         super().__init__(
             FtErrorCode.GENERAL.format(f"cannot open log file {path}: {reason}"),
-            hint="give --log-file a path in a directory you can write to",
+            hint="give `log_file` a path in a directory you can write to",
         )
 
     def __str__(self) -> str:
@@ -392,7 +392,7 @@ class RemoteBindRefused(TransportError):
                 "disable its factory flow"
             ),
             code=FtErrorCode.GENERAL,
-            hint="listen on 127.0.0.1 (tunnel the station in, e.g. ssh -L), or pass --allow-remote "
+            hint="listen on 127.0.0.1 (tunnel the station in, e.g. ssh -L), or allow `allow_remote` "
             "on an isolated factory network",
         )
         self.host = host

@@ -87,3 +87,32 @@ def test_every_group_turns_provkit_errors_into_exit_1() -> None:
         groups += [value for value in vars(module).values() if isinstance(value, click.Group)]
     assert len(groups) >= 8
     assert all(isinstance(group, ProvkitGroup) for group in groups), [g.name for g in groups]
+
+
+def test_hints_name_cli_options_in_the_cli_and_settings_in_the_library() -> None:
+    """A library hint names the setting (`pkcs11_module`); the CLI prints the option that sets it."""
+    from provkit.cli._errors import CLI_SPELLING, cli_text, format_error
+    from provkit.errors import HsmError
+
+    error = HsmError("no module", hint="give `pkcs11_module` or module-path in the URI; `unknown` stays")
+    assert format_error(error).endswith("Hint: give --pkcs11-module or module-path in the URI; unknown stays")
+    assert all(flag.startswith("--") and "_" not in flag for flag in CLI_SPELLING.values())
+    assert cli_text("plain text") == "plain text"
+
+
+def test_library_hints_name_no_cli_flags() -> None:
+    """No hint written outside the CLI spells a command-line option."""
+    import re
+    from pathlib import Path
+
+    import provkit
+
+    root = Path(provkit.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if "cli" in path.relative_to(root).parts:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if re.search(r"hint\s*=.*--[a-z]", line):
+                offenders.append(f"{path.relative_to(root)}:{number}")
+    assert not offenders

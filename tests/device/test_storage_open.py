@@ -93,7 +93,7 @@ def test_missing_secret_is_an_error_and_never_replaced(tmp_path: Path, mode: Ope
     with pytest.raises(SecretUnavailableError) as info:
         Kcm(backend)
     backend.close()
-    assert info.value.code == 14 and "--secret-file" in (info.value.hint or "")
+    assert info.value.code == 14 and "`secret_file`" in (info.value.hint or "")
     assert not (tmp_path / "dev.db.secret").exists()
     # The secret kept elsewhere opens the store.
     backend = open_storage(path, mode=mode, secret_file=saved)

@@ -99,7 +99,7 @@ def test_an_older_schema_is_refused_by_inspection_and_upgraded_explicitly(tmp_pa
     with pytest.raises(RegistrySchemaError) as info:
         Registry.open(path, read_only=True)
     assert "revision '0001'" in info.value.message and f"uses '{_head()}'" in info.value.message
-    assert "provkit registry upgrade --registry" in (info.value.hint or "")
+    assert "provkit registry upgrade `registry`" in (info.value.hint or "")
     assert "reservations" not in _tables(path)
     assert Registry.upgrade(path) == ("0001", _head())
     assert Registry.upgrade(path) == (_head(), _head())

@@ -50,7 +50,7 @@ def test_a_non_loopback_bind_is_refused_with_1000_naming_the_risk() -> None:
     assert info.value.code == 1000
     assert "refusing to listen on 0.0.0.0" in info.value.message
     assert "provision this device or disable its factory flow" in info.value.message
-    assert "--allow-remote" in (info.value.hint or "")
+    assert "`allow_remote`" in (info.value.hint or "")
     check_bind_address("0.0.0.0", allow_remote=True)
     check_bind_address("127.0.0.1", allow_remote=False)
 

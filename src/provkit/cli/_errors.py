@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+import re
+from typing import Final, NoReturn
 
 import click
 
@@ -12,6 +13,35 @@ EXIT_FAILURE = 1
 """Exit status of a command that failed with a provkit error (click uses 2 for usage errors)."""
 
 
+CLI_SPELLING: Final[dict[str, str]] = {
+    "allow_remote": "--allow-remote",
+    "api_host": "--api-host",
+    "config_file": "--config-file",
+    "devices": "--devices",
+    "endpoint": "--endpoint",
+    "force": "--force",
+    "https_cert": "--https-cert",
+    "https_key": "--https-key",
+    "insecure_http": "--insecure-http",
+    "log_file": "--log-file",
+    "no_bootstrap": "--no-bootstrap",
+    "out": "--out",
+    "pin_file": "--pin-file",
+    "pkcs11_module": "--pkcs11-module",
+    "registry": "--registry",
+    "secret_file": "--secret-file",
+    "storage": "--storage",
+}
+"""Library settings named in hints (as `` `name` ``) and the CLI option that sets each."""
+
+_SETTING: Final = re.compile(r"`([a-z0-9_]+)`")
+
+
+def cli_text(text: str) -> str:
+    """``text`` with the library settings it names (`` `pkcs11_module` ``) spelled as CLI options."""
+    return _SETTING.sub(lambda m: CLI_SPELLING.get(m.group(1), m.group(1)), text)
+
+
 def format_error(error: ProvkitError) -> str:
     """Return ``Error <space>-<code>: <message>`` plus the hint, if the error has one.
 
@@ -19,7 +49,7 @@ def format_error(error: ProvkitError) -> str:
     of different spaces overlap.
     """
     head = f"Error {error.qualified_code}: {error.message}" if error.code is not None else error.message
-    return f"{head}\nHint: {error.hint}" if error.hint else head
+    return f"{head}\nHint: {cli_text(error.hint)}" if error.hint else head
 
 
 def exit_with(error: ProvkitError) -> NoReturn:

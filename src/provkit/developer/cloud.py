@@ -173,7 +173,7 @@ class CloudClient:
             reason = getattr(exc, "reason", exc)
             raise CloudApiError(
                 f"cannot reach {self.host}: {reason}",
-                hint=f"check the network or the API host (--api-host / ${API_HOST_ENV})",
+                hint=f"check the network or the API host (`api_host` / ${API_HOST_ENV})",
             ) from exc
         if not raw:
             return None

@@ -364,7 +364,7 @@ class SqliteStorage:
             raise SecretUnavailableError(
                 f"the device secret {self.secret_path} is missing: this store's keys, ROT and Entropy are "
                 "sealed with it",
-                hint="restore the secret file or name it with --secret-file (or PROVKIT_DEVICE_SECRET_FILE)",
+                hint="restore the secret file or name it with `secret_file` (or PROVKIT_DEVICE_SECRET_FILE)",
             )
         try:
             return load_or_create_secret(self.secret_path)

@@ -167,7 +167,7 @@ def read_config_mapping(path: Path, reserved: Mapping[str, str]) -> dict[str, An
         if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
             hint = f"fcu.yml is larger than {MAX_CONFIG_BYTES:,} bytes; a configuration is a few KiB"
         else:
-            hint = f"{exc}; run 'provkit init' to create a template or pass --config-file"
+            hint = f"{exc}; create a template (init) or give `config_file`"
         raise ConfigError.from_code(FcuErrorCode.CONFIG_LOAD_FAILED, path, hint=hint) from exc
     # The reserved names take the *resolved* directories: they already honour the
     # environment, and an API argument (home_dir=…, resources_dir=…) must win over it.

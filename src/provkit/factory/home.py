@@ -40,7 +40,7 @@ def init_home(home: Path, *, force: bool = False) -> FcuPaths:
     paths = FcuPaths.resolve(home, environ={})
     if paths.config_file.exists() and not force:
         raise FactoryError.from_code(
-            FcuErrorCode.FILE_ALREADY_EXISTS, paths.config_file, hint="use --force to overwrite it"
+            FcuErrorCode.FILE_ALREADY_EXISTS, paths.config_file, hint="overwrite it with `force`"
         )
     paths.config_file.parent.mkdir(parents=True, exist_ok=True)
     paths.resources.mkdir(parents=True, exist_ok=True)

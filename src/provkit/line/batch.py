@@ -110,7 +110,7 @@ class Batch:
         manifest = layout.read_manifest()
         if manifest is None:
             if devices is None:
-                raise BatchError(f"{directory} holds no batch", hint="give --devices devices.csv")
+                raise BatchError(f"{directory} holds no batch", hint="give the `devices` file (devices.csv)")
             parsed = load_devices(devices)
             text = devices.read_text(encoding="utf-8-sig")
             batch_id = layout.create(text, parsed.sha256)
@@ -124,7 +124,7 @@ class Batch:
             if devices is not None and load_devices(devices).sha256 != manifest.get("devices_sha256"):
                 raise BatchError(
                     f"{directory} holds a batch made from a different devices file",
-                    hint="use a new --out directory for a new device list",
+                    hint="use a new `out` directory for a new device list",
                 )
         registry.create_batch(batch_id, source=str(devices or layout.devices))
         return cls(layout, batch_id, parsed, registry, options or BatchOptions(), progress)

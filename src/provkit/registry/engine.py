@@ -248,7 +248,7 @@ def check_schema(engine: Engine, *, allow_empty: bool, allow_outdated: bool) -> 
             )
         raise RegistrySchemaError(
             f"{where} is not a provkit registry (its tables: {', '.join(sorted(state.tables))})",
-            hint="give --registry the registry's file or URL",
+            hint="give `registry` the registry's file or URL",
         )
     if state.current:
         return state
@@ -262,7 +262,7 @@ def check_schema(engine: Engine, *, allow_empty: bool, allow_outdated: bool) -> 
     if not allow_outdated:
         raise RegistrySchemaError(
             f"{where} has registry schema revision {state.revision!r}; this provkit uses {state.head!r}",
-            hint=f"upgrade it first: provkit registry upgrade --registry {where}",
+            hint=f"upgrade it first (Registry.upgrade, or: provkit registry upgrade `registry` {where})",
         )
     return state
 

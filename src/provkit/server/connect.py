@@ -85,7 +85,7 @@ def connect_device(
             "the device store names no endpoint",
             failure=Failure.DEVICE_CONFIG,
             code=Failure.DEVICE_CONFIG.code,
-            hint="give the endpoint name (--endpoint)",
+            hint="give the endpoint name (`endpoint`)",
         )
     servers = identity.server_accounts
     bootstrap_server = None

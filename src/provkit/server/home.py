@@ -123,7 +123,7 @@ def init_home(
     if is_initialised(home) and not force:
         raise ServerSetupError(
             f"{home} already holds a server home",
-            hint="devices trust its CA already; replace it only with --force",
+            hint="devices trust its CA already; replace it only with `force`",
         )
     when = now or dt.datetime.now(dt.UTC)
     try:
@@ -192,7 +192,8 @@ def load_home(home: Path) -> ServerMaterial:
         sealing_key = keys.load_private_key(_read(home, SEALING_KEY_FILE))
     except (CryptoError, ValueError, KeyError, TypeError) as exc:
         raise ServerSetupError(
-            f"server home {home} is unusable: {exc}", hint="run 'provkit server init --force'"
+            f"server home {home} is unusable: {exc}",
+            hint="make the server home again (server init with `force`)",
         ) from exc
     if not chain or not x509.matches_private_key(chain[0], server_key):
         raise ServerSetupError(f"{home / SERVER_KEY_FILE} does not match {home / SERVER_FILE}")

@@ -69,7 +69,7 @@ def check_settings(settings: HttpSettings) -> None:
         if not is_loopback(settings.host) and not settings.insecure_http:
             raise ServerSetupError(
                 f"refusing plain HTTP on {settings.host}: API keys would cross the network in clear",
-                hint="give --https-cert and --https-key, listen on 127.0.0.1, or pass --insecure-http",
+                hint="give `https_cert` and `https_key`, listen on 127.0.0.1, or allow `insecure_http`",
             )
         return
     assert settings.private_key is not None

@@ -78,7 +78,7 @@ def test_plain_http_off_loopback_needs_insecure_http(tmp_path: Path) -> None:
     """0.0.0.0 without a certificate is refused (8002) unless --insecure-http; so is half a certificate."""
     with pytest.raises(ServerSetupError, match=r"refusing plain HTTP on 0\.0\.0\.0") as info:
         check_settings(HttpSettings(host="0.0.0.0"))
-    assert info.value.code == 8002 and "--insecure-http" in (info.value.hint or "")
+    assert info.value.code == 8002 and "`insecure_http`" in (info.value.hint or "")
     check_settings(HttpSettings(host="0.0.0.0", insecure_http=True))
     check_settings(HttpSettings(host="127.0.0.1"))
     ca, cert, key = _https_files(tmp_path)

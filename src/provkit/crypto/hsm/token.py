@@ -137,13 +137,13 @@ def resolve_module(uri: Pkcs11Uri, module: str | os.PathLike[str] | None) -> str
             FcuErrorCode.HSM_MODULE_LOAD_FAILED,
             uri.module_name,
             f"no lib{uri.module_name}.so in {', '.join(MODULE_DIRS)}",
-            hint="give the module file with --pkcs11-module or module-path in the URI",
+            hint="give the module file as `pkcs11_module` or module-path in the URI",
         )
     raise HsmError.from_code(
         FcuErrorCode.HSM_MODULE_LOAD_FAILED,
         "(none given)",
         "no PKCS#11 module named",
-        hint="give --pkcs11-module PATH, module-path=PATH in the URI, or pkcs11-module in fcu.yml",
+        hint="give `pkcs11_module` (a path), module-path=PATH in the URI, or pkcs11-module in fcu.yml",
     )
 
 
@@ -166,7 +166,7 @@ def read_pin(
         raise HsmError.from_code(
             FcuErrorCode.HSM_PIN_MISSING,
             str(uri.without_query()),
-            hint=f"set {PIN_ENV} or give --pin-file FILE (the PIN is never taken from the command line)",
+            hint=f"set {PIN_ENV} or give `pin_file` (the PIN is never taken from the command line)",
         )
     path = os.fspath(source)
     if path.startswith("file:"):
@@ -258,7 +258,7 @@ def _load_failed(path: str, exc: Exception) -> HsmError:
         FcuErrorCode.HSM_MODULE_LOAD_FAILED,
         path,
         str(exc) or type(exc).__name__,
-        hint="check --pkcs11-module (or module-path): it must be the token's PKCS#11 library",
+        hint="check `pkcs11_module` (or module-path): it must be the token's PKCS#11 library",
     )
 
 

@@ -199,7 +199,7 @@ class DeveloperAuthority:
         if uri is None:
             raise ApiConflict(
                 "this server runs without a bootstrap server, which developer certificates need",
-                hint="run provkit server without --no-bootstrap",
+                hint="run the server with its bootstrap server (without `no_bootstrap`)",
             )
         return f"{uri}{'&' if '?' in uri else '?'}aid={self.account_id}"
 
