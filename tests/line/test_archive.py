@@ -19,6 +19,7 @@ from provkit.line.archive import (
     load_archive_private_key,
     sealed_path,
     unseal_bundle,
+    write_sealed_copy,
 )
 from provkit.line.batch import Batch, BatchOptions
 from provkit.line.farm import DeviceFarm
@@ -121,8 +122,14 @@ def test_sealing_survives_a_kill_between_seal_and_delete_and_needs_only_the_publ
     first = sealed_path(bundle).read_bytes()
     bundle.write_bytes(b"bundle with a private key")  # killed before the delete: both files there
     assert archive.settle(bundle) and not bundle.exists()
-    assert sealed_path(bundle).read_bytes() != first  # sealed again, fresh ephemeral key
+    assert sealed_path(bundle).read_bytes() == first  # the complete sealed copy is kept
     assert unseal_bundle(sealed_path(bundle), key) == b"bundle with a private key"
+    other = tmp_path / "00000008-dev.cbor"
+    other.write_bytes(b"sealed where it was written")
+    write_sealed_copy(other, other.read_bytes(), archive.public_key_der or b"")  # as a prepare worker does
+    made = sealed_path(other).read_bytes()
+    assert archive.settle(other) and not other.exists() and sealed_path(other).read_bytes() == made
+    assert unseal_bundle(sealed_path(other), key) == b"sealed where it was written"
     assert not archive.settle(bundle)  # nothing in clear any more
 
 

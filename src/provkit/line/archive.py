@@ -5,10 +5,11 @@ device has answered and the answer was judged; after that the only reason to kee
 is an audit trail. So a bundle whose attempt reached a final state (verified, failed or
 superseded) is, by default, **sealed** to the station's bundle archive key — encrypted
 to a P-256 public key (ECIES: ephemeral ECDH, HKDF-SHA256, AES-256-GCM), written next to
-it as ``<bundle>.sealed`` (mode 0600) before the clear file is deleted — or simply
-**removed**. Sealing needs only the public key, so the private half can be kept off the
-station (an auditor's machine, a safe); ``provkit batch unseal`` opens a sealed bundle
-with it. The archive key pair is created in the FCU keystore on first use
+it as ``<bundle>.sealed`` (mode 0600; by the prepare worker that wrote the bundle, or
+when it is settled) before the clear file is deleted — or simply **removed**. Sealing
+needs only the public key, so the private half can be kept off the station (an
+auditor's machine, a safe); ``provkit batch unseal`` opens a sealed bundle with it.
+The archive key pair is created in the FCU keystore on first use
 (``bundle_archive.pub``, ``bundle_archive_key.pem`` 0600) unless a public key is given.
 """
 
@@ -69,6 +70,19 @@ def sealed_path(bundle: Path) -> Path:
     return bundle.with_name(bundle.name + SEALED_SUFFIX)
 
 
+def write_sealed_copy(bundle: Path, clear: bytes, public_key_der: bytes) -> None:
+    """Write ``bundle``'s sealed copy next to it (0600, renamed into place).
+
+    Batches call it where the bundle is written, in the prepare workers: sealing is
+    public-key work, done there in parallel rather than in the process that talks to the
+    devices. Like the bundle itself, the copy is not synced (see ``write_atomic``).
+
+    Raises:
+        OSError: the copy cannot be written.
+    """
+    write_atomic(sealed_path(bundle), seal_to(public_key_der, clear, _associated(bundle.name)), durable=False)
+
+
 @dataclass(frozen=True, slots=True)
 class BundleArchive:
     """Seals or removes the bundles of finished attempts.
@@ -114,19 +128,17 @@ class BundleArchive:
         Raises:
             BatchError: the bundle cannot be read, sealed or deleted.
         """
-        try:
-            clear = bundle.read_bytes()
-        except FileNotFoundError:
+        if not bundle.exists():
             return False
-        except OSError as exc:
-            raise BatchError(f"cannot read bundle {bundle}: {exc}") from exc
         try:
-            if self.mode is SettledBundles.SEAL:
+            # A bundle sealed where it was written (write_sealed_copy) only loses its clear file.
+            if self.mode is SettledBundles.SEAL and not sealed_path(bundle).exists():
                 assert self.public_key_der is not None  # open() sets it for sealing
-                blob = seal_to(self.public_key_der, clear, _associated(bundle.name))
-                write_atomic(sealed_path(bundle), blob)
+                write_sealed_copy(bundle, bundle.read_bytes(), self.public_key_der)
             with contextlib.suppress(FileNotFoundError):
                 bundle.unlink()
+        except FileNotFoundError:
+            return False  # settled meanwhile by another caller
         except OSError as exc:
             raise BatchError(f"cannot {self.mode.value} bundle {bundle}: {exc}") from exc
         return True

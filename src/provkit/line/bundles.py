@@ -68,6 +68,7 @@ def prepare_bundles(ctx: BatchContext, todo: list[Attempt], on_recorded: Recorde
         return
     by_id = {a.id: a for a in todo}
     keys = {row.slot: row.device_keys_location for row in ctx.devices.rows if row.device_keys_location}
+    seal_key = ctx.seal_key()  # sealed copies are written by the workers, next to the bundles
     jobs = [
         PrepareJob(
             a.id,
@@ -75,6 +76,7 @@ def prepare_bundles(ctx: BatchContext, todo: list[Attempt], on_recorded: Recorde
             a.serial_number,
             ctx.layout.bundle(a.id, a.endpoint_name),
             Path(keys[a.slot]) if a.slot in keys else None,
+            seal_to=seal_key,
         )
         for a in todo
     ]

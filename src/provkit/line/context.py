@@ -107,18 +107,34 @@ class BatchContext:
     """Set when the CA key's token failed: no more bundles are signed or sent in this run."""
     _archive: BundleArchive | None = field(default=None, init=False, repr=False)
 
+    def archive(self) -> BundleArchive:
+        """The bundle archive (opened, and its key pair made, on first use).
+
+        Raises:
+            BatchError: the archive key is unusable.
+        """
+        with self.lock:
+            if self._archive is None:
+                keystore = FcuPaths.resolve(self.options.home_dir).keystore
+                options = self.options
+                self._archive = BundleArchive.open(keystore, options.settled_bundles, options.archive_key)
+            return self._archive
+
+    def seal_key(self) -> bytes | None:
+        """The public key bundles are sealed to where they are written (``None``: they are removed).
+
+        Raises:
+            BatchError: the archive key is unusable.
+        """
+        if self.options.settled_bundles is not SettledBundles.SEAL:
+            return None
+        return self.archive().public_key_der
+
     def settle_bundle(self, attempt_id: int, endpoint_name: str) -> None:
         """Seal or remove the bundle of an attempt that is over (a failure is noted, not raised)."""
         path = self.layout.bundle(attempt_id, endpoint_name)
         try:
-            with self.lock:
-                if self._archive is None:
-                    keystore = FcuPaths.resolve(self.options.home_dir).keystore
-                    self._archive = BundleArchive.open(
-                        keystore, self.options.settled_bundles, self.options.archive_key
-                    )
-                archive = self._archive
-            archive.settle(path)
+            self.archive().settle(path)
         except ProvkitError as exc:
             _log.warning("bundle %s left in clear: %s", path.name, exc)
 

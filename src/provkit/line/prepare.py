@@ -17,6 +17,7 @@ from pathlib import Path
 
 from provkit.errors import BatchError, ProvkitError
 from provkit.factory.ca_key import CaKeySource
+from provkit.line.archive import write_sealed_copy
 from provkit.line.layout import write_atomic
 from provkit.line.lifeline import Lifeline, hold
 
@@ -32,6 +33,8 @@ class PrepareJob:
     """Where the worker writes the bundle (then only its digest travels back)."""
     device_keys_location: Path | None = None
     """``externally_supplied``: the folder with this device's key and certificate."""
+    seal_to: bytes | None = None
+    """The bundle archive's public key (DER): the worker also writes the sealed copy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,8 @@ class Preparer:
             try:
                 job.out_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 write_atomic(job.out_path, config_data, durable=False)
+                if job.seal_to is not None:
+                    write_sealed_copy(job.out_path, config_data, job.seal_to)
             except OSError as exc:
                 return PreparedBundle(
                     job.attempt_id,
