@@ -486,3 +486,24 @@ def test_changed_devices_file_is_refused_for_existing_batch(
             )
         with pytest.raises(BatchError, match="holds no batch"):
             Batch.open(tmp_path / "empty", registry, None, _options(fcu_home))
+
+
+def test_the_report_is_written_device_by_device_as_one_json_document(tmp_path: Path) -> None:
+    """The streamed report is byte for byte ``json.dumps(to_json(), indent=2)``, with or without devices."""
+    import json
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    from provkit.line.outcome import BatchReport, DeviceOutcome
+
+    started = datetime(2026, 12, 3, tzinfo=UTC)
+    devices = [
+        DeviceOutcome("2", 2, "127.0.0.1:1", "ep-1", "sn-1", "provisioned", warnings=["Item not set:x"]),
+        DeviceOutcome("3", 3, "127.0.0.1:2", None, None, "failed", code=1021, reason='quote " and \\n'),
+    ]
+    for listed in (devices, []):
+        report = BatchReport("b1", "run", listed, started, finished_at=started)
+        path = tmp_path / "report.json"
+        report.write(path)
+        assert path.read_text() == json.dumps(report.to_json(), indent=2)
+        assert json.loads(path.read_text())["devices"] == [asdict(d) for d in listed]

@@ -206,7 +206,9 @@ class Batch:
         ]
         every: list[DeviceRow | BoardRow] = [*self.ctx.devices.rows, *self.ctx.devices.boards]
         for row in every:
-            attempt = latest.get(row.slot)
+            # Taken out as its outcome is made: the journal view and the outcomes are not
+            # both held whole.
+            attempt = latest.pop(row.slot, None)
             note = self.ctx.notes.get(row.slot)
             if attempt is not None:
                 outcome = DeviceOutcome.from_attempt(row.line, attempt, self.ctx.latency.get(row.slot))

@@ -20,6 +20,7 @@ import os
 import re
 import stat
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,19 +31,21 @@ from provkit.errors import BatchError
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename.
+def write_atomic(path: Path, data: bytes | Iterable[bytes], *, durable: bool = True) -> None:
+    """Write ``data`` (bytes, or chunks of it) to ``path`` via a temporary file and rename.
 
     The rename makes the write all-or-nothing for a killed process. ``durable`` also
     syncs to disk (against power loss); bundles skip it because the registry holds their
-    digest and a bundle that does not match is simply prepared again.
+    digest and a bundle that does not match is simply prepared again. Chunks are written
+    as they come, so a large document (a report) is never held whole.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # Created 0600 in one step: bundles hold private keys, and nothing a batch writes is
     # meant for other users of the station.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+        for chunk in (data,) if isinstance(data, bytes) else data:
+            handle.write(chunk)
         if durable:
             handle.flush()
             os.fsync(handle.fileno())

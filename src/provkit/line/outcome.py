@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,15 +129,31 @@ class BatchReport:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON report document."""
+        return {**self._head(), "devices": [asdict(d) for d in self.devices]}
+
+    def _head(self) -> dict[str, Any]:
         return {
             "batch_id": self.batch_id,
             "step": self.step,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat(),
             "counts": self.counts(),
-            "devices": [asdict(d) for d in self.devices],
         }
 
     def write(self, path: Path) -> None:
-        """Write the JSON report atomically."""
-        write_atomic(path, json.dumps(self.to_json(), indent=2).encode())
+        """Write the JSON report atomically (the text of ``json.dumps(to_json(), indent=2)``).
+
+        Written device by device: a report of 100,000 devices is never built whole.
+        """
+        write_atomic(path, self._chunks())
+
+    def _chunks(self) -> Iterator[bytes]:
+        head = json.dumps(self._head(), indent=2)
+        if not self.devices:
+            yield (head[:-2] + ',\n  "devices": []\n}').encode()
+            return
+        yield (head[:-2] + ',\n  "devices": [').encode()
+        for index, device in enumerate(self.devices):
+            text = json.dumps(asdict(device), indent=2).replace("\n", "\n    ")
+            yield (("," if index else "") + "\n    " + text).encode()
+        yield b"\n  ]\n}"

@@ -74,7 +74,9 @@ class Sender:
         self._pool = ThreadPoolExecutor(max_workers=max(1, ctx.options.concurrency))
         # Seals (or removes) verified devices' bundles off the journal's writer thread.
         self._archiver = ThreadPoolExecutor(max_workers=1)
-        self._futures: list[Future[None]] = []
+        # A device's bookkeeping is dropped once it is done (nothing here grows with the
+        # run); only an unexpected exception is kept, to be raised when the sender closes.
+        self._crashes: list[BaseException] = []
 
     def submit(self, attempts: list[Attempt]) -> None:
         """Queue ``attempts`` for sending (and verifying)."""
@@ -82,24 +84,30 @@ class Sender:
             self._slots.update((a.id, a.slot or "") for a in attempts)
             self._endpoints.update((a.id, a.endpoint_name) for a in attempts)
         for attempt in attempts:
-            self._futures.append(
-                self._pool.submit(
-                    _send_one,
-                    self._ctx,
-                    self._checker,
-                    self._journal,
-                    attempt,
-                    self._started,
-                    verify=self._verify,
-                )
+            future = self._pool.submit(
+                _send_one,
+                self._ctx,
+                self._checker,
+                self._journal,
+                attempt,
+                self._started,
+                verify=self._verify,
             )
+            future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        crash = future.exception()
+        if crash is not None:
+            with self._ctx.lock:
+                self._crashes.append(crash)
 
     def _settled(self, attempt_id: int, error: ProvkitError | None) -> None:
         ctx = self._ctx
         with ctx.lock:
-            slot = self._slots.get(attempt_id, "")
-            if attempt_id in self._started:
-                ctx.latency[slot] = time.monotonic() - self._started[attempt_id]
+            slot = self._slots.pop(attempt_id, "")
+            began = self._started.pop(attempt_id, None)
+            if began is not None:
+                ctx.latency[slot] = time.monotonic() - began
         if error is not None:
             ctx.note(slot, error.code, f"registry unavailable, outcome not recorded: {error}")
         elif self._verify:
@@ -116,8 +124,8 @@ class Sender:
     def __exit__(self, *exc_info: object) -> None:
         try:
             self._pool.shutdown(wait=True)
-            for future in self._futures:
-                future.result()  # a bug in a device's step surfaces here, not silently
+            if self._crashes:
+                raise self._crashes[0]  # a bug in a device's step surfaces here, not silently
         finally:
             self._journal.close()
             self._archiver.shutdown(wait=True)
