@@ -245,3 +245,21 @@ def test_batch_command_registers_boards(fcu_home: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert [headers["Authorization"] for _m, _p, headers, _b in seen] == ["Bearer secret-token"]
     assert "secret-token" not in result.output
+
+
+def test_boards_sharing_a_psk_are_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A PSK configuration gives every board the same key: the batch says so; certificates do not."""
+    import logging
+
+    from provkit.line.boards import shares_a_psk
+
+    cert_cfg = tmp_path / "cert.yaml"
+    cert_cfg.write_text(CERT_YAML)
+    assert shares_a_psk(BoardOptions(SAMPLE)) and not shares_a_psk(BoardOptions(cert_cfg))
+    with SmpDeviceFarm(2, link="udp") as udp, caplog.at_level(logging.WARNING, logger="provkit.line.boards"):
+        csv_path = _csv(tmp_path / "devices.csv", [], udp.addresses)
+        boards = BoardOptions(SAMPLE, smp=SmpSettings(timeout_s=2))
+        with Registry.open(tmp_path / "registry.sqlite", station_id="st") as registry:
+            report = Batch.open(tmp_path / "out", registry, csv_path, _options(tmp_path, boards)).run()
+    assert report.ok
+    assert any("same pre-shared key" in record.getMessage() for record in caplog.records)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING
 from provkit.errors import BatchError, DuplicateIdentityError, ProvkitError, RegistrationError, RegistryError
 from provkit.factory.lwm2m import FactoryProvisioning
 from provkit.factory.lwm2m.coiote import ServerInfo
+from provkit.factory.lwm2m.provisioning import load_endpoint_config
 from provkit.factory.lwm2m.zephyr import deliver_blob, read_endpoint_name, read_result
 from provkit.line.context import BatchContext
 from provkit.line.devices import BoardRow
@@ -45,6 +47,11 @@ from provkit.registry import Attempt, AttemptState, NewAttempt
 
 if TYPE_CHECKING:
     from provkit.transport.smp_link import SmpLink, SmpSettings
+
+_log = logging.getLogger(__name__)
+
+PSK_MODE = 0
+"""LwM2M Security Mode 0: a pre-shared key (``/0/x/2``)."""
 
 KEY_MODE = "lwm2m-smp"
 """The ``key_mode`` recorded on board attempts."""
@@ -119,11 +126,29 @@ def provision_boards(ctx: BatchContext, options: BoardOptions | None) -> None:
                 "LwM2M endpoint configuration",
             )
         return
+    if len(todo) > 1 and shares_a_psk(options):
+        _log.warning(
+            "every board of this batch gets the same pre-shared key (identity and key from %s): "
+            "a key read out of one board opens every other board's session; give each board its "
+            "own configuration, or use a certificate mode",
+            options.endpoint_cfg,
+        )
     ctx.progress.start("boards", len(todo))
     with ThreadPoolExecutor(max_workers=max(1, ctx.options.concurrency)) as pool:
         futures = [pool.submit(_one_board, ctx, options, row, latest.get(row.slot)) for row in todo]
     for future in futures:
         future.result()  # a bug in a board's step surfaces here, not silently
+
+
+def shares_a_psk(options: BoardOptions) -> bool:
+    """Whether the boards' configuration holds a pre-shared key, which every board then gets."""
+    try:
+        config = load_endpoint_config(options.endpoint_cfg)
+    except ProvkitError:
+        return False  # each board's blob fails with the reason
+    return any(
+        config.security_mode(iid) == PSK_MODE and config.get(0, iid, 5) for iid in config.instance_ids(0)
+    )
 
 
 def _pending(attempt: Attempt | None) -> bool:
