@@ -234,6 +234,8 @@ def child_run(args: argparse.Namespace) -> None:
         opened = time.perf_counter()
         report = batch.run()
     elapsed = time.perf_counter() - began
+    # Read before the report's devices are loaded below (the run itself never holds them all).
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     counts = report.counts()
     latencies = sorted(d.latency_s for d in report.devices if d.latency_s is not None)
     done = sorted(clock.done)
@@ -254,7 +256,7 @@ def child_run(args: argparse.Namespace) -> None:
                 "p99_ms": _p99(latencies) * 1000 if latencies else None,
                 "first_tenth_rate": rate(done[:tenth]),
                 "last_tenth_rate": rate(done[-tenth:]),
-                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rss_mb": rss_mb,
                 "cpu_batch_s": _cpu(resource.RUSAGE_SELF),
                 "cpu_workers_s": _cpu(resource.RUSAGE_CHILDREN),
             }

@@ -69,11 +69,14 @@ def test_lost_response_is_superseded_and_reinjected(
         _assert_each_provisioned_once(registry, batch.batch_id, 3)
 
 
-def _start_batch(home: Path, csv_path: Path, out: Path, registry: str) -> subprocess.Popen[bytes]:
+def _start_batch(
+    home: Path, csv_path: Path, out: Path, registry: str, chunk_rows: int = 1000
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable, "-m", "provkit.cli", "--home-dir", str(home), "batch", "run",
         "--devices", str(csv_path), "--out", str(out), "--registry", registry,
         "--workers", "1", "--concurrency", "4", "--retries", "0", "--no-progress",
+        "--chunk-rows", str(chunk_rows),
     ]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
 
@@ -115,8 +118,9 @@ def test_batch_killed_repeatedly_then_resumed_provisions_each_once(
         lambda: _states(registry_url)["verified"] >= 25,
     ]
     killed = 0
+    # Runs in chunks of 7 rows (some kills land between chunks), then one of the whole.
     for point in kill_points:
-        proc = _start_batch(fcu_home, csv_path, out, registry_url)
+        proc = _start_batch(fcu_home, csv_path, out, registry_url, chunk_rows=7)
         _wait_for(point, proc)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)

@@ -31,7 +31,7 @@ from provkit.cli._links import link_settings_options
 from provkit.cli._state import CliState
 from provkit.errors import AllocationError, BatchError
 from provkit.line.archive import SettledBundles, load_archive_private_key, unseal_bundle, write_private_file
-from provkit.line.batch import Batch, BatchOptions
+from provkit.line.batch import CHUNK_ROWS, Batch, BatchOptions
 from provkit.line.boards import BoardOptions
 from provkit.line.outcome import BatchReport, DeviceOutcome
 from provkit.registry import IdentityPattern, Registry, parse_identity_csv
@@ -205,6 +205,14 @@ def batch_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--workers", type=click.IntRange(0), default=0, help="Prepare processes (0: one per core)."
         ),
         click.option("--concurrency", type=click.IntRange(1), default=16, show_default=True),
+        click.option(
+            "--chunk-rows",
+            type=click.IntRange(1),
+            default=CHUNK_ROWS,
+            show_default=True,
+            help="Rows taken up at a time (reconciled, prepared, sent, reported): the memory a "
+            "batch holds is bounded by it, not by the devices file.",
+        ),
         link_settings_options(LINE_LINK_SETTINGS),
         click.option("--reprovision", is_flag=True, help="Replace devices already recorded as provisioned."),
         click.option(
@@ -257,6 +265,7 @@ def _run_step(ctx: click.Context, step: str, **opts: Any) -> None:
         boards=board_options(opts),
         settled_bundles=SettledBundles(opts["settled_bundles"]),
         archive_key=opts["archive_key"],
+        chunk_rows=opts["chunk_rows"],
     )
     console = Console(stderr=True)
     progress = RichProgress(console, enabled=not opts["no_progress"])
@@ -298,9 +307,7 @@ def print_summary(console: Console, report: BatchReport, max_failures: int = 20)
     for status, count in sorted(report.counts().items()):
         table.add_row(status, str(count))
     console.print(table)
-    failed = [
-        d for d in report.devices if d.status in {"failed", "rejected", "interrupted", "connect-failed"}
-    ]
+    failed = report.failures
     if not failed:
         return
     # Plain lines rather than a table: reasons are long and must stay greppable in logs.
@@ -309,8 +316,8 @@ def print_summary(console: Console, report: BatchReport, max_failures: int = 20)
         code = "" if device.code is None else f"[{device.code}] "
         who = " ".join(part for part in (device.address, device.endpoint_name or "") if part)
         console.print(f"  line {device.line} {who}: {code}{device.reason}", markup=False, highlight=False)
-    if len(failed) > max_failures:
-        console.print(f"… and {len(failed) - max_failures} more in the JSON report")
+    if report.failed > max_failures:
+        console.print(f"… and {report.failed - max_failures} more in the JSON report")
 
 
 @click.group("batch", cls=ProvkitGroup)

@@ -30,6 +30,8 @@ identity another attempt holds is never sent.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -37,17 +39,17 @@ from pathlib import Path
 
 from provkit.errors import BatchError, RegistryError
 from provkit.line.boards import provision_boards
-from provkit.line.bundles import needing_bundles, prepare_bundles, prepare_pending
+from provkit.line.bundles import BundleMaker, PendingBundles, needing_bundles
 from provkit.line.connect import ConnectCheck, ConnectSettings, check_connections
-from provkit.line.context import BatchContext, BatchOptions
-from provkit.line.devices import BoardRow, DeviceList, DeviceRow, load_devices, parse_devices
+from provkit.line.context import CHUNK_ROWS, BatchContext, BatchOptions, chunks
+from provkit.line.devices import BoardRow, DeviceList, DeviceRow, InputProblem, load_devices, parse_devices
 from provkit.line.layout import BatchDir
 from provkit.line.outcome import BatchReport, DeviceOutcome, NoProgress, Progress
 from provkit.line.reconcile import reconcile
 from provkit.line.send import Checker, Sender, sendable, verify_one
-from provkit.registry import AttemptState, Registry
+from provkit.registry import Attempt, AttemptState, Registry
 
-__all__ = ["Batch", "BatchOptions", "ConnectSettings"]
+__all__ = ["CHUNK_ROWS", "Batch", "BatchOptions", "ConnectSettings"]
 
 
 class Batch:
@@ -133,25 +135,53 @@ class Batch:
     def prepare(self) -> BatchReport:
         """Record attempts for new and retried rows and prepare their bundles."""
         started = datetime.now(UTC)
-        reconcile(self.ctx)
-        prepare_pending(self.ctx)
+        ctx = self.ctx
+        ctx.progress.start("prepare", self._open_rows())
+        with BundleMaker(ctx) as maker:
+            waiting: PendingBundles | None = None
+            for rows in chunks(ctx.devices.rows, ctx.options.chunk_rows):
+                if ctx.halted is not None:
+                    break
+                latest = reconcile(ctx, rows)
+                # The next chunk goes to the workers before the last one is recorded.
+                following = maker.submit(needing_bundles(ctx, latest))
+                if waiting is not None:
+                    maker.record(waiting)
+                waiting = following
+            if waiting is not None:
+                maker.record(waiting)
         return self._finish("prepare", started)
 
     def inject(self, *, verify: bool = False) -> BatchReport:
-        """Send prepared bundles (preparing any that are missing); with ``verify`` also check them."""
+        """Send prepared bundles (preparing any that are missing); with ``verify`` also check them.
+
+        The rows are taken a chunk at a time (``chunk_rows`` of the options):
+        reconciled, their bundles handed to the workers, and sent as soon as each group
+        is recorded as prepared, so the devices, the inject threads and the workers are
+        busy at once and what the step holds does not grow with the batch.
+        """
         started = datetime.now(UTC)
         ctx = self.ctx
-        reconcile(ctx)
-        latest = ctx.latest()
-        to_prepare = needing_bundles(ctx, latest)
-        again = {a.id for a in to_prepare}
-        ready = [a for a in latest.values() if a.state in sendable(verify=verify) and a.id not in again]
-        ctx.progress.start("inject", len(ready) + len(to_prepare))
-        # Bundles are sent as soon as their group is recorded as prepared, so the devices
-        # and the inject threads work while the rest is still being prepared.
-        with Sender(ctx, self._checker, verify=verify) as sender:
-            sender.submit(ready)
-            prepare_bundles(ctx, to_prepare, on_recorded=sender.submit)
+        open_rows = self._open_rows()
+        ctx.progress.start("inject", open_rows)
+        ctx.progress.start("prepare", open_rows)
+        with Sender(ctx, self._checker, verify=verify) as sender, BundleMaker(ctx) as maker:
+            waiting: PendingBundles | None = None
+            for rows in chunks(ctx.devices.rows, ctx.options.chunk_rows):
+                if ctx.halted is not None:
+                    break
+                latest = reconcile(ctx, rows)
+                to_prepare = needing_bundles(ctx, latest)
+                again = {a.id for a in to_prepare}
+                states = sendable(verify=verify)
+                following = maker.submit(to_prepare)
+                if waiting is not None:
+                    maker.record(waiting, on_recorded=sender.submit)
+                waiting = following
+                sender.wait_for_room(2 * ctx.options.chunk_rows)  # the next chunk waits while two are queued
+                sender.submit([a for a in latest.values() if a.state in states and a.id not in again])
+            if waiting is not None:
+                maker.record(waiting, on_recorded=sender.submit)
         provision_boards(ctx, ctx.options.boards)  # Zephyr boards: blob, upload and result in one go
         return self._finish("run" if verify else "inject", started)
 
@@ -163,11 +193,13 @@ class Batch:
         """
         started = datetime.now(UTC)
         ctx = self.ctx
-        pending = [a for a in ctx.latest().values() if a.state is AttemptState.INJECTED]
-        ctx.progress.start("verify", len(pending))
-        for attempt in pending:
-            ctx.guard(attempt, partial(verify_one, ctx, self._checker, attempt, ctx.registry))
-            ctx.progress.advance("verify")
+        ctx.progress.start("verify", ctx.registry.batch_state_count(ctx.batch_id, AttemptState.INJECTED))
+        for rows in chunks(ctx.devices.rows, ctx.options.chunk_rows):
+            latest = ctx.latest([row.slot for row in rows])
+            for attempt in latest.values():
+                if attempt.state is AttemptState.INJECTED:
+                    ctx.guard(attempt, partial(verify_one, ctx, self._checker, attempt, ctx.registry))
+                    ctx.progress.advance("verify")
         return self._finish("verify", started, connect)
 
     def run(self, connect: ConnectSettings | None = None) -> BatchReport:
@@ -177,6 +209,15 @@ class Batch:
             return report
         return self._finish("run", report.started_at, connect)
 
+    def _open_rows(self) -> int:
+        """Rows not provisioned yet (for progress; one count on an index)."""
+        ctx = self.ctx
+        try:
+            verified = ctx.registry.batch_state_count(ctx.batch_id, AttemptState.VERIFIED)
+        except RegistryError:
+            verified = 0
+        return max(0, len(ctx.devices.rows) - verified)
+
     def _finish(self, step: str, started: datetime, connect: ConnectSettings | None = None) -> BatchReport:
         """Write the step's report; raise the error that halted the batch, if one did.
 
@@ -184,51 +225,83 @@ class Batch:
             HsmError: the CA key's token failed during the step (the report is written first).
             BatchError: the report cannot be written.
         """
-        report = self._report(step, started, connect)
+        if connect is not None:
+            self.ctx.progress.start(
+                "connect", self.ctx.registry.batch_state_count(self.batch_id, AttemptState.VERIFIED)
+            )
+        outcomes = heapq.merge(
+            self._row_outcomes(connect),
+            (_problem_outcome(p) for p in self.ctx.devices.problems),
+            self._board_outcomes(),
+            key=lambda outcome: outcome.line,
+        )
+        try:
+            report = BatchReport.stream(self.ctx.layout.report, self.ctx.batch_id, step, outcomes, started)
+        except OSError as exc:
+            raise BatchError(f"cannot write report {self.ctx.layout.report}: {exc}") from exc
         self.ctx.raise_if_halted()
         return report
 
-    def _report(self, step: str, started: datetime, connect: ConnectSettings | None) -> BatchReport:
-        checks = check_connections(self.ctx, connect) if connect is not None else {}
+    def _row_outcomes(self, connect: ConnectSettings | None) -> Iterator[DeviceOutcome]:
+        """The device agents' outcomes in line order, read (and connection-checked) a chunk at a time."""
+        for rows in chunks(self.ctx.devices.rows, self.ctx.options.chunk_rows):
+            latest = self._settled_view(rows)
+            checks = check_connections(self.ctx, connect, rows, latest) if connect is not None else {}
+            for row in rows:
+                yield self._outcome(row, latest.pop(row.slot, None), checks.get(row.slot))
+
+    def _board_outcomes(self) -> Iterator[DeviceOutcome]:
+        """The Zephyr boards' outcomes in line order."""
+        boards = self.ctx.devices.boards
+        if boards:
+            latest = self._settled_view(boards)
+            yield from (self._outcome(board, latest.get(board.slot), None) for board in boards)
+
+    def _settled_view(self, rows: Sequence[DeviceRow | BoardRow]) -> dict[str, Attempt]:
+        """The newest attempts of ``rows``, their finished bundles sealed (or removed) first.
+
+        Bundles of finished attempts that a killed run, a verify step or an unverified
+        inject left in clear are settled here. A registry failure is noted on each row.
+        """
+        ctx = self.ctx
         try:
-            latest = self.ctx.latest()
-            # Bundles of finished attempts that a killed run, a verify step or an unverified
-            # inject left in clear are sealed (or removed) now.
-            self.ctx.settle_finished(latest)
+            latest = ctx.latest([row.slot for row in rows])
+            ctx.settle_finished(latest)
         except RegistryError as exc:
-            latest = {}
-            slots = [r.slot for r in self.ctx.devices.rows] + [b.slot for b in self.ctx.devices.boards]
-            for slot in slots:
-                self.ctx.notes.setdefault(slot, (exc.code, f"registry unavailable: {exc}"))
-        outcomes: list[DeviceOutcome] = [
-            DeviceOutcome(p.slot, p.line, p.address, None, None, "rejected", code=p.code, reason=p.reason)
-            for p in self.ctx.devices.problems
-        ]
-        every: list[DeviceRow | BoardRow] = [*self.ctx.devices.rows, *self.ctx.devices.boards]
-        for row in every:
-            # Taken out as its outcome is made: the journal view and the outcomes are not
-            # both held whole.
-            attempt = latest.pop(row.slot, None)
-            note = self.ctx.notes.get(row.slot)
-            if attempt is not None:
-                outcome = DeviceOutcome.from_attempt(row.line, attempt, self.ctx.latency.get(row.slot))
-            else:
-                outcome = DeviceOutcome(
-                    row.slot, row.line, row.address, row.endpoint_name, row.serial_number, "pending"
-                )
-            if note is not None and outcome.status != "provisioned":
-                outcome = _with_note(outcome, *note)
-            check = checks.get(row.slot)
-            if check is not None and outcome.status == "provisioned":
-                outcome = _with_connection(outcome, check)
-            outcomes.append(outcome)
-        outcomes.sort(key=lambda o: o.line)
-        report = BatchReport(self.ctx.batch_id, step, outcomes, started)
-        try:
-            report.write(self.ctx.layout.report)
-        except OSError as exc:
-            raise BatchError(f"cannot write report {self.ctx.layout.report}: {exc}") from exc
-        return report
+            for row in rows:
+                ctx.notes.setdefault(row.slot, (exc.code, f"registry unavailable: {exc}"))
+            return {}
+        return latest
+
+    def _outcome(
+        self, row: DeviceRow | BoardRow, attempt: Attempt | None, check: ConnectCheck | None
+    ) -> DeviceOutcome:
+        ctx = self.ctx
+        if attempt is not None:
+            outcome = DeviceOutcome.from_attempt(row.line, attempt, ctx.latency.get(row.slot))
+        else:
+            outcome = DeviceOutcome(
+                row.slot, row.line, row.address, row.endpoint_name, row.serial_number, "pending"
+            )
+        note = ctx.notes.get(row.slot)
+        if note is not None and outcome.status != "provisioned":
+            outcome = _with_note(outcome, *note)
+        if check is not None and outcome.status == "provisioned":
+            outcome = _with_connection(outcome, check)
+        return outcome
+
+
+def _problem_outcome(problem: InputProblem) -> DeviceOutcome:
+    return DeviceOutcome(
+        problem.slot,
+        problem.line,
+        problem.address,
+        None,
+        None,
+        "rejected",
+        code=problem.code,
+        reason=problem.reason,
+    )
 
 
 def _with_note(outcome: DeviceOutcome, code: int | None, reason: str) -> DeviceOutcome:

@@ -115,7 +115,7 @@ def provision_boards(ctx: BatchContext, options: BoardOptions | None) -> None:
     boards = ctx.devices.boards
     if not boards:
         return
-    latest = ctx.latest()
+    latest = ctx.latest([row.slot for row in boards])
     todo = [row for row in boards if _pending(latest.get(row.slot))]
     if options is None:
         for row in todo:

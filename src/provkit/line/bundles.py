@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from provkit.errors import BatchError, RegistryError
 from provkit.line.context import BatchContext, token_failure
 from provkit.line.inject import BY_DEVICE
 from provkit.line.layout import write_atomic
-from provkit.line.prepare import PreparedBundle, PrepareJob, prepare_many
+from provkit.line.prepare import PreparedBundle, PrepareJob, PreparePool, Preparer, default_workers
 from provkit.registry import Attempt, AttemptState, StateChange
 
 FLUSH_EVERY: Final = 64
 """Prepared bundles recorded per registry transaction."""
+
+_IN_PROCESS_BELOW: Final = 64
+"""With one worker, batches of fewer rows are prepared in this process."""
 
 
 def bundle_ok(ctx: BatchContext, attempt: Attempt) -> bool:
@@ -34,7 +36,7 @@ Recorded = Callable[[list[Attempt]], None]
 """Called with attempts whose bundles were just recorded as prepared (now in that state)."""
 
 
-def needing_bundles(ctx: BatchContext, latest: dict[str, Attempt]) -> list[Attempt]:
+def needing_bundles(ctx: BatchContext, latest: Mapping[str, Attempt]) -> list[Attempt]:
     """Allocated attempts, and prepared ones whose bundle file is gone or altered.
 
     A ``by_device`` bundle prepared before its session id was recorded with it (an older
@@ -52,57 +54,110 @@ def _session_known(attempt: Attempt) -> bool:
     return attempt.key_mode != BY_DEVICE or attempt.session_id is not None
 
 
-def prepare_pending(ctx: BatchContext) -> None:
-    """Prepare the bundles of every attempt that needs one (see :func:`needing_bundles`)."""
-    prepare_bundles(ctx, needing_bundles(ctx, ctx.latest()))
+@dataclass(slots=True)
+class PendingBundles:
+    """One chunk's bundles, handed to the workers and not yet recorded."""
+
+    by_id: dict[int, Attempt]
+    results: Iterator[PreparedBundle]
 
 
-def prepare_bundles(ctx: BatchContext, todo: list[Attempt], on_recorded: Recorded | None = None) -> None:
-    """Prepare ``todo``'s bundles over the worker processes, recording them in groups.
+class BundleMaker:
+    """Prepares a step's bundles chunk after chunk over one set of worker processes.
 
-    Each group is committed as ``prepared`` before ``on_recorded`` hears of it, so a
-    caller that injects them right away keeps the journal's order of states.
+    :meth:`submit` hands a chunk's jobs to the workers at once; :meth:`record` takes
+    their results in order and records them in groups. A step submits the next chunk
+    before recording the one before, so the workers never wait for the registry. With
+    one worker and a small batch the bundles are made in this process (no pool start-up).
     """
-    ctx.progress.start("prepare", len(todo))
-    if not todo:
-        return
-    by_id = {a.id: a for a in todo}
-    keys = {row.slot: row.device_keys_location for row in ctx.devices.rows if row.device_keys_location}
-    seal_key = ctx.seal_key()  # sealed copies are written by the workers, next to the bundles
-    jobs = [
-        PrepareJob(
-            a.id,
-            a.endpoint_name,
-            a.serial_number,
-            ctx.layout.bundle(a.id, a.endpoint_name),
-            Path(keys[a.slot]) if a.slot in keys else None,
-            seal_to=seal_key,
-        )
-        for a in todo
-    ]
-    options = ctx.options
-    results = prepare_many(
-        jobs,
-        home_dir=options.home_dir,
-        config_file=options.config_file,
-        workers=options.workers,
-        ca_key=options.ca_key,
-    )
-    done: list[dict[str, Any]] = []
-    with contextlib.closing(results):
-        for result in results:
-            halt = token_failure(result.error_code, result.error_message)
-            if halt is not None:
-                # The CA key's token cannot sign: stop here. Bundles signed so far are recorded
-                # below; this attempt and the rest stay allocated for the next run.
-                ctx.halt(halt)
-                break
-            attempt = by_id[result.attempt_id]
-            ctx.guard(attempt, partial(_store_bundle, ctx, attempt, result, done))
-            ctx.progress.advance("prepare")
-            if len(done) >= FLUSH_EVERY:
-                _flush_prepared(ctx, done, by_id, on_recorded)
-    _flush_prepared(ctx, done, by_id, on_recorded)
+
+    def __init__(self, ctx: BatchContext) -> None:
+        self._ctx = ctx
+        self._pool: PreparePool | None = None
+        self._here: Preparer | None = None
+        self._keys: dict[str, str] | None = None
+        self._seal_key: bytes | None = None
+
+    def submit(self, todo: list[Attempt]) -> PendingBundles:
+        """Start preparing ``todo``'s bundles.
+
+        Raises:
+            BatchError: the archive key is unusable.
+        """
+        ctx = self._ctx
+        if not todo:
+            return PendingBundles({}, iter(()))
+        if self._keys is None:
+            # externally_supplied key mode: where each row's own key lies (usually none).
+            rows = ctx.devices.rows
+            self._keys = {row.slot: row.device_keys_location for row in rows if row.device_keys_location}
+            self._seal_key = ctx.seal_key()  # sealed copies are written by the workers, next to the bundles
+        jobs = [
+            PrepareJob(
+                a.id,
+                a.endpoint_name,
+                a.serial_number,
+                ctx.layout.bundle(a.id, a.endpoint_name),
+                Path(self._keys[a.slot]) if a.slot in self._keys else None,
+                seal_to=self._seal_key,
+            )
+            for a in todo
+        ]
+        return PendingBundles({a.id: a for a in todo}, self._results(jobs))
+
+    def _results(self, jobs: list[PrepareJob]) -> Iterator[PreparedBundle]:
+        options = self._ctx.options
+        workers = options.workers or default_workers()
+        if workers == 1 and len(self._ctx.devices.rows) < _IN_PROCESS_BELOW:
+            if self._here is None:
+                self._here = Preparer(options.home_dir, options.config_file, options.ca_key)
+            return (self._here.prepare(job) for job in jobs)
+        if self._pool is None:
+            self._pool = PreparePool(workers, options.home_dir, options.config_file, options.ca_key)
+        return self._pool.map(jobs)
+
+    def record(self, pending: PendingBundles, on_recorded: Recorded | None = None) -> None:
+        """Record ``pending``'s bundles as they come, ``FLUSH_EVERY`` per transaction.
+
+        Each group is committed as ``prepared`` before ``on_recorded`` hears of it, so a
+        caller that injects them right away keeps the journal's order of states. Once the
+        batch is halted nothing more is recorded (those attempts stay allocated).
+        """
+        ctx = self._ctx
+        done: list[dict[str, Any]] = []
+        results = pending.results
+        try:
+            for result in results:
+                if ctx.halted is not None:
+                    break
+                halt = token_failure(result.error_code, result.error_message)
+                if halt is not None:
+                    # The CA key's token cannot sign: stop here. Bundles signed so far are
+                    # recorded below; this attempt and the rest stay allocated for the next run.
+                    ctx.halt(halt)
+                    break
+                attempt = pending.by_id[result.attempt_id]
+                ctx.guard(attempt, partial(_store_bundle, ctx, attempt, result, done))
+                ctx.progress.advance("prepare")
+                if len(done) >= FLUSH_EVERY:
+                    _flush_prepared(ctx, done, pending.by_id, on_recorded)
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()  # a halted chunk's jobs not started yet are cancelled
+        _flush_prepared(ctx, done, pending.by_id, on_recorded)
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def _flush_prepared(

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from provkit.errors import ProvkitError
 from provkit.line.context import BatchContext
+from provkit.line.devices import DeviceRow
 from provkit.registry import Attempt, AttemptState, ConnectionEvent, ConnectionOutcome
 from provkit.wire.framing import CONNECT_TOKEN
 
@@ -93,15 +95,19 @@ def _ask(host: str, port: int, settings: ConnectSettings) -> ConnectCheck:
     return ConnectCheck.from_answer(data)
 
 
-def check_connections(ctx: BatchContext, settings: ConnectSettings) -> dict[str, ConnectCheck]:
-    """Have every provisioned device of the batch connect; record failures; return the checks by slot."""
-    rows = {row.slot: row for row in ctx.devices.rows}
+def check_connections(
+    ctx: BatchContext, settings: ConnectSettings, rows: Sequence[DeviceRow], latest: Mapping[str, Attempt]
+) -> dict[str, ConnectCheck]:
+    """Have every provisioned device of ``rows`` connect; record failures; return the checks by slot.
+
+    ``latest`` is the newest attempt of each of those rows; a batch checks a chunk of
+    rows at a time.
+    """
     targets: list[tuple[Attempt, Any]] = [
-        (attempt, rows[slot])
-        for slot, attempt in ctx.latest().items()
-        if attempt.state is AttemptState.VERIFIED and slot in rows
+        (attempt, row)
+        for row in rows
+        if (attempt := latest.get(row.slot)) is not None and attempt.state is AttemptState.VERIFIED
     ]
-    ctx.progress.start("connect", len(targets))
     checks: dict[str, ConnectCheck] = {}
 
     def one(target: tuple[Attempt, Any]) -> tuple[Attempt, Any, ConnectCheck]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from collections.abc import Callable, Mapping
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from provkit.codes import FcuErrorCode
 from provkit.errors import HsmError, ProvkitError, RegistryError
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from provkit.line.boards import BoardOptions
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 TOKEN_FAILURES: Final = frozenset(
     code for code in FcuErrorCode if code.name.startswith("HSM_") and code is not FcuErrorCode.HSM_KEY_EXISTS
@@ -41,6 +44,54 @@ def token_failure(code: int | None, message: str | None) -> HsmError | None:
         hint="bundles signed before the failure are recorded; fix or reconnect the token, then run the "
         "same batch command again to continue",
     )
+
+
+CHUNK_ROWS: Final = 1000
+"""Input rows a batch reconciles, prepares, sends and reports at a time: what a step
+holds in memory is bounded by this, not by the number of devices in the batch."""
+
+
+def chunks(items: Sequence[_T], size: int = CHUNK_ROWS) -> Iterator[Sequence[_T]]:
+    """``items`` in consecutive slices of at most ``size`` (at least one)."""
+    size = max(1, size)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Latencies:
+    """Seconds from a device's turn to its recorded outcome, by slot, 8 bytes per row.
+
+    Slots are the rows' CSV line numbers, so the figures live in one flat array of
+    doubles rather than a dictionary entry per device.
+    """
+
+    def __init__(self) -> None:
+        self._seconds = array("d")
+
+    def __setitem__(self, slot: str, seconds: float) -> None:
+        index = _index(slot)
+        if index is None:
+            return
+        if index >= len(self._seconds):
+            self._seconds.extend([math.nan] * (index + 1 - len(self._seconds)))
+        self._seconds[index] = seconds
+
+    def setdefault(self, slot: str, seconds: float) -> None:
+        """Record ``seconds`` unless the slot has a figure already."""
+        if self.get(slot) is None:
+            self[slot] = seconds
+
+    def get(self, slot: str) -> float | None:
+        """The slot's figure, if one was recorded in this run."""
+        index = _index(slot)
+        if index is None or index >= len(self._seconds):
+            return None
+        value = self._seconds[index]
+        return None if math.isnan(value) else value
+
+
+def _index(slot: str) -> int | None:
+    return int(slot) if slot.isascii() and slot.isdigit() else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +114,7 @@ class BatchOptions:
         settled_bundles: what becomes of a bundle once its attempt is over (sealed to the
             archive key, or removed; see :mod:`provkit.line.archive`).
         archive_key: the archive public key to seal to (``None``: the FCU keystore's).
+        chunk_rows: input rows a step takes up at a time (memory is bounded by it).
     """
 
     home_dir: Path | None = None
@@ -77,6 +129,7 @@ class BatchOptions:
     boards: BoardOptions | None = None
     settled_bundles: SettledBundles = SettledBundles.SEAL
     archive_key: Path | None = None
+    chunk_rows: int = CHUNK_ROWS
 
 
 @dataclass(slots=True)
@@ -101,11 +154,27 @@ class BatchContext:
     options: BatchOptions
     progress: Progress = field(default_factory=NoProgress)
     notes: dict[str, tuple[int | None, str]] = field(default_factory=dict)
-    latency: dict[str, float] = field(default_factory=dict)
+    latency: Latencies = field(default_factory=Latencies)
     lock: threading.Lock = field(default_factory=threading.Lock)
     halted: ProvkitError | None = None
     """Set when the CA key's token failed: no more bundles are signed or sent in this run."""
     _archive: BundleArchive | None = field(default=None, init=False, repr=False)
+    _given: frozenset[str] | None = field(default=None, init=False, repr=False)
+
+    def given_identities(self) -> frozenset[str]:
+        """Every endpoint name and serial number the batch's rows give explicitly.
+
+        Identities allocated from a pattern skip them, including those of rows a later
+        chunk records (built on first use: only a batch that allocates needs it).
+        """
+        if self._given is None:
+            self._given = frozenset(
+                value
+                for row in self.devices.rows
+                if row.endpoint_name is not None and row.serial_number is not None
+                for value in (row.endpoint_name, row.serial_number)
+            )
+        return self._given
 
     def archive(self) -> BundleArchive:
         """The bundle archive (opened, and its key pair made, on first use).
@@ -158,9 +227,9 @@ class BatchContext:
         if self.halted is not None:
             raise self.halted
 
-    def latest(self) -> dict[str, Attempt]:
-        """The newest attempt of every slot (raises ``RegistryError``)."""
-        return self.registry.batch_attempts(self.batch_id)
+    def latest(self, slots: Sequence[str] | None = None) -> dict[str, Attempt]:
+        """The newest attempt of every slot, or of ``slots`` only (raises ``RegistryError``)."""
+        return self.registry.batch_attempts(self.batch_id, slots)
 
     def note(self, slot: str | None, code: int | None, reason: str) -> None:
         """Remember why a device's outcome is not what the registry says."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,26 +220,3 @@ class PreparePool:
 
 def _ready(_: int) -> bool:
     return _worker is not None
-
-
-def prepare_many(
-    jobs: Iterable[PrepareJob],
-    *,
-    home_dir: Path | None,
-    config_file: Path | None = None,
-    workers: int = 0,
-    ca_key: CaKeySource | None = None,
-) -> Generator[PreparedBundle, None, None]:
-    """Prepare bundles for ``jobs`` over ``workers`` processes (0: one per core), in order.
-
-    With one worker and few jobs the work runs in this process, which avoids the pool's
-    start-up cost.
-    """
-    job_list = list(jobs)
-    workers = workers or default_workers()
-    if workers == 1 and len(job_list) < 64:
-        preparer = Preparer(home_dir, config_file, ca_key)
-        yield from (preparer.prepare(job) for job in job_list)
-        return
-    with PreparePool(workers, home_dir, config_file, ca_key) as pool:
-        yield from pool.map(job_list)

@@ -8,6 +8,7 @@ or still reserved by another attempt (error 4001; ``--reprovision`` takes it ove
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from provkit.errors import AllocationError, DuplicateIdentityError, PatternConflictError
@@ -18,19 +19,22 @@ from provkit.registry import Attempt, AttemptState, NewAttempt, StateChange
 _LOST: Final = "interrupted after sending: response lost; superseded by a new attempt"
 
 
-def reconcile(ctx: BatchContext) -> None:
-    """Record the attempts every unfinished row needs, and refuse those that would clash.
+def reconcile(ctx: BatchContext, rows: Sequence[DeviceRow]) -> dict[str, Attempt]:
+    """Record the attempts every unfinished row of ``rows`` needs, and refuse those that would clash.
 
     Attempts not sent yet, new or waiting from an earlier step (``batch prepare`` now,
     ``batch inject`` later), whose identity another attempt holds by now are failed
-    with 4001 before any bundle leaves (unless ``reprovision``).
+    with 4001 before any bundle leaves (unless ``reprovision``). A batch calls this a
+    chunk of rows at a time; it returns the newest attempt of each of those rows after
+    the changes.
     """
-    latest = ctx.latest()
+    slots = [row.slot for row in rows]
+    latest = ctx.latest(slots)
     fresh: list[DeviceRow] = []
     items: list[NewAttempt] = []
     interrupted: list[StateChange] = []
     refused: list[tuple[DeviceRow, Attempt]] = []
-    for row in ctx.devices.rows:
+    for row in rows:
         attempt = latest.get(row.slot)
         if attempt is None:
             fresh.append(row)
@@ -50,15 +54,17 @@ def reconcile(ctx: BatchContext) -> None:
     ctx.registry.apply_changes(interrupted)
     items += _new_attempts(ctx, fresh)
     ids = ctx.registry.record_attempts(ctx.batch_id, items) if items else []
-    if ctx.options.reprovision:
-        return
-    unsent = [(i, item.endpoint_name, item.serial_number) for i, item in zip(ids, items, strict=True)]
-    unsent += [
-        (a.id, a.endpoint_name, a.serial_number)
-        for a in latest.values()
-        if a.state in (AttemptState.ALLOCATED, AttemptState.PREPARED)
-    ]
-    _refuse_provisioned(ctx, unsent)
+    if not ctx.options.reprovision:
+        unsent = [(i, item.endpoint_name, item.serial_number) for i, item in zip(ids, items, strict=True)]
+        unsent += [
+            (a.id, a.endpoint_name, a.serial_number)
+            for a in latest.values()
+            if a.state in (AttemptState.ALLOCATED, AttemptState.PREPARED)
+        ]
+        _refuse_provisioned(ctx, unsent)
+    if not (items or interrupted):
+        return latest
+    return ctx.latest(slots)
 
 
 def _freed(ctx: BatchContext, refused: list[tuple[DeviceRow, Attempt]]) -> list[tuple[DeviceRow, Attempt]]:
@@ -112,9 +118,9 @@ def _new_attempts(ctx: BatchContext, rows: list[DeviceRow]) -> list[NewAttempt]:
         if ctx.options.pool is not None:
             identities = ctx.registry.allocate_from_pool(ctx.options.pool, len(needing))
         elif ctx.options.pattern is not None:
-            # Identities given in this batch are not in the registry yet: skipped explicitly.
-            given_values = {value for item in items for value in (item.endpoint_name, item.serial_number)}
-            identities = ctx.registry.allocate(ctx.options.pattern, len(needing), given_values)
+            # Identities given in this batch are not all in the registry yet (later chunks'
+            # rows have no attempt): skipped explicitly.
+            identities = ctx.registry.allocate(ctx.options.pattern, len(needing), ctx.given_identities())
         else:
             raise AllocationError(
                 "row has no endpoint_name/serial_number and no identity pattern or pool was given"

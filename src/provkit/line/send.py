@@ -10,6 +10,7 @@ a device's latency runs from the start of its turn to its outcome's commit.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Self
@@ -77,12 +78,25 @@ class Sender:
         # A device's bookkeeping is dropped once it is done (nothing here grows with the
         # run); only an unexpected exception is kept, to be raised when the sender closes.
         self._crashes: list[BaseException] = []
+        self._queued = 0
+        self._room = threading.Condition()
+
+    def wait_for_room(self, limit: int) -> None:
+        """Block until fewer than ``limit`` submitted devices are still queued or in flight.
+
+        A step submits chunk after chunk; this keeps what waits in the send queue (and
+        in memory) bounded when sending is slower than preparing.
+        """
+        with self._room:
+            self._room.wait_for(lambda: self._queued < limit)
 
     def submit(self, attempts: list[Attempt]) -> None:
         """Queue ``attempts`` for sending (and verifying)."""
         with self._ctx.lock:
             self._slots.update((a.id, a.slot or "") for a in attempts)
             self._endpoints.update((a.id, a.endpoint_name) for a in attempts)
+        with self._room:
+            self._queued += len(attempts)
         for attempt in attempts:
             future = self._pool.submit(
                 _send_one,
@@ -100,6 +114,9 @@ class Sender:
         if crash is not None:
             with self._ctx.lock:
                 self._crashes.append(crash)
+        with self._room:
+            self._queued -= 1
+            self._room.notify_all()
 
     def _settled(self, attempt_id: int, error: ProvkitError | None) -> None:
         ctx = self._ctx

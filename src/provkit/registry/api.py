@@ -387,10 +387,15 @@ class Registry:
             raise RegistryError(f"no attempt with id {attempt_id}")
         return attempt
 
-    def batch_attempts(self, batch_id: str) -> dict[str, Attempt]:
-        """The latest attempt of every slot of ``batch_id``."""
+    def batch_attempts(self, batch_id: str, slots: Sequence[str] | None = None) -> dict[str, Attempt]:
+        """The latest attempt of every slot of ``batch_id`` (or of the given ``slots`` only)."""
         with self.reading() as conn:
-            return queries.batch_attempts(conn, batch_id)
+            return queries.batch_attempts(conn, batch_id, slots)
+
+    def batch_state_count(self, batch_id: str, state: AttemptState) -> int:
+        """How many attempts of ``batch_id`` are in ``state``."""
+        with self.reading() as conn:
+            return queries.batch_state_count(conn, batch_id, state)
 
     def lookup(self, key: str) -> list[Attempt]:
         """Every attempt ``key`` names, oldest first.

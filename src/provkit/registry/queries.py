@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Select, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, func, or_, select
 
 from provkit.registry import counts
 from provkit.registry.records import Attempt, RegistryStats
@@ -53,12 +53,34 @@ def get_attempt(conn: Connection, attempt_id: int) -> Attempt | None:
     return None if row is None else Attempt.from_row(row)
 
 
-def batch_attempts(conn: Connection, batch_id: str) -> dict[str, Attempt]:
-    """The latest attempt of every slot of ``batch_id`` (ids grow, so the last row wins)."""
-    rows = conn.execute(
-        select(*WORKING).where(attempts.c.batch_id == batch_id).order_by(attempts.c.id)
-    ).mappings()
-    return {str(row["slot"]): Attempt.from_row(row) for row in rows}
+def batch_attempts(conn: Connection, batch_id: str, slots: Sequence[str] | None = None) -> dict[str, Attempt]:
+    """The latest attempt of every slot of ``batch_id``, or of ``slots`` only.
+
+    Ids grow, so the last row of a slot wins. With ``slots`` it is one index range per
+    slot (``batch_id, slot``): a batch works through its rows a chunk at a time,
+    whatever their number.
+    """
+    if slots is None:
+        rows = conn.execute(
+            select(*WORKING).where(attempts.c.batch_id == batch_id).order_by(attempts.c.id)
+        ).mappings()
+        return {str(row["slot"]): Attempt.from_row(row) for row in rows}
+    latest: dict[str, Attempt] = {}
+    for start in range(0, len(slots), _IN_CHUNK):
+        query = (
+            select(*WORKING)
+            .where(attempts.c.batch_id == batch_id, attempts.c.slot.in_(slots[start : start + _IN_CHUNK]))
+            .order_by(attempts.c.id)
+        )
+        for row in conn.execute(query).mappings():
+            latest[str(row["slot"])] = Attempt.from_row(row)
+    return latest
+
+
+def batch_state_count(conn: Connection, batch_id: str, state: AttemptState) -> int:
+    """How many of ``batch_id``'s attempts are in ``state`` (counted on an index)."""
+    query = select(func.count()).where(attempts.c.batch_id == batch_id, attempts.c.state == state)
+    return int(conn.execute(query).scalar_one())
 
 
 def lookup_query(key: str) -> Select[Any]:
