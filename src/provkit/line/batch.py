@@ -22,6 +22,11 @@ bundle leaves), so a batch killed at any moment is resumed by running it again:
 ``run`` and ``inject`` overlap the steps: a group of bundles is sent as soon as it is
 recorded as ``prepared``, so the order of states per attempt is unchanged.
 
+Every step takes the rows up ``chunk_rows`` at a time (reconciled, prepared, sent,
+verified, reported), so what a batch holds is bounded by a chunk whatever the size of
+its devices file, and a resumed batch passes over its finished chunks with one count
+each.
+
 Only a verified attempt enters the ``provisioned`` table, whose constraints keep
 endpoint names and serial numbers unique across every station. The ``sending`` mark
 reserves the identity first (:mod:`provkit.registry.reservations`), so a bundle for an
@@ -42,7 +47,15 @@ from provkit.line.boards import provision_boards
 from provkit.line.bundles import BundleMaker, PendingBundles, needing_bundles
 from provkit.line.connect import ConnectCheck, ConnectSettings, check_connections
 from provkit.line.context import CHUNK_ROWS, BatchContext, BatchOptions, chunks
-from provkit.line.devices import BoardRow, DeviceList, DeviceRow, InputProblem, load_devices, parse_devices
+from provkit.line.devices import (
+    BoardRow,
+    DeviceList,
+    DeviceRow,
+    InputProblem,
+    devices_digest,
+    load_devices,
+    parse_devices,
+)
 from provkit.line.layout import BatchDir
 from provkit.line.outcome import BatchReport, DeviceOutcome, NoProgress, Progress
 from provkit.line.reconcile import reconcile
@@ -123,7 +136,7 @@ class Batch:
                 parsed = parse_devices(layout.devices.read_text(encoding="utf-8"))
             except OSError as exc:
                 raise BatchError(f"batch input {layout.devices} is unreadable: {exc}") from exc
-            if devices is not None and load_devices(devices).sha256 != manifest.get("devices_sha256"):
+            if devices is not None and devices_digest(devices) != manifest.get("devices_sha256"):
                 raise BatchError(
                     f"{directory} holds a batch made from a different devices file",
                     hint="use a new `out` directory for a new device list",

@@ -220,6 +220,15 @@ def parse_devices(text: str) -> DeviceList:
     return DeviceList(tuple(rows), tuple(problems), digest, tuple(boards))
 
 
+def devices_digest(path: Path) -> str:
+    """The SHA-256 a batch records for the ``devices.csv`` at ``path`` (without parsing it).
+
+    Raises:
+        BatchError: the file cannot be read.
+    """
+    return hashlib.sha256(read_csv_file(path, BatchError, "devices file").encode()).hexdigest()
+
+
 def load_devices(path: Path) -> DeviceList:
     """Read and parse a ``devices.csv`` file.
 

@@ -26,9 +26,14 @@ def reconcile(ctx: BatchContext, rows: Sequence[DeviceRow]) -> dict[str, Attempt
     ``batch inject`` later), whose identity another attempt holds by now are failed
     with 4001 before any bundle leaves (unless ``reprovision``). A batch calls this a
     chunk of rows at a time; it returns the newest attempt of each of those rows after
-    the changes.
+    the changes (empty when every row is verified: a resumed batch passes over its
+    finished chunks with one count each).
     """
     slots = [row.slot for row in rows]
+    # A verified attempt is always its row's newest (only another attempt superseding it
+    # changes its state), so a full count means nothing in this chunk is left to do.
+    if ctx.registry.batch_state_count(ctx.batch_id, AttemptState.VERIFIED, slots) == len(slots):
+        return {}
     latest = ctx.latest(slots)
     fresh: list[DeviceRow] = []
     items: list[NewAttempt] = []

@@ -392,10 +392,12 @@ class Registry:
         with self.reading() as conn:
             return queries.batch_attempts(conn, batch_id, slots)
 
-    def batch_state_count(self, batch_id: str, state: AttemptState) -> int:
-        """How many attempts of ``batch_id`` are in ``state``."""
+    def batch_state_count(
+        self, batch_id: str, state: AttemptState, slots: Sequence[str] | None = None
+    ) -> int:
+        """How many attempts of ``batch_id`` (of ``slots`` only, if given) are in ``state``."""
         with self.reading() as conn:
-            return queries.batch_state_count(conn, batch_id, state)
+            return queries.batch_state_count(conn, batch_id, state, slots)
 
     def lookup(self, key: str) -> list[Attempt]:
         """Every attempt ``key`` names, oldest first.

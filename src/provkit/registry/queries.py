@@ -77,10 +77,25 @@ def batch_attempts(conn: Connection, batch_id: str, slots: Sequence[str] | None 
     return latest
 
 
-def batch_state_count(conn: Connection, batch_id: str, state: AttemptState) -> int:
-    """How many of ``batch_id``'s attempts are in ``state`` (counted on an index)."""
-    query = select(func.count()).where(attempts.c.batch_id == batch_id, attempts.c.state == state)
-    return int(conn.execute(query).scalar_one())
+def batch_state_count(
+    conn: Connection, batch_id: str, state: AttemptState, slots: Sequence[str] | None = None
+) -> int:
+    """How many of ``batch_id``'s attempts (of ``slots`` only, if given) are in ``state``.
+
+    Counted on an index: batch + state for the whole batch, batch + slot for given slots.
+    """
+    if slots is None:
+        query = select(func.count()).where(attempts.c.batch_id == batch_id, attempts.c.state == state)
+        return int(conn.execute(query).scalar_one())
+    total = 0
+    for start in range(0, len(slots), _IN_CHUNK):
+        query = select(func.count()).where(
+            attempts.c.batch_id == batch_id,
+            attempts.c.slot.in_(slots[start : start + _IN_CHUNK]),
+            attempts.c.state == state,
+        )
+        total += int(conn.execute(query).scalar_one())
+    return total
 
 
 def lookup_query(key: str) -> Select[Any]:
