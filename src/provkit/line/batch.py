@@ -206,7 +206,7 @@ class Batch:
         """
         started = datetime.now(UTC)
         ctx = self.ctx
-        ctx.progress.start("verify", ctx.registry.batch_state_count(ctx.batch_id, AttemptState.INJECTED))
+        ctx.progress.start("verify", self._count(AttemptState.INJECTED))
         for rows in chunks(ctx.devices.rows, ctx.options.chunk_rows):
             latest = ctx.latest([row.slot for row in rows])
             for attempt in latest.values():
@@ -223,13 +223,18 @@ class Batch:
         return self._finish("run", report.started_at, connect)
 
     def _open_rows(self) -> int:
-        """Rows not provisioned yet (for progress; one count on an index)."""
-        ctx = self.ctx
+        """Rows not provisioned yet (for progress)."""
+        return max(0, len(self.ctx.devices.rows) - self._count(AttemptState.VERIFIED))
+
+    def _count(self, state: AttemptState) -> int:
+        """The batch's attempts in ``state``, for a progress bar (one count on an index).
+
+        0 when the registry cannot say: each device's step then reports why.
+        """
         try:
-            verified = ctx.registry.batch_state_count(ctx.batch_id, AttemptState.VERIFIED)
+            return self.ctx.registry.batch_state_count(self.batch_id, state)
         except RegistryError:
-            verified = 0
-        return max(0, len(ctx.devices.rows) - verified)
+            return 0
 
     def _finish(self, step: str, started: datetime, connect: ConnectSettings | None = None) -> BatchReport:
         """Write the step's report; raise the error that halted the batch, if one did.
@@ -239,9 +244,7 @@ class Batch:
             BatchError: the report cannot be written.
         """
         if connect is not None:
-            self.ctx.progress.start(
-                "connect", self.ctx.registry.batch_state_count(self.batch_id, AttemptState.VERIFIED)
-            )
+            self.ctx.progress.start("connect", self._count(AttemptState.VERIFIED))
         outcomes = heapq.merge(
             self._row_outcomes(connect),
             (_problem_outcome(p) for p in self.ctx.devices.problems),

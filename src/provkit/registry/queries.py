@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Select, func, or_, select
+from sqlalchemy import ColumnElement, Connection, RowMapping, Select, func, or_, select
 
 from provkit.registry import counts
 from provkit.registry.records import Attempt, RegistryStats
@@ -65,16 +65,17 @@ def batch_attempts(conn: Connection, batch_id: str, slots: Sequence[str] | None 
             select(*WORKING).where(attempts.c.batch_id == batch_id).order_by(attempts.c.id)
         ).mappings()
         return {str(row["slot"]): Attempt.from_row(row) for row in rows}
-    latest: dict[str, Attempt] = {}
+    found: list[RowMapping] = []
     for start in range(0, len(slots), _IN_CHUNK):
-        query = (
-            select(*WORKING)
-            .where(attempts.c.batch_id == batch_id, attempts.c.slot.in_(slots[start : start + _IN_CHUNK]))
-            .order_by(attempts.c.id)
+        # No ORDER BY and no other condition: either would let SQLite's planner walk the
+        # whole batch on the batch + id (or batch + state) index instead of probing
+        # batch + slot once per slot. The few rows are put in id order here.
+        query = select(*WORKING).where(
+            attempts.c.batch_id == batch_id, attempts.c.slot.in_(slots[start : start + _IN_CHUNK])
         )
-        for row in conn.execute(query).mappings():
-            latest[str(row["slot"])] = Attempt.from_row(row)
-    return latest
+        found += conn.execute(query).mappings().all()
+    found.sort(key=lambda row: int(row["id"]))
+    return {str(row["slot"]): Attempt.from_row(row) for row in found}
 
 
 def batch_state_count(
@@ -82,19 +83,20 @@ def batch_state_count(
 ) -> int:
     """How many of ``batch_id``'s attempts (of ``slots`` only, if given) are in ``state``.
 
-    Counted on an index: batch + state for the whole batch, batch + slot for given slots.
+    Counted on an index: batch + state for the whole batch; for given slots, their
+    attempts are found by batch + slot and counted here.
     """
     if slots is None:
         query = select(func.count()).where(attempts.c.batch_id == batch_id, attempts.c.state == state)
         return int(conn.execute(query).scalar_one())
     total = 0
     for start in range(0, len(slots), _IN_CHUNK):
-        query = select(func.count()).where(
-            attempts.c.batch_id == batch_id,
-            attempts.c.slot.in_(slots[start : start + _IN_CHUNK]),
-            attempts.c.state == state,
+        # The states are counted here: a state condition in SQL would let SQLite's planner
+        # walk the batch + state index (every such attempt of the batch) instead.
+        query = select(attempts.c.state).where(
+            attempts.c.batch_id == batch_id, attempts.c.slot.in_(slots[start : start + _IN_CHUNK])
         )
-        total += int(conn.execute(query).scalar_one())
+        total += sum(1 for row in conn.execute(query) if row.state == state)
     return total
 
 
