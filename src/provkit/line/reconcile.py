@@ -59,6 +59,7 @@ def reconcile(ctx: BatchContext, rows: Sequence[DeviceRow]) -> dict[str, Attempt
     ctx.registry.apply_changes(interrupted)
     items += _new_attempts(ctx, fresh)
     ids = ctx.registry.record_attempts(ctx.batch_id, items) if items else []
+    refused_now = False
     if not ctx.options.reprovision:
         unsent = [(i, item.endpoint_name, item.serial_number) for i, item in zip(ids, items, strict=True)]
         unsent += [
@@ -66,9 +67,9 @@ def reconcile(ctx: BatchContext, rows: Sequence[DeviceRow]) -> dict[str, Attempt
             for a in latest.values()
             if a.state in (AttemptState.ALLOCATED, AttemptState.PREPARED)
         ]
-        _refuse_provisioned(ctx, unsent)
-    if not (items or interrupted):
-        return latest
+        refused_now = _refuse_provisioned(ctx, unsent)
+    if not (items or interrupted or refused_now):
+        return latest  # nothing changed: the view read above is the registry's
     return ctx.latest(slots)
 
 
@@ -88,10 +89,13 @@ def _freed(ctx: BatchContext, refused: list[tuple[DeviceRow, Attempt]]) -> list[
     ]
 
 
-def _refuse_provisioned(ctx: BatchContext, unsent: list[tuple[int, str, str]]) -> None:
-    """Fail, in one transaction, the unsent attempts whose identity another attempt holds."""
+def _refuse_provisioned(ctx: BatchContext, unsent: list[tuple[int, str, str]]) -> bool:
+    """Fail, in one transaction, the unsent attempts whose identity another attempt holds.
+
+    Returns whether any was failed.
+    """
     if not unsent:
-        return
+        return False
     holders = ctx.registry.provisioned_holders([u[1] for u in unsent], [u[2] for u in unsent])
     by_value = {h.endpoint_name: h for h in holders} | {h.serial_number: h for h in holders}
     refusals = []
@@ -105,6 +109,7 @@ def _refuse_provisioned(ctx: BatchContext, unsent: list[tuple[int, str, str]]) -
             values = {"error_code": DuplicateIdentityError.default_code, "error_message": message}
             refusals.append(StateChange(attempt_id, AttemptState.FAILED, values))
     ctx.registry.apply_changes(refusals)
+    return bool(refusals)
 
 
 def _retry(row: DeviceRow, attempt: Attempt) -> NewAttempt:
