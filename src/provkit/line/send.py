@@ -122,18 +122,16 @@ class Sender:
         ctx = self._ctx
         with ctx.lock:
             slot = self._slots.pop(attempt_id, "")
+            endpoint = self._endpoints.pop(attempt_id, None)
             began = self._started.pop(attempt_id, None)
             if began is not None:
                 ctx.latency[slot] = time.monotonic() - began
         if error is not None:
             ctx.note(slot, error.code, f"registry unavailable, outcome not recorded: {error}")
-        elif self._verify:
+        elif self._verify and endpoint is not None:
             # With verification every committed outcome is final (verified or failed): the
             # bundle's private material is no longer needed in clear.
-            with ctx.lock:
-                endpoint = self._endpoints.pop(attempt_id, None)
-            if endpoint is not None:
-                self._archiver.submit(ctx.settle_bundle, attempt_id, endpoint)
+            self._archiver.submit(ctx.settle_bundle, attempt_id, endpoint)
 
     def __enter__(self) -> Self:
         return self
