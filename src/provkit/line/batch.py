@@ -44,7 +44,7 @@ from pathlib import Path
 
 from provkit.errors import BatchError, RegistryError
 from provkit.line.boards import provision_boards
-from provkit.line.bundles import BundleMaker, PendingBundles, needing_bundles
+from provkit.line.bundles import BundleMaker, needing_bundles
 from provkit.line.connect import ConnectCheck, ConnectSettings, check_connections
 from provkit.line.context import CHUNK_ROWS, BatchContext, BatchOptions, chunks
 from provkit.line.devices import (
@@ -151,18 +151,11 @@ class Batch:
         ctx = self.ctx
         ctx.progress.start("prepare", self._open_rows())
         with BundleMaker(ctx) as maker:
-            waiting: PendingBundles | None = None
             for rows in chunks(ctx.devices.rows, ctx.options.chunk_rows):
                 if ctx.halted is not None:
                     break
-                latest = reconcile(ctx, rows)
-                # The next chunk goes to the workers before the last one is recorded.
-                following = maker.submit(needing_bundles(ctx, latest))
-                if waiting is not None:
-                    maker.record(waiting)
-                waiting = following
-            if waiting is not None:
-                maker.record(waiting)
+                maker.take(needing_bundles(ctx, reconcile(ctx, rows)))
+            maker.finish()
         return self._finish("prepare", started)
 
     def inject(self, *, verify: bool = False) -> BatchReport:
@@ -178,23 +171,21 @@ class Batch:
         open_rows = self._open_rows()
         ctx.progress.start("inject", open_rows)
         ctx.progress.start("prepare", open_rows)
-        with Sender(ctx, self._checker, verify=verify) as sender, BundleMaker(ctx) as maker:
-            waiting: PendingBundles | None = None
+        states = sendable(verify=verify)
+        with (
+            Sender(ctx, self._checker, verify=verify) as sender,
+            BundleMaker(ctx, on_recorded=sender.submit) as maker,
+        ):
             for rows in chunks(ctx.devices.rows, ctx.options.chunk_rows):
                 if ctx.halted is not None:
                     break
                 latest = reconcile(ctx, rows)
                 to_prepare = needing_bundles(ctx, latest)
                 again = {a.id for a in to_prepare}
-                states = sendable(verify=verify)
-                following = maker.submit(to_prepare)
-                if waiting is not None:
-                    maker.record(waiting, on_recorded=sender.submit)
-                waiting = following
+                maker.take(to_prepare)
                 sender.wait_for_room(2 * ctx.options.chunk_rows)  # the next chunk waits while two are queued
                 sender.submit([a for a in latest.values() if a.state in states and a.id not in again])
-            if waiting is not None:
-                maker.record(waiting, on_recorded=sender.submit)
+            maker.finish()
         provision_boards(ctx, ctx.options.boards)  # Zephyr boards: blob, upload and result in one go
         return self._finish("run" if verify else "inject", started)
 

@@ -55,7 +55,7 @@ def _session_known(attempt: Attempt) -> bool:
 
 
 @dataclass(slots=True)
-class PendingBundles:
+class _Pending:
     """One chunk's bundles, handed to the workers and not yet recorded."""
 
     by_id: dict[int, Attempt]
@@ -65,28 +65,46 @@ class PendingBundles:
 class BundleMaker:
     """Prepares a step's bundles chunk after chunk over one set of worker processes.
 
-    :meth:`submit` hands a chunk's jobs to the workers at once; :meth:`record` takes
-    their results in order and records them in groups. A step submits the next chunk
-    before recording the one before, so the workers never wait for the registry. With
-    one worker and a small batch the bundles are made in this process (no pool start-up).
+    :meth:`take` hands a chunk's jobs to the workers at once, then records the chunk
+    taken before it (its results in order, in groups): the workers stay a chunk ahead
+    and never wait for the registry. :meth:`finish` records the last chunk. With one
+    worker and a small batch the bundles are made in this process (no pool start-up).
+
+    Args:
+        ctx: the batch.
+        on_recorded: hears of each group once it is committed as ``prepared`` (the
+            send step hands them to its threads).
     """
 
-    def __init__(self, ctx: BatchContext) -> None:
+    def __init__(self, ctx: BatchContext, on_recorded: Recorded | None = None) -> None:
         self._ctx = ctx
+        self._on_recorded = on_recorded
         self._pool: PreparePool | None = None
         self._here: Preparer | None = None
         self._keys: dict[str, str] | None = None
         self._seal_key: bytes | None = None
+        self._waiting: _Pending | None = None
 
-    def submit(self, todo: list[Attempt]) -> PendingBundles:
-        """Start preparing ``todo``'s bundles.
+    def take(self, todo: list[Attempt]) -> None:
+        """Start preparing ``todo``'s bundles, then record those of the chunk taken before.
 
         Raises:
             BatchError: the archive key is unusable.
         """
+        following = self._submit(todo)
+        self.finish()
+        self._waiting = following
+
+    def finish(self) -> None:
+        """Record the bundles of the chunk taken last."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            self._record(waiting)
+
+    def _submit(self, todo: list[Attempt]) -> _Pending:
         ctx = self._ctx
         if not todo:
-            return PendingBundles({}, iter(()))
+            return _Pending({}, iter(()))
         if self._keys is None:
             # externally_supplied key mode: where each row's own key lies (usually none).
             rows = ctx.devices.rows
@@ -103,7 +121,7 @@ class BundleMaker:
             )
             for a in todo
         ]
-        return PendingBundles({a.id: a for a in todo}, self._results(jobs))
+        return _Pending({a.id: a for a in todo}, self._results(jobs))
 
     def _results(self, jobs: list[PrepareJob]) -> Iterator[PreparedBundle]:
         options = self._ctx.options
@@ -116,14 +134,14 @@ class BundleMaker:
             self._pool = PreparePool(workers, options.home_dir, options.config_file, options.ca_key)
         return self._pool.map(jobs)
 
-    def record(self, pending: PendingBundles, on_recorded: Recorded | None = None) -> None:
+    def _record(self, pending: _Pending) -> None:
         """Record ``pending``'s bundles as they come, ``FLUSH_EVERY`` per transaction.
 
         Each group is committed as ``prepared`` before ``on_recorded`` hears of it, so a
         caller that injects them right away keeps the journal's order of states. Once the
         batch is halted nothing more is recorded (those attempts stay allocated).
         """
-        ctx = self._ctx
+        ctx, on_recorded = self._ctx, self._on_recorded
         done: list[dict[str, Any]] = []
         results = pending.results
         try:

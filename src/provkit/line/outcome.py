@@ -143,9 +143,9 @@ class BatchReport:
         self.finished_at = finished_at or datetime.now(UTC)
         self._devices: list[DeviceOutcome] | None = list(devices)
         self._counts = Counter(d.status for d in self._devices)
-        self._failures = [d for d in self._devices if d.status in FAILED_STATUSES]
-        self._failed = len(self._failures)
-        self._failures = self._failures[: self.FAILURES_KEPT]
+        failures = [d for d in self._devices if d.status in FAILED_STATUSES]
+        self._failed = len(failures)
+        self._failures = failures[: self.FAILURES_KEPT]
         self._spool: IO[bytes] | None = None
 
     @classmethod
